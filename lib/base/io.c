@@ -1,0 +1,166 @@
+/* io.c -- short-I/O and EINTR-proof file descriptor helpers. */
+#include "base/io.h"
+
+#include "base/err.h"
+#include "base/mem.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+int snap_read_full(int fd, void *buf, size_t len, const char *what)
+{
+    uint8_t *p = buf;
+    size_t done = 0;
+    while (done < len) {
+        ssize_t r = read(fd, p + done, len - done);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            return snap_fail_errno("%s: read", what);
+        }
+        if (r == 0)
+            return snap_fail(SNAP_ESHORT, "%s: unexpected end of data after %zu of %zu bytes",
+                             what, done, len);
+        done += (size_t)r;
+    }
+    return 0;
+}
+
+int snap_write_full(int fd, const void *buf, size_t len, const char *what)
+{
+    const uint8_t *p = buf;
+    while (len > 0) {
+        ssize_t r = write(fd, p, len);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            return snap_fail_errno("%s: write", what);
+        }
+        p += r;
+        len -= (size_t)r;
+    }
+    return 0;
+}
+
+int snap_pread_full(int fd, void *buf, size_t len, uint64_t off, const char *what)
+{
+    uint8_t *p = buf;
+    size_t done = 0;
+    while (done < len) {
+        ssize_t r = pread(fd, p + done, len - done, (off_t)(off + done));
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            return snap_fail_errno("%s: read at offset %llu", what, (unsigned long long)(off + done));
+        }
+        if (r == 0)
+            return snap_fail(SNAP_ESHORT, "%s: file ends at offset %llu, %zu bytes were expected",
+                             what, (unsigned long long)(off + done), len - done);
+        done += (size_t)r;
+    }
+    return 0;
+}
+
+int snap_pwrite_full(int fd, const void *buf, size_t len, uint64_t off, const char *what)
+{
+    const uint8_t *p = buf;
+    while (len > 0) {
+        ssize_t r = pwrite(fd, p, len, (off_t)off);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            return snap_fail_errno("%s: write at offset %llu", what, (unsigned long long)off);
+        }
+        p += r;
+        off += (uint64_t)r;
+        len -= (size_t)r;
+    }
+    return 0;
+}
+
+int snap_read_file(const char *path, size_t max, uint8_t **out, size_t *outlen)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return snap_fail_errno("%s", path);
+    struct stat st;
+    int err = 0;
+    uint8_t *buf = NULL;
+    if (fstat(fd, &st) < 0) {
+        err = snap_fail_errno("%s: stat", path);
+        goto out;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        err = snap_fail(SNAP_EUSAGE, "%s: not a regular file", path);
+        goto out;
+    }
+    if ((uint64_t)st.st_size > max) {
+        err = snap_fail(SNAP_ETOOBIG, "%s: %lld bytes, more than the limit of %zu", path,
+                        (long long)st.st_size, max);
+        goto out;
+    }
+    buf = snap_malloc((size_t)st.st_size);
+    if (!buf) {
+        err = snap_fail(SNAP_ENOMEM, "%s: cannot allocate %lld bytes", path, (long long)st.st_size);
+        goto out;
+    }
+    err = snap_read_full(fd, buf, (size_t)st.st_size, path);
+    if (err) {
+        snap_free(buf);
+        buf = NULL;
+        goto out;
+    }
+    *out = buf;
+    *outlen = (size_t)st.st_size;
+out:
+    close(fd);
+    return err;
+}
+
+int snap_write_file_atomic(const char *path, const void *buf, size_t len, unsigned mode)
+{
+    char tmp[PATH_MAX], dir[PATH_MAX];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp)
+        return snap_fail(SNAP_EUSAGE, "%s: path too long", path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+    if (fd < 0)
+        return snap_fail_errno("%s", tmp);
+    int err = snap_write_full(fd, buf, len, tmp);
+    if (!err && fsync(fd) < 0)
+        err = snap_fail_errno("%s: fsync", tmp);
+    if (close(fd) < 0 && !err)
+        err = snap_fail_errno("%s: close", tmp);
+    if (!err && rename(tmp, path) < 0)
+        err = snap_fail_errno("%s: rename into place", path);
+    if (err) {
+        unlink(tmp);
+        return err;
+    }
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash == dir)
+        slash[1] = '\0';
+    else if (slash)
+        *slash = '\0';
+    else
+        strcpy(dir, ".");
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        fsync(dfd);
+        close(dfd);
+    }
+    return 0;
+}
+
+uint64_t snap_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}

@@ -1,0 +1,25 @@
+/* io.h -- short-I/O and EINTR-proof file descriptor helpers (busybox's safe_read/full_write).
+ * Each returns 0 on success or a snap_err with the detail recorded; `what` names the file or
+ * peer for the message.  A read that meets EOF before `len` bytes is SNAP_ESHORT.
+ */
+#ifndef SNAP_IO_H
+#define SNAP_IO_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+int snap_read_full(int fd, void *buf, size_t len, const char *what);
+int snap_write_full(int fd, const void *buf, size_t len, const char *what);
+int snap_pread_full(int fd, void *buf, size_t len, uint64_t off, const char *what);
+int snap_pwrite_full(int fd, const void *buf, size_t len, uint64_t off, const char *what);
+
+/* Read a whole regular file of at most max bytes into a new buffer (snap_free it). */
+int snap_read_file(const char *path, size_t max, uint8_t **out, size_t *outlen);
+/* Write buf to path atomically: temp file in the same directory, fsync, rename, fsync dir. */
+int snap_write_file_atomic(const char *path, const void *buf, size_t len, unsigned mode);
+
+/* Monotonic clock in nanoseconds. */
+uint64_t snap_now_ns(void);
+
+#endif
