@@ -1,10 +1,62 @@
-/* bench.c -- the 'bench' applet (not built yet: see the issue tracker). */
+/* bench.c -- `snapctl bench NAME ...`: dispatch to the benchmarks listed in bench.def. */
+#include "bench.h"
 #include "cli.h"
 
-static const char usage[] =
-    "Usage: snapctl bench [OPTIONS] ...\n";
+#include <stdio.h>
+#include <string.h>
+#include <sys/resource.h>
+
+static const struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} benches[] = {
+#define BENCH(name, id, summary) {name, bench_##id, summary},
+#include "bench.def"
+#undef BENCH
+    {NULL, NULL, NULL},
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f, "Usage: snapctl bench NAME [OPTIONS]\n"
+               "\n"
+               "Reproducible benchmarks, each against a named peer measured in the same run.\n"
+               "snapctl bench NAME --help shows a benchmark's options.\n"
+               "\n"
+               "Benchmarks:\n");
+    for (int i = 0; benches[i].name; i++)
+        fprintf(f, "  %-10s %s\n", benches[i].name, benches[i].summary);
+}
+
+uint64_t bench_peak_rss(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (uint64_t)ru.ru_maxrss * 1024;
+}
+
+uint64_t bench_children_peak_rss(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_CHILDREN, &ru);
+    return (uint64_t)ru.ru_maxrss * 1024;
+}
 
 int bench_main(int argc, char **argv)
 {
-    return cli_not_built(argc, argv, usage);
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        usage(stdout);
+        return 0;
+    }
+    for (int i = 0; benches[i].name; i++)
+        if (!strcmp(benches[i].name, argv[1]))
+            return benches[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "snapctl bench: unknown benchmark '%s'\n\n", argv[1]);
+    usage(stderr);
+    return 2;
 }
