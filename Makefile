@@ -1,6 +1,8 @@
 # snapctl -- build, test, fuzz, release.
 #
 #   make            ./snapctl: static musl binary, stripped (deps built once under build/)
+#   make demo       install what is missing, build, run the demo on a file:// store (tests/demo.sh)
+#   make test       install what is missing, then make check
 #   make check      unit + integration tests on that binary; ends with "N passed, N failed"
 #   make asan       the same suite built with ASan+UBSan (clang, glibc)
 #   make tsan       the same suite built with TSan
@@ -59,13 +61,15 @@ CMD_OBJS := $(patsubst %.c,$(B)/obj/%.o,$(CMD_SRCS))
 UNIT_OBJS := $(patsubst %.c,$(B)/obj/%.o,$(UNIT_SRCS))
 APPLETS := $(shell sed -n 's/^APPLET."\([^"]*\)".*/\1/p' cmd/applets.def)
 
-.PHONY: all check asan tsan fuzz fuzz-build release install clean distclean variant-bins variant-check
+.PHONY: all demo test deps check asan tsan fuzz fuzz-build release install clean distclean variant-bins variant-check
 .DEFAULT_GOAL := all
 
 ifeq ($(VARIANT),release)
 all: snapctl
 snapctl: $(B)/snapctl
 	cp $< $@
+else ifeq ($(VARIANT),fuzz)
+all: $(FUZZ_BINS)
 else
 all: $(B)/snapctl
 endif
@@ -86,6 +90,17 @@ $(B)/unit-tests: $(UNIT_OBJS) $(LIB_OBJS)
 $(B)/fuzz-%: $(B)/obj/tests/fuzz/fuzz-%.o $(LIB_OBJS)
 	$(CC) $(VLDFLAGS) -o $@ $^ $(LIBS) $(LDFLAGS)
 
+deps:
+	tests/install-deps.sh all
+
+test: deps
+	$(MAKE) check
+
+demo:
+	tests/install-deps.sh build
+	$(MAKE) -j$(JOBS) snapctl
+	SNAPCTL=$(CURDIR)/snapctl tests/demo.sh
+
 variant-bins: $(B)/snapctl $(B)/unit-tests
 
 variant-check: variant-bins
@@ -104,7 +119,7 @@ tsan:
 	$(MAKE) VARIANT=tsan variant-check
 
 fuzz-build:
-	$(MAKE) -j$(JOBS) VARIANT=fuzz $(patsubst tests/fuzz/%.c,build/fuzz/%,$(FUZZ_SRCS))
+	$(MAKE) -j$(JOBS) VARIANT=fuzz all
 
 fuzz: fuzz-build
 	FUZZ_TIME=$(FUZZ_TIME) tests/fuzz/run.sh build/fuzz
