@@ -1,0 +1,202 @@
+/* file.c -- the file:// backend: a directory on a local filesystem, the embedded default store.
+ *
+ * Keys map to paths under the directory.  Puts are atomic (temp file in the same directory,
+ * fsync, rename, fsync of the directory); missing parent directories are created.  The sha256
+ * metadata of an object lives in a sidecar `<object>.sha256` (hex), like the reference's
+ * `<object>.uncompressed-size`.  Reads pread straight into the caller's memory in 1 MiB steps,
+ * reporting progress after each; the size comes from fstat.
+ */
+#include "store/store.h"
+
+#include "base/err.h"
+#include "base/io.h"
+#include "base/mem.h"
+#include "base/util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define FILE_READ_STEP (1u << 20)
+
+struct file_store {
+    struct store base;
+    char *dir;
+};
+
+static int file_path(const struct file_store *fs, const char *key, const char *suffix, char *out, size_t n)
+{
+    if ((size_t)snprintf(out, n, "%s/%s%s", fs->dir, key, suffix) >= n)
+        return snap_fail(SNAP_EUSAGE, "%s/%s: path too long", fs->base.url, key);
+    return 0;
+}
+
+static int file_open(const char *url, const struct store_opts *opts, struct store **out)
+{
+    (void)opts;
+    const char *path = url + strlen("file://");
+    if (path[0] != '/')
+        return snap_fail(SNAP_EUSAGE, "%s: a file URL needs an absolute path, like file:///var/lib/snapctl", url);
+    struct stat st;
+    if (stat(path, &st) < 0)
+        return snap_fail_errno("%s: store directory", url);
+    if (!S_ISDIR(st.st_mode))
+        return snap_fail(SNAP_EUSAGE, "%s: not a directory", url);
+    struct file_store *fs = snap_calloc(1, sizeof *fs);
+    if (!fs)
+        return snap_fail(SNAP_ENOMEM, "%s: out of memory", url);
+    fs->base.ops = &store_file_ops;
+    fs->base.url = snap_strdup(url);
+    fs->dir = snap_strdup(path);
+    if (!fs->base.url || !fs->dir) {
+        snap_free(fs->base.url);
+        snap_free(fs->dir);
+        snap_free(fs);
+        return snap_fail(SNAP_ENOMEM, "%s: out of memory", url);
+    }
+    size_t n = strlen(fs->dir);
+    while (n > 1 && fs->dir[n - 1] == '/')
+        fs->dir[--n] = '\0';
+    *out = &fs->base;
+    return 0;
+}
+
+static void file_close(struct store *s)
+{
+    struct file_store *fs = (struct file_store *)s;
+    snap_free(fs->dir);
+    snap_free(fs->base.url);
+    snap_free(fs);
+}
+
+static int file_stat(struct store *s, const char *key, struct store_info *info)
+{
+    struct file_store *fs = (struct file_store *)s;
+    char path[PATH_MAX], sidecar[PATH_MAX + 8];
+    struct stat st;
+    int err = file_path(fs, key, "", path, sizeof path);
+    if (err)
+        return err;
+    if (stat(path, &st) < 0)
+        return snap_fail_errno("%s/%s", s->url, key);
+    if (!S_ISREG(st.st_mode))
+        return snap_fail(SNAP_ENOTFOUND, "%s/%s: not a regular file", s->url, key);
+    info->size = (uint64_t)st.st_size;
+    snprintf(info->etag, sizeof info->etag, "\"%llx-%llx\"", (unsigned long long)st.st_mtim.tv_sec,
+             (unsigned long long)st.st_size);
+    if (file_path(fs, key, ".sha256", sidecar, sizeof sidecar) == 0) {
+        char hex[65] = {0};
+        int fd = open(sidecar, O_RDONLY | O_CLOEXEC);
+        if (fd >= 0) {
+            ssize_t r = read(fd, hex, 64);
+            close(fd);
+            if (r == 64 && snap_unhex(hex, info->sha256, 32) == 0)
+                info->has_sha256 = true;
+        }
+    }
+    return 0;
+}
+
+static int file_read(struct store *s, const char *key, uint64_t off, uint64_t len, void *dst,
+                     store_progress_fn progress, void *ctx, struct store_read_result *res)
+{
+    struct file_store *fs = (struct file_store *)s;
+    char path[PATH_MAX];
+    int err = file_path(fs, key, "", path, sizeof path);
+    if (err)
+        return err;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return snap_fail_errno("%s/%s", s->url, key);
+    struct stat st;
+    if (fstat(fd, &st) < 0) {
+        err = snap_fail_errno("%s/%s: stat", s->url, key);
+        goto out;
+    }
+    res->total_size = (uint64_t)st.st_size;
+    if (off > res->total_size) {
+        err = snap_fail(SNAP_ERANGE, "%s/%s: read at offset %llu is past the end (%llu bytes)", s->url,
+                        key, (unsigned long long)off, (unsigned long long)res->total_size);
+        goto out;
+    }
+    uint64_t want = snap_min_u64(len, res->total_size - off);
+    uint8_t *p = dst;
+    while (res->bytes < want) {
+        size_t step = (size_t)snap_min_u64(FILE_READ_STEP, want - res->bytes);
+        ssize_t r = pread(fd, p + res->bytes, step, (off_t)(off + res->bytes));
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            err = snap_fail_errno("%s/%s: read at offset %llu", s->url, key,
+                                  (unsigned long long)(off + res->bytes));
+            goto out;
+        }
+        if (r == 0) {
+            err = snap_fail(SNAP_ESHORT, "%s/%s: file shrank to %llu bytes while being read", s->url, key,
+                            (unsigned long long)(off + res->bytes));
+            goto out;
+        }
+        res->bytes += (uint64_t)r;
+        if (progress && progress(ctx, res->bytes) != 0) {
+            err = snap_fail(SNAP_ECANCELED, "%s/%s: read canceled", s->url, key);
+            goto out;
+        }
+    }
+out:
+    close(fd);
+    return err;
+}
+
+/* mkdir -p of the directories above path (which lies under fs->dir). */
+static int file_mkdirs(const struct file_store *fs, char *path)
+{
+    size_t base = strlen(fs->dir);
+    for (char *p = path + base + 1; (p = strchr(p, '/')) != NULL; p++) {
+        *p = '\0';
+        int r = mkdir(path, 0755);
+        int e = errno;
+        *p = '/';
+        if (r < 0 && e != EEXIST) {
+            errno = e;
+            return snap_fail_errno("%s: create directory for %s", fs->base.url, path + base + 1);
+        }
+    }
+    return 0;
+}
+
+static int file_put(struct store *s, const char *key, const void *buf, size_t len,
+                    const struct store_put_opts *po)
+{
+    struct file_store *fs = (struct file_store *)s;
+    char path[PATH_MAX], sidecar[PATH_MAX + 8];
+    int err = file_path(fs, key, "", path, sizeof path);
+    if (!err)
+        err = file_path(fs, key, ".sha256", sidecar, sizeof sidecar);
+    if (!err)
+        err = file_mkdirs(fs, path);
+    if (!err && po->sha256) {
+        char hex[65];
+        snap_hex(po->sha256, 32, hex);
+        err = snap_write_file_atomic(sidecar, hex, 64, 0644);
+    } else if (!err) {
+        unlink(sidecar);
+    }
+    if (!err)
+        err = snap_write_file_atomic(path, buf, len, 0644);
+    if (err)
+        return snap_fail_ctx(err, "%s/%s: put", s->url, key);
+    return 0;
+}
+
+const struct store_ops store_file_ops = {
+    .scheme = "file",
+    .open = file_open,
+    .close = file_close,
+    .stat = file_stat,
+    .read = file_read,
+    .put = file_put,
+};

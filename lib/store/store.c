@@ -1,0 +1,151 @@
+/* store.c -- backend table, key checks and the thin dispatchers of the storage interface. */
+#include "store/store.h"
+
+#include "base/err.h"
+#include "base/mem.h"
+
+#include <string.h>
+
+static const struct store_ops *const backends[] = {
+    &store_file_ops,
+};
+
+const struct store_ops *store_ops_for(const char *url)
+{
+    const char *sep = strstr(url, "://");
+    if (!sep)
+        return NULL;
+    size_t n = (size_t)(sep - url);
+    for (size_t i = 0; i < sizeof backends / sizeof backends[0]; i++)
+        if (strlen(backends[i]->scheme) == n && strncmp(backends[i]->scheme, url, n) == 0)
+            return backends[i];
+    return NULL;
+}
+
+int store_open(const char *url, const struct store_opts *opts, struct store **out)
+{
+    static const struct store_opts defaults;
+    const struct store_ops *ops = store_ops_for(url);
+    if (!ops) {
+        if (!strstr(url, "://"))
+            return snap_fail(SNAP_EUSAGE, "'%s' is not a store URL (try file:///dir, s3://bucket/prefix, "
+                             "gs://bucket/prefix, https://host/path)", url);
+        return snap_fail(SNAP_ENOTSUP, "%s: this build of snapctl has no backend for that URL scheme", url);
+    }
+    return ops->open(url, opts ? opts : &defaults, out);
+}
+
+void store_close(struct store *s)
+{
+    if (s)
+        s->ops->close(s);
+}
+
+/* Keys are relative object names: no empty, "." or ".." segment, no leading '/', no NUL or
+ * control characters.  Backends map keys onto paths and URLs, so this is where traversal stops. */
+static int store_key_check(const struct store *s, const char *key)
+{
+    size_t n = strlen(key);
+    if (n == 0 || n > 1024)
+        return snap_fail(SNAP_EUSAGE, "%s: object key of %zu bytes (1..1024 allowed)", s->url, n);
+    const char *seg = key;
+    for (const char *p = key;; p++) {
+        if (*p == '/' || *p == '\0') {
+            size_t len = (size_t)(p - seg);
+            if (len == 0 || (len == 1 && seg[0] == '.') || (len == 2 && seg[0] == '.' && seg[1] == '.'))
+                return snap_fail(SNAP_EUSAGE, "%s: object key '%s' has an empty, '.' or '..' segment",
+                                 s->url, key);
+            if (*p == '\0')
+                break;
+            seg = p + 1;
+        } else if ((unsigned char)*p < 0x20 || *p == 0x7f) {
+            return snap_fail(SNAP_EUSAGE, "%s: object key has a control character", s->url);
+        }
+    }
+    return 0;
+}
+
+int store_stat(struct store *s, const char *key, struct store_info *info)
+{
+    int err = store_key_check(s, key);
+    if (err)
+        return err;
+    memset(info, 0, sizeof *info);
+    return s->ops->stat(s, key, info);
+}
+
+int store_read(struct store *s, const char *key, uint64_t off, uint64_t len, void *dst,
+               store_progress_fn progress, void *ctx, struct store_read_result *res)
+{
+    struct store_read_result dummy;
+    if (!res)
+        res = &dummy;
+    res->bytes = 0;
+    res->total_size = STORE_SIZE_UNKNOWN;
+    int err = store_key_check(s, key);
+    if (err)
+        return err;
+    if (len > UINT64_MAX - off)
+        return snap_fail(SNAP_ERANGE, "%s/%s: range at %llu of %llu bytes overflows", s->url, key,
+                         (unsigned long long)off, (unsigned long long)len);
+    return s->ops->read(s, key, off, len, dst, progress, ctx, res);
+}
+
+bool store_can_write(const struct store *s) { return s->ops->put != NULL; }
+bool store_can_multipart(const struct store *s) { return s->ops->mp_create != NULL; }
+
+static int store_readonly(const struct store *s, const char *what)
+{
+    return snap_fail(SNAP_ENOTSUP, "%s: this store is read-only (%s); upload to file://, s3:// or gs://",
+                     s->url, what);
+}
+
+int store_put(struct store *s, const char *key, const void *buf, size_t len, const struct store_put_opts *po)
+{
+    int err = store_key_check(s, key);
+    if (err)
+        return err;
+    if (!s->ops->put)
+        return store_readonly(s, "put");
+    static const struct store_put_opts none;
+    return s->ops->put(s, key, buf, len, po ? po : &none);
+}
+
+int store_mp_create(struct store *s, const char *key, const struct store_put_opts *po, char **upload_id)
+{
+    int err = store_key_check(s, key);
+    if (err)
+        return err;
+    if (!s->ops->mp_create)
+        return store_readonly(s, "multipart upload");
+    static const struct store_put_opts none;
+    return s->ops->mp_create(s, key, po ? po : &none, upload_id);
+}
+
+int store_mp_part(struct store *s, const char *key, const char *upload_id, uint32_t number,
+                  const void *buf, size_t len, char etag[STORE_ETAG_MAX])
+{
+    if (!s->ops->mp_part)
+        return store_readonly(s, "multipart upload");
+    if (number < 1 || number > 10000)
+        return snap_fail(SNAP_ERANGE, "%s/%s: part number %u (1..10000 allowed)", s->url, key, number);
+    return s->ops->mp_part(s, key, upload_id, number, buf, len, etag);
+}
+
+int store_mp_complete(struct store *s, const char *key, const char *upload_id,
+                      const struct store_part *parts, size_t nparts, char etag[STORE_ETAG_MAX])
+{
+    if (!s->ops->mp_complete)
+        return store_readonly(s, "multipart upload");
+    for (size_t i = 1; i < nparts; i++)
+        if (parts[i].number <= parts[i - 1].number)
+            return snap_fail(SNAP_EINTERNAL, "%s/%s: parts not ascending at %zu", s->url, key, i);
+    return s->ops->mp_complete(s, key, upload_id, parts, nparts, etag);
+}
+
+int store_mp_abort(struct store *s, const char *key, const char *upload_id)
+{
+    if (!s->ops->mp_abort)
+        return store_readonly(s, "multipart upload");
+    return s->ops->mp_abort(s, key, upload_id);
+}

@@ -1,0 +1,109 @@
+/* store.h -- the one storage interface every backend implements (file, http, s3, gs, peer, and
+ * the layered ones: local chunk cache, tiered peer-then-storage).
+ *
+ * A store is opened on a base URL (`file:///dir`, `s3://bucket/prefix`, ...); objects are named
+ * by keys relative to it (`{buildId}/memfile`).  All calls are thread safe on one store: many
+ * readers and upload workers share it.  Every call returns 0 or a snap_err with a detail that
+ * names the URL of the object (never a secret).
+ *
+ * Reads stream straight into the caller's memory (an mmap slice of the cache, or a buffer) and
+ * report progress as bytes land there, so a reader waiting for the start of a chunk can be woken
+ * before the chunk is done.  A read may learn the object's total size for free (Content-Range of
+ * a ranged GET, fstat of a file): it is reported in store_read_result, so no separate size
+ * request is needed.
+ */
+#ifndef SNAP_STORE_H
+#define SNAP_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define STORE_SIZE_UNKNOWN UINT64_MAX
+#define STORE_ETAG_MAX 256
+
+struct store;
+
+/* Called as bytes arrive: `done` bytes of the range are now in the destination (monotonic).
+ * A non-zero return aborts the read with SNAP_ECANCELED. */
+typedef int (*store_progress_fn)(void *ctx, uint64_t done);
+
+struct store_read_result {
+    uint64_t bytes;      /* bytes written to the destination (< len only at the object's end) */
+    uint64_t total_size; /* the object's size if learned, else STORE_SIZE_UNKNOWN */
+};
+
+struct store_info {
+    uint64_t size;
+    char etag[STORE_ETAG_MAX];
+    bool has_sha256;     /* object metadata sha256 (x-amz-meta-sha256 / x-goog-meta-sha256) */
+    uint8_t sha256[32];
+};
+
+struct store_put_opts {
+    const uint8_t *sha256;   /* if set, stored as object metadata "sha256" (hex) */
+    const char *content_type;
+};
+
+struct store_part {
+    uint32_t number;         /* 1..10000, ascending */
+    char etag[STORE_ETAG_MAX];
+};
+
+/* Options shared by all backends; zero means "default". */
+struct store_opts {
+    unsigned connect_timeout_ms; /* default 10 s */
+    unsigned idle_timeout_ms;    /* default 30 s: no byte for this long fails a read */
+    unsigned max_attempts;       /* default 5: retries of retryable failures */
+    const char *ca_file;         /* TLS CA bundle override */
+};
+
+struct store_ops {
+    const char *scheme;
+    int (*open)(const char *url, const struct store_opts *opts, struct store **out);
+    void (*close)(struct store *s);
+    int (*stat)(struct store *s, const char *key, struct store_info *info);
+    int (*read)(struct store *s, const char *key, uint64_t off, uint64_t len, void *dst,
+                store_progress_fn progress, void *ctx, struct store_read_result *res);
+    /* Optional (NULL = read-only backend). */
+    int (*put)(struct store *s, const char *key, const void *buf, size_t len,
+               const struct store_put_opts *po);
+    int (*mp_create)(struct store *s, const char *key, const struct store_put_opts *po, char **upload_id);
+    int (*mp_part)(struct store *s, const char *key, const char *upload_id, uint32_t number,
+                   const void *buf, size_t len, char etag[STORE_ETAG_MAX]);
+    int (*mp_complete)(struct store *s, const char *key, const char *upload_id,
+                       const struct store_part *parts, size_t nparts, char etag[STORE_ETAG_MAX]);
+    int (*mp_abort)(struct store *s, const char *key, const char *upload_id);
+};
+
+/* Every backend embeds this first. */
+struct store {
+    const struct store_ops *ops;
+    char *url;               /* the base URL as given, without secrets */
+};
+
+/* Open the backend for url's scheme. */
+int store_open(const char *url, const struct store_opts *opts, struct store **out);
+void store_close(struct store *s);
+
+/* Thin dispatchers (they check the optional ops and name the object in errors). */
+int store_stat(struct store *s, const char *key, struct store_info *info);
+int store_read(struct store *s, const char *key, uint64_t off, uint64_t len, void *dst,
+               store_progress_fn progress, void *ctx, struct store_read_result *res);
+int store_put(struct store *s, const char *key, const void *buf, size_t len,
+              const struct store_put_opts *po);
+bool store_can_write(const struct store *s);
+bool store_can_multipart(const struct store *s);
+int store_mp_create(struct store *s, const char *key, const struct store_put_opts *po, char **upload_id);
+int store_mp_part(struct store *s, const char *key, const char *upload_id, uint32_t number,
+                  const void *buf, size_t len, char etag[STORE_ETAG_MAX]);
+int store_mp_complete(struct store *s, const char *key, const char *upload_id,
+                      const struct store_part *parts, size_t nparts, char etag[STORE_ETAG_MAX]);
+int store_mp_abort(struct store *s, const char *key, const char *upload_id);
+
+/* Split "scheme://..." and return the ops for it, or NULL. */
+const struct store_ops *store_ops_for(const char *url);
+/* Register a backend (backends register themselves from store.c's table). */
+extern const struct store_ops store_file_ops;
+
+#endif
