@@ -1,0 +1,148 @@
+/* filedev.c -- a local file as a device: pread/pwrite, hole punching, SEEK_DATA/SEEK_HOLE. */
+#include "device/filedev.h"
+
+#include "base/err.h"
+#include "base/io.h"
+#include "base/mem.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#ifndef FALLOC_FL_KEEP_SIZE
+#define FALLOC_FL_KEEP_SIZE 0x01
+#endif
+#ifndef FALLOC_FL_PUNCH_HOLE
+#define FALLOC_FL_PUNCH_HOLE 0x02
+#endif
+#ifndef FALLOC_FL_ZERO_RANGE
+#define FALLOC_FL_ZERO_RANGE 0x10
+#endif
+
+struct filedev {
+    int fd;
+    uint64_t size;
+    char *path;
+};
+
+int filedev_open(const char *path, bool read_only, struct filedev **out)
+{
+    int fd = open(path, (read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+    if (fd < 0)
+        return snap_fail_errno("%s", path);
+    struct stat st;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        int err = S_ISREG(st.st_mode) ? snap_fail_errno("%s: stat", path)
+                                      : snap_fail(SNAP_EUSAGE, "%s: not a regular file", path);
+        close(fd);
+        return err;
+    }
+    struct filedev *d = snap_calloc(1, sizeof *d);
+    char *p = snap_strdup(path);
+    if (!d || !p) {
+        snap_free(d);
+        snap_free(p);
+        close(fd);
+        return snap_fail(SNAP_ENOMEM, "%s: out of memory", path);
+    }
+    d->fd = fd;
+    d->size = (uint64_t)st.st_size;
+    d->path = p;
+    *out = d;
+    return 0;
+}
+
+void filedev_close(struct filedev *d)
+{
+    if (!d)
+        return;
+    close(d->fd);
+    snap_free(d->path);
+    snap_free(d);
+}
+
+uint64_t filedev_size(const struct filedev *d) { return d->size; }
+
+int filedev_pread(struct filedev *d, void *buf, uint32_t len, uint64_t off)
+{
+    return snap_pread_full(d->fd, buf, len, off, d->path);
+}
+
+int filedev_pwrite(struct filedev *d, const void *buf, uint32_t len, uint64_t off, bool fua)
+{
+    int err = snap_pwrite_full(d->fd, buf, len, off, d->path);
+    return (!err && fua) ? filedev_flush(d) : err;
+}
+
+int filedev_flush(struct filedev *d)
+{
+    if (fdatasync(d->fd) < 0)
+        return snap_fail_errno("%s: fdatasync", d->path);
+    return 0;
+}
+
+static int write_zeros(struct filedev *d, uint32_t len, uint64_t off)
+{
+    static const uint8_t zeros[65536];
+    while (len > 0) {
+        uint32_t n = len < sizeof zeros ? len : (uint32_t)sizeof zeros;
+        int err = snap_pwrite_full(d->fd, zeros, n, off, d->path);
+        if (err)
+            return err;
+        off += n;
+        len -= n;
+    }
+    return 0;
+}
+
+int filedev_trim(struct filedev *d, uint32_t len, uint64_t off, bool fua)
+{
+    if (fallocate(d->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off, len) < 0 &&
+        errno != EOPNOTSUPP && errno != ENOSYS)
+        return snap_fail_errno("%s: punch hole", d->path);
+    return fua ? filedev_flush(d) : 0;
+}
+
+int filedev_zero(struct filedev *d, uint32_t len, uint64_t off, bool may_trim, bool fua)
+{
+    int err = 0;
+    if (may_trim && fallocate(d->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off, len) == 0)
+        ;
+    else if (fallocate(d->fd, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, (off_t)off, len) == 0)
+        ;
+    else
+        err = write_zeros(d, len, off);
+    return (!err && fua) ? filedev_flush(d) : err;
+}
+
+int filedev_extents(struct filedev *d, uint64_t off, uint64_t len, dev_extent_fn fn, void *ctx)
+{
+    uint64_t end = off + len;
+    while (off < end) {
+        off_t data = lseek(d->fd, (off_t)off, SEEK_DATA);
+        if (data < 0 && errno == ENXIO) /* only a hole up to the end of the file */
+            data = (off_t)end;
+        else if (data < 0) { /* no SEEK_DATA here: say it is all data */
+            fn(ctx, off, end - off, false);
+            return 0;
+        }
+        if ((uint64_t)data > off) {
+            uint64_t n = (uint64_t)data < end ? (uint64_t)data - off : end - off;
+            if (!fn(ctx, off, n, true))
+                return 0;
+            off += n;
+            continue;
+        }
+        off_t hole = lseek(d->fd, (off_t)off, SEEK_HOLE);
+        uint64_t h = hole < 0 ? end : (uint64_t)hole;
+        uint64_t n = (h < end ? h : end) - off;
+        if (n == 0)
+            n = end - off;
+        if (!fn(ctx, off, n, false))
+            return 0;
+        off += n;
+    }
+    return 0;
+}

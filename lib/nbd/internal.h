@@ -1,0 +1,38 @@
+/* internal.h -- what lib/nbd's handshake and transmission phases share. */
+#ifndef SNAP_NBD_INTERNAL_H
+#define SNAP_NBD_INTERNAL_H
+
+#include "nbd/nbd.h"
+
+#include <pthread.h>
+#include <stddef.h>
+
+#define NBD_OPT_MAX (64u << 10)          /* option payloads we read; larger ones are refused */
+#define NBD_META_ALLOC_ID 1u             /* our id for base:allocation */
+
+struct nbd_conn {
+    const struct nbd_export *exp;
+    int rfd, wfd;
+    const char *peer;
+    bool structured;                     /* NBD_OPT_STRUCTURED_REPLY acknowledged */
+    bool meta_alloc;                     /* base:allocation selected by SET_META_CONTEXT */
+    uint16_t tflags;                     /* transmission flags sent to the client */
+    pthread_mutex_t send_lock;           /* one reply at a time on the wire */
+    struct nbd_stats *stats;
+};
+
+/* Read/write exactly n bytes; EOF where bytes were owed is SNAP_ESHORT. */
+int nbd_recv(struct nbd_conn *c, void *buf, size_t n);
+int nbd_send(struct nbd_conn *c, const void *buf, size_t n);
+/* Read and discard n bytes. */
+int nbd_discard(struct nbd_conn *c, uint64_t n);
+
+/* Phase one: returns 0 when the client entered transmission, SNAP_ECANCELED on ABORT or
+ * a clean close, another snap_err when the client broke the protocol. */
+int nbd_handshake(struct nbd_conn *c);
+/* Phase two: serve requests until NBD_CMD_DISC or a protocol error. */
+int nbd_transmission(struct nbd_conn *c, const struct nbd_conn_opts *opts);
+
+uint16_t nbd_transmission_flags(const struct nbd_conn *c);
+
+#endif
