@@ -1,20 +1,21 @@
 /* conn.c -- the transmission phase: pipelined requests, out-of-order replies.
  *
  * Design (the rules the seeds learned the hard way):
- * - One reader (the connection's thread) and a pool of workers.  A request travels in a *slot*
- *   that owns a reusable buffer; the reader takes a free slot before reading a request, so a
- *   WRITE's payload is read off the socket straight into that slot's buffer, before any backend
- *   lock is taken.  Slots go back to the free list only after their reply is on the wire, so no
- *   buffer is reused while anything can still read it.  When every slot is busy the reader waits:
- *   that is the connection's back-pressure.
- * - Workers call the backend and send the reply under the connection's send lock, so replies go
- *   out whole, in completion order (the client matches them by cookie).  A READ reply is a
- *   point-in-time copy: the backend copies into the slot's buffer, which is then sent.
+ * - A pool of workers per connection, leader/followers style: a worker takes the connection's
+ *   read lock, reads one request -- a WRITE's payload straight into its own reusable buffer --
+ *   releases the lock, and only then calls the backend.  So the payload is off the socket before
+ *   any backend lock is taken, the next worker is already reading the next request, and no
+ *   request is handed from thread to thread (no wake-up per request).  With W workers, W requests
+ *   are in flight; the rest wait in the socket buffer (back-pressure).
+ * - Replies go out whole under the connection's send lock, in completion order (the client
+ *   matches them by cookie).  A READ reply is a point-in-time copy: the backend copies into the
+ *   worker's buffer, which is then sent.  A worker's buffer is reused only by that worker, after
+ *   its reply is on the wire.
  * - Everything is validated before the backend sees it: magic, command, flags, read-only,
  *   length <= 32 MiB, offset + length inside the export, alignment to min_block.  A WRITE that is
  *   refused has its payload drained so the stream stays in sync; bad magic or a short header ends
  *   this connection only.
- * - Buffers only grow, up to 32 MiB; lists are intrusive; after warm-up a request allocates nothing.
+ * - Buffers only grow, up to 32 MiB; after warm-up a request allocates nothing.
  */
 #include "nbd/internal.h"
 #include "nbd/proto.h"
@@ -33,11 +34,10 @@
 #define NBD_EXTENTS_MAX 8192 /* descriptors per BLOCK_STATUS reply; a partial answer is valid */
 
 struct slot {
-    struct slot *next;
     uint16_t flags, type;
     uint64_t cookie, offset;
     uint32_t length;
-    uint32_t early_error;       /* wire error decided by the reader, or 0 */
+    uint32_t early_error;       /* wire error decided when the request was read, or 0 */
     uint8_t *buf;
     size_t cap;
     struct nbd_extent *ext;     /* BLOCK_STATUS descriptors, allocated on first use */
@@ -45,13 +45,9 @@ struct slot {
 
 struct dispatch {
     struct nbd_conn *c;
-    pthread_mutex_t lock;
-    pthread_cond_t have_free, have_work;
-    struct slot *free_list;
-    struct slot *work_head, *work_tail;
-    bool closing;               /* no more work will come */
-    struct slot *slots;
-    unsigned nslots;
+    pthread_mutex_t read_lock;  /* one worker reads a request at a time */
+    bool closing;               /* under read_lock: DISC, EOF or a protocol error was seen */
+    int error;                  /* under read_lock: why the connection ends, if not cleanly */
 };
 
 #define STAT(c, field, v) atomic_fetch_add_explicit(&(c)->stats->field, (v), memory_order_relaxed)
@@ -269,34 +265,6 @@ static int execute(struct nbd_conn *c, struct slot *s)
     return reply_simple(c, s, 0, NULL, 0);
 }
 
-static void *worker_main(void *arg)
-{
-    struct dispatch *d = arg;
-    pthread_mutex_lock(&d->lock);
-    for (;;) {
-        while (!d->work_head && !d->closing)
-            pthread_cond_wait(&d->have_work, &d->lock);
-        struct slot *s = d->work_head;
-        if (!s)
-            break; /* closing and drained */
-        d->work_head = s->next;
-        if (!d->work_head)
-            d->work_tail = NULL;
-        pthread_mutex_unlock(&d->lock);
-
-        int err = execute(d->c, s);
-        if (err) /* the socket is broken; the reader will see it too and end the connection */
-            snap_debug("nbd: %s", snap_errmsg(err));
-
-        pthread_mutex_lock(&d->lock);
-        s->next = d->free_list;
-        d->free_list = s;
-        pthread_cond_signal(&d->have_free);
-    }
-    pthread_mutex_unlock(&d->lock);
-    return NULL;
-}
-
 /* ---- the reader ---- */
 
 /* Check a request against the export; returns the wire error to answer with, or 0. */
@@ -338,141 +306,95 @@ static uint32_t validate(const struct nbd_conn *c, const struct slot *s)
     return 0;
 }
 
-static struct slot *take_free_slot(struct dispatch *d)
+/* Read one request into s.  Returns 1 for a request to execute, 0 when the connection ends
+ * cleanly (DISC or the client hung up between requests), or a snap_err. */
+static int read_request(struct nbd_conn *c, struct slot *s)
 {
-    pthread_mutex_lock(&d->lock);
-    while (!d->free_list)
-        pthread_cond_wait(&d->have_free, &d->lock);
-    struct slot *s = d->free_list;
-    d->free_list = s->next;
-    pthread_mutex_unlock(&d->lock);
-    return s;
-}
-
-static void post(struct dispatch *d, struct slot *s)
-{
-    pthread_mutex_lock(&d->lock);
-    s->next = NULL;
-    if (d->work_tail)
-        d->work_tail->next = s;
-    else
-        d->work_head = s;
-    d->work_tail = s;
-    pthread_cond_signal(&d->have_work);
-    pthread_mutex_unlock(&d->lock);
-}
-
-static void give_back(struct dispatch *d, struct slot *s)
-{
-    pthread_mutex_lock(&d->lock);
-    s->next = d->free_list;
-    d->free_list = s;
-    pthread_mutex_unlock(&d->lock);
-}
-
-static int reader_loop(struct dispatch *d)
-{
-    struct nbd_conn *c = d->c;
-    for (;;) {
-        struct slot *s = take_free_slot(d);
-        uint8_t h[NBD_REQUEST_SIZE];
-        ssize_t r;
-        /* A client that closes between requests has hung up; mid-header it broke the protocol. */
-        do
-            r = read(c->rfd, h, 1);
-        while (r < 0 && errno == EINTR);
-        if (r == 0) {
-            give_back(d, s);
-            snap_info("nbd %s: client closed the connection without NBD_CMD_DISC", c->peer);
-            return 0;
-        }
-        int err = r < 0 ? snap_fail_errno("%s: read request", c->peer) : nbd_recv(c, h + 1, sizeof h - 1);
-        if (err) {
-            give_back(d, s);
-            return snap_fail_ctx(err, "short request header");
-        }
-        if (get_be32(h) != NBD_REQUEST_MAGIC) {
-            give_back(d, s);
-            return snap_fail(SNAP_EPROTO, "%s: bad request magic 0x%08x", c->peer, get_be32(h));
-        }
-        s->flags = get_be16(h + 4);
-        s->type = get_be16(h + 6);
-        s->cookie = get_be64(h + 8);
-        s->offset = get_be64(h + 16);
-        s->length = get_be32(h + 24);
-        STAT(c, requests, 1);
-        if (s->type == NBD_CMD_DISC) {
-            give_back(d, s);
-            return 0;
-        }
-        s->early_error = validate(c, s);
-        if (s->type == NBD_CMD_WRITE) {
-            /* The payload follows whatever we think of the request. */
-            if (s->early_error) {
-                err = nbd_discard(c, s->length);
-            } else if ((err = slot_reserve(s, s->length)) == 0) {
-                err = nbd_recv(c, s->buf, s->length);
-            } else {
-                s->early_error = NBD_ENOMEM;
-                err = nbd_discard(c, s->length);
-            }
-            if (err) {
-                give_back(d, s);
-                return snap_fail_ctx(err, "short WRITE payload");
-            }
-        }
-        post(d, s);
+    uint8_t h[NBD_REQUEST_SIZE];
+    ssize_t r;
+    /* A client that closes between requests has hung up; mid-header it broke the protocol. */
+    do
+        r = read(c->rfd, h, 1);
+    while (r < 0 && errno == EINTR);
+    if (r == 0) {
+        snap_info("nbd %s: client closed the connection without NBD_CMD_DISC", c->peer);
+        return 0;
     }
+    int err = r < 0 ? snap_fail_errno("%s: read request", c->peer) : nbd_recv(c, h + 1, sizeof h - 1);
+    if (err)
+        return snap_fail_ctx(err, "short request header");
+    if (get_be32(h) != NBD_REQUEST_MAGIC)
+        return snap_fail(SNAP_EPROTO, "%s: bad request magic 0x%08x", c->peer, get_be32(h));
+    s->flags = get_be16(h + 4);
+    s->type = get_be16(h + 6);
+    s->cookie = get_be64(h + 8);
+    s->offset = get_be64(h + 16);
+    s->length = get_be32(h + 24);
+    STAT(c, requests, 1);
+    if (s->type == NBD_CMD_DISC)
+        return 0;
+    s->early_error = validate(c, s);
+    if (s->type == NBD_CMD_WRITE) {
+        /* The payload follows whatever we think of the request. */
+        if (s->early_error) {
+            err = nbd_discard(c, s->length);
+        } else if ((err = slot_reserve(s, s->length)) == 0) {
+            err = nbd_recv(c, s->buf, s->length);
+        } else {
+            s->early_error = NBD_ENOMEM;
+            err = nbd_discard(c, s->length);
+        }
+        if (err)
+            return snap_fail_ctx(err, "short WRITE payload");
+    }
+    return 1;
+}
+
+static void *worker_main(void *arg)
+{
+    struct dispatch *d = arg;
+    struct slot s = {0};
+    for (;;) {
+        pthread_mutex_lock(&d->read_lock);
+        if (d->closing) {
+            pthread_mutex_unlock(&d->read_lock);
+            break;
+        }
+        int r = read_request(d->c, &s);
+        if (r != 1) {
+            d->closing = true;
+            d->error = r;
+            pthread_mutex_unlock(&d->read_lock);
+            break;
+        }
+        pthread_mutex_unlock(&d->read_lock);
+        int err = execute(d->c, &s);
+        if (err) /* the socket is broken; whoever reads next sees it and ends the connection */
+            snap_debug("nbd: %s", snap_errmsg(err));
+    }
+    snap_free(s.buf);
+    snap_free(s.ext);
+    return NULL;
 }
 
 int nbd_transmission(struct nbd_conn *c, const struct nbd_conn_opts *opts)
 {
     unsigned nworkers = opts && opts->workers ? opts->workers : 4;
-    unsigned nslots = opts && opts->slots ? opts->slots : 2 * nworkers;
     if (nworkers > 256)
         nworkers = 256;
-    if (nslots < nworkers)
-        nslots = nworkers;
-    struct dispatch d = {.c = c, .nslots = nslots};
+    struct dispatch d = {.c = c};
     pthread_t tids[256];
     unsigned started = 0;
-    int err = 0;
-
-    d.slots = snap_calloc(nslots, sizeof *d.slots);
-    if (!d.slots)
-        return snap_fail(SNAP_ENOMEM, "%s: out of memory", c->peer);
-    for (unsigned i = 0; i < nslots; i++) {
-        d.slots[i].next = d.free_list;
-        d.free_list = &d.slots[i];
-    }
-    pthread_mutex_init(&d.lock, NULL);
-    pthread_cond_init(&d.have_free, NULL);
-    pthread_cond_init(&d.have_work, NULL);
-    for (; started < nworkers; started++) {
-        if (pthread_create(&tids[started], NULL, worker_main, &d) != 0) {
-            err = snap_fail(SNAP_ENOMEM, "%s: cannot start worker threads", c->peer);
-            break;
-        }
-    }
-    if (!err)
-        err = reader_loop(&d);
-
-    /* Let the workers finish what was posted, then stop them. */
-    pthread_mutex_lock(&d.lock);
-    d.closing = true;
-    pthread_cond_broadcast(&d.have_work);
-    pthread_mutex_unlock(&d.lock);
+    pthread_mutex_init(&d.read_lock, NULL);
+    /* This thread is worker 0. */
+    for (; started + 1 < nworkers; started++)
+        if (pthread_create(&tids[started], NULL, worker_main, &d) != 0)
+            break; /* fewer workers is still correct */
+    worker_main(&d);
     for (unsigned i = 0; i < started; i++)
         pthread_join(tids[i], NULL);
-    for (unsigned i = 0; i < nslots; i++) {
-        snap_free(d.slots[i].buf);
-        snap_free(d.slots[i].ext);
-    }
-    snap_free(d.slots);
-    pthread_cond_destroy(&d.have_free);
-    pthread_cond_destroy(&d.have_work);
-    pthread_mutex_destroy(&d.lock);
-    return err;
+    pthread_mutex_destroy(&d.read_lock);
+    return d.error;
 }
 
 int nbd_serve(const struct nbd_export *exp, int rfd, int wfd, const struct nbd_conn_opts *opts,

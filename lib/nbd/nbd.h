@@ -59,8 +59,7 @@ struct nbd_stats {
 };
 
 struct nbd_conn_opts {
-    unsigned workers;          /* worker threads per connection (default 4) */
-    unsigned slots;            /* requests in flight per connection (default 2 x workers) */
+    unsigned workers;          /* worker threads = requests in flight per connection (default 4) */
     const char *peer;          /* for log lines, e.g. "127.0.0.1:51234" */
 };
 
