@@ -312,15 +312,17 @@ static int read_request(struct nbd_conn *c, struct slot *s)
 {
     uint8_t h[NBD_REQUEST_SIZE];
     ssize_t r;
-    /* A client that closes between requests has hung up; mid-header it broke the protocol. */
+    /* One read for the whole header in the common case.  A client that closes between requests
+     * has hung up; one that closes mid-header broke the protocol. */
     do
-        r = read(c->rfd, h, 1);
+        r = read(c->rfd, h, sizeof h);
     while (r < 0 && errno == EINTR);
     if (r == 0) {
         snap_info("nbd %s: client closed the connection without NBD_CMD_DISC", c->peer);
         return 0;
     }
-    int err = r < 0 ? snap_fail_errno("%s: read request", c->peer) : nbd_recv(c, h + 1, sizeof h - 1);
+    int err = r < 0 ? snap_fail_errno("%s: read request", c->peer)
+                    : nbd_recv(c, h + r, sizeof h - (size_t)r);
     if (err)
         return snap_fail_ctx(err, "short request header");
     if (get_be32(h) != NBD_REQUEST_MAGIC)

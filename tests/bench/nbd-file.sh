@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# nbd-file.sh -- serve-nbd --file against `nbdkit file` on the same tmpfs image, same clients.
+#
+#   SNAPCTL=./snapctl tests/bench/nbd-file.sh [--size 1G] [--rounds 5] [--seconds 5] [--json FILE]
+#
+# Each round runs every measurement against both servers back to back (snapctl, then nbdkit),
+# so machine noise hits both alike; the table shows medians over rounds and the ratio
+# snapctl/nbdkit (> 1 means snapctl is faster).  Measurements: sequential read with
+# `nbdcopy URI null:` over TCP and over a Unix socket; fio's nbd engine, 4 KiB random reads at
+# queue depth 1 and 32 (Unix socket).  Exits 1 when a peer program is missing.
+set -euo pipefail
+SNAPCTL=${SNAPCTL:-./snapctl}
+size=1G rounds=5 secs=5 json=""
+while [ $# -gt 0 ]; do
+    case $1 in
+    --size) size=$2; shift 2 ;;
+    --rounds) rounds=$2; shift 2 ;;
+    --seconds) secs=$2; shift 2 ;;
+    --json) json=$2; shift 2 ;;
+    *) echo "usage: $0 [--size 1G] [--rounds N] [--seconds S] [--json FILE]" >&2; exit 2 ;;
+    esac
+done
+for p in nbdkit nbdcopy fio python3; do
+    command -v $p >/dev/null || { echo "nbd-file.sh: $p is required (apt-get install nbdkit libnbd-bin fio)" >&2; exit 1; }
+done
+
+T=$(mktemp -d /dev/shm/snapctl-bench.XXXXXX)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null; rm -rf "$T"; }
+trap cleanup EXIT
+head -c "$size" /dev/urandom >"$T/img" 2>/dev/null || { truncate -s "$size" "$T/img"; }
+port_s=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+port_k=$((port_s + 1))
+
+"$SNAPCTL" serve-nbd -r --file "$T/img" -l "127.0.0.1:$port_s" -l "unix:$T/s.sock" -t 8 --pid-file "$T/s.pid" &
+pids+=($!)
+nbdkit -r -f -p "$port_k" -i 127.0.0.1 -P "$T/k.pid" file "$T/img" &
+pids+=($!)
+nbdkit -r -f -U "$T/k.sock" file "$T/img" &
+pids+=($!)
+for f in "$T/s.pid" "$T/k.pid" "$T/s.sock" "$T/k.sock"; do
+    for _ in $(seq 100); do [ -e "$f" ] && break; sleep 0.05; done
+done
+
+declare -A uri=(
+    [s_tcp]="nbd://127.0.0.1:$port_s" [k_tcp]="nbd://127.0.0.1:$port_k"
+    [s_unix]="nbd+unix:///?socket=$T/s.sock" [k_unix]="nbd+unix:///?socket=$T/k.sock"
+)
+bytes=$(stat -c %s "$T/img")
+seq_mibs() { # URI -> MiB/s
+    local t0 t1
+    t0=$(date +%s.%N); nbdcopy "$1" null:; t1=$(date +%s.%N)
+    python3 -c "print($bytes / 1048576 / ($t1 - $t0))"
+}
+fio_iops() { # URI DEPTH -> IOPS
+    fio --name=r --ioengine=nbd --uri="$1" --rw=randread --bs=4k --iodepth="$2" --runtime="$secs" \
+        --time_based --size="$bytes" --output-format=json --output="$T/fio.json" >/dev/null 2>&1
+    python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["jobs"][0]["read"]["iops"])' "$T/fio.json"
+}
+
+results="$T/results"
+: >"$results"
+for r in $(seq "$rounds"); do
+    for srv in s k; do
+        echo "$srv seq_tcp $(seq_mibs "${uri[${srv}_tcp]}")" >>"$results"
+        echo "$srv seq_unix $(seq_mibs "${uri[${srv}_unix]}")" >>"$results"
+        echo "$srv rand_qd1 $(fio_iops "${uri[${srv}_unix]}" 1)" >>"$results"
+        echo "$srv rand_qd32 $(fio_iops "${uri[${srv}_unix]}" 32)" >>"$results"
+    done
+    echo "round $r of $rounds done" >&2
+done
+
+python3 - "$results" "$json" "$size" "$rounds" <<'PY'
+import json, statistics, sys
+rows = [l.split() for l in open(sys.argv[1])]
+med = {}
+for srv, what, v in rows:
+    med.setdefault((srv, what), []).append(float(v))
+names = {"seq_tcp": ("sequential read, nbdcopy, TCP", "MiB/s"),
+         "seq_unix": ("sequential read, nbdcopy, Unix", "MiB/s"),
+         "rand_qd1": ("4 KiB random read, fio qd1", "IOPS"),
+         "rand_qd32": ("4 KiB random read, fio qd32", "IOPS")}
+out = {"size": sys.argv[3], "rounds": int(sys.argv[4]), "peer": "nbdkit file", "results": []}
+print(f"serve-nbd --file vs nbdkit file, {sys.argv[3]} on tmpfs, median of {sys.argv[4]} interleaved rounds")
+print(f"{'measurement':34} {'snapctl':>10} {'nbdkit':>10} {'ratio':>7}")
+for k, (label, unit) in names.items():
+    s, n = statistics.median(med[("s", k)]), statistics.median(med[("k", k)])
+    print(f"{label:34} {s:10.0f} {n:10.0f} {s / n:6.2f}x  ({unit})")
+    out["results"].append({"what": k, "unit": unit, "snapctl": s, "nbdkit": n, "ratio": s / n,
+                           "raw_snapctl": med[("s", k)], "raw_nbdkit": med[("k", k)]})
+if sys.argv[2]:
+    json.dump(out, open(sys.argv[2], "w"), indent=1)
+PY
