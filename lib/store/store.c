@@ -10,6 +10,26 @@ static const struct store_ops *const backends[] = {
     &store_file_ops,
 };
 
+int store_split_url(const char *url, char **base, char **key)
+{
+    const char *sep = strstr(url, "://");
+    const char *slash = strrchr(url, '/');
+    if (!sep || !slash || slash < sep + 3 || slash[1] == '\0' || slash == sep + 2)
+        return snap_fail(SNAP_EUSAGE, "'%s' does not name an object (expected SCHEME://.../NAME)", url);
+    /* file:///name keeps "/" as its directory. */
+    size_t blen = (size_t)(slash - url);
+    if (slash == sep + 3 && strncmp(url, "file", 4) == 0)
+        blen++;
+    *base = snap_strndup(url, blen);
+    *key = snap_strdup(slash + 1);
+    if (!*base || !*key) {
+        snap_free(*base);
+        snap_free(*key);
+        return snap_fail(SNAP_ENOMEM, "out of memory");
+    }
+    return 0;
+}
+
 const struct store_ops *store_ops_for(const char *url)
 {
     const char *sep = strstr(url, "://");
@@ -89,6 +109,49 @@ int store_read(struct store *s, const char *key, uint64_t off, uint64_t len, voi
         return snap_fail(SNAP_ERANGE, "%s/%s: range at %llu of %llu bytes overflows", s->url, key,
                          (unsigned long long)off, (unsigned long long)len);
     return s->ops->read(s, key, off, len, dst, progress, ctx, res);
+}
+
+/* The generic stream: ranged reads of STREAM_STEP into one buffer, handed to the sink. */
+#define STREAM_STEP (1u << 20)
+
+int store_read_stream(struct store *s, const char *key, uint64_t off, uint64_t len,
+                      store_sink_fn sink, void *ctx, struct store_read_result *res)
+{
+    struct store_read_result dummy;
+    if (!res)
+        res = &dummy;
+    res->bytes = 0;
+    res->total_size = STORE_SIZE_UNKNOWN;
+    int err = store_key_check(s, key);
+    if (err)
+        return err;
+    if (len != STORE_SIZE_UNKNOWN && len > UINT64_MAX - off)
+        return snap_fail(SNAP_ERANGE, "%s/%s: range overflows", s->url, key);
+    if (s->ops->read_stream)
+        return s->ops->read_stream(s, key, off, len, sink, ctx, res);
+    uint8_t *buf = snap_malloc(STREAM_STEP);
+    if (!buf)
+        return snap_fail(SNAP_ENOMEM, "%s/%s: out of memory", s->url, key);
+    while (len == STORE_SIZE_UNKNOWN || res->bytes < len) {
+        uint64_t want = STREAM_STEP;
+        if (len != STORE_SIZE_UNKNOWN && len - res->bytes < want)
+            want = len - res->bytes;
+        if (res->total_size != STORE_SIZE_UNKNOWN && off + res->bytes >= res->total_size)
+            break;
+        struct store_read_result r = {0, STORE_SIZE_UNKNOWN};
+        err = s->ops->read(s, key, off + res->bytes, want, buf, NULL, NULL, &r);
+        if (err)
+            break;
+        if (r.total_size != STORE_SIZE_UNKNOWN)
+            res->total_size = r.total_size;
+        if (r.bytes && (err = sink(ctx, buf, (size_t)r.bytes)) != 0)
+            break;
+        res->bytes += r.bytes;
+        if (r.bytes < want)
+            break; /* the object ended */
+    }
+    snap_free(buf);
+    return err;
 }
 
 bool store_can_write(const struct store *s) { return s->ops->put != NULL; }

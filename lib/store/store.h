@@ -28,6 +28,10 @@ struct store;
  * A non-zero return aborts the read with SNAP_ECANCELED. */
 typedef int (*store_progress_fn)(void *ctx, uint64_t done);
 
+/* Receives streamed bytes in order.  Returns 0 to go on, or a snap_err (its detail recorded
+ * with snap_fail) to stop the read, which then returns that same code. */
+typedef int (*store_sink_fn)(void *ctx, const uint8_t *p, size_t n);
+
 struct store_read_result {
     uint64_t bytes;      /* bytes written to the destination (< len only at the object's end) */
     uint64_t total_size; /* the object's size if learned, else STORE_SIZE_UNKNOWN */
@@ -65,6 +69,10 @@ struct store_ops {
     int (*stat)(struct store *s, const char *key, struct store_info *info);
     int (*read)(struct store *s, const char *key, uint64_t off, uint64_t len, void *dst,
                 store_progress_fn progress, void *ctx, struct store_read_result *res);
+    /* Optional: stream [off, off+len) to a sink (len may be STORE_SIZE_UNKNOWN: to the end).
+     * Without it, store_read_stream loops over `read` with a bounded buffer. */
+    int (*read_stream)(struct store *s, const char *key, uint64_t off, uint64_t len,
+                       store_sink_fn sink, void *ctx, struct store_read_result *res);
     /* Optional (NULL = read-only backend). */
     int (*put)(struct store *s, const char *key, const void *buf, size_t len,
                const struct store_put_opts *po);
@@ -90,6 +98,10 @@ void store_close(struct store *s);
 int store_stat(struct store *s, const char *key, struct store_info *info);
 int store_read(struct store *s, const char *key, uint64_t off, uint64_t len, void *dst,
                store_progress_fn progress, void *ctx, struct store_read_result *res);
+/* Stream [off, off+len) -- or to the end with len == STORE_SIZE_UNKNOWN -- to a sink, with
+ * memory independent of the object's size.  res->bytes counts what the sink accepted. */
+int store_read_stream(struct store *s, const char *key, uint64_t off, uint64_t len,
+                      store_sink_fn sink, void *ctx, struct store_read_result *res);
 int store_put(struct store *s, const char *key, const void *buf, size_t len,
               const struct store_put_opts *po);
 bool store_can_write(const struct store *s);
@@ -101,6 +113,9 @@ int store_mp_complete(struct store *s, const char *key, const char *upload_id,
                       const struct store_part *parts, size_t nparts, char etag[STORE_ETAG_MAX]);
 int store_mp_abort(struct store *s, const char *key, const char *upload_id);
 
+/* Split an object URL at its last '/': "s3://b/dir/obj" -> base "s3://b/dir", key "obj".
+ * Both are new strings (snap_free them). */
+int store_split_url(const char *url, char **base, char **key);
 /* Split "scheme://..." and return the ops for it, or NULL. */
 const struct store_ops *store_ops_for(const char *url);
 /* Register a backend (backends register themselves from store.c's table). */

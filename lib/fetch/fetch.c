@@ -1,0 +1,242 @@
+/* fetch.c -- verified streaming download into a content-addressed cache. */
+#include "fetch/fetch.h"
+
+#include "base/err.h"
+#include "base/io.h"
+#include "base/log.h"
+#include "base/mem.h"
+#include "base/util.h"
+#include "store/store.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <mbedtls/sha256.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define FETCH_DEFAULT_MAX (8ull << 30)
+#define TMP_TAG ".snapctl-tmp."
+
+char fetch_tmp_path[PATH_MAX];
+
+struct sink_state {
+    int fd;
+    const char *url;
+    uint64_t written, max;
+    mbedtls_sha256_context sha;
+    const struct fetch_opts *o;
+    uint64_t total; /* 0 = unknown */
+};
+
+static int sink(void *ctx, const uint8_t *p, size_t n)
+{
+    struct sink_state *s = ctx;
+    if (n > s->max - s->written)
+        return snap_fail(SNAP_ETOOBIG, "%s: more than the limit of %llu bytes (--max-size)", s->url,
+                         (unsigned long long)s->max);
+    int err = snap_write_full(s->fd, p, n, fetch_tmp_path);
+    if (err)
+        return err;
+    mbedtls_sha256_update(&s->sha, p, n);
+    s->written += n;
+    if (s->o->progress)
+        s->o->progress(s->o->progress_ctx, s->written, s->total);
+    return 0;
+}
+
+static int hash_file(const char *path, uint8_t out[32], uint64_t *size)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return snap_fail_errno("%s", path);
+    mbedtls_sha256_context sha;
+    mbedtls_sha256_init(&sha);
+    mbedtls_sha256_starts(&sha, 0);
+    uint8_t *buf = snap_malloc(1 << 20);
+    int err = buf ? 0 : snap_fail(SNAP_ENOMEM, "out of memory");
+    *size = 0;
+    while (!err) {
+        ssize_t r = read(fd, buf, 1 << 20);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            err = snap_fail_errno("%s: read", path);
+        if (r <= 0)
+            break;
+        mbedtls_sha256_update(&sha, buf, (size_t)r);
+        *size += (uint64_t)r;
+    }
+    mbedtls_sha256_finish(&sha, out);
+    mbedtls_sha256_free(&sha);
+    snap_free(buf);
+    close(fd);
+    return err;
+}
+
+int fetch_clean_stale(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return 0;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        const char *tag = strstr(e->d_name, TMP_TAG);
+        if (!tag || e->d_name[0] != '.')
+            continue;
+        long pid = strtol(tag + strlen(TMP_TAG), NULL, 10);
+        if (pid > 0 && (kill((pid_t)pid, 0) == 0 || errno != ESRCH))
+            continue; /* still running (or not ours to judge) */
+        if (unlinkat(dirfd(d), e->d_name, 0) == 0) {
+            snap_info("removed stale temp file %s/%s", dir, e->d_name);
+            n++;
+        }
+    }
+    closedir(d);
+    return n;
+}
+
+static bool retryable(int err)
+{
+    return err == SNAP_ENET || err == SNAP_ETIMEOUT || err == SNAP_ESHORT || err == SNAP_EPROTO;
+}
+
+static int fetch_download(const struct fetch_opts *o, const char *final, struct fetch_result *r)
+{
+    char *base = NULL, *key = NULL;
+    struct store *st = NULL;
+    int err = store_split_url(o->url, &base, &key);
+    if (!err)
+        err = store_open(base, NULL, &st);
+    if (err)
+        goto out;
+
+    const char *slash = strrchr(final, '/');
+    snprintf(fetch_tmp_path, sizeof fetch_tmp_path, "%.*s/.%s%s%ld.%08x", (int)(slash - final), final,
+             slash + 1, TMP_TAG, (long)getpid(), (unsigned)(snap_now_ns() & 0xffffffff));
+    struct sink_state s = {.url = o->url, .max = o->max_size, .o = o};
+    s.fd = open(fetch_tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (s.fd < 0) {
+        err = snap_fail_errno("%s: create temp file", fetch_tmp_path);
+        goto out;
+    }
+    mbedtls_sha256_init(&s.sha);
+    mbedtls_sha256_starts(&s.sha, 0);
+
+    unsigned attempts = o->attempts ? o->attempts : 5;
+    struct store_read_result res;
+    for (unsigned a = 0;; a++) {
+        /* Ask for one byte past the limit, so an oversize source is seen, not truncated. */
+        uint64_t want = o->max_size + 1 - s.written;
+        uint64_t before = s.written;
+        err = store_read_stream(st, key, s.written, want, sink, &s, &res);
+        if (res.total_size != STORE_SIZE_UNKNOWN)
+            s.total = res.total_size;
+        if (!err && s.total && s.written < s.total)
+            err = snap_fail(SNAP_ESHORT, "%s: body ended after %llu of %llu bytes", o->url,
+                            (unsigned long long)s.written, (unsigned long long)s.total);
+        if (!err || !retryable(err) || a + 1 >= attempts)
+            break;
+        /* Resume from what is on disk; the hash state already covers it. */
+        snap_warn("%s: %s; resuming at byte %llu", o->url, snap_errmsg(err), (unsigned long long)s.written);
+        if (s.written > before)
+            a = 0; /* progress was made: this break does not count against the attempts */
+        r->resumed++;
+        struct timespec ts = {0, 200000000L * (a + 1)};
+        nanosleep(&ts, NULL);
+    }
+    uint8_t got[32];
+    mbedtls_sha256_finish(&s.sha, got);
+    mbedtls_sha256_free(&s.sha);
+    if (!err && s.total && s.written != s.total)
+        err = snap_fail(SNAP_ESHORT, "%s: got %llu bytes, the source says %llu", o->url,
+                        (unsigned long long)s.written, (unsigned long long)s.total);
+    if (!err && memcmp(got, o->sha256, 32) != 0) {
+        char want_hex[65], got_hex[65];
+        snap_hex(o->sha256, 32, want_hex);
+        snap_hex(got, 32, got_hex);
+        err = snap_fail(SNAP_EHASH, "%s: SHA-256 mismatch: expected %s, got %s (%llu bytes)", o->url,
+                        want_hex, got_hex, (unsigned long long)s.written);
+    }
+    if (!err && fchmod(s.fd, o->mode) < 0)
+        err = snap_fail_errno("%s: chmod", fetch_tmp_path);
+    if (!err && fsync(s.fd) < 0)
+        err = snap_fail_errno("%s: fsync", fetch_tmp_path);
+    if (close(s.fd) < 0 && !err)
+        err = snap_fail_errno("%s: close", fetch_tmp_path);
+    if (!err && rename(fetch_tmp_path, final) < 0)
+        err = snap_fail_errno("%s: rename into place", final);
+    if (err) {
+        unlink(fetch_tmp_path);
+    } else {
+        char dir[PATH_MAX];
+        snprintf(dir, sizeof dir, "%.*s", (int)(slash - final), final);
+        int dfd = open(dir[0] ? dir : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd >= 0) {
+            fsync(dfd);
+            close(dfd);
+        }
+        r->size = s.written;
+    }
+    fetch_tmp_path[0] = '\0';
+out:
+    store_close(st);
+    snap_free(base);
+    snap_free(key);
+    return err;
+}
+
+int fetch_run(const struct fetch_opts *in, struct fetch_result *r)
+{
+    struct fetch_opts o = *in;
+    if (!o.max_size)
+        o.max_size = FETCH_DEFAULT_MAX;
+    if (!o.mode)
+        o.mode = 0644;
+    if (!o.prefix)
+        o.prefix = "";
+    memset(r, 0, sizeof *r);
+    uint64_t t0 = snap_now_ns();
+    if (strchr(o.prefix, '/'))
+        return snap_fail(SNAP_EUSAGE, "--prefix '%s' must not contain '/'", o.prefix);
+    char hex[65];
+    snap_hex(o.sha256, 32, hex);
+    if ((size_t)snprintf(r->path, sizeof r->path, "%s/%s%s", o.cache_dir, o.prefix, hex) >= sizeof r->path)
+        return snap_fail(SNAP_EUSAGE, "%s: cache path too long", o.cache_dir);
+    struct stat st;
+    if (stat(o.cache_dir, &st) < 0 || !S_ISDIR(st.st_mode))
+        return snap_fail(SNAP_ENOTFOUND, "cache directory %s does not exist (create it first)", o.cache_dir);
+    fetch_clean_stale(o.cache_dir);
+
+    if (stat(r->path, &st) == 0) {
+        if (!o.verify) {
+            r->hit = true;
+            r->size = (uint64_t)st.st_size;
+            r->seconds = (double)(snap_now_ns() - t0) / 1e9;
+            return 0;
+        }
+        uint8_t got[32];
+        uint64_t size = 0;
+        int err = hash_file(r->path, got, &size);
+        if (err)
+            return err;
+        if (memcmp(got, o.sha256, 32) == 0) {
+            r->hit = true;
+            r->size = size;
+            r->seconds = (double)(snap_now_ns() - t0) / 1e9;
+            return 0;
+        }
+        snap_warn("%s: cached file fails verification; fetching it again", r->path);
+        unlink(r->path);
+        r->replaced = true;
+    }
+    int err = fetch_download(&o, r->path, r);
+    r->seconds = (double)(snap_now_ns() - t0) / 1e9;
+    return err;
+}

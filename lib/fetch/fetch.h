@@ -1,0 +1,49 @@
+/* fetch.h -- download an asset into a content-addressed cache: {dir}/{prefix}{sha256hex}.
+ *
+ * A file appears at the final path only after its whole body was read within max_size and its
+ * SHA-256 matched; it is streamed into a temp file in the same directory, hashed in the same
+ * pass, fsync'd, renamed into place, and the directory fsync'd.  Any failure removes the temp
+ * file.  A break mid-body is resumed with a ranged read from the bytes already written (the hash
+ * state carries over), up to `attempts` times.
+ */
+#ifndef SNAP_FETCH_H
+#define SNAP_FETCH_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef void (*fetch_progress_fn)(void *ctx, uint64_t done, uint64_t total /* 0 = unknown */);
+
+struct fetch_opts {
+    const char *url;          /* an object URL: file:///dir/name, https://host/path, s3://b/key ... */
+    const char *cache_dir;
+    const char *prefix;       /* prepended to the hex name, may be "" */
+    uint8_t sha256[32];       /* expected */
+    uint64_t max_size;        /* default 8 GiB when 0 */
+    unsigned mode;            /* final file mode, default 0644 when 0 */
+    bool verify;              /* on a hit, re-hash and replace a bad file */
+    unsigned attempts;        /* tries after a mid-body break, default 5 */
+    fetch_progress_fn progress;
+    void *progress_ctx;
+};
+
+struct fetch_result {
+    char path[PATH_MAX];
+    uint64_t size;
+    bool hit;                 /* served from the cache, no network */
+    bool replaced;            /* a cached file failed --verify and was fetched again */
+    unsigned resumed;         /* ranged resumes after breaks */
+    double seconds;
+};
+
+int fetch_run(const struct fetch_opts *o, struct fetch_result *r);
+
+/* The temp file of a download in progress, or "" -- for a signal handler that unlinks it
+ * (unlink is async-signal-safe) before exiting. */
+extern char fetch_tmp_path[PATH_MAX];
+
+/* Remove temp files in dir left by fetches whose process is gone; returns how many. */
+int fetch_clean_stale(const char *dir);
+
+#endif
