@@ -94,21 +94,29 @@ int store_stat(struct store *s, const char *key, struct store_info *info)
     return s->ops->stat(s, key, info);
 }
 
+/* What every read checks first; res is reset.  len == STORE_SIZE_UNKNOWN means "to the end". */
+static int store_read_begin(struct store *s, const char *key, uint64_t off, uint64_t len,
+                            struct store_read_result *res)
+{
+    res->bytes = 0;
+    res->total_size = STORE_SIZE_UNKNOWN;
+    int err = store_key_check(s, key);
+    if (err)
+        return err;
+    if (len != STORE_SIZE_UNKNOWN && len > UINT64_MAX - off)
+        return snap_fail(SNAP_ERANGE, "%s/%s: range at %llu of %llu bytes overflows", s->url, key,
+                         (unsigned long long)off, (unsigned long long)len);
+    return 0;
+}
+
 int store_read(struct store *s, const char *key, uint64_t off, uint64_t len, void *dst,
                store_progress_fn progress, void *ctx, struct store_read_result *res)
 {
     struct store_read_result dummy;
     if (!res)
         res = &dummy;
-    res->bytes = 0;
-    res->total_size = STORE_SIZE_UNKNOWN;
-    int err = store_key_check(s, key);
-    if (err)
-        return err;
-    if (len > UINT64_MAX - off)
-        return snap_fail(SNAP_ERANGE, "%s/%s: range at %llu of %llu bytes overflows", s->url, key,
-                         (unsigned long long)off, (unsigned long long)len);
-    return s->ops->read(s, key, off, len, dst, progress, ctx, res);
+    int err = store_read_begin(s, key, off, len == STORE_SIZE_UNKNOWN ? len - 1 : len, res);
+    return err ? err : s->ops->read(s, key, off, len, dst, progress, ctx, res);
 }
 
 /* The generic stream: ranged reads of STREAM_STEP into one buffer, handed to the sink. */
@@ -120,13 +128,9 @@ int store_read_stream(struct store *s, const char *key, uint64_t off, uint64_t l
     struct store_read_result dummy;
     if (!res)
         res = &dummy;
-    res->bytes = 0;
-    res->total_size = STORE_SIZE_UNKNOWN;
-    int err = store_key_check(s, key);
+    int err = store_read_begin(s, key, off, len, res);
     if (err)
         return err;
-    if (len != STORE_SIZE_UNKNOWN && len > UINT64_MAX - off)
-        return snap_fail(SNAP_ERANGE, "%s/%s: range overflows", s->url, key);
     if (s->ops->read_stream)
         return s->ops->read_stream(s, key, off, len, sink, ctx, res);
     uint8_t *buf = snap_malloc(STREAM_STEP);
