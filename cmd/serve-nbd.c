@@ -8,6 +8,7 @@
 #include "device/filedev.h"
 #include "nbd/nbd.h"
 #include "nbd/proto.h"
+#include "net/listen.h"
 
 #include <getopt.h>
 #include <signal.h>
@@ -78,7 +79,7 @@ static const struct nbd_ops file_ops = {
 static void on_signal(int sig)
 {
     (void)sig;
-    nbd_server_stop();
+    net_server_stop();
 }
 
 enum { OPT_FILE = 256, OPT_HEADER, OPT_STORE, OPT_OBJECT, OPT_STDIO, OPT_DESC, OPT_ONESHOT, OPT_PIDFILE, OPT_MINBLOCK };
@@ -175,12 +176,12 @@ int serve_nbd_main(int argc, char **argv)
         return rc;
     }
 
-    int lfds[16], nl = nbd_listen_fds(lfds, 16);
+    int lfds[16], nl = net_listen_fds(lfds, 16);
     if (nl == 0) {
         if (nlisten == 0)
             listen_addrs[nlisten++] = "127.0.0.1:10809";
         for (int i = 0; i < nlisten; i++) {
-            if ((err = nbd_listen(listen_addrs[i], &lfds[nl])) != 0) {
+            if ((err = net_listen(listen_addrs[i], &lfds[nl])) != 0) {
                 rc = cli_fail(err, "is another server on that port? choose one with --listen");
                 goto out;
             }

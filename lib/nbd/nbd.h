@@ -71,10 +71,7 @@ int nbd_serve(const struct nbd_export *exp, int rfd, int wfd, const struct nbd_c
 
 /* ---- the listener (server.c) ---- */
 
-/* Listening sockets: "127.0.0.1:10809", "[::1]:10809", "unix:/path". */
-int nbd_listen(const char *addr, int *fd);
-/* Socket activation: the fds systemd passed (LISTEN_PID/LISTEN_FDS), or 0 if none. */
-int nbd_listen_fds(int *fds, int max);
+/* Listening sockets come from lib/net/listen.h (net_listen, net_listen_fds). */
 
 struct nbd_server_opts {
     struct nbd_conn_opts conn;
@@ -85,11 +82,10 @@ struct nbd_server_opts {
 };
 
 /* Accept on the listening fds and serve each connection on its own thread until
- * nbd_server_stop() (async-signal-safe) is called or, with oneshot, the last client leaves.
+ * net_server_stop() (async-signal-safe) is called or, with oneshot, the last client leaves.
  * Connections still open at stop finish their in-flight requests and are closed. */
 int nbd_server_run(const struct nbd_export *exp, const int *lfds, int nlfds,
                    const struct nbd_server_opts *opts, struct nbd_stats *stats);
-void nbd_server_stop(void);
 
 /* The wire error for a snap_err (the one place errors are mapped). */
 uint32_t nbd_wire_error(int snap_err);

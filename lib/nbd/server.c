@@ -1,297 +1,43 @@
-/* server.c -- listening sockets and the accept loop: one thread per connection.
- *
- * Stop is a self-pipe: nbd_server_stop() writes one byte (safe from a signal handler), the
- * accept loop wakes, stops accepting, shuts the read side of every open connection so its
- * reader ends, waits for the in-flight requests to be answered, and returns.
- */
+/* server.c -- the NBD server on top of lib/net's accept loop: one thread per connection. */
 #include "nbd/nbd.h"
 
 #include "base/err.h"
 #include "base/log.h"
-#include "base/mem.h"
+#include "net/listen.h"
 
-#include <arpa/inet.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <poll.h>
-#include <pthread.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
-#include <unistd.h>
-
-#define NBD_MAX_LISTEN 16
-
-static int stop_pipe[2] = {-1, -1};
-
-void nbd_server_stop(void)
-{
-    if (stop_pipe[1] >= 0) {
-        char b = 1;
-        ssize_t r = write(stop_pipe[1], &b, 1);
-        (void)r;
-    }
-}
-
-int nbd_listen(const char *addr, int *out)
-{
-    int fd;
-    if (strncmp(addr, "unix:", 5) == 0) {
-        struct sockaddr_un sun = {.sun_family = AF_UNIX};
-        const char *path = addr + 5;
-        if (strlen(path) >= sizeof sun.sun_path)
-            return snap_fail(SNAP_EUSAGE, "%s: socket path too long", addr);
-        strcpy(sun.sun_path, path);
-        unlink(path);
-        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (fd < 0)
-            return snap_fail_errno("%s: socket", addr);
-        if (bind(fd, (struct sockaddr *)&sun, sizeof sun) < 0 || listen(fd, 64) < 0) {
-            int err = snap_fail_errno("%s: listen", addr);
-            close(fd);
-            return err;
-        }
-        *out = fd;
-        return 0;
-    }
-    /* host:port, [v6]:port */
-    char host[256];
-    const char *port;
-    if (addr[0] == '[') {
-        const char *end = strchr(addr, ']');
-        if (!end || end[1] != ':' || (size_t)(end - addr - 1) >= sizeof host)
-            return snap_fail(SNAP_EUSAGE, "'%s': expected [IPv6]:PORT", addr);
-        memcpy(host, addr + 1, (size_t)(end - addr - 1));
-        host[end - addr - 1] = '\0';
-        port = end + 2;
-    } else {
-        const char *colon = strrchr(addr, ':');
-        if (!colon || (size_t)(colon - addr) >= sizeof host)
-            return snap_fail(SNAP_EUSAGE, "'%s': expected HOST:PORT or unix:PATH", addr);
-        memcpy(host, addr, (size_t)(colon - addr));
-        host[colon - addr] = '\0';
-        port = colon + 1;
-    }
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV}, *ai;
-    int g = getaddrinfo(host[0] ? host : NULL, port, &hints, &ai);
-    if (g)
-        return snap_fail(SNAP_EUSAGE, "'%s': %s", addr, gai_strerror(g));
-    fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    int err = 0, one = 1;
-    if (fd < 0)
-        err = snap_fail_errno("%s: socket", addr);
-    else if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
-             bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 64) < 0)
-        err = snap_fail_errno("%s: listen", addr);
-    freeaddrinfo(ai);
-    if (err) {
-        if (fd >= 0)
-            close(fd);
-        return err;
-    }
-    *out = fd;
-    return 0;
-}
-
-int nbd_listen_fds(int *fds, int max)
-{
-    const char *pid = getenv("LISTEN_PID"), *n = getenv("LISTEN_FDS");
-    if (!pid || !n || strtol(pid, NULL, 10) != (long)getpid())
-        return 0;
-    long cnt = strtol(n, NULL, 10);
-    if (cnt < 1 || cnt > max)
-        return 0;
-    for (long i = 0; i < cnt; i++) {
-        fds[i] = 3 + (int)i; /* SD_LISTEN_FDS_START */
-        fcntl(fds[i], F_SETFD, FD_CLOEXEC);
-    }
-    unsetenv("LISTEN_PID");
-    unsetenv("LISTEN_FDS");
-    unsetenv("LISTEN_FDNAMES");
-    return (int)cnt;
-}
-
-struct server {
+struct nbd_server {
     const struct nbd_export *exp;
     const struct nbd_server_opts *opts;
     struct nbd_stats *stats;
-    pthread_mutex_t lock;
-    pthread_cond_t changed;
-    unsigned active;
-    int *conn_fds;            /* open connections, for shutdown at stop */
 };
 
-struct conn_arg {
-    struct server *srv;
-    int fd;
-    char peer[80];
-};
-
-static void *conn_main(void *p)
+static void nbd_conn(void *ctx, int fd, const char *peer)
 {
-    struct conn_arg *a = p;
-    struct server *srv = a->srv;
-    struct nbd_conn_opts co = srv->opts->conn;
-    co.peer = a->peer;
-    snap_info("nbd %s: connected", a->peer);
-    int err = nbd_serve(srv->exp, a->fd, a->fd, &co, srv->stats);
+    struct nbd_server *s = ctx;
+    struct nbd_conn_opts co = s->opts->conn;
+    co.peer = peer;
+    snap_info("nbd %s: connected", peer);
+    int err = nbd_serve(s->exp, fd, fd, &co, s->stats);
     if (err)
-        snap_warn("nbd %s: connection ended: %s", a->peer, snap_errmsg(err));
+        snap_warn("nbd %s: connection ended: %s", peer, snap_errmsg(err));
     else
-        snap_info("nbd %s: disconnected", a->peer);
-
-    pthread_mutex_lock(&srv->lock);
-    for (unsigned i = 0; i < srv->opts->max_conns; i++)
-        if (srv->conn_fds[i] == a->fd)
-            srv->conn_fds[i] = -1;
-    close(a->fd);
-    srv->active--;
-    pthread_cond_broadcast(&srv->changed);
-    pthread_mutex_unlock(&srv->lock);
-    snap_free(a);
-    return NULL;
+        snap_info("nbd %s: disconnected", peer);
 }
 
-static void peer_name(const struct sockaddr_storage *ss, char *out, size_t n)
+static void nbd_idle(void *ctx)
 {
-    char h[INET6_ADDRSTRLEN] = "?";
-    if (ss->ss_family == AF_INET) {
-        const struct sockaddr_in *s4 = (const void *)ss;
-        inet_ntop(AF_INET, &s4->sin_addr, h, sizeof h);
-        snprintf(out, n, "%s:%u", h, ntohs(s4->sin_port));
-    } else if (ss->ss_family == AF_INET6) {
-        const struct sockaddr_in6 *s6 = (const void *)ss;
-        inet_ntop(AF_INET6, &s6->sin6_addr, h, sizeof h);
-        snprintf(out, n, "[%s]:%u", h, ntohs(s6->sin6_port));
-    } else {
-        snprintf(out, n, "unix");
-    }
-}
-
-static int accept_one(struct server *srv, int lfd, bool *had_client)
-{
-    struct sockaddr_storage ss;
-    socklen_t sl = sizeof ss;
-    int fd = accept4(lfd, (struct sockaddr *)&ss, &sl, SOCK_CLOEXEC);
-    if (fd < 0)
-        return (errno == EINTR || errno == EAGAIN || errno == ECONNABORTED) ? 0
-                                                                             : snap_fail_errno("accept");
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one); /* fails harmlessly on unix */
-    struct conn_arg *a = snap_calloc(1, sizeof *a);
-    pthread_mutex_lock(&srv->lock);
-    unsigned slot = srv->opts->max_conns;
-    for (unsigned i = 0; i < srv->opts->max_conns; i++)
-        if (srv->conn_fds[i] < 0) {
-            slot = i;
-            break;
-        }
-    if (!a || slot == srv->opts->max_conns) {
-        pthread_mutex_unlock(&srv->lock);
-        snap_warn("nbd: refusing a connection: %u clients already", srv->active);
-        close(fd);
-        snap_free(a);
-        return 0;
-    }
-    a->srv = srv;
-    a->fd = fd;
-    peer_name(&ss, a->peer, sizeof a->peer);
-    srv->conn_fds[slot] = fd;
-    srv->active++;
-    pthread_mutex_unlock(&srv->lock);
-
-    pthread_t t;
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    if (pthread_create(&t, &attr, conn_main, a) != 0) {
-        pthread_mutex_lock(&srv->lock);
-        srv->conn_fds[slot] = -1;
-        srv->active--;
-        pthread_mutex_unlock(&srv->lock);
-        close(fd);
-        snap_free(a);
-        snap_warn("nbd: cannot start a connection thread");
-    }
-    pthread_attr_destroy(&attr);
-    *had_client = true;
-    return 0;
+    struct nbd_server *s = ctx;
+    if (s->opts->on_idle)
+        s->opts->on_idle(s->opts->ctx);
 }
 
 int nbd_server_run(const struct nbd_export *exp, const int *lfds, int nlfds,
-                   const struct nbd_server_opts *opts_in, struct nbd_stats *stats)
+                   const struct nbd_server_opts *opts, struct nbd_stats *stats)
 {
-    struct nbd_server_opts opts = *opts_in;
-    if (!opts.max_conns)
-        opts.max_conns = 64;
-    if (nlfds < 1 || nlfds > NBD_MAX_LISTEN)
-        return snap_fail(SNAP_EUSAGE, "nbd: %d listening sockets", nlfds);
-    if (pipe2(stop_pipe, O_CLOEXEC | O_NONBLOCK) < 0)
-        return snap_fail_errno("pipe");
-    struct server srv = {.exp = exp, .opts = &opts, .stats = stats};
-    srv.conn_fds = snap_malloc(opts.max_conns * sizeof(int));
-    if (!srv.conn_fds)
-        return snap_fail(SNAP_ENOMEM, "out of memory");
-    for (unsigned i = 0; i < opts.max_conns; i++)
-        srv.conn_fds[i] = -1;
-    pthread_mutex_init(&srv.lock, NULL);
-    pthread_cond_init(&srv.changed, NULL);
-
-    struct pollfd pfd[NBD_MAX_LISTEN + 1];
-    for (int i = 0; i < nlfds; i++)
-        pfd[i] = (struct pollfd){.fd = lfds[i], .events = POLLIN};
-    pfd[nlfds] = (struct pollfd){.fd = stop_pipe[0], .events = POLLIN};
-    bool had_client = false, was_busy = false;
-    int err = 0;
-    for (;;) {
-        /* Wake at least every 200 ms to notice "last client left". */
-        int r = poll(pfd, (nfds_t)nlfds + 1, 200);
-        if (r < 0 && errno != EINTR) {
-            err = snap_fail_errno("poll");
-            break;
-        }
-        if (pfd[nlfds].revents)
-            break;
-        for (int i = 0; r > 0 && i < nlfds && !err; i++)
-            if (pfd[i].revents & POLLIN)
-                err = accept_one(&srv, lfds[i], &had_client);
-        if (err)
-            break;
-        pthread_mutex_lock(&srv.lock);
-        unsigned active = srv.active;
-        pthread_mutex_unlock(&srv.lock);
-        if (active > 0)
-            was_busy = true;
-        if (was_busy && active == 0) {
-            was_busy = false;
-            if (opts.on_idle)
-                opts.on_idle(opts.ctx);
-            if (opts.oneshot && had_client)
-                break;
-        }
-    }
-    /* Stop: end every reader, let in-flight requests finish, wait for the threads. */
-    pthread_mutex_lock(&srv.lock);
-    for (unsigned i = 0; i < opts.max_conns; i++)
-        if (srv.conn_fds[i] >= 0)
-            shutdown(srv.conn_fds[i], SHUT_RD);
-    while (srv.active > 0)
-        pthread_cond_wait(&srv.changed, &srv.lock);
-    pthread_mutex_unlock(&srv.lock);
-    if (was_busy && opts.on_idle)
-        opts.on_idle(opts.ctx);
-
-    close(stop_pipe[0]);
-    close(stop_pipe[1]);
-    stop_pipe[0] = stop_pipe[1] = -1;
-    pthread_cond_destroy(&srv.changed);
-    pthread_mutex_destroy(&srv.lock);
-    snap_free(srv.conn_fds);
-    return err;
+    struct nbd_server s = {.exp = exp, .opts = opts, .stats = stats};
+    struct net_server ns = {
+        .conn = nbd_conn, .on_idle = nbd_idle, .ctx = &s, .max_conns = opts->max_conns,
+        .oneshot = opts->oneshot, .nodelay = true,
+    };
+    return net_server_run(&ns, lfds, nlfds);
 }

@@ -1,0 +1,77 @@
+/* httpd.h -- a small HTTP/1.1 server for read-only range serving (the peer protocol).
+ *
+ * GET and HEAD only; a request with a body is refused.  Heads are parsed by a capped state
+ * machine (httpd_parse_head), one connection per thread, keep-alive.  A handler answers from
+ * memory (httpd_send) or straight from a file descriptor with sendfile (httpd_send_fd), so a
+ * peer serves a diff without copying it through user space.  Clients outside the allowlist are
+ * refused at accept, before a byte is read.
+ */
+#ifndef SNAP_HTTPD_H
+#define SNAP_HTTPD_H
+
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define HTTPD_HEAD_MAX 16384
+#define HTTPD_MAX_HEADERS 48
+
+struct httpd_header {
+    const char *name, *value; /* point into the request head */
+};
+
+struct httpd_req {
+    char method[8];           /* "GET" or "HEAD" */
+    const char *target;       /* the request target, NUL-terminated, as sent */
+    int minor;                /* HTTP/1.x */
+    struct httpd_header h[HTTPD_MAX_HEADERS];
+    unsigned nh;
+    bool keep_alive;
+    char peer[64];            /* "127.0.0.1:40000" */
+};
+
+/* Parse a request head in buf[0..len) (NUL-terminated copy made by the caller is not needed:
+ * the parser writes NULs into buf).  Returns 0 and fills req, or SNAP_EPROTO (malformed),
+ * SNAP_ETOOBIG (too many headers), SNAP_ENOTSUP (not HTTP/1.x). */
+int httpd_parse_head(char *buf, size_t len, struct httpd_req *req);
+/* Case-insensitive header lookup; NULL if absent. */
+const char *httpd_header(const struct httpd_req *req, const char *name);
+
+/* Parse a Range header against an object of `size` bytes.  Returns 0 with *off/*len for a
+ * satisfiable single range, SNAP_ERANGE for an unsatisfiable one (answer 416), SNAP_EPROTO for
+ * one we do not understand (answer the whole object, as RFC 9110 allows). */
+int httpd_parse_range(const char *value, uint64_t size, uint64_t *off, uint64_t *len);
+
+struct httpd_conn;
+/* Send a complete response.  extra_headers: "Name: value\r\n" lines or NULL. */
+int httpd_send(struct httpd_conn *c, int status, const char *extra_headers, const void *body, size_t n,
+               bool head_only);
+/* Send status + headers, then len bytes of fd from off, with sendfile. */
+int httpd_send_fd(struct httpd_conn *c, int status, const char *extra_headers, int fd, uint64_t off,
+                  uint64_t len, bool head_only);
+const char *httpd_reason(int status);
+
+typedef void (*httpd_handler_fn)(void *ctx, struct httpd_conn *c, const struct httpd_req *req);
+
+struct httpd_cidr {
+    int family;               /* AF_INET or AF_INET6 */
+    uint8_t addr[16];
+    unsigned bits;
+};
+/* "127.0.0.0/8", "::1/128", "10.1.2.3" -> one CIDR; SNAP_EUSAGE if malformed. */
+int httpd_cidr_parse(const char *s, struct httpd_cidr *out);
+bool httpd_cidr_match(const struct httpd_cidr *list, size_t n, const struct sockaddr *sa);
+
+struct httpd_opts {
+    const struct httpd_cidr *allow; /* NULL/0: loopback only */
+    size_t nallow;
+    unsigned idle_timeout_ms;       /* default 30 s */
+    unsigned max_conns;             /* default 256 */
+};
+
+/* Serve on lfd until httpd_stop(); each request calls handler on the connection's thread. */
+int httpd_run(int lfd, const struct httpd_opts *opts, httpd_handler_fn handler, void *ctx);
+void httpd_stop(void);
+
+#endif

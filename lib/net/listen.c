@@ -1,0 +1,286 @@
+/* listen.c -- listening sockets and the thread-per-connection accept loop. */
+#include "net/listen.h"
+
+#include "base/err.h"
+#include "base/log.h"
+#include "base/mem.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+static int stop_pipe[2] = {-1, -1};
+
+void net_server_stop(void)
+{
+    if (stop_pipe[1] >= 0) {
+        char b = 1;
+        ssize_t r = write(stop_pipe[1], &b, 1);
+        (void)r;
+    }
+}
+
+int net_listen(const char *addr, int *out)
+{
+    int fd;
+    if (strncmp(addr, "unix:", 5) == 0) {
+        struct sockaddr_un sun = {.sun_family = AF_UNIX};
+        const char *path = addr + 5;
+        if (strlen(path) >= sizeof sun.sun_path)
+            return snap_fail(SNAP_EUSAGE, "%s: socket path too long", addr);
+        strcpy(sun.sun_path, path);
+        unlink(path);
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+            return snap_fail_errno("%s: socket", addr);
+        if (bind(fd, (struct sockaddr *)&sun, sizeof sun) < 0 || listen(fd, 64) < 0) {
+            int err = snap_fail_errno("%s: listen", addr);
+            close(fd);
+            return err;
+        }
+        *out = fd;
+        return 0;
+    }
+    /* host:port, [v6]:port */
+    char host[256];
+    const char *port;
+    if (addr[0] == '[') {
+        const char *end = strchr(addr, ']');
+        if (!end || end[1] != ':' || (size_t)(end - addr - 1) >= sizeof host)
+            return snap_fail(SNAP_EUSAGE, "'%s': expected [IPv6]:PORT", addr);
+        memcpy(host, addr + 1, (size_t)(end - addr - 1));
+        host[end - addr - 1] = '\0';
+        port = end + 2;
+    } else {
+        const char *colon = strrchr(addr, ':');
+        if (!colon || (size_t)(colon - addr) >= sizeof host)
+            return snap_fail(SNAP_EUSAGE, "'%s': expected HOST:PORT or unix:PATH", addr);
+        memcpy(host, addr, (size_t)(colon - addr));
+        host[colon - addr] = '\0';
+        port = colon + 1;
+    }
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV}, *ai;
+    int g = getaddrinfo(host[0] ? host : NULL, port, &hints, &ai);
+    if (g)
+        return snap_fail(SNAP_EUSAGE, "'%s': %s", addr, gai_strerror(g));
+    fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int err = 0, one = 1;
+    if (fd < 0)
+        err = snap_fail_errno("%s: socket", addr);
+    else if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
+             bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 64) < 0)
+        err = snap_fail_errno("%s: listen", addr);
+    freeaddrinfo(ai);
+    if (err) {
+        if (fd >= 0)
+            close(fd);
+        return err;
+    }
+    *out = fd;
+    return 0;
+}
+
+int net_listen_fds(int *fds, int max)
+{
+    const char *pid = getenv("LISTEN_PID"), *n = getenv("LISTEN_FDS");
+    if (!pid || !n || strtol(pid, NULL, 10) != (long)getpid())
+        return 0;
+    long cnt = strtol(n, NULL, 10);
+    if (cnt < 1 || cnt > max)
+        return 0;
+    for (long i = 0; i < cnt; i++) {
+        fds[i] = 3 + (int)i; /* SD_LISTEN_FDS_START */
+        fcntl(fds[i], F_SETFD, FD_CLOEXEC);
+    }
+    unsetenv("LISTEN_PID");
+    unsetenv("LISTEN_FDS");
+    unsetenv("LISTEN_FDNAMES");
+    return (int)cnt;
+}
+
+struct server {
+    const struct net_server *opts;
+    pthread_mutex_t lock;
+    pthread_cond_t changed;
+    unsigned active;
+    int *conn_fds;            /* open connections, for shutdown at stop */
+};
+
+struct conn_arg {
+    struct server *srv;
+    int fd;
+    char peer[80];
+};
+
+static void *conn_main(void *p)
+{
+    struct conn_arg *a = p;
+    struct server *srv = a->srv;
+    srv->opts->conn(srv->opts->ctx, a->fd, a->peer);
+    pthread_mutex_lock(&srv->lock);
+    for (unsigned i = 0; i < srv->opts->max_conns; i++)
+        if (srv->conn_fds[i] == a->fd)
+            srv->conn_fds[i] = -1;
+    close(a->fd);
+    srv->active--;
+    pthread_cond_broadcast(&srv->changed);
+    pthread_mutex_unlock(&srv->lock);
+    snap_free(a);
+    return NULL;
+}
+
+void net_peer_name(const struct sockaddr *sa, char *out, size_t n)
+{
+    char h[INET6_ADDRSTRLEN] = "?";
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *s4 = (const void *)sa;
+        inet_ntop(AF_INET, &s4->sin_addr, h, sizeof h);
+        snprintf(out, n, "%s:%u", h, ntohs(s4->sin_port));
+    } else if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *s6 = (const void *)sa;
+        inet_ntop(AF_INET6, &s6->sin6_addr, h, sizeof h);
+        snprintf(out, n, "[%s]:%u", h, ntohs(s6->sin6_port));
+    } else {
+        snprintf(out, n, "unix");
+    }
+}
+
+static int accept_one(struct server *srv, int lfd, bool *had_client)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    int fd = accept4(lfd, (struct sockaddr *)&ss, &sl, SOCK_CLOEXEC);
+    if (fd < 0)
+        return (errno == EINTR || errno == EAGAIN || errno == ECONNABORTED) ? 0
+                                                                             : snap_fail_errno("accept");
+    char peer[80];
+    net_peer_name((struct sockaddr *)&ss, peer, sizeof peer);
+    if (srv->opts->accept && !srv->opts->accept(srv->opts->ctx, (struct sockaddr *)&ss, peer)) {
+        close(fd);
+        return 0;
+    }
+    if (srv->opts->nodelay) {
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one); /* fails harmlessly on unix */
+    }
+    struct conn_arg *a = snap_calloc(1, sizeof *a);
+    pthread_mutex_lock(&srv->lock);
+    unsigned slot = srv->opts->max_conns;
+    for (unsigned i = 0; i < srv->opts->max_conns; i++)
+        if (srv->conn_fds[i] < 0) {
+            slot = i;
+            break;
+        }
+    if (!a || slot == srv->opts->max_conns) {
+        pthread_mutex_unlock(&srv->lock);
+        snap_warn("refusing a connection from %s: %u clients already", peer, srv->active);
+        close(fd);
+        snap_free(a);
+        return 0;
+    }
+    a->srv = srv;
+    a->fd = fd;
+    memcpy(a->peer, peer, sizeof a->peer);
+    srv->conn_fds[slot] = fd;
+    srv->active++;
+    pthread_mutex_unlock(&srv->lock);
+
+    pthread_t t;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    if (pthread_create(&t, &attr, conn_main, a) != 0) {
+        pthread_mutex_lock(&srv->lock);
+        srv->conn_fds[slot] = -1;
+        srv->active--;
+        pthread_mutex_unlock(&srv->lock);
+        close(fd);
+        snap_free(a);
+        snap_warn("cannot start a connection thread for %s", peer);
+    }
+    pthread_attr_destroy(&attr);
+    *had_client = true;
+    return 0;
+}
+
+int net_server_run(const struct net_server *opts_in, const int *lfds, int nlfds)
+{
+    struct net_server opts = *opts_in;
+    if (!opts.max_conns)
+        opts.max_conns = 64;
+    if (nlfds < 1 || nlfds > NET_MAX_LISTEN)
+        return snap_fail(SNAP_EUSAGE, "%d listening sockets (1..%d)", nlfds, NET_MAX_LISTEN);
+    if (pipe2(stop_pipe, O_CLOEXEC | O_NONBLOCK) < 0)
+        return snap_fail_errno("pipe");
+    struct server srv = {.opts = &opts};
+    srv.conn_fds = snap_malloc(opts.max_conns * sizeof(int));
+    if (!srv.conn_fds)
+        return snap_fail(SNAP_ENOMEM, "out of memory");
+    for (unsigned i = 0; i < opts.max_conns; i++)
+        srv.conn_fds[i] = -1;
+    pthread_mutex_init(&srv.lock, NULL);
+    pthread_cond_init(&srv.changed, NULL);
+
+    struct pollfd pfd[NET_MAX_LISTEN + 1];
+    for (int i = 0; i < nlfds; i++)
+        pfd[i] = (struct pollfd){.fd = lfds[i], .events = POLLIN};
+    pfd[nlfds] = (struct pollfd){.fd = stop_pipe[0], .events = POLLIN};
+    bool had_client = false, was_busy = false;
+    int err = 0;
+    for (;;) {
+        /* Wake at least every 200 ms to notice "last client left". */
+        int r = poll(pfd, (nfds_t)nlfds + 1, 200);
+        if (r < 0 && errno != EINTR) {
+            err = snap_fail_errno("poll");
+            break;
+        }
+        if (r > 0 && pfd[nlfds].revents)
+            break;
+        for (int i = 0; r > 0 && i < nlfds && !err; i++)
+            if (pfd[i].revents & POLLIN)
+                err = accept_one(&srv, lfds[i], &had_client);
+        if (err)
+            break;
+        pthread_mutex_lock(&srv.lock);
+        unsigned active = srv.active;
+        pthread_mutex_unlock(&srv.lock);
+        if (active > 0)
+            was_busy = true;
+        if (was_busy && active == 0) {
+            was_busy = false;
+            if (opts.on_idle)
+                opts.on_idle(opts.ctx);
+            if (opts.oneshot && had_client)
+                break;
+        }
+    }
+    /* Stop: end every connection's reads, let handlers finish, wait for the threads. */
+    pthread_mutex_lock(&srv.lock);
+    for (unsigned i = 0; i < opts.max_conns; i++)
+        if (srv.conn_fds[i] >= 0)
+            shutdown(srv.conn_fds[i], SHUT_RD);
+    while (srv.active > 0)
+        pthread_cond_wait(&srv.changed, &srv.lock);
+    pthread_mutex_unlock(&srv.lock);
+    if (was_busy && opts.on_idle)
+        opts.on_idle(opts.ctx);
+
+    close(stop_pipe[0]);
+    close(stop_pipe[1]);
+    stop_pipe[0] = stop_pipe[1] = -1;
+    pthread_cond_destroy(&srv.changed);
+    pthread_mutex_destroy(&srv.lock);
+    snap_free(srv.conn_fds);
+    return err;
+}
