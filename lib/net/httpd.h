@@ -38,7 +38,7 @@ int httpd_parse_head(char *buf, size_t len, struct httpd_req *req);
 /* Case-insensitive header lookup; NULL if absent. */
 const char *httpd_header(const struct httpd_req *req, const char *name);
 
-/* Parse a Range header against an object of `size` bytes.  Returns 0 with *off/*len for a
+/* Parse a Range header against an object of `size` bytes.  Returns 0 with off and len set for a
  * satisfiable single range, SNAP_ERANGE for an unsatisfiable one (answer 416), SNAP_EPROTO for
  * one we do not understand (answer the whole object, as RFC 9110 allows). */
 int httpd_parse_range(const char *value, uint64_t size, uint64_t *off, uint64_t *len);

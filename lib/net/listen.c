@@ -19,10 +19,20 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+/* The stop pipe is made once and never closed, so a stop from any thread (or a signal
+ * handler) never races with a server starting or ending; a run drains it when it returns. */
 static int stop_pipe[2] = {-1, -1};
+static pthread_once_t stop_once = PTHREAD_ONCE_INIT;
+
+static void stop_pipe_init(void)
+{
+    if (pipe2(stop_pipe, O_CLOEXEC | O_NONBLOCK) < 0)
+        stop_pipe[0] = stop_pipe[1] = -1;
+}
 
 void net_server_stop(void)
 {
+    pthread_once(&stop_once, stop_pipe_init);
     if (stop_pipe[1] >= 0) {
         char b = 1;
         ssize_t r = write(stop_pipe[1], &b, 1);
@@ -221,8 +231,9 @@ int net_server_run(const struct net_server *opts_in, const int *lfds, int nlfds)
         opts.max_conns = 64;
     if (nlfds < 1 || nlfds > NET_MAX_LISTEN)
         return snap_fail(SNAP_EUSAGE, "%d listening sockets (1..%d)", nlfds, NET_MAX_LISTEN);
-    if (pipe2(stop_pipe, O_CLOEXEC | O_NONBLOCK) < 0)
-        return snap_fail_errno("pipe");
+    pthread_once(&stop_once, stop_pipe_init);
+    if (stop_pipe[0] < 0)
+        return snap_fail(SNAP_EIO, "cannot create the server's stop pipe");
     struct server srv = {.opts = &opts};
     srv.conn_fds = snap_malloc(opts.max_conns * sizeof(int));
     if (!srv.conn_fds)
@@ -276,9 +287,9 @@ int net_server_run(const struct net_server *opts_in, const int *lfds, int nlfds)
     if (was_busy && opts.on_idle)
         opts.on_idle(opts.ctx);
 
-    close(stop_pipe[0]);
-    close(stop_pipe[1]);
-    stop_pipe[0] = stop_pipe[1] = -1;
+    char drain[64];
+    while (read(stop_pipe[0], drain, sizeof drain) > 0)
+        ;
     pthread_cond_destroy(&srv.changed);
     pthread_mutex_destroy(&srv.lock);
     snap_free(srv.conn_fds);
