@@ -11,6 +11,9 @@
 
 int snap_read_full(int fd, void *buf, size_t len, const char *what);
 int snap_write_full(int fd, const void *buf, size_t len, const char *what);
+struct iovec;
+/* writev until every byte is written; the iovec array is consumed (modified). */
+int snap_writev_full(int fd, struct iovec *iov, int n, const char *what);
 int snap_pread_full(int fd, void *buf, size_t len, uint64_t off, const char *what);
 int snap_pwrite_full(int fd, const void *buf, size_t len, uint64_t off, const char *what);
 

@@ -22,6 +22,7 @@
 
 #include "base/bytes.h"
 #include "base/err.h"
+#include "base/io.h"
 #include "base/log.h"
 #include "base/mem.h"
 
@@ -103,25 +104,7 @@ static int slot_reserve(struct slot *s, size_t n)
 static int send_iov(struct nbd_conn *c, struct iovec *iov, int n)
 {
     pthread_mutex_lock(&c->send_lock);
-    int err = 0;
-    while (n > 0) {
-        ssize_t w = writev(c->wfd, iov, n);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            err = snap_fail_errno("%s: send reply", c->peer);
-            break;
-        }
-        while (n > 0 && (size_t)w >= iov->iov_len) {
-            w -= (ssize_t)iov->iov_len;
-            iov++;
-            n--;
-        }
-        if (n > 0) {
-            iov->iov_base = (uint8_t *)iov->iov_base + w;
-            iov->iov_len -= (size_t)w;
-        }
-    }
+    int err = snap_writev_full(c->wfd, iov, n, c->peer);
     pthread_mutex_unlock(&c->send_lock);
     return err;
 }

@@ -2,6 +2,7 @@
 #include "net/httpd.h"
 
 #include "base/err.h"
+#include "base/io.h"
 #include "base/log.h"
 #include "base/mem.h"
 #include "net/listen.h"
@@ -184,25 +185,10 @@ const char *httpd_reason(int status)
 
 static int send_all(struct httpd_conn *c, struct iovec *iov, int n)
 {
-    while (n > 0) {
-        ssize_t w = writev(c->fd, iov, n);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            c->broken = true;
-            return snap_fail_errno("send response");
-        }
-        while (n > 0 && (size_t)w >= iov->iov_len) {
-            w -= (ssize_t)iov->iov_len;
-            iov++;
-            n--;
-        }
-        if (n > 0) {
-            iov->iov_base = (char *)iov->iov_base + w;
-            iov->iov_len -= (size_t)w;
-        }
-    }
-    return 0;
+    int err = snap_writev_full(c->fd, iov, n, "http response");
+    if (err)
+        c->broken = true;
+    return err;
 }
 
 static int format_head(struct httpd_conn *c, char *h, size_t hn, int status, const char *extra, uint64_t clen)
