@@ -167,8 +167,9 @@ static int diff_builds(struct hdr *h, const struct hdr *parent, const snap_uuid 
         if (pb) {
             *b = *pb;
             b->first_frame = h->nframes;
-            memcpy(h->frames + h->nframes, hdr_build_frames(parent, pb),
-                   pb->nframes * sizeof *h->frames);
+            if (pb->nframes)
+                memcpy(h->frames + h->nframes, hdr_build_frames(parent, pb),
+                       pb->nframes * sizeof *h->frames);
             h->nframes += pb->nframes;
         } else if (memcmp(&b->id, id, sizeof *id) == 0) {
             b->file_size = (int64_t)dirty;

@@ -126,7 +126,7 @@ int hdr_set_build(struct hdr *h, const snap_uuid *id, int64_t file_size, const u
 const struct hdr_build *hdr_find_build(const struct hdr *h, const snap_uuid *id);
 static inline const struct hdr_frame *hdr_build_frames(const struct hdr *h, const struct hdr_build *b)
 {
-    return h->frames + b->first_frame;
+    return h->frames ? h->frames + b->first_frame : NULL;
 }
 /* The UUID of an entry's build (the zero UUID for HDR_ZERO). */
 const snap_uuid *hdr_entry_build(const struct hdr *h, const struct hdr_entry *e);
