@@ -170,13 +170,13 @@ static void print_text(const struct opts *o, const struct hdr *h, size_t filelen
         for (size_t i = 0; i < h->n; i++) {
             const struct hdr_entry *e = &h->e[i];
             char range[40];
-            snprintf(range, sizeof range, "[%#" PRIx64 ", %#" PRIx64 ")", e->offset,
+            snprintf(range, sizeof range, "[0x%" PRIx64 ", 0x%" PRIx64 ")", e->offset,
                      e->offset + e->length);
             if (e->build == HDR_ZERO) {
                 printf("  %8zu  %-30s  %14" PRIu64 "  %-36s  -\n", i, range, e->length, "(zeros)");
             } else {
                 snap_uuid_format(hdr_entry_build(h, e), u);
-                printf("  %8zu  %-30s  %14" PRIu64 "  %-36s  [%#" PRIx64 ", %#" PRIx64 ")\n", i,
+                printf("  %8zu  %-30s  %14" PRIu64 "  %-36s  [0x%" PRIx64 ", 0x%" PRIx64 ")\n", i,
                        range, e->length, u, e->storage, e->storage + e->length);
             }
         }
@@ -325,12 +325,12 @@ static int do_lookup(const struct opts *o, const struct hdr *h)
         json_obj_end(&j);
         json_finish(&j);
     } else if (l.zero) {
-        printf("offset %" PRIu64 " (%#" PRIx64 "): zeros, %" PRIu64 " bytes left in mapping %zu\n",
+        printf("offset %" PRIu64 " (0x%" PRIx64 "): zeros, %" PRIu64 " bytes left in mapping %zu\n",
                x, x, l.remaining, l.entry);
     } else {
         char u[SNAP_UUID_STRLEN + 1];
         snap_uuid_format(l.build, u);
-        printf("offset %" PRIu64 " (%#" PRIx64 "): build %s storage offset %" PRIu64 " (%#" PRIx64
+        printf("offset %" PRIu64 " (0x%" PRIx64 "): build %s storage offset %" PRIu64 " (0x%" PRIx64
                "), %" PRIu64 " bytes left in mapping %zu\n",
                x, x, u, l.storage, l.storage, l.remaining, l.entry);
     }
