@@ -9,6 +9,7 @@
 #include "base/util.h"
 #include "header/header.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdlib.h>
@@ -487,8 +488,8 @@ int inspect_header_main(int argc, char **argv)
         print_json(&o, h, len, &t, check_err);
     else
         print_text(&o, h, len, &t, check_err);
-    if (fflush(stdout) != 0 || ferror(stdout))
-        rc = cli_fail(snap_fail_errno("writing to stdout"), NULL);
+    if (fflush(stdout) != 0 || ferror(stdout)) /* a reader that left early (| head) is fine */
+        rc = errno == EPIPE ? SNAP_EXIT_FAIL : cli_fail(snap_fail_errno("writing to stdout"), NULL);
 out:
     snap_free(t.per_build);
     hdr_free(h);
