@@ -365,7 +365,8 @@ static int do_convert(const struct opts *o, const struct hdr *h, int check_err)
     int err = hdr_serialize(h, o->convert, &buf, &len);
     if (err) {
         snap_fail_ctx(err, "%s: cannot write as v%u", o->path, o->convert);
-        return cli_fail(err, NULL);
+        return cli_fail(err, err == SNAP_ERANGE ? "this mapping cannot be said in that version; "
+                                                  "write it as v3 or v4" : NULL);
     }
     /* Read our own output back before it replaces anything. */
     err = hdr_parse(buf, len, &back);
