@@ -97,7 +97,7 @@ test: deps
 	$(MAKE) check
 
 demo:
-	tests/install-deps.sh build
+	tests/install-deps.sh all
 	$(MAKE) -j$(JOBS) snapctl
 	SNAPCTL=$(CURDIR)/snapctl tests/demo.sh
 
