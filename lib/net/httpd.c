@@ -386,14 +386,14 @@ static void httpd_conn_main(void *ctx, int fd, const char *peer)
         snprintf(req.peer, sizeof req.peer, "%s", peer);
         c.keep_alive = req.keep_alive;
         const char *cl = httpd_header(&req, "content-length"), *te = httpd_header(&req, "transfer-encoding");
-        if (te || (cl && strcmp(cl, "0") != 0)) {
-            c.keep_alive = false;
-            httpd_send(&c, 413, NULL, NULL, 0, false);
-            break;
-        }
+        bool has_body = te || (cl && strcmp(cl, "0") != 0);
         bool head = strcmp(req.method, "HEAD") == 0;
+        if (has_body)
+            c.keep_alive = false; /* we never read request bodies, so the stream ends here */
         if (!head && strcmp(req.method, "GET") != 0) {
             httpd_send(&c, 405, "Allow: GET, HEAD\r\n", NULL, 0, false);
+        } else if (has_body) {
+            httpd_send(&c, 413, NULL, NULL, 0, head);
         } else {
             s->handler(s->ctx, &c, &req);
             if (!c.responded)
