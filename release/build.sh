@@ -18,7 +18,7 @@ cp snapctl LICENSE README.md docs/snapctl.1 "$stage/$name/"
 epoch=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || echo 0)}
 tar -C "$stage" --sort=name --mtime="@$epoch" --owner=0 --group=0 --numeric-owner -cf - "$name" |
     gzip -n -9 >"release/$name.tar.gz"
-(cd release && sha256sum "$name.tar.gz" >SHA256SUMS && cp ../snapctl "$stage/snapctl" &&
- (cd "$stage" && sha256sum snapctl) >>SHA256SUMS)
+cp snapctl "release/$name"
+(cd release && sha256sum "$name.tar.gz" "$name" >SHA256SUMS)
 echo "release/$name.tar.gz ($(wc -c <"release/$name.tar.gz") bytes)"
 cat release/SHA256SUMS
