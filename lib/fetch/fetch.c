@@ -6,12 +6,12 @@
 #include "base/log.h"
 #include "base/mem.h"
 #include "base/util.h"
+#include "crypto/sha256.h"
 #include "store/store.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <mbedtls/sha256.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,7 +29,7 @@ struct sink_state {
     int fd;
     const char *url;
     uint64_t written, max;
-    mbedtls_sha256_context sha;
+    struct sha256_ctx sha;
     const struct fetch_opts *o;
     uint64_t total; /* 0 = unknown */
 };
@@ -43,7 +43,7 @@ static int sink(void *ctx, const uint8_t *p, size_t n)
     int err = snap_write_full(s->fd, p, n, fetch_tmp_path);
     if (err)
         return err;
-    mbedtls_sha256_update(&s->sha, p, n);
+    sha256_update(&s->sha, p, n);
     s->written += n;
     if (s->o->progress)
         s->o->progress(s->o->progress_ctx, s->written, s->total);
@@ -55,9 +55,8 @@ static int hash_file(const char *path, uint8_t out[32], uint64_t *size)
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return snap_fail_errno("%s", path);
-    mbedtls_sha256_context sha;
-    mbedtls_sha256_init(&sha);
-    mbedtls_sha256_starts(&sha, 0);
+    struct sha256_ctx sha;
+    sha256_init(&sha);
     uint8_t *buf = snap_malloc(1 << 20);
     int err = buf ? 0 : snap_fail(SNAP_ENOMEM, "out of memory");
     *size = 0;
@@ -69,11 +68,10 @@ static int hash_file(const char *path, uint8_t out[32], uint64_t *size)
             err = snap_fail_errno("%s: read", path);
         if (r <= 0)
             break;
-        mbedtls_sha256_update(&sha, buf, (size_t)r);
+        sha256_update(&sha, buf, (size_t)r);
         *size += (uint64_t)r;
     }
-    mbedtls_sha256_finish(&sha, out);
-    mbedtls_sha256_free(&sha);
+    sha256_final(&sha, out);
     snap_free(buf);
     close(fd);
     return err;
@@ -126,8 +124,7 @@ static int fetch_download(const struct fetch_opts *o, const char *final, struct 
         err = snap_fail_errno("%s: create temp file", fetch_tmp_path);
         goto out;
     }
-    mbedtls_sha256_init(&s.sha);
-    mbedtls_sha256_starts(&s.sha, 0);
+    sha256_init(&s.sha);
 
     unsigned attempts = o->attempts ? o->attempts : 5;
     struct store_read_result res;
@@ -152,8 +149,7 @@ static int fetch_download(const struct fetch_opts *o, const char *final, struct 
         nanosleep(&ts, NULL);
     }
     uint8_t got[32];
-    mbedtls_sha256_finish(&s.sha, got);
-    mbedtls_sha256_free(&s.sha);
+    sha256_final(&s.sha, got);
     if (!err && s.total && s.written != s.total)
         err = snap_fail(SNAP_ESHORT, "%s: got %llu bytes, the source says %llu", o->url,
                         (unsigned long long)s.written, (unsigned long long)s.total);

@@ -4,7 +4,7 @@
  * SHA-256 matched; it is streamed into a temp file in the same directory, hashed in the same
  * pass, fsync'd, renamed into place, and the directory fsync'd.  Any failure removes the temp
  * file.  A break mid-body is resumed with a ranged read from the bytes already written (the hash
- * state carries over), up to `attempts` times.
+ * state carries over), up to `attempts` times.  Hashing uses the SHA-NI path when the CPU has it.
  */
 #ifndef SNAP_FETCH_H
 #define SNAP_FETCH_H
