@@ -147,7 +147,7 @@ int sock_connect(struct sock *s, const char *host, uint16_t port, unsigned conne
     if (g != 0)
         return snap_fail(SNAP_ENET, "%s: cannot resolve host '%s': %s", s->peer, host,
                          g == EAI_SYSTEM ? strerror(errno) : gai_strerror(g));
-    int e = snap_fail(SNAP_ENET, "%s: no address", s->peer);
+    int e = res ? 0 : snap_fail(SNAP_ENET, "%s: no address", s->peer);
     for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
         int fd = -1;
         e = sock_try(s, ai, deadline, &fd);

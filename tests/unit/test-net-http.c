@@ -64,7 +64,7 @@ TEST(net_http_keepalive_reuse)
     static const struct tsrv_reply r[] = {
         {"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\na"},
         {"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nb"},
-        {"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nConnection: close\r\n\r\nc", 0, 0, 0, true},
+        {"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nConnection: close\r\n\r\nc", .close = true},
         {"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nd"},
     };
     struct tsrv *s = tsrv_start("127.0.0.1", r, 4, false);
@@ -100,7 +100,7 @@ TEST(net_http_stale_pooled_connection_retried_at_once)
 {
     static const struct tsrv_reply r[] = {
         {"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"},
-        {NULL, 0, 0, 0, true}, /* reads the request, closes without a byte */
+        {NULL, .close = true}, /* reads the request, closes without a byte */
         {"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n"},
     };
     struct tsrv *s = tsrv_start("127.0.0.1", r, 3, false);
@@ -137,7 +137,7 @@ TEST(net_http_closed_idle_connection_not_reused)
 {
     /* The server closes after answering "keep-alive": the pool sees it before sending. */
     static const struct tsrv_reply r[] = {
-        {"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n1", 0, 0, 0, true},
+        {"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n1", .close = true},
         {"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n2"},
     };
     struct tsrv *s = tsrv_start("127.0.0.1", r, 2, false);
@@ -219,12 +219,12 @@ TEST(net_http_body_errors_short_lying_toobig)
 {
     static const struct tsrv_reply r[] = {
         /* Truncated: 3 of 10 bytes, then the server closes. */
-        {"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", 0, 0, 0, true},
+        {"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", .close = true},
         /* Lying: more bytes than Content-Length; the client takes 3 and drops the connection. */
         {"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabcdefgh"},
         {"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"},
         /* Chunked, cut inside a chunk. */
-        {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n10\r\nabc", 0, 0, 0, true},
+        {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n10\r\nabc", .close = true},
         /* Larger than the buffer. */
         {"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n123456789"},
         /* Larger than the collect cap. */
