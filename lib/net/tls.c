@@ -208,10 +208,16 @@ static int tls_verify_failed(struct tls_conn *t, const struct tls_config *cfg)
     for (char *p = why; *p; p++)
         if (*p == '\n')
             *p = p[1] ? ';' : '\0';
-    return snap_fail(SNAP_ETLS, "%s: TLS certificate of '%s' not trusted: %s (CA bundle %s); fix: point "
-                     "SSL_CERT_FILE or the CA-file option at a bundle holding the CA that signed the server's "
-                     "certificate, or give the server a certificate for '%s'", t->sock->peer, t->host, why,
-                     cfg->ca_file, t->host);
+    const char *fix;
+    if (flags & MBEDTLS_X509_BADCERT_CN_MISMATCH)
+        fix = "connect by a name the certificate lists, or give the server a certificate for that name";
+    else if (flags & (MBEDTLS_X509_BADCERT_EXPIRED | MBEDTLS_X509_BADCERT_FUTURE))
+        fix = "check this host's clock, or renew the server's certificate";
+    else
+        fix = "point SSL_CERT_FILE or the CA-file option at a bundle holding the CA that signed the server's "
+              "certificate (or make the server send its intermediate certificates)";
+    return snap_fail(SNAP_ETLS, "%s: TLS certificate of '%s' not trusted: %s (CA bundle %s); fix: %s", t->sock->peer,
+                     t->host, why, cfg->ca_file, fix);
 }
 
 int tls_connect(struct tls_config *cfg, struct sock *s, const char *host, unsigned handshake_ms,
@@ -250,6 +256,9 @@ int tls_connect(struct tls_config *cfg, struct sock *s, const char *host, unsign
         if ((e = tls_again(t, r, "handshake")) != 0)
             break;
     }
+    if (e == SNAP_ETIMEOUT && handshake_ms && s->deadline_ns != saved && snap_now_ns() >= s->deadline_ns)
+        e = snap_fail(SNAP_ETIMEOUT, "%s: TLS handshake not done within %u ms (handshake timeout)", s->peer,
+                      handshake_ms);
     s->deadline_ns = saved;
     if (e) {
         tls_close(t);
