@@ -119,8 +119,8 @@ static int req_headers(struct xfer *x, struct http_hdrs *hd, uint64_t *clen, boo
     *chunked = false;
     *clen = HTTP_SIZE_UNKNOWN;
     http_hdrs_init(hd);
-    if (!url_authority(x->url, v, sizeof v))
-        return snap_fail(SNAP_EINTERNAL, "%s: host too long", x->what);
+    if ((e = url_authority(x->url, v, sizeof v)))
+        return e;
     if ((e = http_hdrs_add(hd, "Host", v)))
         return e;
     if ((!rq->headers || !http_hdrs_get(rq->headers, "User-Agent")) &&
@@ -625,7 +625,7 @@ static int follow(struct xfer *x, struct url *owned)
     url_free(owned);
     *owned = next;
     x->url = owned;
-    x->target = url_target(owned, x->tbuf, sizeof x->tbuf) ? x->tbuf : "/";
+    x->target = url_target(owned, x->tbuf, sizeof x->tbuf) == 0 ? x->tbuf : "/";
     x->same_origin = same_origin(owned, x->rq->url);
     int st = rs->status;
     if ((st == 303 && !method_is(x->method, "HEAD")) ||
@@ -685,7 +685,7 @@ int http_do(struct http_client *c, const struct http_request *rq, struct http_re
     };
     if (c->o.total_timeout_ms)
         x.deadline = snap_now_ns() + (uint64_t)c->o.total_timeout_ms * 1000000;
-    x.target = rq->target ? rq->target : url_target(rq->url, x.tbuf, sizeof x.tbuf) ? x.tbuf : NULL;
+    x.target = rq->target ? rq->target : url_target(rq->url, x.tbuf, sizeof x.tbuf) == 0 ? x.tbuf : NULL;
     if (!x.target)
         return snap_fail(SNAP_ETOOBIG, "%s: URL target too long", rq->method);
     int w = snprintf(x.what, sizeof x.what, "%s ", rq->method);

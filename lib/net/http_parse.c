@@ -229,6 +229,17 @@ int http_head_feed(struct http_head *h, const void *buf, size_t len, size_t *con
     while (i < len && h->state != HS_DONE) {
         const char *lf = memchr(p + i, '\n', len - i);
         size_t n = lf ? (size_t)(lf - (p + i)) : len - i;
+        if (h->state == HS_STATUS && h->len < 5) {
+            /* Judge the first bytes as they come (before any size check, so that the
+             * verdict on a non-HTTP peer does not depend on how its bytes were split). */
+            static const char pfx[] = "HTTP/";
+            size_t k = 5 - h->len < len - i ? 5 - h->len : len - i;
+            if (memcmp(p + i, pfx + h->len, k) != 0) {
+                char tmp[40];
+                return head_fail(h, SNAP_EPROTO, "response does not start with 'HTTP/' ('%s')",
+                                 shown(p + i, len - i < 16 ? len - i : 16, tmp, sizeof tmp));
+            }
+        }
         size_t need = h->len + n + 1; /* +1: the NUL that replaces the LF */
         if (need > HTTP_HEAD_MAX)
             return head_fail(h, SNAP_ETOOBIG, "response head larger than %d KiB", HTTP_HEAD_MAX / 1024);
@@ -247,14 +258,6 @@ int http_head_feed(struct http_head *h, const void *buf, size_t len, size_t *con
         memcpy(h->buf + h->len, p + i, n);
         h->len += n;
         i += n;
-        if (h->state == HS_STATUS) {
-            size_t k = h->len < 5 ? h->len : 5;
-            if (memcmp(h->buf, "HTTP/", k) != 0) {
-                char tmp[40];
-                return head_fail(h, SNAP_EPROTO, "response does not start with 'HTTP/' ('%s')",
-                                 shown(h->buf, h->len < 16 ? h->len : 16, tmp, sizeof tmp));
-            }
-        }
         if (!lf)
             break;
         i++;

@@ -339,7 +339,7 @@ void url_free(struct url *u)
     memset(u, 0, sizeof *u);
 }
 
-size_t url_authority(const struct url *u, char *buf, size_t len)
+int url_authority(const struct url *u, char *buf, size_t len)
 {
     int r;
     bool dflt = u->port == url_default_port(u->scheme) || u->port == 0;
@@ -347,14 +347,18 @@ size_t url_authority(const struct url *u, char *buf, size_t len)
         r = snprintf(buf, len, u->ipv6 ? "[%s]" : "%s", u->host);
     else
         r = snprintf(buf, len, u->ipv6 ? "[%s]:%u" : "%s:%u", u->host, (unsigned)u->port);
-    return r < 0 || (size_t)r >= len ? 0 : (size_t)r;
+    if (r < 0 || (size_t)r >= len)
+        return snap_fail(SNAP_ETOOBIG, "host '%.60s' longer than %zu bytes", u->host, len);
+    return 0;
 }
 
-size_t url_target(const struct url *u, char *buf, size_t len)
+int url_target(const struct url *u, char *buf, size_t len)
 {
     int r = snprintf(buf, len, "%s%s%s", u->path[0] ? u->path : "/", u->query ? "?" : "",
                      u->query ? u->query : "");
-    return r < 0 || (size_t)r >= len ? 0 : (size_t)r;
+    if (r < 0 || (size_t)r >= len)
+        return snap_fail(SNAP_ETOOBIG, "request target longer than %zu bytes", len);
+    return 0;
 }
 
 /* A query parameter whose value must not be printed. */
@@ -375,13 +379,13 @@ const char *url_redact(const struct url *u, const char *target, char *buf, size_
     if (len == 0)
         return buf;
     char auth[URL_HOST_MAX + 16];
-    if (!url_authority(u, auth, sizeof auth))
+    if (url_authority(u, auth, sizeof auth))
         auth[0] = '\0';
     int r = snprintf(buf, len, "%s://%s", u->scheme_name, auth);
     size_t o = r < 0 ? 0 : (size_t)r >= len ? len - 1 : (size_t)r;
     char tbuf[URL_MAX + 2];
     if (!target)
-        target = url_target(u, tbuf, sizeof tbuf) ? tbuf : "/";
+        target = url_target(u, tbuf, sizeof tbuf) == 0 ? tbuf : "/";
     /* Copy the target, blanking secret values in the query. */
     const char *q = strchr(target, '?');
     size_t pn = q ? (size_t)(q - target) : strlen(target);
@@ -424,7 +428,7 @@ int url_resolve(const struct url *base, const char *ref, struct url *out)
     if (!buf)
         return snap_fail(SNAP_ENOMEM, "resolving a redirect target");
     char auth[URL_HOST_MAX + 16];
-    if (!url_authority(base, auth, sizeof auth))
+    if (url_authority(base, auth, sizeof auth))
         auth[0] = '\0';
     int r;
     if (ref[0] == '/' && ref[1] == '/') {

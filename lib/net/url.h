@@ -46,11 +46,11 @@ int url_resolve(const struct url *base, const char *ref, struct url *out);
 /* The scheme's default port (80, 443) or 0. */
 uint16_t url_default_port(enum url_scheme scheme);
 bool url_is_tls(const struct url *u);
-/* Host header value: host, IPv6 in brackets, ":port" unless it is the default.  Returns the
- * length, or 0 when it does not fit in len (NUL-terminated when it does). */
-size_t url_authority(const struct url *u, char *buf, size_t len);
-/* Request target: path ("/" when empty) and "?query".  Length, or 0 when it does not fit. */
-size_t url_target(const struct url *u, char *buf, size_t len);
+/* Host header value: host, IPv6 in brackets, ":port" unless it is the default ("" for
+ * file:///).  0, or SNAP_ETOOBIG when it does not fit in len. */
+int url_authority(const struct url *u, char *buf, size_t len);
+/* Request target: path ("/" when empty) and "?query".  0, or SNAP_ETOOBIG. */
+int url_target(const struct url *u, char *buf, size_t len);
 /* For messages: scheme://authority + target (u's own when target is NULL), without userinfo
  * and with the values of secret-looking query parameters (signature, credential, token, key,
  * sig) replaced by "REDACTED".  Truncated to fit; returns buf. */

@@ -223,6 +223,16 @@ TEST(net_parse_head_caps)
         o += (size_t)snprintf(big + o, n - o, "F%d: %d\r\n", i, i);
     o += (size_t)snprintf(big + o, n - o, "\r\n");
     CHECK_ERR(http_head_feed(&h, big, o, &used), SNAP_ETOOBIG, "more than 128 header fields");
+    /* A peer that is not HTTP is told apart by its first bytes, whatever their size. */
+    memset(big, 'X', n);
+    for (size_t split = 0; split < 3; split++) {
+        http_head_reset(&h);
+        size_t k = split ? split : n;
+        int e = http_head_feed(&h, big, k, &used);
+        if (!e)
+            e = http_head_feed(&h, big + k, n - k, &used);
+        CHECK_EQ(e, SNAP_EPROTO);
+    }
     free(big);
     http_head_free(&h);
 }
