@@ -553,6 +553,9 @@ static int xfer_attempt(struct xfer *x, bool following_ok)
         }
         if (!e)
             e = body_pump(x);
+        /* A 206 owes the bytes its Content-Range named, whatever the framing said. */
+        if (!e && x->sink == SK_CALLER && x->rq->range && x->rs->status == 206 && x->limit)
+            e = snap_fail(SNAP_ESHORT, "206 body ended %" PRIu64 " bytes short of its Content-Range", x->limit);
         http_conn_release(c, x->k, !e && x->reusable);
         x->k = NULL;
         return e;
@@ -568,7 +571,7 @@ static bool same_origin(const struct url *a, const struct url *b)
 
 static bool retryable_status(int st)
 {
-    return st == 429 || st == 500 || st == 502 || st == 503 || st == 504;
+    return st == 408 || st == 429 || st == 500 || st == 502 || st == 503 || st == 504;
 }
 
 /* The failure for a final status that is not 2xx, with the start of the body for humans. */
@@ -634,7 +637,8 @@ static int follow(struct xfer *x, struct url *owned)
         x->send_body = false;
     }
     rs->redirects++;
-    url_redact(x->url, NULL, x->what + strlen(x->method) + 1, sizeof x->what - strlen(x->method) - 1);
+    int w = snprintf(x->what, sizeof x->what, "%s ", x->method);
+    url_redact(x->url, x->target, x->what + w, sizeof x->what - (size_t)w);
     snap_debug("redirected to %s", x->what);
     return 0;
 }

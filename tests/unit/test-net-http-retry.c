@@ -154,8 +154,10 @@ TEST(net_http_ranges_206_200_416)
         {"HTTP/1.1 206 Partial Content\r\nContent-Range: bytes 95-99/100\r\nContent-Length: 5\r\n\r\nvwxyz"},
         {"HTTP/1.1 416 Range Not Satisfiable\r\nContent-Range: bytes */100\r\nContent-Length: 0\r\n\r\n"},
         {"HTTP/1.1 206 Partial Content\r\nContent-Range: bytes 10-14/100\r\nContent-Length: 6\r\n\r\nABCDEF"},
+        {"HTTP/1.1 206 Partial Content\r\nContent-Range: bytes 10-14/100\r\nTransfer-Encoding: chunked\r\n\r\n"
+         "3\r\nABC\r\n0\r\n\r\n"},
     };
-    struct tsrv *s = tsrv_start("127.0.0.1", r, 6, false);
+    struct tsrv *s = tsrv_start("127.0.0.1", r, 7, false);
     CHECK(s);
     struct http_opts o = {.retry = {.max_attempts = 1}};
     struct http_client *c;
@@ -193,10 +195,12 @@ TEST(net_http_ranges_206_200_416)
     CHECK_EQ(rs.total_size, 100);
     CHECK_ERR(http_get_range(c, &u, NULL, NULL, 10, 5, dst, NULL, NULL, &rs), SNAP_EPROTO,
               "206 with Content-Length 6");
+    CHECK_ERR(http_get_range(c, &u, NULL, NULL, 10, 5, dst, NULL, NULL, &rs), SNAP_ESHORT,
+              "206 body ended 2 bytes short of its Content-Range");
     /* Zero bytes: nothing is sent. */
     CHECK_EQ(http_get_range(c, &u, NULL, NULL, 7, 0, dst, NULL, NULL, &rs), 0);
     CHECK_EQ(rs.bytes, 0);
-    CHECK_EQ(tsrv_nreq(s), 6);
+    CHECK_EQ(tsrv_nreq(s), 7);
     http_response_free(&rs);
     http_client_free(c);
     url_free(&u);
