@@ -7,6 +7,12 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <mbedtls/net_sockets.h>
+#include <mbedtls/pk.h>
+#include <mbedtls/psa_util.h>
+#include <mbedtls/ssl.h>
+#include <psa/crypto.h>
+#include <pthread.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -205,4 +211,163 @@ TEST(net_tls_verify_with_ca_option_and_fail_without)
     url_free(&bu);
     http_response_free(&rs);
     free(big);
+}
+
+/* An mbedTLS echo server on loopback: answers each request with its own body, keep-alive, so
+ * a large PUT goes out in 16 KiB records and comes back into a buffer over one connection. */
+struct echo_srv {
+    int lfd;
+    uint16_t port;
+    pthread_t th;
+    mbedtls_ssl_config conf;
+    mbedtls_x509_crt crt;
+    mbedtls_pk_context key;
+    int requests;
+};
+
+static int echo_send(void *ctx, const unsigned char *b, size_t n)
+{
+    ssize_t r = send(*(int *)ctx, b, n, MSG_NOSIGNAL);
+    return r < 0 ? MBEDTLS_ERR_NET_SEND_FAILED : (int)r;
+}
+
+static int echo_recv(void *ctx, unsigned char *b, size_t n)
+{
+    ssize_t r = recv(*(int *)ctx, b, n, 0);
+    return r < 0 ? MBEDTLS_ERR_NET_RECV_FAILED : (int)r;
+}
+
+static int echo_read(mbedtls_ssl_context *ssl, unsigned char *b, size_t n)
+{
+    int r;
+    do
+        r = mbedtls_ssl_read(ssl, b, n);
+    while (r == MBEDTLS_ERR_SSL_RECEIVED_NEW_SESSION_TICKET || r == MBEDTLS_ERR_SSL_WANT_READ);
+    return r;
+}
+
+static void *echo_run(void *arg)
+{
+    struct echo_srv *es = arg;
+    int fd = accept(es->lfd, NULL, NULL);
+    mbedtls_ssl_context ssl;
+    mbedtls_ssl_init(&ssl);
+    size_t cap = 4u << 20, len = 0;
+    unsigned char *buf = malloc(cap);
+    if (fd < 0 || mbedtls_ssl_setup(&ssl, &es->conf) != 0)
+        goto out;
+    mbedtls_ssl_set_bio(&ssl, &fd, echo_send, echo_recv, NULL);
+    if (mbedtls_ssl_handshake(&ssl) != 0)
+        goto out;
+    for (;;) {
+        char *end = NULL;
+        while (!(end = memmem(buf, len, "\r\n\r\n", 4))) {
+            int r = echo_read(&ssl, buf + len, cap - len);
+            if (r <= 0)
+                goto out;
+            len += (size_t)r;
+        }
+        size_t head = (size_t)(end + 4 - (char *)buf);
+        char *cl = memmem(buf, head, "Content-Length: ", 16);
+        size_t clen = cl ? strtoull(cl + 16, NULL, 10) : 0;
+        while (len < head + clen) {
+            int r = echo_read(&ssl, buf + len, cap - len);
+            if (r <= 0)
+                goto out;
+            len += (size_t)r;
+        }
+        char resp[128];
+        int rl = snprintf(resp, sizeof resp, "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\n\r\n", clen);
+        const unsigned char *parts[2] = {(unsigned char *)resp, buf + head};
+        size_t lens[2] = {(size_t)rl, clen};
+        for (int i = 0; i < 2; i++)
+            for (size_t off = 0; off < lens[i];) {
+                int w = mbedtls_ssl_write(&ssl, parts[i] + off, lens[i] - off);
+                if (w <= 0)
+                    goto out;
+                off += (size_t)w;
+            }
+        es->requests++;
+        memmove(buf, buf + head + clen, len - head - clen);
+        len -= head + clen;
+    }
+out:
+    mbedtls_ssl_free(&ssl);
+    free(buf);
+    if (fd >= 0)
+        close(fd);
+    return NULL;
+}
+
+TEST(net_tls_bulk_both_ways_keepalive)
+{
+    if (sh("command -v openssl >/dev/null 2>&1") != 0) {
+        fprintf(stderr, "    skipped: openssl is not installed\n");
+        return;
+    }
+    char dir[512], path[600], ca[600];
+    snprintf(dir, sizeof dir, "%s/tls-bulk", test_tmpdir());
+    CHECK(mkdir(dir, 0700) == 0);
+    CHECK_EQ(make_certs(dir), 0);
+    CHECK_EQ(psa_crypto_init(), PSA_SUCCESS);
+    struct echo_srv es = {0};
+    mbedtls_ssl_config_init(&es.conf);
+    mbedtls_x509_crt_init(&es.crt);
+    mbedtls_pk_init(&es.key);
+    snprintf(path, sizeof path, "%s/srv.crt", dir);
+    CHECK_EQ(mbedtls_x509_crt_parse_file(&es.crt, path), 0);
+    snprintf(path, sizeof path, "%s/srv.key", dir);
+    CHECK_EQ(mbedtls_pk_parse_keyfile(&es.key, path, NULL, mbedtls_psa_get_random, NULL), 0);
+    CHECK_EQ(mbedtls_ssl_config_defaults(&es.conf, MBEDTLS_SSL_IS_SERVER, MBEDTLS_SSL_TRANSPORT_STREAM,
+                                         MBEDTLS_SSL_PRESET_DEFAULT), 0);
+    mbedtls_ssl_conf_rng(&es.conf, mbedtls_psa_get_random, NULL);
+    CHECK_EQ(mbedtls_ssl_conf_own_cert(&es.conf, &es.crt, &es.key), 0);
+    es.lfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t sl = sizeof sa;
+    CHECK(bind(es.lfd, (struct sockaddr *)&sa, sl) == 0 && listen(es.lfd, 4) == 0);
+    getsockname(es.lfd, (struct sockaddr *)&sa, &sl);
+    es.port = ntohs(sa.sin_port);
+    pthread_create(&es.th, NULL, echo_run, &es);
+
+    snprintf(ca, sizeof ca, "%s/ca.crt", dir);
+    struct http_opts o = {.ca_file = ca, .retry = {.max_attempts = 1}};
+    struct http_client *c;
+    CHECK_EQ(http_client_new(&o, &c), 0);
+    char su[64];
+    snprintf(su, sizeof su, "https://127.0.0.1:%u/part", (unsigned)es.port);
+    struct url u;
+    CHECK_EQ(url_parse(su, &u), 0);
+    size_t n = (1u << 20) + 12345; /* not a multiple of the record size */
+    uint8_t *up = malloc(n), *down = malloc(n);
+    for (size_t i = 0; i < n; i++)
+        up[i] = (uint8_t)(i * 7 + (i >> 13));
+    struct http_response rs;
+    http_response_init(&rs);
+    for (int round = 0; round < 2; round++) {
+        memset(down, 0, n);
+        struct http_request rq = {.method = "PUT", .url = &u, .body = up, .body_len = n,
+                                  .sink = HTTP_SINK_BUFFER, .dst = down, .dst_len = n};
+        int e = http_do(c, &rq, &rs);
+        if (e)
+            fprintf(stderr, "    %s\n", snap_errmsg(e));
+        CHECK_EQ(e, 0);
+        CHECK_EQ(rs.bytes, n);
+        CHECK_MEM(down, up, n);
+    }
+    struct http_stats st;
+    http_client_stats(c, &st);
+    CHECK_EQ(st.connects, 1);
+    CHECK_EQ(st.reused, 1);
+    http_client_free(c); /* closes the connection: the echo thread ends */
+    pthread_join(es.th, NULL);
+    CHECK_EQ(es.requests, 2);
+    close(es.lfd);
+    mbedtls_ssl_config_free(&es.conf);
+    mbedtls_x509_crt_free(&es.crt);
+    mbedtls_pk_free(&es.key);
+    http_response_free(&rs);
+    url_free(&u);
+    free(up);
+    free(down);
 }
