@@ -48,4 +48,44 @@ void http_conn_release(struct http_client *c, struct http_conn *k, bool reusable
 int http_conn_read(struct http_conn *k, void *buf, size_t len, size_t *got);
 int http_conn_writev(struct http_conn *k, struct iovec *iov, int n);
 
+#define HTTP_DRAIN_MAX (256u * 1024) /* body bytes we read and drop to keep a connection */
+
+enum http_body_mode { BM_NONE, BM_LENGTH, BM_CHUNKED, BM_CLOSE };
+enum http_sink_kind { SK_CALLER, SK_ERROR, SK_DRAIN };
+
+/* One http_do call: what http.c decides, and the per-response state of http_xfer.c. */
+struct http_xfer {
+    struct http_client *c;
+    const struct http_request *rq;
+    struct http_response *rs;
+    const char *method;
+    const struct url *url;       /* current: rq->url, or a redirect's */
+    const char *target;          /* current request target */
+    char tbuf[URL_MAX + 2];      /* target when taken from the url */
+    bool send_body;
+    bool same_origin;            /* sign and send Authorization */
+    uint64_t deadline;
+    uint64_t off, len;           /* the part of the range still wanted */
+    char what[600];              /* "GET http://host/path" for messages */
+    /* Per response. */
+    struct http_conn *k;
+    enum http_body_mode mode;
+    uint64_t left;               /* BM_LENGTH */
+    struct http_chunked ch;
+    enum http_sink_kind sink;
+    uint64_t skip;               /* bytes to drop before the sink (200 answered to a range) */
+    uint64_t limit;              /* bytes the sink still takes */
+    uint64_t drained;
+    bool cut;                    /* stop reading: the rest of the body is not wanted */
+    bool reusable;
+};
+
+/* One attempt: a connection, the request, the whole response (any status).  Following says
+ * a 3xx with Location will be followed, so its body is drained rather than kept. */
+int http_xfer_attempt(struct http_xfer *x, bool following_ok);
+/* Append to rs->body (NUL-terminated), at most max bytes in all: 0, SNAP_ETOOBIG, SNAP_ENOMEM. */
+int http_body_append(struct http_response *rs, const void *p, size_t n, size_t max);
+bool http_is_redirect(int status);
+bool http_method_is(const char *m, const char *want);
+
 #endif
