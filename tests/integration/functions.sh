@@ -30,10 +30,12 @@ die() { echo "FAIL: $*" >&2; exit 1; }
 requires() {
     for p in "$@"; do command -v "$p" >/dev/null 2>&1 || skip "requires $p (not installed)"; done
 }
+# One scratch root per test, registered here in the test's own shell: mktmpdir is called as
+# T=$(mktmpdir), in a subshell, where a cleanup registered would be lost.
+_TEST_ROOT=$(mktemp -d "${TMPDIR:-/tmp}/snapctl-test.XXXXXX")
+cleanup_fn rm -rf "$_TEST_ROOT"
 mktmpdir() {
-    d=$(mktemp -d "${TMPDIR:-/tmp}/snapctl-test.XXXXXX")
-    cleanup_fn rm -rf "$d"
-    echo "$d"
+    mktemp -d "$_TEST_ROOT/t.XXXXXX"
 }
 kill_pid() { # PID: TERM, wait up to 5 s, then KILL
     kill "$1" 2>/dev/null || return 0
@@ -44,9 +46,8 @@ kill_pid() { # PID: TERM, wait up to 5 s, then KILL
 # expect_exit CODE CMD...: run CMD, require exit CODE; its stderr is left in $LAST_ERR.
 expect_exit() {
     want=$1; shift
-    LAST_ERR=$(mktemp); cleanup_fn rm -f "$LAST_ERR"
+    LAST_ERR=$(mktemp "$_TEST_ROOT/err.XXXXXX")
     set +e; "$@" >"$LAST_ERR.out" 2>"$LAST_ERR"; got=$?; set -e
-    cleanup_fn rm -f "$LAST_ERR.out"
     [ "$got" -eq "$want" ] || { cat "$LAST_ERR" >&2; die "$* exited $got, expected $want"; }
 }
 sha256() { sha256sum "$1" | cut -d' ' -f1; }

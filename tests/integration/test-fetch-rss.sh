@@ -3,6 +3,8 @@
 [ "$VARIANT" = release ] || skip "RSS is measured on the release build (sanitizers inflate it)"
 [ -x /usr/bin/time ] || skip "requires /usr/bin/time (package time)"
 T=$(mktmpdir)
+free_kib=$(df -Pk "$T" | awk 'NR==2 {print $4}')
+[ "$free_kib" -gt $((5 * 1024 * 1024)) ] || skip "needs 5 GiB free in ${TMPDIR:-/tmp} for the 4 GiB fetch (has $((free_kib / 1024)) MiB)"
 mkdir -p "$T/src" "$T/cache"
 truncate -s 4G "$T/src/zeros.img"     # sparse: a 4 GiB source that costs no disk
 H=$(head -c 4G /dev/zero | sha256sum | cut -c1-64)
