@@ -158,6 +158,10 @@ static int sim_read(struct store *st, const char *key, uint64_t off, uint64_t le
         fault = SIM_STALL;
     else if (roll < s->o.fail_pct + s->o.stall_pct + s->o.truncate_pct && want)
         fault = SIM_TRUNCATE;
+    if (n < s->o.fail_first) {
+        fault = SIM_FAIL;
+        at = snap_min_u64(s->o.fail_first_at, want);
+    }
 
     uint64_t t_first = t0 + (uint64_t)s->o.ttfb_us * 1000;
     sim_sleep_until(t_first);

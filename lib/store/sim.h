@@ -28,6 +28,8 @@ struct sim_opts {
     unsigned stall_ms;
     unsigned truncate_pct;     /* success with fewer bytes than the object has */
     unsigned idle_timeout_ms;  /* a stall at least this long fails with SNAP_ETIMEOUT; 0 = 30 s */
+    unsigned fail_first;       /* the first this many reads fail (SNAP_ENET) ... */
+    uint64_t fail_first_at;    /* ... after this many bytes of their range */
 };
 
 struct sim_stats {
