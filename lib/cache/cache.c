@@ -1,0 +1,558 @@
+/* cache.c -- the mmap'd sparse cache file and its per-block states.
+ *
+ * Design notes
+ *
+ * States live in two bitmaps of 64-block words, `lo` and `hi` (absent 00, present 01, zero 10,
+ * dirty 11), so "is anything absent here", "where does this run end" and "which blocks are
+ * dirty" are a few word operations plus ctz, never a walk over blocks.
+ *
+ * Concurrency rules:
+ * - Every call that changes a block (write, zero, fill, evict) or copies it out (read) holds the
+ *   stripe lock of the block's word while it copies the bytes and updates the bits, so a block's
+ *   bytes and state change together and a read is a point-in-time copy of each block.  Stripe
+ *   locks are per word (64 blocks), 64 of them, taken one at a time, never nested: a range that
+ *   spans words is done word by word, and no lock is ever held across anything but a memcpy, a
+ *   hole punch or a page fault on the cache file -- never remote or socket I/O.
+ * - The bit words are atomics, so the queries (cache_readable, cache_find_absent, cache_extent,
+ *   cache_state_at) take no lock.  Their answer is a snapshot: a block may change right after.
+ *   Writers order their updates so a lock-free reader never sees a state whose bytes are not in
+ *   place: bytes first, then lo, then hi (a write passes through "present" with the new bytes on
+ *   its way to dirty; a zeroing punches first and passes through "dirty" with zero bytes).
+ * - Fill never overwrites anything but an absent block, and it checks and copies under the same
+ *   stripe lock as a local write, so a fetch racing a write can never clobber it.
+ * - The mapping, the size and the bitmaps are fixed from open to close; close requires that no
+ *   call is running.
+ * - Export reads the file while writers may run; the caller quiesces writers for a consistent
+ *   diff (the device does).
+ *
+ * Zero blocks are holes: writing an all-zero block or zeroing a range punches it out of the file
+ * (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE), so disk usage follows the data.  Where the file
+ * system cannot punch, the bytes are zeroed in the mapping instead (same content, more space).
+ */
+#include "cache/cache.h"
+
+#include "base/err.h"
+#include "base/io.h"
+#include "base/mem.h"
+#include "base/util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#ifndef FALLOC_FL_KEEP_SIZE
+#define FALLOC_FL_KEEP_SIZE 0x01
+#endif
+#ifndef FALLOC_FL_PUNCH_HOLE
+#define FALLOC_FL_PUNCH_HOLE 0x02
+#endif
+
+#define CACHE_STRIPES 64
+
+struct cache {
+    char *path;
+    int fd;
+    uint8_t *map;
+    size_t map_len;
+    uint64_t size;
+    uint32_t bs;
+    unsigned shift;
+    uint64_t nblocks;
+    uint64_t nwords;
+    _Atomic uint64_t *lo;
+    _Atomic uint64_t *hi;
+    atomic_bool punch_ok;
+    pthread_mutex_t stripe[CACHE_STRIPES];
+};
+
+/* ---- small helpers ---- */
+
+static inline uint64_t blk_off(const struct cache *c, uint64_t b) { return b << c->shift; }
+static inline uint64_t blk_end(const struct cache *c, uint64_t b)
+{
+    uint64_t e = (b + 1) << c->shift;
+    return e < c->size ? e : c->size;
+}
+/* Bits [from, to) of a word, 0 <= from < to <= 64. */
+static inline uint64_t bits(unsigned from, unsigned to)
+{
+    uint64_t hi = to == 64 ? ~0ull : (1ull << to) - 1;
+    return hi & ~((1ull << from) - 1);
+}
+static inline uint64_t ld(_Atomic uint64_t *w) { return atomic_load_explicit(w, memory_order_acquire); }
+static inline void lock_word(struct cache *c, uint64_t w) { pthread_mutex_lock(&c->stripe[w % CACHE_STRIPES]); }
+static inline void unlock_word(struct cache *c, uint64_t w) { pthread_mutex_unlock(&c->stripe[w % CACHE_STRIPES]); }
+
+static int cache_check_range(const struct cache *c, uint64_t off, uint64_t len, const char *what)
+{
+    if (off > c->size || len > c->size - off)
+        return snap_fail(SNAP_ERANGE, "%s: %s of %llu bytes at offset %llu is past the end (%llu bytes)",
+                         c->path, what, (unsigned long long)len, (unsigned long long)off,
+                         (unsigned long long)c->size);
+    return 0;
+}
+
+static int cache_check_aligned(const struct cache *c, uint64_t off, uint64_t len, const char *what)
+{
+    int err = cache_check_range(c, off, len, what);
+    if (err || len == 0)
+        return err;
+    uint64_t mask = c->bs - 1;
+    if ((off & mask) || ((len & mask) && off + len != c->size))
+        return snap_fail(SNAP_ERANGE, "%s: %s of %llu bytes at offset %llu is not aligned to the %u-byte "
+                         "block (only the last block may be partial)", c->path, what,
+                         (unsigned long long)len, (unsigned long long)off, c->bs);
+    return 0;
+}
+
+/* Punch [off, off+len) out of the file; zero it in the mapping where punching is unsupported. */
+static int cache_punch(struct cache *c, uint64_t off, uint64_t len)
+{
+    if (atomic_load_explicit(&c->punch_ok, memory_order_relaxed)) {
+        if (fallocate(c->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len) == 0)
+            return 0;
+        if (errno != EOPNOTSUPP && errno != ENOSYS && errno != EINVAL)
+            return snap_fail_errno("%s: punch hole at offset %llu (%llu bytes)", c->path,
+                                   (unsigned long long)off, (unsigned long long)len);
+        atomic_store_explicit(&c->punch_ok, false, memory_order_relaxed);
+    }
+    memset(c->map + off, 0, (size_t)len);
+    return 0;
+}
+
+static bool is_zero(const uint8_t *p, size_t n)
+{
+    return n == 0 || (p[0] == 0 && memcmp(p, p + 1, n - 1) == 0);
+}
+
+/* ---- open / close ---- */
+
+int cache_open(const char *path, uint64_t size, uint32_t block_size, struct cache **out)
+{
+    if (block_size == 0)
+        block_size = CACHE_BLOCK_DEFAULT;
+    if (block_size < CACHE_BLOCK_MIN || block_size > CACHE_BLOCK_MAX || (block_size & (block_size - 1)))
+        return snap_fail(SNAP_EUSAGE, "%s: block size %u is not a power of two in %u..%u", path, block_size,
+                         CACHE_BLOCK_MIN, CACHE_BLOCK_MAX);
+    if (size > (uint64_t)INT64_MAX - block_size || size > (uint64_t)SIZE_MAX)
+        return snap_fail(SNAP_ERANGE, "%s: cache size %llu is too large", path, (unsigned long long)size);
+    struct cache *c = snap_calloc(1, sizeof *c);
+    if (!c)
+        return snap_fail(SNAP_ENOMEM, "%s: out of memory", path);
+    c->fd = -1;
+    c->size = size;
+    c->bs = block_size;
+    c->shift = (unsigned)__builtin_ctz(block_size);
+    c->nblocks = (size + block_size - 1) >> c->shift;
+    c->nwords = (c->nblocks + 63) / 64;
+    atomic_init(&c->punch_ok, true);
+    for (int i = 0; i < CACHE_STRIPES; i++)
+        pthread_mutex_init(&c->stripe[i], NULL);
+    int err = 0;
+    c->path = snap_strdup(path);
+    c->lo = snap_calloc(c->nwords ? c->nwords : 1, sizeof *c->lo);
+    c->hi = snap_calloc(c->nwords ? c->nwords : 1, sizeof *c->hi);
+    if (!c->path || !c->lo || !c->hi) {
+        err = snap_fail(SNAP_ENOMEM, "%s: out of memory for %llu block states", path,
+                        (unsigned long long)c->nblocks);
+        goto fail;
+    }
+    c->fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (c->fd < 0) {
+        err = snap_fail_errno("%s: create cache file", path);
+        goto fail;
+    }
+    if (ftruncate(c->fd, (off_t)size) < 0) {
+        err = snap_fail_errno("%s: size cache file to %llu bytes", path, (unsigned long long)size);
+        goto fail;
+    }
+    c->map_len = (size_t)size;
+    if (c->map_len) {
+        void *m = mmap(NULL, c->map_len, PROT_READ | PROT_WRITE, MAP_SHARED, c->fd, 0);
+        if (m == MAP_FAILED) {
+            err = snap_fail_errno("%s: map %llu bytes", path, (unsigned long long)size);
+            goto fail;
+        }
+        c->map = m;
+    }
+    *out = c;
+    return 0;
+fail:
+    cache_close(c);
+    return err;
+}
+
+void cache_close(struct cache *c)
+{
+    if (!c)
+        return;
+    if (c->map)
+        munmap(c->map, c->map_len);
+    if (c->fd >= 0)
+        close(c->fd);
+    for (int i = 0; i < CACHE_STRIPES; i++)
+        pthread_mutex_destroy(&c->stripe[i]);
+    snap_free((void *)c->lo);
+    snap_free((void *)c->hi);
+    snap_free(c->path);
+    snap_free(c);
+}
+
+uint64_t cache_size(const struct cache *c) { return c->size; }
+uint32_t cache_block_size(const struct cache *c) { return c->bs; }
+const char *cache_path(const struct cache *c) { return c->path; }
+
+/* ---- lock-free queries ---- */
+
+enum cache_state cache_state_at(const struct cache *c, uint64_t off)
+{
+    if (off >= c->size)
+        return CACHE_ABSENT;
+    uint64_t b = off >> c->shift, w = b / 64, bit = 1ull << (b % 64);
+    unsigned s = (ld(&c->lo[w]) & bit ? 1u : 0u) | (ld(&c->hi[w]) & bit ? 2u : 0u);
+    return (enum cache_state)s;
+}
+
+bool cache_find_absent(const struct cache *c, uint64_t off, uint64_t len, uint64_t *at)
+{
+    if (len == 0 || off >= c->size)
+        return false;
+    uint64_t end = off + len < off || off + len > c->size ? c->size : off + len;
+    uint64_t b = off >> c->shift, b1 = ((end - 1) >> c->shift) + 1;
+    while (b < b1) {
+        uint64_t w = b / 64;
+        unsigned from = (unsigned)(b % 64), to = b1 - w * 64 < 64 ? (unsigned)(b1 - w * 64) : 64;
+        uint64_t absent = ~(ld(&c->lo[w]) | ld(&c->hi[w])) & bits(from, to);
+        if (absent) {
+            *at = blk_off(c, w * 64 + (unsigned)__builtin_ctzll(absent));
+            return true;
+        }
+        b = (w + 1) * 64;
+    }
+    return false;
+}
+
+bool cache_readable(const struct cache *c, uint64_t off, uint64_t len)
+{
+    uint64_t at;
+    return !cache_find_absent(c, off, len, &at);
+}
+
+int cache_extent(const struct cache *c, uint64_t off, uint64_t max, enum cache_state *state, uint64_t *len)
+{
+    int err = cache_check_range(c, off, 0, "extent");
+    if (err)
+        return err;
+    uint64_t end = max > c->size - off ? c->size : off + max;
+    *state = cache_state_at(c, off);
+    *len = end - off;
+    if (end == off)
+        return 0;
+    uint64_t want_lo = (*state & 1) ? ~0ull : 0, want_hi = (*state & 2) ? ~0ull : 0;
+    uint64_t b = off >> c->shift, b1 = ((end - 1) >> c->shift) + 1;
+    while (b < b1) {
+        uint64_t w = b / 64;
+        unsigned from = (unsigned)(b % 64), to = b1 - w * 64 < 64 ? (unsigned)(b1 - w * 64) : 64;
+        uint64_t differ = ((ld(&c->lo[w]) ^ want_lo) | (ld(&c->hi[w]) ^ want_hi)) & bits(from, to);
+        if (differ) {
+            uint64_t stop = blk_off(c, w * 64 + (unsigned)__builtin_ctzll(differ));
+            *len = (stop < end ? stop : end) - off;
+            return 0;
+        }
+        b = (w + 1) * 64;
+    }
+    return 0;
+}
+
+/* ---- reads and writes, word by word under the stripe lock ---- */
+
+/* Writers and readers walk a block range [b0, b1) word by word: for word w, blocks
+ * [w*64 + from, w*64 + to) of it are in the range. */
+static inline unsigned span_to(uint64_t w, uint64_t b1) { return b1 - w * 64 < 64 ? (unsigned)(b1 - w * 64) : 64; }
+
+/* The bits of blocks [from, to) of word w whose bytes (as found at src, which holds the range
+ * starting at offset off) are all zero. */
+static uint64_t zero_mask(const struct cache *c, uint64_t w, unsigned from, unsigned to, const uint8_t *src,
+                          uint64_t off)
+{
+    uint64_t m = 0;
+    for (unsigned i = from; i < to; i++) {
+        uint64_t b = w * 64 + i;
+        if (is_zero(src + (blk_off(c, b) - off), (size_t)(blk_end(c, b) - blk_off(c, b))))
+            m |= 1ull << i;
+    }
+    return m;
+}
+
+/* The run of set bits of m starting at bit i: returns its end. */
+static inline unsigned run_end(uint64_t m, unsigned i)
+{
+    uint64_t rest = ~m & bits(i, 64);
+    return rest ? (unsigned)__builtin_ctzll(rest) : 64;
+}
+
+int cache_read(struct cache *c, uint64_t off, uint64_t len, void *dst)
+{
+    int err = cache_check_range(c, off, len, "read");
+    if (err || len == 0)
+        return err;
+    uint8_t *d = dst;
+    uint64_t end = off + len;
+    uint64_t b0 = off >> c->shift, b1 = ((end - 1) >> c->shift) + 1;
+    for (uint64_t b = b0; b < b1; b = (b / 64 + 1) * 64) {
+        uint64_t w = b / 64;
+        unsigned from = (unsigned)(b % 64), to = span_to(w, b1);
+        lock_word(c, w);
+        uint64_t lo = ld(&c->lo[w]), hi = ld(&c->hi[w]), m = bits(from, to);
+        uint64_t absent = ~(lo | hi) & m;
+        if (absent) {
+            unlock_word(c, w);
+            return snap_fail(SNAP_ENOTFOUND, "%s: block at offset %llu is not in the cache", c->path,
+                             (unsigned long long)blk_off(c, w * 64 + (unsigned)__builtin_ctzll(absent)));
+        }
+        /* Runs of zero blocks become memsets, everything else one memcpy per run. */
+        uint64_t zero = hi & ~lo & m;
+        for (unsigned i = from; i < to;) {
+            bool z = (zero >> i) & 1;
+            unsigned j = run_end(z ? zero : ~zero & m, i);
+            uint64_t a = blk_off(c, w * 64 + i), e = blk_end(c, w * 64 + j - 1);
+            if (a < off)
+                a = off;
+            if (e > end)
+                e = end;
+            if (z)
+                memset(d + (a - off), 0, (size_t)(e - a));
+            else
+                memcpy(d + (a - off), c->map + a, (size_t)(e - a));
+            i = j;
+        }
+        unlock_word(c, w);
+    }
+    return 0;
+}
+
+int cache_write(struct cache *c, uint64_t off, uint64_t len, const void *src)
+{
+    int err = cache_check_aligned(c, off, len, "write");
+    if (err || len == 0)
+        return err;
+    const uint8_t *s = src;
+    uint64_t b0 = off >> c->shift, b1 = ((off + len - 1) >> c->shift) + 1;
+    for (uint64_t b = b0; b < b1; b = (b / 64 + 1) * 64) {
+        uint64_t w = b / 64;
+        unsigned from = (unsigned)(b % 64), to = span_to(w, b1);
+        uint64_t zero = zero_mask(c, w, from, to, s, off), data = bits(from, to) & ~zero;
+        lock_word(c, w);
+        /* Data runs are copied in, zero runs punched out. */
+        for (unsigned i = from; i < to && !err;) {
+            bool z = (zero >> i) & 1;
+            unsigned j = run_end(z ? zero : data, i);
+            uint64_t a = blk_off(c, w * 64 + i), e = blk_end(c, w * 64 + j - 1);
+            if (z)
+                err = cache_punch(c, a, e - a);
+            else
+                memcpy(c->map + a, s + (a - off), (size_t)(e - a));
+            i = j;
+        }
+        if (!err) {
+            /* Bytes are in place; now the state (see the ordering rule in the design note). */
+            atomic_fetch_or_explicit(&c->lo[w], data, memory_order_release);
+            atomic_fetch_or_explicit(&c->hi[w], data | zero, memory_order_release);
+            atomic_fetch_and_explicit(&c->lo[w], ~zero, memory_order_release);
+        }
+        unlock_word(c, w);
+        if (err)
+            return err;
+    }
+    return 0;
+}
+
+int cache_zero(struct cache *c, uint64_t off, uint64_t len)
+{
+    int err = cache_check_aligned(c, off, len, "zero");
+    if (err || len == 0)
+        return err;
+    uint64_t b0 = off >> c->shift, b1 = ((off + len - 1) >> c->shift) + 1;
+    for (uint64_t b = b0; b < b1; b = (b / 64 + 1) * 64) {
+        uint64_t w = b / 64;
+        unsigned from = (unsigned)(b % 64), to = span_to(w, b1);
+        uint64_t m = bits(from, to), a = blk_off(c, w * 64 + from), e = blk_end(c, w * 64 + to - 1);
+        lock_word(c, w);
+        err = cache_punch(c, a, e - a);
+        if (!err) {
+            atomic_fetch_or_explicit(&c->hi[w], m, memory_order_release);
+            atomic_fetch_and_explicit(&c->lo[w], ~m, memory_order_release);
+        }
+        unlock_word(c, w);
+        if (err)
+            return err;
+    }
+    return 0;
+}
+
+int cache_fill(struct cache *c, uint64_t off, uint64_t len, const void *src, uint64_t *filled)
+{
+    if (filled)
+        *filled = 0;
+    int err = cache_check_aligned(c, off, len, "fill");
+    if (err || len == 0)
+        return err;
+    const uint8_t *s = src;
+    uint64_t b0 = off >> c->shift, b1 = ((off + len - 1) >> c->shift) + 1;
+    for (uint64_t b = b0; b < b1; b = (b / 64 + 1) * 64) {
+        uint64_t w = b / 64;
+        unsigned from = (unsigned)(b % 64), to = span_to(w, b1);
+        lock_word(c, w);
+        uint64_t absent = ~(ld(&c->lo[w]) | ld(&c->hi[w])) & bits(from, to), todo = absent;
+        while (todo) {
+            unsigned i = (unsigned)__builtin_ctzll(todo), j = run_end(todo, i);
+            uint64_t a = blk_off(c, w * 64 + i), e = blk_end(c, w * 64 + j - 1);
+            memcpy(c->map + a, s + (a - off), (size_t)(e - a));
+            if (filled)
+                *filled += e - a;
+            todo &= ~bits(i, j);
+        }
+        atomic_fetch_or_explicit(&c->lo[w], absent, memory_order_release);
+        unlock_word(c, w);
+    }
+    return 0;
+}
+
+int cache_evict(struct cache *c, uint64_t off, uint64_t len)
+{
+    int err = cache_check_aligned(c, off, len, "evict");
+    if (err || len == 0)
+        return err;
+    uint64_t b0 = off >> c->shift, b1 = ((off + len - 1) >> c->shift) + 1;
+    for (uint64_t b = b0; b < b1; b = (b / 64 + 1) * 64) {
+        uint64_t w = b / 64;
+        unsigned from = (unsigned)(b % 64), to = span_to(w, b1);
+        lock_word(c, w);
+        uint64_t todo = ld(&c->lo[w]) & ~ld(&c->hi[w]) & bits(from, to);
+        while (todo && !err) {
+            unsigned i = (unsigned)__builtin_ctzll(todo), j = run_end(todo, i);
+            uint64_t a = blk_off(c, w * 64 + i), e = blk_end(c, w * 64 + j - 1);
+            /* State first: a block must never read as present once its bytes may be gone. */
+            atomic_fetch_and_explicit(&c->lo[w], ~bits(i, j), memory_order_release);
+            err = cache_punch(c, a, e - a);
+            todo &= ~bits(i, j);
+        }
+        unlock_word(c, w);
+        if (err)
+            return err;
+    }
+    return 0;
+}
+
+int cache_flush(struct cache *c)
+{
+    if (c->map_len && msync(c->map, c->map_len, MS_SYNC) < 0)
+        return snap_fail_errno("%s: msync", c->path);
+    if (fdatasync(c->fd) < 0)
+        return snap_fail_errno("%s: fdatasync", c->path);
+    return 0;
+}
+
+/* ---- export ---- */
+
+/* Append to a growable extent list (capped by the number of blocks, which bounds the runs). */
+static int extent_push(struct cache_extent **v, size_t *n, size_t *cap, uint64_t off, uint64_t len)
+{
+    if (*n && (*v)[*n - 1].off + (*v)[*n - 1].len == off) {
+        (*v)[*n - 1].len += len;
+        return 0;
+    }
+    if (*n == *cap) {
+        size_t ncap = *cap ? *cap * 2 : 16;
+        struct cache_extent *nv = snap_reallocarray(*v, ncap, sizeof **v);
+        if (!nv)
+            return SNAP_ENOMEM;
+        *v = nv;
+        *cap = ncap;
+    }
+    (*v)[(*n)++] = (struct cache_extent){off, len};
+    return 0;
+}
+
+static ssize_t cache_copy_file_range(int in, uint64_t *in_off, int out, uint64_t *out_off, size_t n)
+{
+    int64_t i = (int64_t)*in_off, o = (int64_t)*out_off;
+    long r = syscall(SYS_copy_file_range, in, &i, out, &o, n, 0u);
+    if (r > 0) {
+        *in_off = (uint64_t)i;
+        *out_off = (uint64_t)o;
+    }
+    return r;
+}
+
+/* Copy [off, off+len) of the cache to out_fd at *pos. */
+static int cache_copy_out(struct cache *c, int out_fd, uint64_t off, uint64_t len, uint64_t *pos, bool *cfr)
+{
+    uint64_t in = off, end = off + len;
+    while (*cfr && in < end) {
+        ssize_t r = cache_copy_file_range(c->fd, &in, out_fd, pos, (size_t)snap_min_u64(end - in, 1u << 30));
+        if (r > 0)
+            continue;
+        if (r == 0 || errno == ENOSYS || errno == EXDEV || errno == EINVAL || errno == EOPNOTSUPP ||
+            errno == EBADF) {
+            *cfr = false; /* this kernel or file system pair cannot: write from the mapping */
+            break;
+        }
+        if (errno != EINTR)
+            return snap_fail_errno("%s: copy %llu bytes at offset %llu to the diff", c->path,
+                                   (unsigned long long)(end - in), (unsigned long long)in);
+    }
+    if (in < end) {
+        int err = snap_pwrite_full(out_fd, c->map + in, (size_t)(end - in), *pos, "diff file");
+        if (err)
+            return err;
+        *pos += end - in;
+    }
+    return 0;
+}
+
+int cache_export(struct cache *c, int out_fd, struct cache_export *ex)
+{
+    memset(ex, 0, sizeof *ex);
+    size_t dcap = 0, zcap = 0;
+    bool cfr = true;
+    uint64_t off = 0, pos = 0;
+    int err = 0;
+    while (off < c->size && !err) {
+        enum cache_state st;
+        uint64_t len;
+        err = cache_extent(c, off, c->size - off, &st, &len);
+        if (err)
+            break;
+        if (st == CACHE_DIRTY) {
+            if (extent_push(&ex->dirty, &ex->ndirty, &dcap, off, len))
+                err = snap_fail(SNAP_ENOMEM, "%s: out of memory for the dirty extent list", c->path);
+            else
+                err = cache_copy_out(c, out_fd, off, len, &pos, &cfr);
+        } else if (st == CACHE_ZERO) {
+            if (extent_push(&ex->zero, &ex->nzero, &zcap, off, len))
+                err = snap_fail(SNAP_ENOMEM, "%s: out of memory for the zero extent list", c->path);
+        }
+        off += len;
+    }
+    if (!err && ftruncate(out_fd, (off_t)pos) < 0)
+        err = snap_fail_errno("%s: truncate the diff to %llu bytes", c->path, (unsigned long long)pos);
+    if (err) {
+        cache_export_free(ex);
+        return err;
+    }
+    ex->bytes = pos;
+    return 0;
+}
+
+void cache_export_free(struct cache_export *ex)
+{
+    snap_free(ex->dirty);
+    snap_free(ex->zero);
+    memset(ex, 0, sizeof *ex);
+}

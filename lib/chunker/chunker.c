@@ -1,0 +1,481 @@
+/* chunker.c -- readers, waiting, and the choice of what to fetch (demand-first scheduling).
+ *
+ * Design notes
+ *
+ * Locking.  One mutex per chunker, ch->mu, guards the job slots, the waiter slots, the store
+ * speed estimates and the size/cache publication.  It is held for bookkeeping only: never across
+ * a store read (fetch threads drop it before store_read and take it again per progress report),
+ * and never while copying out to a reader (cache_read runs after the wait, under the cache's own
+ * stripe locks).  The cache pointer and the size are atomics, set once, so the hit path -- the
+ * blocks are present: check the bitmap, copy out -- takes no chunker lock and allocates nothing.
+ *
+ * Waiting.  A reader that misses takes a preallocated waiter slot holding its range and its own
+ * condition variable.  Each progress report of a fetch fills the newly whole blocks and signals
+ * exactly the waiters whose ranges became complete; a reader therefore wakes when its own blocks
+ * land, not when the chunk is done.  When a fetch ends, every waiter is signalled: the complete
+ * ones return, those that overlap a failed fetch get its error (and detail), the rest re-check
+ * what they still need and start or join fetches again.  A waiter whose deadline passes or whose
+ * cancel token fires leaves its slot and returns an error; the fetch goes on, filling the cache
+ * for the next reader.  Readers never lend their buffers to a fetch, so nothing a fetch can still
+ * write is ever given back.
+ *
+ * Scheduling.  At most one chunk job per chunk is queued or running.  The first reader to need a
+ * chunk starts its job; in demand-first mode the stream starts at that reader's first missing
+ * block, runs to the chunk's end, then fills the part before.  A later reader of the same chunk
+ * asks: when will the running stream reach my first missing block?  Once the store's time to
+ * first byte and rate have been measured (EWMA over fetches), the estimate is the remaining time
+ * to first byte plus distance / rate, against a fresh range request's time to first byte plus
+ * one block; before any measurement, a distance above demand_window (64 KiB) counts as far.  A
+ * far (or passed) block gets its own range request covering the reader's missing blocks in the
+ * chunk.  So a cold 4 KiB read costs about one time to first byte, wherever it falls.
+ */
+#include "chunker/chunker-int.h"
+
+#include "base/err.h"
+#include "base/io.h"
+#include "base/mem.h"
+#include "base/util.h"
+#include "cache/cache.h"
+#include "store/store.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#define CHUNKER_FETCHERS_DEFAULT 4
+#define CHUNKER_FETCHERS_MAX 64
+#define CHUNKER_WAITERS_DEFAULT 64
+#define CHUNKER_WAITERS_MAX 4096
+#define CHUNKER_TIMEOUT_DEFAULT_MS 60000
+#define CHUNKER_WINDOW_DEFAULT (64u << 10)
+
+const char *chunker_mode_name(enum chunker_mode m)
+{
+    switch (m) {
+    case CHUNKER_DEMAND: return "demand-first";
+    case CHUNKER_STREAMING: return "streaming";
+    case CHUNKER_FULL: return "full";
+    }
+    return "unknown";
+}
+
+static struct timespec abs_ts(uint64_t ns)
+{
+    return (struct timespec){.tv_sec = (time_t)(ns / 1000000000u), .tv_nsec = (long)(ns % 1000000000u)};
+}
+
+/* ---- job slots (ch->mu held) ---- */
+
+static struct job *find_chunk_job(struct chunker *ch, uint64_t k)
+{
+    for (unsigned i = 0; i < ch->njobs; i++)
+        if (ch->jobs[i].state != JOB_FREE && !ch->jobs[i].range && ch->jobs[i].chunk == k)
+            return &ch->jobs[i];
+    return NULL;
+}
+
+static bool range_job_covers(struct chunker *ch, uint64_t x)
+{
+    for (unsigned i = 0; i < ch->njobs; i++) {
+        const struct job *j = &ch->jobs[i];
+        if (j->state != JOB_FREE && j->range && j->lo <= x && x < j->hi)
+            return true;
+    }
+    return false;
+}
+
+static bool start_job(struct chunker *ch, uint64_t k, bool range, uint64_t lo, uint64_t hi, uint64_t start)
+{
+    struct job *j = NULL;
+    for (unsigned i = 0; i < ch->njobs && !j; i++)
+        if (ch->jobs[i].state == JOB_FREE)
+            j = &ch->jobs[i];
+    if (!j)
+        return false; /* every slot busy: the waiter retries when one ends */
+    j->state = JOB_QUEUED;
+    j->range = range;
+    j->seq = ch->next_seq++;
+    j->chunk = k;
+    j->lo = lo;
+    j->hi = hi;
+    j->start = start;
+    j->seg_lo = j->pos = start;
+    j->seg_hi = hi;
+    j->wrapped = false;
+    j->t_req = j->t_first = 0;
+    atomic_store(&j->abort, false);
+    j->err = 0;
+    j->msg[0] = '\0';
+    atomic_fetch_add(range ? &ch->stats.range_fetches : &ch->stats.fetches, 1);
+    pthread_cond_signal(&ch->work_cv);
+    return true;
+}
+
+/* End a job that never ran (evict, close). */
+static void cancel_queued_locked(struct chunker *ch, struct job *j)
+{
+    snprintf(j->msg, sizeof j->msg, "%s/%s: fetch of chunk %llu canceled before it started", ch->store->url,
+             ch->key, (unsigned long long)j->chunk);
+    for (unsigned i = 0; i < ch->nwaiters; i++) {
+        struct waiter *w = &ch->waiters[i];
+        if (w->used && !w->err && w->off < j->hi && j->lo < w->end) {
+            w->err = SNAP_ECANCELED;
+            snprintf(w->msg, sizeof w->msg, "%s", j->msg);
+            pthread_cond_signal(&w->cv);
+        }
+    }
+    j->state = JOB_FREE;
+}
+
+/* Will the running stream j be slow to reach block x, compared with a range request of its own? */
+static bool stream_far(struct chunker *ch, const struct job *j, uint64_t x)
+{
+    uint64_t d;
+    if (x >= j->pos && x < j->seg_hi)
+        d = x - j->pos;
+    else if (ch->mode == CHUNKER_DEMAND && !j->wrapped && x >= j->lo && x < j->start)
+        d = (j->hi - j->pos) + (x - j->lo); /* after the wrap to the chunk's start */
+    else
+        return true; /* behind the stream: it will not come back */
+    if (ch->est_bytes_per_ns <= 0 || !ch->est_ttfb_ns)
+        return d > ch->demand_window;
+    double wait_first = 0;
+    if (!j->t_first) {
+        uint64_t elapsed = j->t_req ? snap_now_ns() - j->t_req : 0;
+        wait_first = ch->est_ttfb_ns > elapsed ? (double)(ch->est_ttfb_ns - elapsed) : 0;
+    }
+    double stream_eta = wait_first + (double)d / ch->est_bytes_per_ns;
+    double range_eta = (double)ch->est_ttfb_ns + (double)ch->bs / ch->est_bytes_per_ns;
+    return stream_eta > range_eta * 1.125; /* near-ties go to the stream: one request fewer */
+}
+
+/* Make sure every missing part of w's range has a fetch coming (ch->mu held). */
+static void ensure_fetches_locked(struct chunker *ch, struct waiter *w)
+{
+    struct cache *c = atomic_load(&ch->cache);
+    uint64_t size = atomic_load(&ch->size);
+    for (uint64_t k = w->off / ch->chunk; k <= (w->end - 1) / ch->chunk; k++) {
+        uint64_t clo = chunker_chunk_lo(ch, k), chi = clo + ch->chunk;
+        uint64_t plo = snap_max_u64(w->off, clo), phi = snap_min_u64(w->end, chi);
+        if (size != STORE_SIZE_UNKNOWN) {
+            chi = snap_min_u64(chi, size);
+            phi = snap_min_u64(phi, size);
+        }
+        if (plo >= phi)
+            continue;
+        uint64_t first = plo & ~(uint64_t)(ch->bs - 1);
+        if (c && !cache_find_absent(c, plo, phi - plo, &first))
+            continue;
+        struct job *j = find_chunk_job(ch, k);
+        if (!j) {
+            start_job(ch, k, false, clo, chi, ch->mode == CHUNKER_DEMAND ? first : clo);
+            continue;
+        }
+        if (ch->mode == CHUNKER_DEMAND && !range_job_covers(ch, first) && stream_far(ch, j, first)) {
+            uint64_t hi = snap_min_u64(snap_round_up(phi, ch->bs), chi);
+            start_job(ch, k, true, first, hi, first);
+        }
+    }
+}
+
+/* ---- readers ---- */
+
+/* The slow path: wait in a waiter slot until [off, end) is in, then copy it out.  The slot is
+ * held until the copy is done, so chunker_close (which waits for every slot) never frees the
+ * cache under a reader. */
+static int chunker_wait_read(struct chunker *ch, uint64_t off, uint64_t end, void *dst, unsigned timeout_ms,
+                             struct chunker_cancel *cancel)
+{
+    unsigned tmo = timeout_ms ? timeout_ms : ch->read_timeout_ms;
+    uint64_t deadline = snap_now_ns() + (uint64_t)tmo * 1000000;
+    struct timespec dl = abs_ts(deadline);
+    struct waiter *w = NULL;
+    int err = 0;
+    pthread_mutex_lock(&ch->mu);
+    while (!w && !err) {
+        for (unsigned i = 0; i < ch->nwaiters && !w; i++)
+            if (!ch->waiters[i].used)
+                w = &ch->waiters[i];
+        if (w)
+            break;
+        if (atomic_load(&ch->closing))
+            err = snap_fail(SNAP_ECANCELED, "%s/%s: chunker closing", ch->store->url, ch->key);
+        else if (pthread_cond_timedwait(&ch->idle_cv, &ch->mu, &dl) == ETIMEDOUT)
+            err = snap_fail(SNAP_ETIMEOUT, "%s/%s: no free waiter slot (%u readers waiting) for %llu bytes at "
+                            "offset %llu", ch->store->url, ch->key, ch->nwaiters,
+                            (unsigned long long)(end - off), (unsigned long long)off);
+    }
+    if (err) {
+        atomic_fetch_add(&ch->stats.wait_errors, 1);
+        pthread_mutex_unlock(&ch->mu);
+        return err;
+    }
+    w->used = true;
+    w->off = off;
+    w->end = end;
+    w->err = 0;
+    w->cancel = cancel;
+    atomic_fetch_add(&ch->stats.waits, 1);
+    for (;;) {
+        struct cache *c = atomic_load(&ch->cache);
+        uint64_t size = atomic_load(&ch->size);
+        if (size != STORE_SIZE_UNKNOWN && end > size) {
+            err = snap_fail(SNAP_ERANGE, "%s/%s: read of %llu bytes at offset %llu is past the end (%llu bytes)",
+                            ch->store->url, ch->key, (unsigned long long)(end - off), (unsigned long long)off,
+                            (unsigned long long)size);
+            break;
+        }
+        if (c && cache_readable(c, off, end - off)) {
+            pthread_mutex_unlock(&ch->mu);
+            err = cache_read(c, off, end - off, dst);
+            pthread_mutex_lock(&ch->mu);
+            if (err != SNAP_ENOTFOUND)
+                break;
+            err = 0; /* evicted between the check and the copy: wait again */
+            continue;
+        }
+        if (w->err) {
+            err = snap_fail(w->err, "%s", w->msg);
+            break;
+        }
+        if ((cancel && atomic_load(&cancel->canceled)) || atomic_load(&ch->closing)) {
+            err = snap_fail(SNAP_ECANCELED, "%s/%s: read of %llu bytes at offset %llu canceled", ch->store->url,
+                            ch->key, (unsigned long long)(end - off), (unsigned long long)off);
+            break;
+        }
+        if (snap_now_ns() >= deadline) {
+            err = snap_fail(SNAP_ETIMEOUT, "%s/%s: read of %llu bytes at offset %llu waited more than %u ms",
+                            ch->store->url, ch->key, (unsigned long long)(end - off), (unsigned long long)off, tmo);
+            break;
+        }
+        if (!ch->evicting)
+            ensure_fetches_locked(ch, w);
+        pthread_cond_timedwait(&w->cv, &ch->mu, &dl);
+    }
+    if (err)
+        atomic_fetch_add(&ch->stats.wait_errors, 1);
+    w->used = false;
+    w->cancel = NULL;
+    pthread_cond_broadcast(&ch->idle_cv);
+    pthread_mutex_unlock(&ch->mu);
+    return err;
+}
+
+int chunker_read_ex(struct chunker *ch, uint64_t off, uint64_t len, void *dst, unsigned timeout_ms,
+                    struct chunker_cancel *cancel)
+{
+    if (len == 0)
+        return 0;
+    if (off + len < off)
+        return snap_fail(SNAP_ERANGE, "%s/%s: read of %llu bytes at offset %llu overflows", ch->store->url, ch->key,
+                         (unsigned long long)len, (unsigned long long)off);
+    struct cache *c = atomic_load(&ch->cache);
+    if (c) {
+        if (off + len > cache_size(c))
+            return snap_fail(SNAP_ERANGE, "%s/%s: read of %llu bytes at offset %llu is past the end (%llu bytes)",
+                             ch->store->url, ch->key, (unsigned long long)len, (unsigned long long)off,
+                             (unsigned long long)cache_size(c));
+        if (cache_readable(c, off, len) && cache_read(c, off, len, dst) == 0) {
+            atomic_fetch_add(&ch->stats.hits, 1);
+            return 0;
+        }
+    }
+    return chunker_wait_read(ch, off, off + len, dst, timeout_ms, cancel);
+}
+
+int chunker_read(struct chunker *ch, uint64_t off, uint64_t len, void *dst)
+{
+    return chunker_read_ex(ch, off, len, dst, 0, NULL);
+}
+
+void chunker_cancel(struct chunker *ch, struct chunker_cancel *cancel)
+{
+    atomic_store(&cancel->canceled, 1);
+    pthread_mutex_lock(&ch->mu);
+    for (unsigned i = 0; i < ch->nwaiters; i++)
+        if (ch->waiters[i].used && ch->waiters[i].cancel == cancel)
+            pthread_cond_signal(&ch->waiters[i].cv);
+    pthread_mutex_unlock(&ch->mu);
+}
+
+/* ---- lifecycle ---- */
+
+/* Stop every job: queued ones end now, running ones at their next progress report. */
+static void stop_jobs_locked(struct chunker *ch)
+{
+    for (unsigned i = 0; i < ch->njobs; i++) {
+        if (ch->jobs[i].state == JOB_QUEUED)
+            cancel_queued_locked(ch, &ch->jobs[i]);
+        else if (ch->jobs[i].state == JOB_RUNNING)
+            atomic_store(&ch->jobs[i].abort, true);
+    }
+}
+
+static bool jobs_running_locked(const struct chunker *ch)
+{
+    for (unsigned i = 0; i < ch->njobs; i++)
+        if (ch->jobs[i].state != JOB_FREE)
+            return true;
+    return false;
+}
+
+int chunker_evict(struct chunker *ch)
+{
+    pthread_mutex_lock(&ch->mu);
+    ch->evicting = true;
+    stop_jobs_locked(ch);
+    while (jobs_running_locked(ch))
+        pthread_cond_wait(&ch->idle_cv, &ch->mu);
+    struct cache *c = atomic_load(&ch->cache);
+    int err = c ? cache_evict(c, 0, cache_size(c)) : 0;
+    ch->evicting = false;
+    for (unsigned i = 0; i < ch->nwaiters; i++)
+        if (ch->waiters[i].used)
+            pthread_cond_signal(&ch->waiters[i].cv);
+    pthread_mutex_unlock(&ch->mu);
+    return err;
+}
+
+uint64_t chunker_size(struct chunker *ch) { return atomic_load(&ch->size); }
+
+void chunker_stats(struct chunker *ch, struct chunker_stats *out)
+{
+    out->fetches = atomic_load(&ch->stats.fetches);
+    out->range_fetches = atomic_load(&ch->stats.range_fetches);
+    out->store_reads = atomic_load(&ch->stats.store_reads);
+    out->bytes_fetched = atomic_load(&ch->stats.bytes_fetched);
+    out->fetch_errors = atomic_load(&ch->stats.fetch_errors);
+    out->hits = atomic_load(&ch->stats.hits);
+    out->waits = atomic_load(&ch->stats.waits);
+    out->wait_errors = atomic_load(&ch->stats.wait_errors);
+}
+
+static void chunker_free(struct chunker *ch)
+{
+    if (ch->waiters)
+        for (unsigned i = 0; i < ch->nwaiters; i++)
+            pthread_cond_destroy(&ch->waiters[i].cv);
+    if (ch->fetchers)
+        for (unsigned i = 0; i < ch->nfetchers; i++)
+            snap_free(ch->fetchers[i].staging);
+    cache_close(atomic_load(&ch->cache));
+    pthread_cond_destroy(&ch->work_cv);
+    pthread_cond_destroy(&ch->idle_cv);
+    pthread_mutex_destroy(&ch->mu);
+    snap_free(ch->waiters);
+    snap_free(ch->fetchers);
+    snap_free(ch->jobs);
+    snap_free(ch->cache_path);
+    snap_free(ch->key);
+    snap_free(ch);
+}
+
+void chunker_close(struct chunker *ch)
+{
+    if (!ch)
+        return;
+    pthread_mutex_lock(&ch->mu);
+    atomic_store(&ch->closing, true);
+    stop_jobs_locked(ch);
+    pthread_cond_broadcast(&ch->work_cv);
+    for (unsigned i = 0; i < ch->nwaiters; i++)
+        if (ch->waiters[i].used)
+            pthread_cond_signal(&ch->waiters[i].cv);
+    pthread_mutex_unlock(&ch->mu);
+    for (unsigned i = 0; i < ch->nthreads; i++)
+        pthread_join(ch->fetchers[i].tid, NULL);
+    pthread_mutex_lock(&ch->mu);
+    for (;;) {
+        bool busy = false;
+        for (unsigned i = 0; i < ch->nwaiters; i++)
+            busy |= ch->waiters[i].used;
+        if (!busy)
+            break;
+        pthread_cond_wait(&ch->idle_cv, &ch->mu);
+    }
+    pthread_mutex_unlock(&ch->mu);
+    chunker_free(ch);
+}
+
+int chunker_open(struct store *s, const char *key, const struct chunker_opts *o, struct chunker **out)
+{
+    uint32_t bs = o->block_size ? o->block_size : 4096;
+    uint32_t chunk = o->chunk_size ? o->chunk_size : CHUNKER_CHUNK_DEFAULT;
+    unsigned nf = o->fetchers ? o->fetchers : CHUNKER_FETCHERS_DEFAULT;
+    unsigned nw = o->max_waiters ? o->max_waiters : CHUNKER_WAITERS_DEFAULT;
+    if ((chunk & (chunk - 1)) || (bs & (bs - 1)) || chunk < bs)
+        return snap_fail(SNAP_EUSAGE, "%s/%s: chunk size %u must be a power of two and a multiple of the block "
+                         "size %u", s->url, key, chunk, bs);
+    if (nf > CHUNKER_FETCHERS_MAX || nw > CHUNKER_WAITERS_MAX)
+        return snap_fail(SNAP_EUSAGE, "%s/%s: %u fetchers and %u waiters (at most %u and %u)", s->url, key, nf, nw,
+                         CHUNKER_FETCHERS_MAX, CHUNKER_WAITERS_MAX);
+    if (!o->cache_path)
+        return snap_fail(SNAP_EUSAGE, "%s/%s: the chunker needs a cache file path", s->url, key);
+    struct chunker *ch = snap_calloc(1, sizeof *ch);
+    if (!ch)
+        return snap_fail(SNAP_ENOMEM, "%s/%s: out of memory", s->url, key);
+    ch->store = s;
+    ch->mode = o->mode;
+    ch->bs = bs;
+    ch->chunk = chunk;
+    ch->fetch_timeout_ms = o->fetch_timeout_ms ? o->fetch_timeout_ms : CHUNKER_TIMEOUT_DEFAULT_MS;
+    ch->read_timeout_ms = o->read_timeout_ms ? o->read_timeout_ms : ch->fetch_timeout_ms;
+    ch->demand_window = o->demand_window ? o->demand_window : CHUNKER_WINDOW_DEFAULT;
+    atomic_init(&ch->size, STORE_SIZE_UNKNOWN);
+    atomic_init(&ch->cache, NULL);
+    atomic_init(&ch->closing, false);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_mutex_init(&ch->mu, NULL);
+    pthread_cond_init(&ch->work_cv, &ca);
+    pthread_cond_init(&ch->idle_cv, &ca);
+    ch->key = snap_strdup(key);
+    ch->cache_path = snap_strdup(o->cache_path);
+    ch->njobs = 2 * nf + 2;
+    ch->jobs = snap_calloc(ch->njobs, sizeof *ch->jobs);
+    ch->waiters = snap_calloc(nw, sizeof *ch->waiters);
+    ch->fetchers = snap_calloc(nf, sizeof *ch->fetchers);
+    int err = 0;
+    if (!ch->key || !ch->cache_path || !ch->jobs || !ch->waiters || !ch->fetchers) {
+        err = snap_fail(SNAP_ENOMEM, "%s/%s: out of memory", s->url, key);
+        goto fail;
+    }
+    ch->nwaiters = nw;
+    for (unsigned i = 0; i < nw; i++)
+        pthread_cond_init(&ch->waiters[i].cv, &ca);
+    for (unsigned i = 0; i < ch->njobs; i++)
+        atomic_init(&ch->jobs[i].abort, false);
+    ch->nfetchers = nf;
+    for (unsigned i = 0; i < nf; i++) {
+        ch->fetchers[i].ch = ch;
+        ch->fetchers[i].staging = snap_malloc(chunk);
+        if (!ch->fetchers[i].staging) {
+            err = snap_fail(SNAP_ENOMEM, "%s/%s: out of memory for fetch buffers", s->url, key);
+            goto fail;
+        }
+    }
+    if (o->size != STORE_SIZE_UNKNOWN) {
+        pthread_mutex_lock(&ch->mu);
+        err = chunker_learn_size_locked(ch, o->size);
+        pthread_mutex_unlock(&ch->mu);
+        if (err)
+            goto fail;
+    }
+    pthread_condattr_destroy(&ca);
+    for (; ch->nthreads < nf; ch->nthreads++) {
+        struct fetcher *f = &ch->fetchers[ch->nthreads];
+        if (pthread_create(&f->tid, NULL, chunker_fetcher_main, f) != 0) {
+            err = snap_fail(SNAP_ENOMEM, "%s/%s: cannot start fetch thread %u", s->url, key, ch->nthreads);
+            chunker_close(ch);
+            return err;
+        }
+    }
+    *out = ch;
+    return 0;
+fail:
+    pthread_condattr_destroy(&ca);
+    chunker_free(ch);
+    return err;
+}

@@ -1,0 +1,95 @@
+/* chunker.h -- fetches one store object's chunks into a cache, waking each reader as soon as its
+ * own blocks are in.
+ *
+ * The object is cut in chunks of `chunk_size` (4 MiB) aligned to it, the last one shorter.  A
+ * read that finds its blocks in the cache copies them out; otherwise it joins the fetch of its
+ * chunk or starts one, and waits only for the blocks it asked for.  Fetches run on the chunker's
+ * own threads, one per chunk however many readers wait on it; they outlive the reader that
+ * started them (bounded by their own timeout), and their error reaches every waiter.  Nothing is
+ * marked present unless it arrived whole (block granularity); the next read retries.
+ *
+ * Modes, for the benchmark and for comparison:
+ *   CHUNKER_DEMAND     (default) the fetch starts at the first block someone waits for, then
+ *                      fills the rest of the chunk (after, then before); a reader whose blocks
+ *                      the running stream will not reach soon gets its own small range request
+ *   CHUNKER_STREAMING  the whole chunk from its start; readers wake as their bytes arrive
+ *   CHUNKER_FULL       the whole chunk; readers wake when all of it is in (the old behaviour)
+ *
+ * The size may be unknown at open: the first fetch asks for a chunk-sized range at the requested
+ * offset and learns the size from the response (store_read_result.total_size); the cache file is
+ * created then.  Reads, cancellation and stats are thread safe; see chunker.c for the locking.
+ */
+#ifndef SNAP_CHUNKER_H
+#define SNAP_CHUNKER_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+struct store;
+struct chunker;
+
+#define CHUNKER_CHUNK_DEFAULT (4u << 20)
+
+enum chunker_mode {
+    CHUNKER_DEMAND = 0,
+    CHUNKER_STREAMING,
+    CHUNKER_FULL,
+};
+
+struct chunker_opts {
+    enum chunker_mode mode;
+    uint64_t size;               /* the object's size, or STORE_SIZE_UNKNOWN (learned from a fetch) */
+    const char *cache_path;      /* the cache file to create; it is unlinked right after creation */
+    uint32_t block_size;         /* 0: 4096 */
+    uint32_t chunk_size;         /* 0: 4 MiB; a power of two, a multiple of the block size */
+    unsigned fetchers;           /* fetch threads; 0: 4 */
+    unsigned fetch_timeout_ms;   /* a fetch gives up after this; 0: 60 s */
+    unsigned read_timeout_ms;    /* a reader gives up waiting after this; 0: the fetch timeout */
+    uint32_t demand_window;      /* CHUNKER_DEMAND, before the store's speed is known: a reader more
+                                    than this many bytes ahead of the stream gets its own range
+                                    request; 0: 64 KiB */
+    unsigned max_waiters;        /* readers waiting at once (more wait for a slot); 0: 64 */
+};
+
+/* Counters since open, for tests and /metrics. */
+struct chunker_stats {
+    uint64_t fetches;            /* chunk fetches started */
+    uint64_t range_fetches;      /* demand range requests started */
+    uint64_t store_reads;        /* store_read calls */
+    uint64_t bytes_fetched;      /* bytes that landed */
+    uint64_t fetch_errors;       /* fetches that failed */
+    uint64_t hits;               /* reads served from the cache without waiting */
+    uint64_t waits;              /* reads that waited for a fetch */
+    uint64_t wait_errors;        /* waits that ended in an error, a timeout or a cancel */
+};
+
+/* A reader's cancel token: chunker_cancel() ends the waits that use it with SNAP_ECANCELED. */
+struct chunker_cancel {
+    atomic_int canceled;
+};
+
+/* Open a chunker for `key` of store s (which must outlive it).  Starts the fetch threads. */
+int chunker_open(struct store *s, const char *key, const struct chunker_opts *o, struct chunker **out);
+/* Stop the fetches (at their next progress report), end every wait with SNAP_ECANCELED, wait for
+ * the waiting readers to leave, free.  No read may start once close has begun. */
+void chunker_close(struct chunker *ch);
+
+/* Copy [off, off+len) of the object to dst, fetching what is missing.  len 0 is a no-op;
+ * a range past the object's end is SNAP_ERANGE. */
+int chunker_read(struct chunker *ch, uint64_t off, uint64_t len, void *dst);
+/* The same with a wait bound (0: the chunker's read timeout) and an optional cancel token. */
+int chunker_read_ex(struct chunker *ch, uint64_t off, uint64_t len, void *dst, unsigned timeout_ms,
+                    struct chunker_cancel *cancel);
+void chunker_cancel(struct chunker *ch, struct chunker_cancel *cancel);
+
+/* Stop the running fetches, wait for them, and forget every fetched block (a cold cache again).
+ * What the chunker learned about the store's speed is kept. */
+int chunker_evict(struct chunker *ch);
+
+/* The object's size, or STORE_SIZE_UNKNOWN before the first response. */
+uint64_t chunker_size(struct chunker *ch);
+void chunker_stats(struct chunker *ch, struct chunker_stats *out);
+const char *chunker_mode_name(enum chunker_mode m);
+
+#endif

@@ -1,0 +1,286 @@
+/* fetch.c -- the chunker's fetch threads: run a job's store reads, fill whole blocks into the
+ * cache as they land, wake the readers they complete, and hand the result to every waiter.
+ *
+ * A job's reads land in the thread's staging buffer (chunk-relative); each progress report
+ * copies the newly whole blocks into the cache with cache_fill (absent blocks only, under the
+ * cache's stripe locks) and then, under ch->mu, wakes the waiters whose ranges are complete.
+ * The store read itself runs with no lock held.  Progress returns non-zero -- ending the read --
+ * when the chunker is closing or evicting, or the job's own timeout has passed.
+ */
+#include "chunker/chunker-int.h"
+
+#include "base/err.h"
+#include "base/io.h"
+#include "base/util.h"
+#include "cache/cache.h"
+#include "store/store.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+int chunker_learn_size_locked(struct chunker *ch, uint64_t size)
+{
+    uint64_t known = atomic_load(&ch->size);
+    if (known != STORE_SIZE_UNKNOWN) {
+        if (known != size)
+            return snap_fail(SNAP_ECHECK, "%s/%s: object size changed from %llu to %llu bytes", ch->store->url,
+                             ch->key, (unsigned long long)known, (unsigned long long)size);
+        return 0;
+    }
+    struct cache *c;
+    int err = cache_open(ch->cache_path, size, ch->bs, &c);
+    if (err)
+        return snap_fail_ctx(err, "%s/%s: cache", ch->store->url, ch->key);
+    unlink(ch->cache_path); /* the mapping keeps it; nothing else needs the name */
+    atomic_store(&ch->cache, c);
+    atomic_store(&ch->size, size);
+    return 0;
+}
+
+void chunker_wake_complete_locked(struct chunker *ch)
+{
+    struct cache *c = atomic_load(&ch->cache);
+    if (!c)
+        return;
+    for (unsigned i = 0; i < ch->nwaiters; i++) {
+        struct waiter *w = &ch->waiters[i];
+        if (w->used && w->end <= cache_size(c) && cache_readable(c, w->off, w->end - w->off))
+            pthread_cond_signal(&w->cv);
+    }
+}
+
+/* Fill the whole blocks that landed up to `landed` (an object offset) and wake their readers. */
+static int fetch_fill(struct fetcher *f, uint64_t landed)
+{
+    struct chunker *ch = f->ch;
+    struct cache *c = atomic_load(&ch->cache);
+    if (!c)
+        return 0; /* size not known yet: filled once it is */
+    uint64_t size = cache_size(c), upto = landed & ~(uint64_t)(ch->bs - 1);
+    if (landed >= size)
+        upto = size; /* the last, partial block is whole at the object's end */
+    if (upto <= f->filled)
+        return 0;
+    uint64_t chunk_lo = chunker_chunk_lo(ch, f->job->chunk), n = 0;
+    int err = cache_fill(c, f->filled, upto - f->filled, f->staging + (f->filled - chunk_lo), &n);
+    if (err)
+        return err;
+    atomic_fetch_add(&ch->stats.bytes_fetched, upto - f->filled);
+    f->filled = upto;
+    pthread_mutex_lock(&ch->mu);
+    f->job->pos = upto;
+    chunker_wake_complete_locked(ch);
+    pthread_mutex_unlock(&ch->mu);
+    return 0;
+}
+
+/* Stop the read in flight for err, keeping the detail (the store overwrites it with its own). */
+static int fetch_stop(struct fetcher *f, int err)
+{
+    f->stop_err = err;
+    snprintf(f->stop_msg, sizeof f->stop_msg, "%s", snap_errmsg(err));
+    return 1;
+}
+
+static int fetch_progress(void *ctx, uint64_t done)
+{
+    struct fetcher *f = ctx;
+    struct chunker *ch = f->ch;
+    struct job *j = f->job;
+    if (done > f->want || done < f->last_done) {
+        return fetch_stop(f, snap_fail(SNAP_EPROTO, "%s/%s: store reported %llu of %llu bytes after %llu",
+                                       ch->store->url, ch->key, (unsigned long long)done,
+                                       (unsigned long long)f->want, (unsigned long long)f->last_done));
+    }
+    f->last_done = done;
+    if (atomic_load(&j->abort) || atomic_load(&ch->closing)) {
+        return fetch_stop(f, snap_fail(SNAP_ECANCELED, "%s/%s: fetch of chunk %llu stopped (evict or close)",
+                                       ch->store->url, ch->key, (unsigned long long)j->chunk));
+    }
+    uint64_t now = snap_now_ns();
+    if (now > f->deadline)
+        return fetch_stop(f, snap_fail(SNAP_ETIMEOUT, "%s/%s: fetch of chunk %llu took more than %u ms",
+                                       ch->store->url, ch->key, (unsigned long long)j->chunk,
+                                       ch->fetch_timeout_ms));
+    if (!j->t_first || (atomic_load(&ch->size) == STORE_SIZE_UNKNOWN && f->res.total_size != STORE_SIZE_UNKNOWN)) {
+        pthread_mutex_lock(&ch->mu);
+        if (!j->t_first)
+            j->t_first = now;
+        int err = 0;
+        if (atomic_load(&ch->size) == STORE_SIZE_UNKNOWN && f->res.total_size != STORE_SIZE_UNKNOWN)
+            err = chunker_learn_size_locked(ch, f->res.total_size);
+        pthread_mutex_unlock(&ch->mu);
+        if (err)
+            return fetch_stop(f, err);
+    }
+    if (ch->mode == CHUNKER_FULL)
+        return 0; /* the old behaviour: nothing is visible before the whole chunk is in */
+    int err = fetch_fill(f, f->seg_lo + done);
+    return err ? fetch_stop(f, err) : 0;
+}
+
+/* Fold one read's timing into the estimates of the store's speed (ch->mu held). */
+static void fetch_estimate_locked(struct chunker *ch, const struct job *j, uint64_t bytes, uint64_t t_end)
+{
+    if (!j->t_first)
+        return;
+    uint64_t ttfb = j->t_first - j->t_req;
+    ch->est_ttfb_ns = ch->est_ttfb_ns ? (ch->est_ttfb_ns * 3 + ttfb) / 4 : ttfb;
+    if (bytes >= (256u << 10) && t_end > j->t_first) {
+        double rate = (double)bytes / (double)(t_end - j->t_first);
+        ch->est_bytes_per_ns = ch->est_bytes_per_ns > 0 ? (ch->est_bytes_per_ns * 3 + rate) / 4 : rate;
+    }
+}
+
+/* Read [lo, hi) of the job's chunk into staging and the cache. */
+static int fetch_segment(struct fetcher *f, uint64_t lo, uint64_t hi)
+{
+    struct chunker *ch = f->ch;
+    struct job *j = f->job;
+    uint64_t chunk_lo = chunker_chunk_lo(ch, j->chunk);
+    f->seg_lo = lo;
+    f->want = hi - lo;
+    f->filled = lo;
+    f->last_done = 0;
+    f->stop_err = 0;
+    memset(&f->res, 0, sizeof f->res);
+    pthread_mutex_lock(&ch->mu);
+    j->seg_lo = lo;
+    j->seg_hi = hi;
+    j->pos = lo;
+    j->t_req = snap_now_ns();
+    j->t_first = 0;
+    pthread_mutex_unlock(&ch->mu);
+
+    atomic_fetch_add(&ch->stats.store_reads, 1);
+    int err = store_read(ch->store, ch->key, lo, hi - lo, f->staging + (lo - chunk_lo), fetch_progress, f, &f->res);
+    if (err && f->stop_err)
+        err = snap_fail(f->stop_err, "%s", f->stop_msg); /* our own reason, with its detail */
+    uint64_t landed = lo + f->res.bytes;
+
+    pthread_mutex_lock(&ch->mu);
+    int serr = 0;
+    if (f->res.total_size != STORE_SIZE_UNKNOWN)
+        serr = chunker_learn_size_locked(ch, f->res.total_size);
+    else if (!err && f->res.bytes < f->want)
+        serr = chunker_learn_size_locked(ch, landed); /* bytes < len only at the object's end */
+    fetch_estimate_locked(ch, j, f->res.bytes, snap_now_ns());
+    pthread_mutex_unlock(&ch->mu);
+    if (!err && serr)
+        err = serr;
+    if (!err && atomic_load(&ch->size) == STORE_SIZE_UNKNOWN) {
+        /* A backend that never says the size: ask once. */
+        struct store_info info;
+        err = store_stat(ch->store, ch->key, &info);
+        if (!err) {
+            pthread_mutex_lock(&ch->mu);
+            err = chunker_learn_size_locked(ch, info.size);
+            pthread_mutex_unlock(&ch->mu);
+        }
+    }
+    uint64_t size = atomic_load(&ch->size);
+    if (!err && f->res.bytes < f->want && landed != size)
+        err = snap_fail(SNAP_ESHORT, "%s/%s: store returned %llu of %llu bytes at offset %llu, before the "
+                        "object's end (%llu)", ch->store->url, ch->key, (unsigned long long)f->res.bytes,
+                        (unsigned long long)f->want, (unsigned long long)lo, (unsigned long long)size);
+    /* What arrived whole is kept even when the read failed (except in full mode, which is all or
+     * nothing): the next read only fetches the rest. */
+    if (ch->mode != CHUNKER_FULL || !err) {
+        int ferr = fetch_fill(f, landed);
+        if (!err)
+            err = ferr;
+    }
+    return err;
+}
+
+/* Run a job: its segments in order, clipped to the object once the size is known. */
+static int fetch_run(struct fetcher *f)
+{
+    struct chunker *ch = f->ch;
+    struct job *j = f->job;
+    f->deadline = snap_now_ns() + (uint64_t)ch->fetch_timeout_ms * 1000000;
+    uint64_t seg[2][2] = {{j->start, j->hi}, {j->lo, j->start}};
+    int nseg = ch->mode == CHUNKER_DEMAND && !j->range ? 2 : 1;
+    if (nseg == 1) {
+        seg[0][0] = j->lo;
+        seg[0][1] = j->hi;
+    }
+    for (int i = 0; i < nseg; i++) {
+        uint64_t lo = seg[i][0], hi = seg[i][1], size = atomic_load(&ch->size);
+        if (size != STORE_SIZE_UNKNOWN)
+            hi = snap_min_u64(hi, size);
+        struct cache *c = atomic_load(&ch->cache);
+        if (c && lo < hi && !cache_find_absent(c, lo, hi - lo, &lo))
+            continue; /* all there already (a range request got it) */
+        if (lo >= hi)
+            continue;
+        if (i == 1) {
+            pthread_mutex_lock(&ch->mu);
+            j->wrapped = true;
+            pthread_mutex_unlock(&ch->mu);
+        }
+        int err = fetch_segment(f, lo, hi);
+        if (err)
+            return err;
+    }
+    return 0;
+}
+
+/* The job ended: tell every waiter, free the slot.  ch->mu held. */
+static void fetch_finish_locked(struct chunker *ch, struct job *j, int err)
+{
+    struct cache *c = atomic_load(&ch->cache);
+    for (unsigned i = 0; i < ch->nwaiters; i++) {
+        struct waiter *w = &ch->waiters[i];
+        if (!w->used)
+            continue;
+        /* The error reaches the waiters whose blocks in this job's range did not all arrive. */
+        uint64_t lo = snap_max_u64(w->off, j->lo), hi = snap_min_u64(w->end, j->hi);
+        bool missing = lo < hi && (!c || hi > cache_size(c) || !cache_readable(c, lo, hi - lo));
+        if (err && missing && !w->err) {
+            w->err = err;
+            snprintf(w->msg, sizeof w->msg, "%s", j->msg);
+        }
+        pthread_cond_signal(&w->cv); /* complete, failed, or to re-check what it needs */
+    }
+    j->state = JOB_FREE;
+    pthread_cond_broadcast(&ch->idle_cv);
+}
+
+void *chunker_fetcher_main(void *arg)
+{
+    struct fetcher *f = arg;
+    struct chunker *ch = f->ch;
+    pthread_mutex_lock(&ch->mu);
+    for (;;) {
+        struct job *j = NULL;
+        while (!atomic_load(&ch->closing)) {
+            for (unsigned i = 0; i < ch->njobs; i++)
+                if (ch->jobs[i].state == JOB_QUEUED && (!j || ch->jobs[i].seq < j->seq))
+                    j = &ch->jobs[i];
+            if (j)
+                break;
+            pthread_cond_wait(&ch->work_cv, &ch->mu);
+        }
+        if (!j)
+            break;
+        j->state = JOB_RUNNING;
+        f->job = j;
+        pthread_mutex_unlock(&ch->mu);
+
+        int err = fetch_run(f);
+
+        pthread_mutex_lock(&ch->mu);
+        j->err = err;
+        j->msg[0] = '\0';
+        if (err) {
+            atomic_fetch_add(&ch->stats.fetch_errors, 1);
+            snprintf(j->msg, sizeof j->msg, "%s", snap_errmsg(err));
+        }
+        fetch_finish_locked(ch, j, err);
+        f->job = NULL;
+    }
+    pthread_mutex_unlock(&ch->mu);
+    return NULL;
+}
