@@ -6,6 +6,7 @@
 #include "base/log.h"
 #include "base/util.h"
 #include "device/filedev.h"
+#include "device/objdev.h"
 #include "nbd/nbd.h"
 #include "nbd/proto.h"
 #include "net/listen.h"
@@ -19,8 +20,8 @@
 
 static const char usage[] =
     "Usage: snapctl serve-nbd [OPTIONS] --file PATH\n"
+    "       snapctl serve-nbd [OPTIONS] --object URL [--cache-dir DIR]\n"
     "       snapctl serve-nbd [OPTIONS] --header URL --store URL   (not built yet)\n"
-    "       snapctl serve-nbd [OPTIONS] --object URL                (not built yet)\n"
     "\n"
     "Export a device over NBD (fixed newstyle; structured replies, base:allocation block\n"
     "status, TRIM, WRITE_ZEROES, FLUSH/FUA, CACHE, multi-connection).\n"
@@ -28,7 +29,10 @@ static const char usage[] =
     "What to export:\n"
     "  --file PATH           a local file or disk image, read and written in place\n"
     "  --header URL          a build's header; data fetched lazily through --store\n"
-    "  --object URL          a plain object from any store URL\n"
+    "  --object URL          one object from any store URL (file://, http(s)://), fetched\n"
+    "                        lazily in 4 MiB chunks; writes stay in the local cache\n"
+    "  --cache-dir DIR       where the copy-on-write cache file goes (default $TMPDIR or /tmp;\n"
+    "                        it is unlinked at once and needs room for what is read or written)\n"
     "\n"
     "Where to listen (default tcp 127.0.0.1:10809):\n"
     "  -l, --listen ADDR     HOST:PORT, [IPv6]:PORT or unix:PATH (repeatable)\n"
@@ -50,6 +54,7 @@ static const char usage[] =
     "SIGTERM or SIGINT stops accepting, lets in-flight requests finish, and exits 0.\n";
 
 static struct filedev *g_file;
+static struct objdev *g_obj;
 
 static int f_pread(void *ctx, void *buf, uint32_t len, uint64_t off) { return filedev_pread(ctx, buf, len, off); }
 static int f_pwrite(void *ctx, const void *buf, uint32_t len, uint64_t off, bool fua)
@@ -71,6 +76,28 @@ static int f_extents(void *ctx, uint32_t len, uint64_t off, struct nbd_extents *
 {
     return filedev_extents(ctx, off, len, f_extent, x);
 }
+static int o_pread(void *ctx, void *buf, uint32_t len, uint64_t off) { return objdev_pread(ctx, buf, len, off); }
+static int o_pwrite(void *ctx, const void *buf, uint32_t len, uint64_t off, bool fua)
+{
+    return objdev_pwrite(ctx, buf, len, off, fua);
+}
+static int o_flush(void *ctx) { return objdev_flush(ctx); }
+static int o_trim(void *ctx, uint32_t len, uint64_t off, bool fua) { return objdev_zero(ctx, len, off, fua); }
+static int o_zero(void *ctx, uint32_t len, uint64_t off, bool may_trim, bool fua)
+{
+    (void)may_trim; /* a zero block reads as zeros either way */
+    return objdev_zero(ctx, len, off, fua);
+}
+static int o_cache(void *ctx, uint32_t len, uint64_t off) { return objdev_prefetch(ctx, len, off); }
+static int o_extents(void *ctx, uint32_t len, uint64_t off, struct nbd_extents *x)
+{
+    return objdev_extents(ctx, off, len, f_extent, x);
+}
+static const struct nbd_ops object_ops = {
+    .pread = o_pread, .pwrite = o_pwrite, .flush = o_flush, .trim = o_trim, .zero = o_zero,
+    .cache = o_cache, .extents = o_extents,
+};
+
 static const struct nbd_ops file_ops = {
     .pread = f_pread, .pwrite = f_pwrite, .flush = f_flush, .trim = f_trim, .zero = f_zero,
     .extents = f_extents,
@@ -82,7 +109,7 @@ static void on_signal(int sig)
     net_server_stop();
 }
 
-enum { OPT_FILE = 256, OPT_HEADER, OPT_STORE, OPT_OBJECT, OPT_STDIO, OPT_DESC, OPT_ONESHOT, OPT_PIDFILE, OPT_MINBLOCK };
+enum { OPT_FILE = 256, OPT_HEADER, OPT_STORE, OPT_OBJECT, OPT_STDIO, OPT_DESC, OPT_ONESHOT, OPT_PIDFILE, OPT_MINBLOCK, OPT_CACHEDIR };
 
 int serve_nbd_main(int argc, char **argv)
 {
@@ -99,12 +126,13 @@ int serve_nbd_main(int argc, char **argv)
         {"threads", required_argument, NULL, 't'},
         {"oneshot", no_argument, NULL, OPT_ONESHOT},
         {"min-block", required_argument, NULL, OPT_MINBLOCK},
+        {"cache-dir", required_argument, NULL, OPT_CACHEDIR},
         {"pid-file", required_argument, NULL, OPT_PIDFILE},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    const char *file = NULL, *header = NULL, *object = NULL, *pidfile = NULL;
+    const char *file = NULL, *header = NULL, *object = NULL, *pidfile = NULL, *cache_dir = NULL;
     const char *listen_addrs[16];
     int nlisten = 0;
     bool stdio_mode = false;
@@ -141,6 +169,7 @@ int serve_nbd_main(int argc, char **argv)
             break;
         }
         case OPT_PIDFILE: pidfile = optarg; break;
+        case OPT_CACHEDIR: cache_dir = optarg; break;
         case 'v': snap_log_set_level(SNAP_LOG_INFO); break;
         case 'h': fputs(usage, stdout); return 0;
         default: return cli_usage_error("unknown option");
@@ -148,22 +177,34 @@ int serve_nbd_main(int argc, char **argv)
     }
     if (optind != argc)
         return cli_usage_error("unexpected argument '%s'", argv[optind]);
-    if (header || object) {
-        fprintf(stderr, "snapctl serve-nbd: --header and --object are not built yet in this version; "
-                        "--file works\n");
+    if (header) {
+        fprintf(stderr, "snapctl serve-nbd: --header is not built yet in this version; "
+                        "--file and --object work\n");
         return SNAP_EXIT_USAGE;
     }
-    if (!file)
-        return cli_usage_error("say what to export: --file PATH");
+    if (!file == !object)
+        return cli_usage_error("say what to export: --file PATH or --object URL (one of them)");
     if (stdio_mode && nlisten)
         return cli_usage_error("--stdio and --listen exclude each other");
 
-    int err = filedev_open(file, exp.read_only, &g_file);
-    if (err)
-        return cli_fail(err, "check the path, or add --read-only for a file you cannot write");
-    exp.size = filedev_size(g_file);
-    exp.ops = &file_ops;
-    exp.ctx = g_file;
+    int err;
+    if (object) {
+        if (!cache_dir)
+            cache_dir = getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+        if ((err = objdev_open(object, cache_dir, &g_obj)) != 0)
+            return cli_fail(err, NULL);
+        exp.size = objdev_size(g_obj);
+        exp.ops = &object_ops;
+        exp.ctx = g_obj;
+        if (exp.min_block < 4096)
+            exp.min_block = 4096; /* the cache's block: no read-modify-write of partial blocks */
+    } else {
+        if ((err = filedev_open(file, exp.read_only, &g_file)) != 0)
+            return cli_fail(err, "check the path, or add --read-only for a file you cannot write");
+        exp.size = filedev_size(g_file);
+        exp.ops = &file_ops;
+        exp.ctx = g_file;
+    }
     so.conn.workers = (unsigned)threads;
 
     int rc = 0;
@@ -173,6 +214,7 @@ int serve_nbd_main(int argc, char **argv)
         if (err)
             rc = cli_fail(err, NULL);
         filedev_close(g_file);
+        objdev_close(g_obj);
         return rc;
     }
 
@@ -212,5 +254,6 @@ out:
     if (pidfile)
         unlink(pidfile);
     filedev_close(g_file);
+    objdev_close(g_obj);
     return rc;
 }

@@ -50,6 +50,11 @@
 #define CHUNKER_TIMEOUT_DEFAULT_MS 60000
 #define CHUNKER_WINDOW_DEFAULT (64u << 10)
 
+struct cache *chunker_cache(struct chunker *ch)
+{
+    return atomic_load(&ch->cache);
+}
+
 const char *chunker_mode_name(enum chunker_mode m)
 {
     switch (m) {

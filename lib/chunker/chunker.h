@@ -27,6 +27,7 @@
 #include <stdint.h>
 
 struct store;
+struct cache;
 struct chunker;
 
 #define CHUNKER_CHUNK_DEFAULT (4u << 20)
@@ -87,6 +88,9 @@ void chunker_cancel(struct chunker *ch, struct chunker_cancel *cancel);
  * What the chunker learned about the store's speed is kept. */
 int chunker_evict(struct chunker *ch);
 
+/* The cache the chunker fills, or NULL before the size is known.  A copy-on-write layer writes
+ * into it directly (cache_write/cache_zero): fetched data never lands on dirty or zero blocks. */
+struct cache *chunker_cache(struct chunker *ch);
 /* The object's size, or STORE_SIZE_UNKNOWN before the first response. */
 uint64_t chunker_size(struct chunker *ch);
 void chunker_stats(struct chunker *ch, struct chunker_stats *out);

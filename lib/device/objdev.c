@@ -1,0 +1,125 @@
+/* objdev.c -- a store object as a lazily fetched, copy-on-write device.
+ *
+ * Reads go through the chunker: present, dirty and zero blocks are copied out of the cache,
+ * absent ones are fetched (only the chunks asked for).  Writes and zeroing go straight into the
+ * chunker's cache as dirty / zero blocks, which a fetch never overwrites, so a write racing a
+ * fetch of the same chunk keeps the written bytes.  Nothing is ever written to the store.
+ */
+#include "device/objdev.h"
+
+#include "base/err.h"
+#include "base/mem.h"
+#include "cache/cache.h"
+#include "chunker/chunker.h"
+#include "store/store.h"
+
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+struct objdev {
+    struct store *store;
+    char *key;
+    struct chunker *ch;
+    struct cache *cache;
+    uint64_t size;
+};
+
+int objdev_open(const char *url, const char *cache_dir, struct objdev **out)
+{
+    struct objdev *d = snap_calloc(1, sizeof *d);
+    char *base = NULL;
+    if (!d)
+        return snap_fail(SNAP_ENOMEM, "out of memory");
+    int err = store_split_url(url, &base, &d->key);
+    if (!err)
+        err = store_open(base, NULL, &d->store);
+    struct store_info info;
+    if (!err)
+        err = store_stat(d->store, d->key, &info);
+    char path[PATH_MAX];
+    if (!err && (size_t)snprintf(path, sizeof path, "%s/.snapctl-cache.%ld.%p", cache_dir, (long)getpid(),
+                                 (void *)d) >= sizeof path)
+        err = snap_fail(SNAP_EUSAGE, "%s: path too long", cache_dir);
+    if (!err) {
+        struct chunker_opts o = {.size = info.size, .cache_path = path};
+        err = chunker_open(d->store, d->key, &o, &d->ch);
+    }
+    if (!err && !(d->cache = chunker_cache(d->ch)))
+        err = snap_fail(SNAP_EINTERNAL, "%s: the chunker has no cache", url);
+    snap_free(base);
+    if (err) {
+        objdev_close(d);
+        return err;
+    }
+    d->size = info.size;
+    *out = d;
+    return 0;
+}
+
+void objdev_close(struct objdev *d)
+{
+    if (!d)
+        return;
+    if (d->ch)
+        chunker_close(d->ch);
+    store_close(d->store);
+    snap_free(d->key);
+    snap_free(d);
+}
+
+uint64_t objdev_size(const struct objdev *d) { return d->size; }
+
+int objdev_pread(struct objdev *d, void *buf, uint32_t len, uint64_t off)
+{
+    return chunker_read(d->ch, off, len, buf);
+}
+
+int objdev_pwrite(struct objdev *d, const void *buf, uint32_t len, uint64_t off, bool fua)
+{
+    int err = cache_write(d->cache, off, len, buf);
+    return (!err && fua) ? cache_flush(d->cache) : err;
+}
+
+int objdev_zero(struct objdev *d, uint32_t len, uint64_t off, bool fua)
+{
+    int err = cache_zero(d->cache, off, len);
+    return (!err && fua) ? cache_flush(d->cache) : err;
+}
+
+int objdev_flush(struct objdev *d)
+{
+    return cache_flush(d->cache);
+}
+
+int objdev_extents(struct objdev *d, uint64_t off, uint64_t len, dev_extent_fn fn, void *ctx)
+{
+    uint64_t end = off + len;
+    while (off < end) {
+        enum cache_state st;
+        uint64_t n;
+        int err = cache_extent(d->cache, off, end - off, &st, &n);
+        if (err)
+            return err;
+        if (n == 0)
+            break;
+        if (!fn(ctx, off, n, st == CACHE_ZERO))
+            break;
+        off += n;
+    }
+    return 0;
+}
+
+int objdev_prefetch(struct objdev *d, uint32_t len, uint64_t off)
+{
+    /* Reading one byte of each chunk starts that chunk's fetch and waits only for its first
+     * block; the rest of the chunk keeps streaming in on the chunker's threads. */
+    uint8_t b;
+    for (uint64_t o = off; o < (uint64_t)off + len; o += CHUNKER_CHUNK_DEFAULT) {
+        int err = chunker_read(d->ch, o, 1, &b);
+        if (err)
+            return err;
+    }
+    return 0;
+}
