@@ -8,6 +8,7 @@
 #include "base/mem.h"
 #include "base/util.h"
 #include "header/header.h"
+#include "store/store.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -21,6 +22,9 @@ static const char usage[] =
     "Print a snapshot header of any version (1 to 5): its metadata, the builds section\n"
     "(file sizes, checksums, frame tables), the mapping table (device range -> build and\n"
     "storage range) and how many bytes each build provides.\n"
+    "\n"
+    "FILE is a local path or a store URL: file:///dir/{id}/memfile.header,\n"
+    "https://host/path/rootfs.ext4.header, peer-served builds over http://, ...\n"
     "\n"
     "Options:\n"
     "  --json             print as one JSON object, for scripts\n"
@@ -437,7 +441,8 @@ int inspect_header_main(int argc, char **argv)
     size_t len = 0;
     struct hdr *h = NULL;
     struct totals t = {NULL, 0, 0};
-    int err = snap_read_file(o.path, HDR_FILE_MAX, &buf, &len);
+    int err = strstr(o.path, "://") ? store_read_object(o.path, HDR_FILE_MAX, &buf, &len)
+                                    : snap_read_file(o.path, HDR_FILE_MAX, &buf, &len);
     if (err) {
         rc = cli_fail(err, err == SNAP_ETOOBIG ? "no header is that large: is FILE a data object?"
                                                : NULL);

@@ -218,3 +218,51 @@ int store_mp_abort(struct store *s, const char *key, const char *upload_id)
         return store_readonly(s, "multipart upload");
     return s->ops->mp_abort(s, key, upload_id);
 }
+
+struct grow_buf {
+    uint8_t *p;
+    size_t len, cap, max;
+    const char *url;
+};
+
+static int grow_sink(void *ctx, const uint8_t *p, size_t n)
+{
+    struct grow_buf *g = ctx;
+    if (n > g->max - g->len)
+        return snap_fail(SNAP_ETOOBIG, "%s: larger than %zu bytes", g->url, g->max);
+    if (g->len + n > g->cap) {
+        size_t cap = g->cap ? g->cap : 65536;
+        while (cap < g->len + n)
+            cap *= 2;
+        uint8_t *q = snap_realloc(g->p, cap);
+        if (!q)
+            return snap_fail(SNAP_ENOMEM, "%s: out of memory", g->url);
+        g->p = q;
+        g->cap = cap;
+    }
+    memcpy(g->p + g->len, p, n);
+    g->len += n;
+    return 0;
+}
+
+int store_read_object(const char *url, size_t max, uint8_t **out, size_t *len)
+{
+    char *base = NULL, *key = NULL;
+    struct store *s = NULL;
+    struct grow_buf g = {.max = max, .url = url};
+    int err = store_split_url(url, &base, &key);
+    if (!err)
+        err = store_open(base, NULL, &s);
+    if (!err)
+        err = store_read_stream(s, key, 0, (uint64_t)max + 1, grow_sink, &g, NULL);
+    store_close(s);
+    snap_free(base);
+    snap_free(key);
+    if (err) {
+        snap_free(g.p);
+        return err;
+    }
+    *out = g.p ? g.p : snap_malloc(1);
+    *len = g.len;
+    return *out ? 0 : snap_fail(SNAP_ENOMEM, "out of memory");
+}

@@ -32,6 +32,14 @@ start_server "$T/pid" "$SNAPCTL" peer serve --data-dir "$T/data" -l "127.0.0.1:$
 cmp "$T/cache/$H" "$T/www/asset.bin" || die "peer fetch"
 rm "$T/cache/$H"
 expect_exit 7 "$SNAPCTL" fetch "http://127.0.0.1:$p2/v1/builds/$B/memfile" --sha256 "$H" --cache-dir "$T/cache" --max-size 1M
+# inspect-header reads headers through any store URL, here the peer's http://.
+python3 -c 'import struct,sys
+u=bytes.fromhex("11111111222233334444555555555555")
+sys.stdout.buffer.write(struct.pack("<QQQQ",3,4096,8192,0)+u+u+struct.pack("<QQ",0,8192)+u+struct.pack("<Q",0))' \
+    >"$T/data/$B/memfile.header"
+"$SNAPCTL" inspect-header --check "http://127.0.0.1:$p2/v1/builds/$B/memfile.header" || die "inspect-header over http"
+"$SNAPCTL" inspect-header --check "file://$T/data/$B/memfile.header" || die "inspect-header over file://"
+expect_exit 4 "$SNAPCTL" inspect-header "http://127.0.0.1:$p2/v1/builds/$B/rootfs.ext4.header"
 touch "$T/data/$B/.upload-done"
 expect_exit 4 "$SNAPCTL" fetch "http://127.0.0.1:$p2/v1/builds/$B/memfile" --sha256 "$H" --cache-dir "$T/cache"
 echo ok
