@@ -10,6 +10,7 @@ static const struct store_ops *const backends[] = {
     &store_file_ops,
     &store_http_ops,
     &store_https_ops,
+    &store_s3_ops,
 };
 
 int store_split_url(const char *url, char **base, char **key)

@@ -123,6 +123,6 @@ int store_split_url(const char *url, char **base, char **key);
 const struct store_ops *store_ops_for(const char *url);
 /* Register a backend (backends register themselves from store.c's table). */
 extern const struct store_ops store_file_ops;
-extern const struct store_ops store_http_ops, store_https_ops;
+extern const struct store_ops store_http_ops, store_https_ops, store_s3_ops;
 
 #endif
