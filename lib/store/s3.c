@@ -195,7 +195,8 @@ static int s3_req_init(struct s3_store *s3, struct s3_req *r, const char *key, c
     int err = sigv4_uri_encode(raw, strlen(raw), true, r->path, sizeof r->path, &plen);
     if (err)
         return err;
-    memcpy(r->q, q, nq * sizeof *q);
+    if (nq)
+        memcpy(r->q, q, nq * sizeof *q);
     r->nq = nq;
     memcpy(r->target, r->path, plen);
     if (nq) {
