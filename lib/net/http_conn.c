@@ -129,11 +129,12 @@ static int conn_open(struct http_client *c, const struct url *u, uint64_t deadli
 int http_conn_get(struct http_client *c, const struct url *u, uint64_t deadline_ns, bool fresh,
                   struct http_conn **out, bool *reused)
 {
-    uint64_t now = snap_now_ns();
     struct http_conn *k;
     while (!fresh && (k = pool_take(c, u))) {
-        /* Too old (the server has likely dropped it) or visibly closed: throw it away. */
-        bool old = now - k->idle_since_ns > (uint64_t)c->o.max_idle_age_ms * 1000000;
+        /* Too old (the server has likely dropped it) or visibly closed: throw it away.  The
+         * clock is read after the take: another thread may have released k a moment ago. */
+        uint64_t now = snap_now_ns();
+        bool old = now > k->idle_since_ns && now - k->idle_since_ns > (uint64_t)c->o.max_idle_age_ms * 1000000;
         if (old || !sock_alive(&k->sock) || (k->tls && tls_pending(k->tls))) {
             conn_close(k);
             continue;

@@ -536,3 +536,41 @@ TEST(net_http_hdrs_list)
         CHECK_EQ(http_hdrs_add(&h, "N", "v"), 0);
     CHECK_ERR(http_hdrs_add(&h, "N", "v"), SNAP_ETOOBIG, "more than 32 fields");
 }
+
+TEST(net_http_every_allocation_failure_is_clean)
+{
+    static const struct tsrv_reply r[] = {
+        {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-A: 1\r\n\r\n5\r\nhello\r\n0\r\n\r\n"}};
+    struct tsrv *s = tsrv_start("127.0.0.1", r, 1, true);
+    CHECK(s);
+    char su[64];
+    snprintf(su, sizeof su, "http://127.0.0.1:%u/f", (unsigned)tsrv_port(s));
+    int ok = 0;
+    for (long n = 0; n < 40; n++) {
+        snap_mem_fail_after(n);
+        struct http_client *c = NULL;
+        struct url u = {0};
+        struct http_response rs;
+        http_response_init(&rs);
+        int e = http_client_new(NULL, &c);
+        if (!e)
+            e = url_parse(su, &u);
+        if (!e) {
+            struct http_request rq = {.method = "GET", .url = &u};
+            e = http_do(c, &rq, &rs);
+        }
+        snap_mem_fail_after(-1);
+        if (e != 0 && e != SNAP_ENOMEM)
+            fprintf(stderr, "    fail after %ld: %s\n", n, snap_errmsg(e));
+        CHECK(e == 0 || e == SNAP_ENOMEM);
+        if (e == 0) {
+            CHECK_STR((char *)rs.body, "hello");
+            ok++;
+        }
+        http_response_free(&rs);
+        url_free(&u);
+        http_client_free(c);
+    }
+    CHECK(ok > 0); /* the walk reached the end */
+    tsrv_stop(s);
+}

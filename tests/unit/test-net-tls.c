@@ -118,32 +118,9 @@ static int write_file(const char *dir, const char *name, const void *p, size_t n
     return fclose(f) == 0 && w == n ? 0 : -1;
 }
 
-TEST(net_tls_verify_with_ca_option_and_fail_without)
+/* The checks against a running s_server; the caller stops it whatever happens here. */
+static void tls_verify_checks(const char *dir, uint16_t port, const char *big, int hl, size_t n)
 {
-    if (sh("command -v openssl >/dev/null 2>&1") != 0) {
-        fprintf(stderr, "    skipped: openssl is not installed\n");
-        return;
-    }
-    char dir[512];
-    snprintf(dir, sizeof dir, "%s/tls", test_tmpdir());
-    CHECK(mkdir(dir, 0700) == 0);
-    CHECK_EQ(make_certs(dir), 0);
-    const char *ok = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello";
-    CHECK_EQ(write_file(dir, "ok.http", ok, strlen(ok)), 0);
-    size_t n = 300000;
-    char *big = malloc(n + 100);
-    int hl = snprintf(big, 100, "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n", n);
-    for (size_t i = 0; i < n; i++)
-        big[hl + i] = (char)(i * 131 + (i >> 11));
-    CHECK_EQ(write_file(dir, "big.http", big, (size_t)hl + n), 0);
-
-    uint16_t port = free_port();
-    pid_t pid = start_s_server(dir, port);
-    CHECK(pid > 0);
-    if (!port_open(port)) {
-        stop_pid(pid);
-        CHECK(!"s_server did not start");
-    }
     char ca[600], other[600], s[200];
     snprintf(ca, sizeof ca, "%s/ca.crt", dir);
     snprintf(other, sizeof other, "%s/other.crt", dir);
@@ -205,11 +182,38 @@ TEST(net_tls_verify_with_ca_option_and_fail_without)
     o.ca_file = "/nonexistent/ca.pem";
     CHECK_ERR(http_client_new(&o, &c), SNAP_ETLS, "cannot load CA certificates from /nonexistent/ca.pem");
 
-    stop_pid(pid);
     url_free(&u);
     url_free(&lh);
     url_free(&bu);
     http_response_free(&rs);
+}
+
+TEST(net_tls_verify_with_ca_option_and_fail_without)
+{
+    if (sh("command -v openssl >/dev/null 2>&1") != 0) {
+        fprintf(stderr, "    skipped: openssl is not installed\n");
+        return;
+    }
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s/tls", test_tmpdir());
+    CHECK(mkdir(dir, 0700) == 0);
+    CHECK_EQ(make_certs(dir), 0);
+    const char *ok = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello";
+    CHECK_EQ(write_file(dir, "ok.http", ok, strlen(ok)), 0);
+    size_t n = 300000;
+    char *big = malloc(n + 100);
+    int hl = snprintf(big, 100, "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n", n);
+    for (size_t i = 0; i < n; i++)
+        big[hl + i] = (char)(i * 131 + (i >> 11));
+    CHECK_EQ(write_file(dir, "big.http", big, (size_t)hl + n), 0);
+
+    uint16_t port = free_port();
+    pid_t pid = start_s_server(dir, port);
+    if (pid > 0 && port_open(port))
+        tls_verify_checks(dir, port, big, hl, n);
+    else
+        test_failed(__FILE__, __LINE__, "openssl s_server did not start (see %s/s_server.log)", dir);
+    stop_pid(pid);
     free(big);
 }
 
