@@ -135,24 +135,6 @@ static int hs_read(struct store *s, const char *key, uint64_t off, uint64_t len,
     return err;
 }
 
-struct hs_sink {
-    store_sink_fn sink;
-    void *ctx;
-    int err;            /* the sink's own refusal, kept: the client reports it as "canceled" */
-    char msg[512];
-};
-
-static int hs_data(void *ctx, const void *p, size_t n)
-{
-    struct hs_sink *k = ctx;
-    int err = k->sink(k->ctx, p, n);
-    if (err) {
-        k->err = err;
-        snprintf(k->msg, sizeof k->msg, "%s", snap_errmsg(err));
-    }
-    return err;
-}
-
 static int hs_read_stream(struct store *s, const char *key, uint64_t off, uint64_t len, store_sink_fn sink,
                           void *ctx, struct store_read_result *res)
 {
@@ -161,20 +143,20 @@ static int hs_read_stream(struct store *s, const char *key, uint64_t off, uint64
     int err = hs_target(hs, key, target, sizeof target);
     if (err)
         return err;
-    struct hs_sink k = {sink, ctx, 0, ""};
+    struct store_sink_guard k = {sink, ctx, 0, ""};
     struct http_response rs;
     http_response_init(&rs);
     struct http_request rq = {
         .method = "GET", .url = &hs->url, .target = target, .range = true, .range_off = off,
         .range_len = len == STORE_SIZE_UNKNOWN ? UINT64_MAX - off : len, .sink = HTTP_SINK_CALLBACK,
-        .data_fn = hs_data, .data_ctx = &k,
+        .data_fn = store_sink_guard_fn, .data_ctx = &k,
     };
     err = http_do(hs->client, &rq, &rs);
     res->bytes = rs.bytes;
     if (rs.total_size != HTTP_SIZE_UNKNOWN)
         res->total_size = rs.total_size;
     if (err && k.err)
-        err = snap_fail(k.err, "%s", k.msg);
+        err = store_sink_guard_result(&k, err);
     else if (err && rs.status == 416 && rs.total_size == off)
         err = 0;
     else if (err)

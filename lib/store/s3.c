@@ -344,24 +344,6 @@ static int s3_read(struct store *s, const char *key, uint64_t off, uint64_t len,
     return err;
 }
 
-struct s3_sink {
-    store_sink_fn sink;
-    void *ctx;
-    int err;
-    char msg[512];
-};
-
-static int s3_data(void *ctx, const void *p, size_t n)
-{
-    struct s3_sink *k = ctx;
-    int err = k->sink(k->ctx, p, n);
-    if (err) {
-        k->err = err;
-        snprintf(k->msg, sizeof k->msg, "%s", snap_errmsg(err));
-    }
-    return err;
-}
-
 static int s3_read_stream(struct store *s, const char *key, uint64_t off, uint64_t len, store_sink_fn sink,
                           void *ctx, struct store_read_result *res)
 {
@@ -370,22 +352,34 @@ static int s3_read_stream(struct store *s, const char *key, uint64_t off, uint64
     int err = s3_req_init(s3, &r, key, NULL, 0);
     if (err)
         return err;
-    struct s3_sink k = {sink, ctx, 0, ""};
+    struct store_sink_guard k = {sink, ctx, 0, ""};
     struct http_response rs;
     http_response_init(&rs);
     struct http_request rq = {.method = "GET", .range = true, .range_off = off,
                               .range_len = len == STORE_SIZE_UNKNOWN ? UINT64_MAX - off : len,
-                              .sink = HTTP_SINK_CALLBACK, .data_fn = s3_data, .data_ctx = &k};
+                              .sink = HTTP_SINK_CALLBACK, .data_fn = store_sink_guard_fn, .data_ctx = &k};
     err = s3_do(s3, &r, &rq, &rs, key, "GET");
     res->bytes = rs.bytes;
     if (rs.total_size != HTTP_SIZE_UNKNOWN)
         res->total_size = rs.total_size;
     if (err && k.err)
-        err = snap_fail(k.err, "%s", k.msg);
+        err = store_sink_guard_result(&k, err);
     else if (err && rs.status == 416 && rs.total_size == off)
         err = 0;
     http_response_free(&rs);
     return err;
+}
+
+/* The x-amz-meta-sha256 and Content-Type fields of a put or a multipart create. */
+static void s3_put_headers(struct http_hdrs *h, const struct store_put_opts *po, char hex[65])
+{
+    http_hdrs_init(h);
+    if (po->sha256) {
+        snap_hex(po->sha256, 32, hex);
+        http_hdrs_add(h, "x-amz-meta-sha256", hex);
+    }
+    if (po->content_type)
+        http_hdrs_add(h, "Content-Type", po->content_type);
 }
 
 static int s3_put(struct store *s, const char *key, const void *buf, size_t len, const struct store_put_opts *po)
@@ -396,14 +390,8 @@ static int s3_put(struct store *s, const char *key, const void *buf, size_t len,
     if (err)
         return err;
     struct http_hdrs h;
-    http_hdrs_init(&h);
     char hex[65];
-    if (po->sha256) {
-        snap_hex(po->sha256, 32, hex);
-        http_hdrs_add(&h, "x-amz-meta-sha256", hex);
-    }
-    if (po->content_type)
-        http_hdrs_add(&h, "Content-Type", po->content_type);
+    s3_put_headers(&h, po, hex);
     struct http_response rs;
     http_response_init(&rs);
     struct http_request rq = {.method = "PUT", .headers = &h, .body = buf, .body_len = len,
@@ -422,12 +410,8 @@ static int s3_mp_create(struct store *s, const char *key, const struct store_put
     if (err)
         return err;
     struct http_hdrs h;
-    http_hdrs_init(&h);
     char hex[65];
-    if (po->sha256) {
-        snap_hex(po->sha256, 32, hex);
-        http_hdrs_add(&h, "x-amz-meta-sha256", hex);
-    }
+    s3_put_headers(&h, po, hex);
     struct http_response rs;
     http_response_init(&rs);
     struct http_request rq = {.method = "POST", .headers = &h, .body = "", .body_len = 0,

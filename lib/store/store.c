@@ -4,6 +4,7 @@
 #include "base/err.h"
 #include "base/mem.h"
 
+#include <stdio.h>
 #include <string.h>
 
 static const struct store_ops *const backends[] = {
@@ -159,6 +160,24 @@ int store_read_stream(struct store *s, const char *key, uint64_t off, uint64_t l
     }
     snap_free(buf);
     return err;
+}
+
+int store_sink_guard_fn(void *guard, const void *p, size_t n)
+{
+    struct store_sink_guard *g = guard;
+    int err = g->sink(g->ctx, p, n);
+    if (err) {
+        g->err = err;
+        snprintf(g->msg, sizeof g->msg, "%s", snap_errmsg(err));
+    }
+    return err;
+}
+
+int store_sink_guard_result(const struct store_sink_guard *g, int transport_err)
+{
+    if (transport_err && g->err)
+        return snap_fail(g->err, "%s", g->msg);
+    return transport_err;
 }
 
 bool store_can_write(const struct store *s) { return s->ops->put != NULL; }

@@ -32,6 +32,17 @@ typedef int (*store_progress_fn)(void *ctx, uint64_t done);
  * with snap_fail) to stop the read, which then returns that same code. */
 typedef int (*store_sink_fn)(void *ctx, const uint8_t *p, size_t n);
 
+/* For backends whose transport reports a sink's refusal as its own "canceled": wrap the sink,
+ * then store_sink_guard_result() gives back the sink's own code and message. */
+struct store_sink_guard {
+    store_sink_fn sink;
+    void *ctx;
+    int err;
+    char msg[512];
+};
+int store_sink_guard_fn(void *guard, const void *p, size_t n);
+int store_sink_guard_result(const struct store_sink_guard *g, int transport_err);
+
 struct store_read_result {
     uint64_t bytes;      /* bytes written to the destination (< len only at the object's end) */
     uint64_t total_size; /* the object's size if learned, else STORE_SIZE_UNKNOWN */
