@@ -97,7 +97,7 @@ import time
 import xml.etree.ElementTree as ET
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 SLICE = 64 * 1024
 MAX_MEMORY_BODY = 16 << 20  # POST bodies (token, complete, control) are read into memory
@@ -266,6 +266,11 @@ class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "faultserver/1"
     timeout = 120  # idle keep-alive connections
+    record = None  # this request's entry in stats["recent"], once counted
+
+    def parse_request(self):
+        self.record = None  # a fresh request on this connection
+        return super().parse_request()
 
     def setup(self):
         super().setup()
@@ -286,7 +291,6 @@ class Handler(BaseHTTPRequestHandler):
 
     def dispatch(self):
         st = self.server.state
-        self.record = None
         self.fault = NO_FAULT
         self.body_in = None
         url = urlsplit(self.path)
