@@ -534,8 +534,8 @@ const struct jsonr_value *jsonr_next(const struct jsonr_value *v)
 const char *jsonr_key(const struct jsonr_value *member, size_t *len)
 {
     if (len)
-        *len = member->klen;
-    return member->key;
+        *len = member ? member->klen : 0;
+    return member ? member->key : NULL;
 }
 
 const struct jsonr_value *jsonr_at(const struct jsonr_value *container, size_t i)

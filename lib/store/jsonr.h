@@ -56,7 +56,7 @@ const char *jsonr_str(const struct jsonr_value *v, size_t *len);
 size_t jsonr_count(const struct jsonr_value *v);
 const struct jsonr_value *jsonr_first(const struct jsonr_value *container);
 const struct jsonr_value *jsonr_next(const struct jsonr_value *v);
-/* The key of an object member (NULL inside an array or for the root); len may be NULL. */
+/* The key of an object member (NULL inside an array, for the root, or for NULL); len may be NULL. */
 const char *jsonr_key(const struct jsonr_value *member, size_t *len);
 /* Element i of an array or object (O(i)), or NULL. */
 const struct jsonr_value *jsonr_at(const struct jsonr_value *container, size_t i);
