@@ -9,6 +9,7 @@
 #define MR 20.0
 #define MT 40.0
 #define MB 50.0
+#define CDF_POINTS 400
 
 static const char *const colors[BENCH_SVG_SERIES_MAX] = {
     "#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#7f7f7f",
@@ -95,8 +96,11 @@ static void svg_panel(FILE *f, double ox, double oy, struct bench_svg_panel *p)
         if (!se->n)
             continue;
         fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"1.8\" points=\"", colors[s]);
+        /* A step line through at most CDF_POINTS quantiles keeps big runs small and readable. */
+        size_t npts = se->n < CDF_POINTS ? se->n : CDF_POINTS;
         double py = y0;
-        for (size_t i = 0; i < se->n; i++) {
+        for (size_t q = 1; q <= npts; q++) {
+            size_t i = (se->n * q + npts - 1) / npts - 1; /* the sample at quantile q / npts */
             double x = x0 + se->ms[i] / xmax * w, y = y0 - h * (double)(i + 1) / (double)se->n;
             fprintf(f, "%.1f,%.1f %.1f,%.1f ", x, py, x, y);
             py = y;
