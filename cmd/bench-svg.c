@@ -49,12 +49,17 @@ static void svg_text(FILE *f, double x, double y, const char *anchor, int size, 
 
 static void svg_panel(FILE *f, double ox, double oy, struct bench_svg_panel *p)
 {
-    double xmax = p->marker_ms;
+    /* The x axis ends past the slowest series' 99th percentile: a shared machine's rare stalls
+     * would otherwise squeeze every line into a corner.  The clipped tail is said on the plot. */
+    double xmax = p->marker_ms, top = 0;
     for (size_t s = 0; s < p->nseries; s++) {
         struct bench_svg_series *se = &p->series[s];
         qsort((void *)se->ms, se->n, sizeof se->ms[0], cmp_double);
-        if (se->n && se->ms[se->n - 1] > xmax)
-            xmax = se->ms[se->n - 1];
+        if (!se->n)
+            continue;
+        double p99 = se->ms[(se->n * 99) / 100 < se->n ? (se->n * 99) / 100 : se->n - 1];
+        xmax = p99 * 1.05 > xmax ? p99 * 1.05 : xmax;
+        top = se->ms[se->n - 1] > top ? se->ms[se->n - 1] : top;
     }
     if (xmax <= 0)
         xmax = 1;
@@ -80,6 +85,10 @@ static void svg_panel(FILE *f, double ox, double oy, struct bench_svg_panel *p)
     fprintf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"none\" stroke=\"#333\"/>\n", x0,
             y0 - h, w, h);
     svg_text(f, x0 + w / 2, y0 + 36, "middle", 12, "latency per read (ms)");
+    if (top > xmax) {
+        snprintf(buf, sizeof buf, "slowest %.1f ms, beyond the axis", top);
+        svg_text(f, x0 + w, y0 - h - 4, "end", 10, buf);
+    }
     fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" font-size=\"12\" "
                "transform=\"rotate(-90 %.1f %.1f)\">fraction of reads &lt;= x</text>\n",
             ox + 16, y0 - h / 2, ox + 16, y0 - h / 2);
@@ -101,7 +110,8 @@ static void svg_panel(FILE *f, double ox, double oy, struct bench_svg_panel *p)
         double py = y0;
         for (size_t q = 1; q <= npts; q++) {
             size_t i = (se->n * q + npts - 1) / npts - 1; /* the sample at quantile q / npts */
-            double x = x0 + se->ms[i] / xmax * w, y = y0 - h * (double)(i + 1) / (double)se->n;
+            double v = se->ms[i] < xmax ? se->ms[i] : xmax;
+            double x = x0 + v / xmax * w, y = y0 - h * (double)(i + 1) / (double)se->n;
             fprintf(f, "%.1f,%.1f %.1f,%.1f ", x, py, x, y);
             py = y;
         }
