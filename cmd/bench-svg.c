@@ -9,6 +9,7 @@
 #define MR 20.0
 #define MT 40.0
 #define MB 50.0
+#define CDF_POINTS 400
 
 static const char *const colors[BENCH_SVG_SERIES_MAX] = {
     "#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#7f7f7f",
@@ -48,12 +49,17 @@ static void svg_text(FILE *f, double x, double y, const char *anchor, int size, 
 
 static void svg_panel(FILE *f, double ox, double oy, struct bench_svg_panel *p)
 {
-    double xmax = p->marker_ms;
+    /* The x axis ends past the slowest series' 99th percentile: a shared machine's rare stalls
+     * would otherwise squeeze every line into a corner.  The clipped tail is said on the plot. */
+    double xmax = p->marker_ms, top = 0;
     for (size_t s = 0; s < p->nseries; s++) {
         struct bench_svg_series *se = &p->series[s];
         qsort((void *)se->ms, se->n, sizeof se->ms[0], cmp_double);
-        if (se->n && se->ms[se->n - 1] > xmax)
-            xmax = se->ms[se->n - 1];
+        if (!se->n)
+            continue;
+        double p99 = se->ms[(se->n * 99) / 100 < se->n ? (se->n * 99) / 100 : se->n - 1];
+        xmax = p99 * 1.05 > xmax ? p99 * 1.05 : xmax;
+        top = se->ms[se->n - 1] > top ? se->ms[se->n - 1] : top;
     }
     if (xmax <= 0)
         xmax = 1;
@@ -79,6 +85,10 @@ static void svg_panel(FILE *f, double ox, double oy, struct bench_svg_panel *p)
     fprintf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"none\" stroke=\"#333\"/>\n", x0,
             y0 - h, w, h);
     svg_text(f, x0 + w / 2, y0 + 36, "middle", 12, "latency per read (ms)");
+    if (top > xmax) {
+        snprintf(buf, sizeof buf, "slowest %.1f ms, beyond the axis", top);
+        svg_text(f, x0 + w, y0 - h - 4, "end", 10, buf);
+    }
     fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" font-size=\"12\" "
                "transform=\"rotate(-90 %.1f %.1f)\">fraction of reads &lt;= x</text>\n",
             ox + 16, y0 - h / 2, ox + 16, y0 - h / 2);
@@ -95,9 +105,13 @@ static void svg_panel(FILE *f, double ox, double oy, struct bench_svg_panel *p)
         if (!se->n)
             continue;
         fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"1.8\" points=\"", colors[s]);
+        /* A step line through at most CDF_POINTS quantiles keeps big runs small and readable. */
+        size_t npts = se->n < CDF_POINTS ? se->n : CDF_POINTS;
         double py = y0;
-        for (size_t i = 0; i < se->n; i++) {
-            double x = x0 + se->ms[i] / xmax * w, y = y0 - h * (double)(i + 1) / (double)se->n;
+        for (size_t q = 1; q <= npts; q++) {
+            size_t i = (se->n * q + npts - 1) / npts - 1; /* the sample at quantile q / npts */
+            double v = se->ms[i] < xmax ? se->ms[i] : xmax;
+            double x = x0 + v / xmax * w, y = y0 - h * (double)(i + 1) / (double)se->n;
             fprintf(f, "%.1f,%.1f %.1f,%.1f ", x, py, x, y);
             py = y;
         }

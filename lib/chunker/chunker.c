@@ -173,14 +173,15 @@ static void ensure_fetches_locked(struct chunker *ch, struct waiter *w)
         if (c && !cache_find_absent(c, plo, phi - plo, &first))
             continue;
         struct job *j = find_chunk_job(ch, k);
+        bool started = true;
         if (!j) {
-            start_job(ch, k, false, clo, chi, ch->mode == CHUNKER_DEMAND ? first : clo);
-            continue;
-        }
-        if (ch->mode == CHUNKER_DEMAND && !range_job_covers(ch, first) && stream_far(ch, j, first)) {
+            started = start_job(ch, k, false, clo, chi, ch->mode == CHUNKER_DEMAND ? first : clo);
+        } else if (ch->mode == CHUNKER_DEMAND && !range_job_covers(ch, first) && stream_far(ch, j, first)) {
             uint64_t hi = snap_min_u64(snap_round_up(phi, ch->bs), chi);
-            start_job(ch, k, true, first, hi, first);
+            started = start_job(ch, k, true, first, hi, first);
         }
+        if (!started)
+            break; /* every job slot is busy: re-checked when one ends */
     }
 }
 

@@ -401,3 +401,25 @@ TEST(chunker_close_with_fetch_in_flight)
     CHECK_EQ(a.err, SNAP_ECANCELED);
     store_close(fx.store);
 }
+
+/* A read wider than every job slot together still completes: slots are reused as jobs end. */
+TEST(chunker_read_wider_than_the_job_slots)
+{
+    uint32_t chunk = 64 * KiB;
+    uint64_t size = 40 * (uint64_t)chunk + 77;
+    struct sim_opts so = {.size = size, .seed = SEED, .slice = 16 * KiB};
+    struct store *s;
+    CHECK_EQ(store_sim_open(&so, &s), 0);
+    char path[512];
+    snprintf(path, sizeof path, "%s/chunker-wide.cache", test_tmpdir());
+    struct chunker_opts o = {.mode = CHUNKER_DEMAND, .size = size, .cache_path = path, .chunk_size = chunk,
+                             .fetchers = 1};
+    struct chunker *ch;
+    CHECK_EQ(chunker_open(s, "wide", &o, &ch), 0);
+    CHECK_EQ(read_check(ch, 3, size - 3), 0); /* 41 chunks through 1 thread and 4 job slots */
+    struct chunker_stats st;
+    chunker_stats(ch, &st);
+    CHECK_EQ(st.fetches, 41);
+    chunker_close(ch);
+    store_close(s);
+}
