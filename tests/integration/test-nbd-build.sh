@@ -151,6 +151,29 @@ echo "9 MiB of zero ranges: 0 store requests; two 4 KiB data reads: $n"
 nbdcopy "$uri" "$T/copy2h"
 [ "$(sha256 "$T/copy2h")" = "$(sha256 "$T/img2")" ] || die "build 2 over http:// reads back different"
 
+# --- a v3 parent (no builds section: sizes come from the responses) and a not-finished v4 ------
+mkdir -p "$T/s3/$B0" "$T/s4/$B0"
+cp "$S/$B0/rootfs.ext4" "$T/s3/$B0/"
+cp "$S/$B0/rootfs.ext4" "$T/s4/$B0/"
+"$SNAPCTL" inspect-header --convert v3 "$T/s3/$B0/rootfs.ext4.header" "$S/$B0/rootfs.ext4.header" >/dev/null
+python3 -c 'import sys; b=bytearray(open(sys.argv[1],"rb").read()); assert b[0]==4; b[64]|=1; open(sys.argv[2],"wb").write(b)' \
+    "$S/$B0/rootfs.ext4.header" "$T/s4/$B0/rootfs.ext4.header"
+for s in s3 s4; do
+    p=$(free_port)
+    rm -f "$T/pid"
+    start_server "$T/pid" "$SNAPCTL" serve-nbd --header "file://$T/$s/$B0/rootfs.ext4.header" \
+        --export-diff "$T/out-$s" --json -l "127.0.0.1:$p" --pid-file "$T/pid" >"$T/srv.out"
+    nbdcopy "nbd://127.0.0.1:$p" "$T/copy-$s"
+    [ "$(sha256 "$T/copy-$s")" = "$(sha256 "$T/img")" ] || die "the base build as $s reads back different"
+    qemu-io -f raw "nbd://127.0.0.1:$p" -c 'write -P 0x21 40M 64k' >/dev/null
+    stop_export "$_spid"
+    b=$(json_field "$T/srv.out" build_id)
+    "$SNAPCTL" inspect-header "$T/out-$s/$b/rootfs.ext4.header" >"$T/hdr-$s"
+    want=3; [ $s = s4 ] && want=4
+    grep -q "header v$want" "$T/hdr-$s" || die "an export on a v$want parent is not v$want"
+    [ $s = s3 ] || grep -q 'Flags        0x00' "$T/hdr-$s" || die "the exported header is marked not finished"
+done
+
 # --- refusals -----------------------------------------------------------------------------------
 expect_exit 2 "$SNAPCTL" serve-nbd --file "$T/img" --export-diff "$T/out"
 grep -q 'needs --header or --size' "$LAST_ERR" || die "--file --export-diff message"
