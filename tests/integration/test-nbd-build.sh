@@ -9,7 +9,7 @@
 . tests/integration/functions.sh
 . tests/integration/functions-nbd.sh
 . tests/tools/faultserver.sh
-requires nbdinfo nbdcopy qemu-io python3 curl
+requires nbdinfo nbdcopy qemu-io qemu-img python3 curl
 T=$(mktmpdir)
 S=$T/store
 mkdir -p "$S" "$T/out" "$T/cache"
@@ -79,6 +79,7 @@ patch "$T/img1" $((2 * M)) $M 0
 patch "$T/img1" $((24 * M)) 4096 0x66
 nbdcopy "$uri" "$T/copy1w"
 [ "$(sha256 "$T/copy1w")" = "$(sha256 "$T/img1")" ] || die "the overlay reads back different"
+qemu-img compare -f raw -F raw "$T/img1" "$uri" || die "qemu-img compare with the overlay"
 stop_export "$SPID"
 B1=$(json_field "$T/srv.out" build_id)
 [ "$(json_field "$T/srv.out" generation)" = 1 ] || die "build 1 generation"

@@ -277,7 +277,7 @@ TEST(builddev_export_base_build_from_empty_device)
 struct writer {
     struct builddev *d;
     atomic_bool stop;
-    unsigned writes;
+    atomic_uint writes;
 };
 static void *writer_main(void *arg)
 {
