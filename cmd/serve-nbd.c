@@ -4,6 +4,7 @@
 #include "base/err.h"
 #include "base/io.h"
 #include "base/log.h"
+#include "base/mem.h"
 #include "base/util.h"
 #include "device/filedev.h"
 #include "device/objdev.h"
@@ -50,6 +51,8 @@ static const char usage[] =
     "  --pid-file FILE       write the PID once listening\n"
     "  -v, --verbose         log connections (SNAPCTL_LOG=debug for every request)\n"
     "  -h, --help            show this help\n"
+    "\n"
+    CLI_PEER_USAGE
     "\n"
     "SIGTERM or SIGINT stops accepting, lets in-flight requests finish, and exits 0.\n";
 
@@ -130,6 +133,7 @@ int serve_nbd_main(int argc, char **argv)
         {"pid-file", required_argument, NULL, OPT_PIDFILE},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
+        CLI_PEER_LONGOPTS,
         {NULL, 0, NULL, 0},
     };
     const char *file = NULL, *header = NULL, *object = NULL, *pidfile = NULL, *cache_dir = NULL;
@@ -139,6 +143,8 @@ int serve_nbd_main(int argc, char **argv)
     struct nbd_export exp = {.name = "", .min_block = 1, .pref_block = 4096, .multi_conn = true};
     struct nbd_server_opts so = {0};
     uint64_t threads = 4;
+    struct cli_store_opts sto = {0};
+    struct store *obj_store = NULL; /* owned by g_obj; kept for cli_store_done */
     int c;
     while ((c = getopt_long(argc, argv, "l:re:t:vh", longopts, NULL)) != -1) {
         switch (c) {
@@ -172,7 +178,13 @@ int serve_nbd_main(int argc, char **argv)
         case OPT_CACHEDIR: cache_dir = optarg; break;
         case 'v': snap_log_set_level(SNAP_LOG_INFO); break;
         case 'h': fputs(usage, stdout); return 0;
-        default: return cli_usage_error("unknown option");
+        default: {
+            int rc = cli_peer_opt(&sto, c, optarg);
+            if (rc < 0)
+                return cli_usage_error("unknown option");
+            if (rc)
+                return rc;
+        }
         }
     }
     if (optind != argc)
@@ -191,7 +203,12 @@ int serve_nbd_main(int argc, char **argv)
     if (object) {
         if (!cache_dir)
             cache_dir = getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
-        if ((err = objdev_open(object, cache_dir, &g_obj)) != 0)
+        char *key = NULL;
+        if ((err = cli_open_object(object, &sto, &obj_store, &key)) != 0)
+            return cli_fail(err, NULL);
+        err = objdev_open_store(obj_store, key, cache_dir, &g_obj);
+        snap_free(key);
+        if (err)
             return cli_fail(err, NULL);
         exp.size = objdev_size(g_obj);
         exp.ops = &object_ops;
@@ -213,6 +230,7 @@ int serve_nbd_main(int argc, char **argv)
         err = nbd_serve(&exp, STDIN_FILENO, STDOUT_FILENO, &co, NULL);
         if (err)
             rc = cli_fail(err, NULL);
+        cli_store_done(obj_store, &sto);
         filedev_close(g_file);
         objdev_close(g_obj);
         return rc;
@@ -253,6 +271,7 @@ out:
         close(lfds[i]);
     if (pidfile)
         unlink(pidfile);
+    cli_store_done(obj_store, &sto);
     filedev_close(g_file);
     objdev_close(g_obj);
     return rc;
