@@ -127,8 +127,10 @@ int cli_open_object(const char *url, const struct cli_store_opts *o, struct stor
         err = snap_fail(SNAP_ENOMEM, "out of memory");
     if (!err) {
         snprintf(*key, n, "%s/%s", build, name);
-        if ((err = cli_open_store(top, o, out)) != 0)
+        if ((err = cli_open_store(top, o, out)) != 0) {
             snap_free(*key);
+            *key = NULL;
+        }
     }
     snap_free(base);
     snap_free(name);

@@ -26,7 +26,7 @@ struct peer_store {
 
 bool store_is_peer(const struct store *s)
 {
-    return s && s->ops == &store_peer_ops;
+    return s && (s->ops == &store_peer_ops || s->ops == &store_peers_ops);
 }
 
 int store_peer_check_addr(const char *host, const struct httpd_cidr *allow, size_t nallow, char *numeric,
@@ -66,8 +66,18 @@ int store_peer_check_addr(const char *host, const struct httpd_cidr *allow, size
 int store_peer_open(const char *u, const struct store_opts *o, const struct httpd_cidr *allow, size_t nallow,
                     struct store **out)
 {
+    /* peers://host:port is peer:// over TLS (with the system's CAs unless ca_file says). */
+    bool tls = o->ca_file != NULL;
+    char plain[512];
+    if (strncmp(u, "peers://", 8) == 0) {
+        tls = true;
+        if ((size_t)snprintf(plain, sizeof plain, "peer://%s", u + 8) >= sizeof plain)
+            return snap_fail(SNAP_EUSAGE, "peer URL too long");
+    } else {
+        snprintf(plain, sizeof plain, "%s", u);
+    }
     struct url pu;
-    int err = url_parse(u, &pu);
+    int err = url_parse(plain, &pu);
     if (err)
         return err;
     if (pu.scheme != URL_PEER || (pu.path[0] && strcmp(pu.path, "/") != 0) || pu.query || pu.user) {
@@ -77,8 +87,8 @@ int store_peer_open(const char *u, const struct store_opts *o, const struct http
     char num[INET6_ADDRSTRLEN], hu[INET6_ADDRSTRLEN + 32];
     err = store_peer_check_addr(pu.host, allow, nallow, num, sizeof num);
     if (!err)
-        snprintf(hu, sizeof hu, strchr(num, ':') ? "%s://[%s]:%u" : "%s://%s:%u", o->ca_file ? "https" : "http",
-                 num, (unsigned)pu.port);
+        snprintf(hu, sizeof hu, strchr(num, ':') ? "%s://[%s]:%u" : "%s://%s:%u", tls ? "https" : "http", num,
+                 (unsigned)pu.port);
     url_free(&pu);
     if (err)
         return err;
@@ -105,7 +115,7 @@ int store_peer_open(const char *u, const struct store_opts *o, const struct http
         snap_free(ps);
         return err;
     }
-    ps->base.ops = &store_peer_ops;
+    ps->base.ops = tls ? &store_peers_ops : &store_peer_ops;
     *out = &ps->base;
     return 0;
 }
@@ -220,4 +230,7 @@ static int ps_read(struct store *s, const char *key, uint64_t off, uint64_t len,
 
 const struct store_ops store_peer_ops = {
     .scheme = "peer", .open = ps_open, .close = ps_close, .stat = ps_stat, .read = ps_read,
+};
+const struct store_ops store_peers_ops = {
+    .scheme = "peers", .open = ps_open, .close = ps_close, .stat = ps_stat, .read = ps_read,
 };

@@ -2,8 +2,11 @@
  *
  *   peer://HOST:PORT   keys {uuid}/{file} -> GET|HEAD /v1/builds/{uuid}/{file} on that host
  *
- * Plain HTTP by default; with store_opts.ca_file set (`--peer-ca F`) the connection is TLS and
- * the peer's certificate must be signed by a CA in F and list the peer's address (an IP SAN:
+ *   peers://HOST:PORT  the same over TLS
+ *
+ * peer:// is plain HTTP unless store_opts.ca_file is set (`--peer-ca F`); peers:// and peer:// with
+ * a CA file speak TLS, and the peer's certificate must be signed by a CA in F (peers:// without
+ * one: the system's CAs) and list the peer's address (an IP SAN:
  * the host is dialed by the numeric address the check below resolved).  The host is resolved
  * once, at open, and every address it resolves to must be in the client's allowlist (default:
  * loopback only) -- so an address handed over by the network (a link-local metadata service,
@@ -22,7 +25,7 @@
 
 #define PEER_DEFAULT_TIMEOUT_MS 2000
 
-extern const struct store_ops store_peer_ops;
+extern const struct store_ops store_peer_ops, store_peers_ops;
 
 /* Open peer://host:port, allowing only addresses in allow[0..nallow) (nallow 0: loopback
  * only).  A refused address is SNAP_EAUTH naming the address and the option to change. */

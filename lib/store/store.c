@@ -14,6 +14,7 @@ static const struct store_ops *const backends[] = {
     &store_https_ops,
     &store_s3_ops,
     &store_peer_ops,
+    &store_peers_ops,
 };
 
 int store_split_url(const char *url, char **base, char **key)

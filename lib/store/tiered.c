@@ -38,6 +38,7 @@ struct tiered {
     } sizes[SIZES_MAX];
     unsigned nsizes, next_size;
     uint64_t skip_until_ns;
+    atomic_bool warned;              /* a peer misconfiguration was logged once */
     _Atomic uint64_t peer_reads, peer_bytes, storage_reads, storage_bytes, fallbacks, gone_builds;
 };
 
@@ -151,7 +152,12 @@ static void peer_failed(struct tiered *t, const char *key, int err, bool use_sto
         t->skip_until_ns = snap_now_ns() + (uint64_t)t->skip_ms * 1000000;
         pthread_mutex_unlock(&t->lock);
     }
-    snap_debug("tiered: %s: peer failed (%s); reading from storage", key, snap_errmsg(err));
+    /* Misconfigurations (TLS, a refusal, a plaintext client on a TLS peer) deserve a warning, once;
+     * a peer that is down or behind is business as usual. */
+    if ((err == SNAP_ETLS || err == SNAP_EAUTH || err == SNAP_EHTTP) && !atomic_exchange(&t->warned, true))
+        snap_warn("peer: %s; reading from storage instead (this warning is shown once)", snap_errmsg(err));
+    else
+        snap_debug("tiered: %s: peer failed (%s); reading from storage", key, snap_errmsg(err));
 }
 
 /* Progress to the caller stays monotonic across the peer try and the storage redo. */
