@@ -153,8 +153,8 @@ static void peer_failed(struct tiered *t, const char *key, int err, bool use_sto
         pthread_mutex_unlock(&t->lock);
     }
     /* Misconfigurations (TLS, a refusal, a plaintext client on a TLS peer) deserve a warning, once;
-     * a peer that is down or behind is business as usual. */
-    if ((err == SNAP_ETLS || err == SNAP_EAUTH || err == SNAP_EHTTP) && !atomic_exchange(&t->warned, true))
+     * a peer that is down, busy or behind is business as usual. */
+    if ((err == SNAP_ETLS || err == SNAP_EAUTH) && !atomic_exchange(&t->warned, true))
         snap_warn("peer: %s; reading from storage instead (this warning is shown once)", snap_errmsg(err));
     else
         snap_debug("tiered: %s: peer failed (%s); reading from storage", key, snap_errmsg(err));
