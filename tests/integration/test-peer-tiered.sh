@@ -140,4 +140,16 @@ cat "$T/s.kill"
 [ "$(stat_of "$T/s.kill" peer_reads_total)" -ge 2 ] || die "kill phase: no peer reads before the kill"
 [ "$(stat_of "$T/s.kill" storage_reads_total)" -ge 4 ] || die "kill phase: RGW did not take over"
 [ "$(stat_of "$T/s.kill" fallbacks_total)" -ge 1 ] || die "kill phase: no fallback counted"
+
+# `snapctl bench peer` runs against this pair and prints its numbers (no ratio is asserted).
+rm -f "$T/pidA"
+start_server "$T/pidA" "$SNAPCTL" peer serve --data-dir "$T/a" -l "127.0.0.1:$PA" --pid-file "$T/pidA"
+"$SNAPCTL" bench peer $PEER --store "$STORE" --build "$B" --runs 3 --json >"$T/bench.json" || die "bench peer"
+for f in peer_p50_ms peer_p99_ms store_p50_ms store_p99_ms ratio_p50 ratio_p99; do
+    grep -q "\"$f\":[0-9]" "$T/bench.json" || die "bench peer: no $f in $(cat "$T/bench.json")"
+done
+# With the upload marked done the bench refuses to call storage reads peer reads.
+touch "$A/.upload-done"
+expect_exit 3 "$SNAPCTL" bench peer $PEER --store "$STORE" --build "$B" --runs 2
+grep -q "the peer did not answer every read" "$LAST_ERR" || die "bench peer: 410 not reported"
 echo ok
