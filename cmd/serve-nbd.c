@@ -196,6 +196,8 @@ int serve_nbd_main(int argc, char **argv)
     }
     if (!file == !object)
         return cli_usage_error("say what to export: --file PATH or --object URL (one of them)");
+    if (file && (sto.peer || sto.peer_ca || sto.nallow))
+        return cli_usage_error("--peer reads a store: it goes with --object, not --file");
     if (stdio_mode && nlisten)
         return cli_usage_error("--stdio and --listen exclude each other");
 

@@ -12,6 +12,7 @@
 #include "store/tiered.h"
 
 #include <stdio.h>
+#include <pthread.h>
 #include <stdlib.h>
 
 #define KEY "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d/memfile"
@@ -214,4 +215,56 @@ TEST(store_tiered_read_allocates_nothing)
     CHECK_EQ(snap_alloc_count(), before);
     store_close(t);
     free(buf);
+}
+
+/* Many readers at once on a flaky front: every read correct, every failure redone on storage. */
+struct tr_worker {
+    struct store *t;
+    int id, bad;
+};
+
+static void *tr_worker_main(void *arg)
+{
+    struct tr_worker *w = arg;
+    uint8_t *buf = malloc(N), *want = malloc(N);
+    for (int i = 0; i < 40; i++) {
+        uint64_t off = (uint64_t)((w->id * 40 + i) % (OBJ_SIZE / N)) * N;
+        struct store_read_result res;
+        store_sim_pattern(4, off, want, N);
+        if (store_read(w->t, KEY, off, N, buf, NULL, NULL, &res) || res.bytes != N || memcmp(buf, want, N))
+            w->bad++;
+    }
+    free(buf);
+    free(want);
+    return NULL;
+}
+
+TEST(store_tiered_concurrent_flaky_front)
+{
+    struct sim_opts fo = {.size = OBJ_SIZE, .seed = 4, .fault_seed = 11, .fail_pct = 20, .truncate_pct = 20,
+                          .slice = 1024};
+    struct sim_opts io = {.size = OBJ_SIZE, .seed = 4};
+    struct store *front, *inner, *t;
+    CHECK_EQ(store_sim_open(&fo, &front), 0);
+    CHECK_EQ(store_sim_open(&io, &inner), 0);
+    CHECK_EQ(store_tiered_open(front, inner, NULL, &t), 0);
+    struct store_info info;
+    CHECK_EQ(store_stat(t, KEY, &info), 0);
+    pthread_t th[4];
+    struct tr_worker w[4];
+    for (int i = 0; i < 4; i++) {
+        w[i] = (struct tr_worker){t, i, 0};
+        CHECK_EQ(pthread_create(&th[i], NULL, tr_worker_main, &w[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        CHECK_EQ(w[i].bad, 0);
+    }
+    struct tiered_stats st;
+    store_tiered_stats(t, &st);
+    CHECK_EQ(st.peer_reads + st.storage_reads, 160 + 1);
+    CHECK_EQ(st.storage_reads, st.fallbacks);
+    CHECK(st.fallbacks > 0);
+    CHECK(st.peer_reads > 0);
+    store_close(t);
 }
