@@ -2,11 +2,11 @@
 # with `snapctl peer serve` while its upload to a real Ceph RGW is held back; host B (serve-nbd
 # listening on 127.0.0.2, fetch, inspect-header) reads it through --peer A --store s3://... and
 # gets A's bytes.  Then the upload completes (awscli) and A's marker makes it answer 410: B goes on
-# from RGW with identical data (counted at both ends).  Last, A is killed -9 in the middle of a
-# read: B's reader sees no error.
+# from RGW with identical data (counted at both ends).  Last, A is killed -9 while a read of B's
+# is in flight on it: B's reader sees no error.
 . tests/integration/functions.sh
 . tests/integration/functions-nbd.sh
-requires radosgw ceph-mon ceph-osd curl nbdcopy python3
+requires radosgw ceph-mon ceph-osd curl nbdcopy python3 ss
 AWS=/usr/bin/aws
 [ -x "$AWS" ] || skip "requires awscli"
 /usr/bin/python3 -c 'import nbd' 2>/dev/null || skip "requires python3-libnbd (nbdsh)"
@@ -103,11 +103,13 @@ start_server "$T/pidA" "$SNAPCTL" peer serve --data-dir "$T/a" -l "127.0.0.1:$PA
 pidA=$(cat "$T/pidA")
 PB=$(free_port)
 rm -f "$T/pidB"
-start_server "$T/pidB" "$SNAPCTL" serve-nbd --read-only $PEER --peer-timeout 500 --peer-stats "$T/s.kill" \
+start_server "$T/pidB" "$SNAPCTL" serve-nbd --read-only $PEER --peer-timeout 3000 --peer-stats "$T/s.kill" \
     --object "$STORE/$B/memfile" --cache-dir "$T/cache" -l "127.0.0.2:$PB" --pid-file "$T/pidB"
 pidB=$(cat "$T/pidB")
-# The reader reads chunk by chunk; after two chunks it waits until the test has killed A.
-nbdsh_py - "nbd://127.0.0.2:$PB" "$A/memfile" "$T/half" "$T/killed" >"$T/reader.log" 2>&1 <<'PY' &
+# The reader reads chunk by chunk; after two chunks it waits for the go.  The test then freezes A
+# (SIGSTOP), lets the reader ask for chunk 2 -- the request reaches A's socket and waits there --
+# and kills A with -9 while that read is in flight.
+nbdsh_py - "nbd://127.0.0.2:$PB" "$A/memfile" "$T/half" "$T/go" >"$T/reader.log" 2>&1 <<'PY' &
 import os, sys, time, nbd
 h = nbd.NBD(); h.connect_uri(sys.argv[1])
 want = open(sys.argv[2], "rb").read()
@@ -131,8 +133,15 @@ while [ ! -e "$T/half" ]; do
     i=$((i + 1)); [ $i -lt 500 ] || die "reader did not get halfway"
     sleep 0.02
 done
+kill -STOP "$pidA"
+touch "$T/go"
+# Wait until B's request sits unread in A's socket (Recv-Q > 0 on A's side): the read is in flight.
+i=0
+until ss -Htn state established "( sport = :$PA )" | awk '$1 > 0 { f = 1 } END { exit !f }'; do
+    i=$((i + 1)); [ $i -lt 100 ] || die "no request of B's reached the frozen A"
+    sleep 0.02
+done
 kill -9 "$pidA"
-touch "$T/killed"
 wait "$reader" || { cat "$T/reader.log"; die "a read failed after A was killed"; }
 grep -q "reader ok" "$T/reader.log" || die "reader log"
 kill_pid "$pidB"
