@@ -74,6 +74,8 @@ static const char usage[] =
     "  -v, --verbose         log connections (SNAPCTL_LOG=debug for every request)\n"
     "  -h, --help            show this help\n"
     "\n"
+    CLI_PEER_USAGE
+    "\n"
     "SIGTERM or SIGINT stops accepting, lets in-flight requests finish, exports the diff\n"
     "(with --export-diff) and exits 0.\n";
 
@@ -155,9 +157,11 @@ struct dev_args {
     uint64_t size;
     unsigned header_format;
     bool read_only;
+    const struct cli_store_opts *sto; /* --peer and friends, for the store behind the device */
+    struct store *opened;             /* set by open: that store (the device owns it), for stats */
 };
 
-static int file_open(const struct dev_args *a, void **dev, uint64_t *size)
+static int file_open(struct dev_args *a, void **dev, uint64_t *size)
 {
     struct filedev *d;
     int err = filedev_open(a->file, a->read_only, &d);
@@ -169,12 +173,19 @@ static int file_open(const struct dev_args *a, void **dev, uint64_t *size)
 }
 static void file_close(void *dev) { filedev_close(dev); }
 
-static int object_open(const struct dev_args *a, void **dev, uint64_t *size)
+static int object_open(struct dev_args *a, void **dev, uint64_t *size)
 {
     struct objdev *d;
-    int err = objdev_open(a->object, a->cache_dir, &d);
+    struct store *s = NULL;
+    char *key = NULL;
+    int err = cli_open_object(a->object, a->sto, &s, &key);
+    if (!err) {
+        err = objdev_open_store(s, key, a->cache_dir, &d); /* owns s from here */
+        snap_free(key);
+    }
     if (err)
         return cli_fail(err, NULL);
+    a->opened = s;
     *dev = d;
     *size = objdev_size(d);
     return 0;
@@ -182,8 +193,10 @@ static int object_open(const struct dev_args *a, void **dev, uint64_t *size)
 static void object_close(void *dev) { objdev_close(dev); }
 
 /* --header URL: fetch and check the header, open the store, make the device.  The file name is
- * the header's name minus ".header"; the store defaults to the directory above {ID}/. */
-static int header_open(const struct dev_args *a, void **dev, uint64_t *size)
+ * the header's name minus ".header"; the store defaults to the directory above {ID}/.  With
+ * --peer the header itself is read through the peer too (key {ID}/{file}.header of the store):
+ * a build still uploading has its header only there. */
+static int header_open(struct dev_args *a, void **dev, uint64_t *size)
 {
     char *dir = NULL, *name = NULL, *top = NULL, *id = NULL;
     uint8_t *buf = NULL;
@@ -196,15 +209,23 @@ static int header_open(const struct dev_args *a, void **dev, uint64_t *size)
         rc = cli_usage_error("--header %s: expected a URL ending in {file}.header", a->header);
         goto out;
     }
-    if (!err && !a->store && (err = store_split_url(dir, &top, &id)) != 0)
-        snap_fail_ctx(err, "--header %s: no --store given and no directory above the build's", a->header);
-    if (!err && (err = store_read_object(a->header, HDR_FILE_MAX, &buf, &len)) == 0 &&
-        (err = hdr_parse(buf, len, &h)) != 0)
+    if (!err && (err = store_split_url(dir, &top, &id)) != 0)
+        snap_fail_ctx(err, "--header %s: no directory above the build's", a->header);
+    if (!err && (err = cli_open_store(a->store ? a->store : top, a->sto, &s)) != 0)
+        snap_fail_ctx(err, "--store");
+    if (!err && a->sto->peer) {
+        char key[512];
+        if (snprintf(key, sizeof key, "%s/%s", id, name) >= (int)sizeof key)
+            err = snap_fail(SNAP_EUSAGE, "--header %s: the URL is too long", a->header);
+        else
+            err = store_read_all(s, key, HDR_FILE_MAX, &buf, &len);
+    } else if (!err) {
+        err = store_read_object(a->header, HDR_FILE_MAX, &buf, &len);
+    }
+    if (!err && (err = hdr_parse(buf, len, &h)) != 0)
         snap_fail_ctx(err, "%s", a->header);
     if (!err && (err = hdr_check(h)) != 0)
         snap_fail_ctx(err, "%s", a->header);
-    if (!err && (err = store_open(a->store ? a->store : top, NULL, &s)) != 0)
-        snap_fail_ctx(err, "--store");
     if (err) {
         rc = cli_fail(err, "inspect-header --check URL says more about a header");
         goto out;
@@ -212,6 +233,7 @@ static int header_open(const struct dev_args *a, void **dev, uint64_t *size)
     name[nl - 7] = '\0';
     struct builddev_opts o = {.file = name, .cache_dir = a->cache_dir, .header_format = a->header_format};
     struct builddev *d;
+    a->opened = s;
     err = builddev_open(h, s, &o, &d);
     h = NULL;
     s = NULL;
@@ -235,7 +257,7 @@ out:
 }
 
 /* --size SIZE: an empty device whose first export is a base build. */
-static int empty_open(const struct dev_args *a, void **dev, uint64_t *size)
+static int empty_open(struct dev_args *a, void **dev, uint64_t *size)
 {
     struct builddev_opts o = {.file = a->file_name ? a->file_name : "rootfs.ext4",
                               .cache_dir = a->cache_dir, .header_format = a->header_format};
@@ -257,7 +279,7 @@ struct dev_kind {
     const char *option;
     const struct nbd_ops *ops;
     uint32_t min_block;  /* raised to this: the cache block, so no partial-block writes */
-    int (*open)(const struct dev_args *a, void **dev, uint64_t *size); /* prints its error */
+    int (*open)(struct dev_args *a, void **dev, uint64_t *size); /* prints its error */
     void (*close)(void *dev);
     int (*export_diff)(void *dev, const char *dir, struct builddev_export *r); /* NULL: none */
 };
@@ -378,9 +400,11 @@ int serve_nbd_main(int argc, char **argv)
         {"pid-file", required_argument, NULL, OPT_PIDFILE},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
+        CLI_PEER_LONGOPTS,
         {NULL, 0, NULL, 0},
     };
-    struct dev_args a = {0};
+    struct cli_store_opts sto = {0};
+    struct dev_args a = {.sto = &sto};
     const char *pidfile = NULL, *export_dir = NULL, *control = NULL;
     const char *listen_addrs[16];
     int nlisten = 0;
@@ -434,7 +458,13 @@ int serve_nbd_main(int argc, char **argv)
         case OPT_CACHEDIR: a.cache_dir = optarg; break;
         case 'v': snap_log_set_level(SNAP_LOG_INFO); break;
         case 'h': fputs(usage, stdout); return 0;
-        default: return cli_usage_error("unknown option");
+        default: {
+            int rc = cli_peer_opt(&sto, c, optarg);
+            if (rc < 0)
+                return cli_usage_error("unknown option");
+            if (rc)
+                return rc;
+        }
         }
     }
     /* The client form: serve-nbd --control PATH export [--json]. */
@@ -466,6 +496,8 @@ int serve_nbd_main(int argc, char **argv)
     if (export_dir && !kind->export_diff)
         return cli_usage_error("--export-diff needs --header or --size: %s has no header to diff against "
                                "(serve a build with --header URL to export its changes)", kind->option);
+    if ((sto.peer || sto.peer_ca || sto.nallow) && !a.object && !a.header)
+        return cli_usage_error("--peer reads a store: it goes with --object or --header");
     if (control && !export_dir)
         return cli_usage_error("--control takes export requests: add --export-diff DIR");
     if (stdio_mode && nlisten)
@@ -539,6 +571,7 @@ out:
         close(lfds[i]);
     if (pidfile)
         unlink(pidfile);
+    cli_store_done(a.opened, &sto);
     kind->close(dev);
     return rc;
 }
