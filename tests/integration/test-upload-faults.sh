@@ -115,3 +115,30 @@ ls "$T/store" | grep -q tmp && die "a temp file was left"
 cmp "$T/store/$B/memfile" "$D/memfile" || die "--build to file://"
 "$SNAPCTL" fetch "file://$T/store/f20" --sha256 "$H" --cache-dir "$T/cache" >/dev/null || die "fetch after upload"
 echo "upload faults: ok"
+
+# 7. Over TLS: a TLS forwarding proxy in front of the fault server; parts are encrypted from the
+# mapping by mbedTLS.
+if command -v openssl >/dev/null; then
+    mkdir -p "$T/tls"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
+        -keyout "$T/tls/key.pem" -out "$T/tls/cert.pem" 2>/dev/null
+    python3 "$TOP/tests/tools/faultproxy.py" --upstream "$FS_URL" --port-file "$T/tls/port" \
+        --tls-cert "$T/tls/cert.pem" --tls-key "$T/tls/key.pem" 2>"$T/tls/log" &
+    tp=$!
+    cleanup_fn kill_pid "$tp"
+    i=0
+    while [ ! -s "$T/tls/port" ]; do
+        kill -0 "$tp" 2>/dev/null || die "TLS faultproxy exited: $(cat "$T/tls/log")"
+        [ $i -lt 100 ] || die "TLS faultproxy did not start"
+        sleep 0.1
+        i=$((i + 1))
+    done
+    curl -sf -X POST -d '{"fault": "status=503", "count": 1, "method": "PUT", "match": "partNumber=2(&|$)"}' \
+        --cacert "$T/tls/cert.pem" "https://127.0.0.1:$(cat "$T/tls/port")/_control" >/dev/null
+    out=$(SSL_CERT_FILE=$T/tls/cert.pem AWS_ENDPOINT_URL=https://127.0.0.1:$(cat "$T/tls/port") \
+        "$SNAPCTL" upload --json --part-size 5MiB "$T/f20" s3://bkt/tls.bin)
+    echo "$out"
+    cmp "$T/root/bkt/tls.bin" "$T/f20" || die "upload over TLS"
+    [ "$(echo "$out" | json_field sha256)" = "$H" ] || die "sha256 over TLS"
+fi
+echo "upload over TLS: ok"

@@ -5,6 +5,10 @@ still verifies -- unless a control rule replaces the answer.  python3 standard l
 
 Usage:
   faultproxy.py --upstream http://127.0.0.1:PORT [--port 0] [--port-file F] [--pid-file P]
+                [--tls-cert PEM --tls-key PEM]
+
+With --tls-cert/--tls-key it listens with TLS (clients speak https:// to it; the upstream stays
+plain http), which puts a client's TLS send path in front of any plain test server.
 
 Rules use faultserver.py's syntax and its replacing faults:
   POST /_control {"fault": "status=500", "count": 100, "method": "PUT", "match": "partNumber=2(&|$)"}
@@ -19,6 +23,7 @@ import http.client
 import json
 import os
 import signal
+import ssl
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -144,8 +149,14 @@ def main():
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--port-file")
     ap.add_argument("--pid-file")
+    ap.add_argument("--tls-cert")
+    ap.add_argument("--tls-key")
     a = ap.parse_args()
     srv = ThreadingHTTPServer((a.host, a.port), Handler)
+    if a.tls_cert:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(a.tls_cert, a.tls_key)
+        srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
     srv.daemon_threads = True
     srv.state = State(a.upstream)
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=srv.shutdown).start())
