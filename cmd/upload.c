@@ -12,6 +12,7 @@
 #include "upload/upload.h"
 
 #include <getopt.h>
+#include <signal.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,7 +47,9 @@ static const char usage[] =
     "  -q, --quiet         no progress bar and no messages\n"
     "  -h, --help          show this help\n"
     "\n"
-    "Exit status: 0 ok, 2 usage, 4 not found, 5 network or I/O, 8 access denied (see snapctl(1)).\n";
+    "SIGINT or SIGTERM stops it: parts in flight finish, the upload is aborted (exit 130).\n"
+    "Exit status: 0 ok, 2 usage, 4 not found, 5 network or I/O, 8 access denied, 130 interrupted\n"
+    "(see snapctl(1)).\n";
 
 static struct progress bar;
 
@@ -59,6 +62,14 @@ static void on_progress(void *ctx, uint64_t done, uint64_t total)
 }
 
 static bool quiet, json;
+
+/* First SIGINT/SIGTERM: stop starting parts and abort the upload (exit 130); a second one
+ * ends the process at once. */
+static void on_signal(int sig)
+{
+    upload_cancel();
+    signal(sig, SIG_DFL);
+}
 
 static void on_event(void *ctx, const char *name, const char *what)
 {
@@ -183,6 +194,10 @@ int upload_main(int argc, char **argv)
                                                     : "too many arguments");
     if (notify && !build)
         return cli_usage_error("--notify-peer goes with --build");
+    struct sigaction sa = {.sa_handler = on_signal};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
     const char *url = argv[argc - 1];
     struct store *s = NULL;
     char *base = NULL, *key = NULL;

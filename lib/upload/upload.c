@@ -21,11 +21,14 @@
 #include "net/http.h"
 
 #include <errno.h>
+#include <mbedtls/md5.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -34,6 +37,13 @@
 #define UPLOAD_HOT_WINDOW (16ull << 20) /* sent bytes this close to the hasher stay mapped */
 #define UPLOAD_HASH_STEP (1ull << 20)
 #define UPLOAD_STACK (512u * 1024)
+
+static volatile sig_atomic_t cancel_requested;
+
+void upload_cancel(void)
+{
+    cancel_requested = 1;
+}
 
 uint64_t upload_part_size(uint64_t size, uint64_t want, uint64_t min)
 {
@@ -150,6 +160,10 @@ static void hash_behind(struct job *j, struct sha256_ctx *h, const struct upload
 {
     uint64_t pos = 0, dropped = 0, last_report = UINT64_MAX;
     while (pos < j->size && !atomic_load(&j->failed)) {
+        if (cancel_requested) {
+            job_fail(j, snap_fail(SNAP_EINTR, "%s/%s: interrupted", j->s->url, j->key));
+            break;
+        }
         uint32_t p = (uint32_t)(pos / j->psize);
         uint64_t avail = (uint64_t)p * j->psize + atomic_load(&j->hi[p]);
         if (avail > pos) {
@@ -181,6 +195,42 @@ static void hash_behind(struct job *j, struct sha256_ctx *h, const struct upload
 }
 
 /* known: the sha256 is already in r and goes into the create (a store without set_meta). */
+/* After a complete that failed with "no such upload": did it go through, its answer lost?
+ * Only when the object's ETag is exactly S3's multipart ETag of our parts: the MD5 of their
+ * MD5s, then "-N" (parts whose ETags are not MD5s cannot be checked: no). */
+static bool completed_anyway(struct store *s, const char *key, uint64_t size, const struct store_part *parts,
+                             uint32_t nparts)
+{
+    char msg[1024], want[64];
+    snprintf(msg, sizeof msg, "%s", snap_errmsg(SNAP_ENOTFOUND));
+    mbedtls_md5_context md5;
+    mbedtls_md5_init(&md5);
+    mbedtls_md5_starts(&md5);
+    bool ok = true;
+    for (uint32_t i = 0; i < nparts && ok; i++) {
+        const char *e = parts[i].etag;
+        uint8_t bin[16];
+        size_t n = strlen(e);
+        if (n == 34 && e[0] == '"' && e[33] == '"')
+            e++, n -= 2;
+        char hex[33];
+        ok = n == 32 && (memcpy(hex, e, 32), hex[32] = '\0', snap_unhex(hex, bin, 16) == 0);
+        if (ok)
+            mbedtls_md5_update(&md5, bin, 16);
+    }
+    uint8_t sum[16];
+    mbedtls_md5_finish(&md5, sum);
+    mbedtls_md5_free(&md5);
+    char hex[33];
+    snap_hex(sum, 16, hex);
+    snprintf(want, sizeof want, "\"%s-%u\"", hex, nparts);
+    struct store_info info = {0};
+    ok = ok && store_stat(s, key, &info) == 0 && info.size == size && strcasecmp(info.etag, want) == 0;
+    if (!ok)
+        snap_fail(SNAP_ENOTFOUND, "%s", msg);
+    return ok;
+}
+
 static int multipart(struct store *s, const char *key, const uint8_t *map, uint64_t size, uint64_t psize,
                      const struct upload_opts *o, bool known, struct upload_result *r)
 {
@@ -228,8 +278,15 @@ static int multipart(struct store *s, const char *key, const uint8_t *map, uint6
     if (!known)
         sha256_final(&h, r->sha256);
     err = j.err ? snap_fail(j.err, "%s", j.errmsg) : 0;
+    if (!err && cancel_requested)
+        err = snap_fail(SNAP_EINTR, "%s/%s: interrupted", s->url, key);
     if (!err)
         err = store_mp_complete(s, key, id, j.parts, j.nparts, r->etag);
+    if (err == SNAP_ENOTFOUND && completed_anyway(s, key, size, j.parts, j.nparts)) {
+        /* The complete went through but its answer was lost; the retry found no upload. */
+        err = 0;
+        r->etag[0] = '\0';
+    }
     if (err) {
         /* Nothing may stay behind: abort, keeping the first failure's message. */
         char msg[1024];
@@ -326,6 +383,8 @@ int upload_file(struct store *s, const char *key, const char *path, const struct
                          UPLOAD_CONCURRENCY_MAX);
     if (!store_can_write(s) && !store_can_put_file(s))
         return store_put(s, key, "", 0, NULL); /* says "read-only" */
+    if (cancel_requested)
+        return snap_fail(SNAP_EINTR, "%s/%s: interrupted before it started", s->url, key);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return snap_fail_errno("%s", path);

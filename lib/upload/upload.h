@@ -55,6 +55,11 @@ struct upload_result {
  * grown to a whole MiB so that there are at most 10,000 parts. */
 uint64_t upload_part_size(uint64_t size, uint64_t want, uint64_t min);
 
+/* Ask running uploads to stop (async-signal-safe: for a SIGINT handler).  Parts in flight
+ * finish, no new one starts, the multipart upload is aborted and upload_file returns
+ * SNAP_EINTR. */
+void upload_cancel(void);
+
 /* Upload the file at path to key. */
 int upload_file(struct store *s, const char *key, const char *path, const struct upload_opts *o,
                 struct upload_result *r);

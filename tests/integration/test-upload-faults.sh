@@ -50,6 +50,27 @@ recent | grep -q '^DELETE /bkt/c.bin?uploadId=.* 204$' || die "no abort was sent
 [ ! -e "$T/root/bkt/c.bin" ] || die "a failed upload created the object"
 control '{"clear": true}'
 
+# 3b. The complete's answer is lost (connection reset after the head): the retry finds no
+# upload, and the object is recognised as ours by its multipart ETag.
+curl -sf -X POST "$FS_URL/_stats/reset" >/dev/null
+control '{"fault": "reset=0", "count": 1, "method": "POST", "match": "uploadId="}'
+"$SNAPCTL" upload --quiet --part-size 5MiB "$T/f20" s3://bkt/lost.bin
+cmp "$T/root/bkt/lost.bin" "$T/f20" || die "object after a lost complete answer"
+recent | grep -q '^POST /bkt/lost.bin?uploadId=.* 404$' || { recent; die "the complete was not retried into a 404"; }
+
+# 3c. SIGINT while parts are slow: parts in flight finish, the upload is aborted, exit 130.
+control '{"fault": "ttfb=1500", "count": 100, "method": "PUT", "match": "partNumber="}'
+"$SNAPCTL" upload --quiet --part-size 5MiB --concurrency 1 "$T/f20" s3://bkt/int.bin 2>"$T/int.err" &
+up=$!
+sleep 1
+kill -INT $up
+set +e; wait $up; rc=$?; set -e
+cat "$T/int.err"
+[ $rc = 130 ] || die "interrupted upload exited $rc, not 130"
+grep -q 'interrupted' "$T/int.err" && grep -q 'aborted' "$T/int.err" || die "the interrupt message"
+[ "$(uploads_left)" = 0 ] || die "an interrupted upload was left behind"
+control '{"clear": true}'
+
 # 4. Small ones: one PUT below a part, a zero-byte file, and the usage errors.
 head -c 1000 /dev/urandom >"$T/small"
 out=$("$SNAPCTL" upload --json "$T/small" s3://bkt/small)
