@@ -3,6 +3,7 @@
 # upload behind; the sha256 metadata is set; --build goes data first, headers and metadata.json
 # last, skips empty diffs, and --notify-peer writes the peer's marker; file:// works too.
 . tests/integration/functions.sh
+. tests/integration/functions-nbd.sh
 . tests/tools/faultserver.sh
 requires python3 curl
 T=$(mktmpdir)
@@ -105,15 +106,21 @@ open(d + "/memfile.header", "wb").write(meta(1 << 24) + ent(0, 8192, b, 0) + ent
 open(d + "/rootfs.ext4.header", "wb").write(meta(1 << 24) + ent(0, 1 << 24, p, 0))
 PY
 curl -sf -X POST "$FS_URL/_stats/reset" >/dev/null
-mkdir -p "$T/peerdata/$B"
-"$SNAPCTL" upload --build "$D" --part-size 5MiB --notify-peer "$T/peerdata" s3://bkt/builds 2>"$T/build.err"
+# This host's peer serves the build while it uploads, and answers 410 once it is up.
+pp=$(free_port)
+start_server "$T/peer.pid" "$SNAPCTL" peer serve --data-dir "$T/data" -l "127.0.0.1:$pp" --pid-file "$T/peer.pid"
+[ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$pp/v1/builds/$B/memfile")" = 200 ] || die "peer before the upload"
+"$SNAPCTL" upload --build "$D" --part-size 5MiB --notify-peer "$T/data" s3://bkt/builds 2>"$T/build.err"
 cat "$T/build.err"
 grep -q 'rootfs.ext4: empty diff, not uploaded' "$T/build.err" || die "the empty rootfs diff was not reported"
 [ ! -e "$T/root/bkt/builds/$B/rootfs.ext4" ] || die "an empty diff was uploaded"
 for f in memfile snapfile memfile.header rootfs.ext4.header metadata.json; do
     cmp "$T/root/bkt/builds/$B/$f" "$D/$f" || die "build object $f"
 done
-[ -e "$T/peerdata/$B/.upload-done" ] || die "--notify-peer did not write the marker"
+[ -e "$D/.upload-done" ] || die "--notify-peer did not write the marker"
+[ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$pp/v1/builds/$B/memfile")" = 410 ] ||
+    die "the peer does not answer 410 after --notify-peer"
+rm "$D/.upload-done"
 # Order: the last write of every data object before the first write of any header or metadata.
 recent | awk -v b="$B" '
     $1 == "PUT" || $1 == "POST" {
