@@ -70,6 +70,11 @@ else
     echo "(nbdcopy/nbdinfo not installed: apt-get install libnbd-bin to see this step)"
 fi
 
+step "5. Upload the build to a second store: data first, then its header; SHA-256 as metadata"
+mkdir -p "$D/store2"
+run "$SNAPCTL" upload --json --build "$STORE/$BUILD" "file://$D/store2"
+cmp "$D/store2/$BUILD/rootfs.ext4" "$STORE/$BUILD/rootfs.ext4" || { echo "demo: the uploaded copy differs" >&2; exit 1; }
+
 step "Done"
 echo "Everything is in $D. Lazy serving of a build straight from the store (serve-nbd --header),"
-echo "upload and peer transfer come with the next issues; see README.md."
+echo "and peer transfer come with the next issues; see README.md."
