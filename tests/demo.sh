@@ -3,13 +3,14 @@
 #
 #   SNAPCTL=./snapctl tests/demo.sh [DIR]     (make demo runs it; DIR defaults to a temp dir)
 #
-# 1. makes a sample base build in a file:// store: a 16 MiB rootfs image and its v3 header;
+# 1. makes a sample base build: a 16 MiB rootfs image and its v3 header, and uploads it into a
+#    file:// store (data first, then the header; SHA-256 stored beside it);
 # 2. inspects, checks and converts the header (v3 -> v5), looks an offset up;
 # 3. fetches the build's data object into a content-addressed cache, SHA-256-verified, twice
 #    (the second time from the cache, without touching the store);
 # 4. serves the fetched image over NBD and reads it back with nbdcopy, comparing checksums;
 # 5. serves the build from the store (serve-nbd --header), writes through it, exports the diff
-#    at SIGTERM, puts it in the store and serves the new build: the writes survived.
+#    at SIGTERM, uploads it and serves the new build: the writes survived.
 set -euo pipefail
 SNAPCTL=${SNAPCTL:-./snapctl}
 D=${1:-$(mktemp -d "${TMPDIR:-/tmp}/snapctl-demo.XXXXXX")}
@@ -24,18 +25,22 @@ run() { printf '$ %s\n' "$*"; "$@"; }
 
 BUILD=11111111-2222-3333-4444-555555555555
 STORE=$D/store
-mkdir -p "$STORE/$BUILD" "$D/cache"
+LOCAL=$D/local
+mkdir -p "$LOCAL/$BUILD" "$STORE" "$D/cache"
 
-step "1. A sample base build in file://$STORE"
+step "1. A sample base build, uploaded to file://$STORE"
 # 16 MiB: 6 MiB of data, 4 MiB of zeros, 6 MiB of data.
-{ head -c 6M /dev/urandom; head -c 4M /dev/zero; head -c 6M /dev/urandom; } >"$STORE/$BUILD/rootfs.ext4"
+{ head -c 6M /dev/urandom; head -c 4M /dev/zero; head -c 6M /dev/urandom; } >"$LOCAL/$BUILD/rootfs.ext4"
 # Its header (formats.md section 3): Version 3, BlockSize 4096, Size 16 MiB, Generation 0,
 # BuildId = BaseBuildId = $BUILD, one mapping [0, 16 MiB) onto itself at storage offset 0.
 le() { local v=$1 n=$2 s=""; while [ "$n" -gt 0 ]; do s="$s\\$(printf %03o $((v & 255)))"; v=$((v >> 8)); n=$((n - 1)); done; printf %s "$s"; }
 uuid='\021\021\021\021\042\042\063\063\104\104\125\125\125\125\125\125'
 size=$((16 << 20))
 printf "$(le 3 8)$(le 4096 8)$(le $size 8)$(le 0 8)$uuid$uuid$(le 0 8)$(le $size 8)$uuid$(le 0 8)" \
-    >"$STORE/$BUILD/rootfs.ext4.header"
+    >"$LOCAL/$BUILD/rootfs.ext4.header"
+ls -l "$LOCAL/$BUILD"
+run "$SNAPCTL" upload --json --build "$LOCAL/$BUILD" "file://$STORE"
+cmp "$LOCAL/$BUILD/rootfs.ext4" "$STORE/$BUILD/rootfs.ext4" || { echo "demo: the uploaded copy differs" >&2; exit 1; }
 ls -l "$STORE/$BUILD"
 
 step "2. Read the header; check it; convert it to v5; look an offset up"
@@ -87,8 +92,8 @@ if command -v nbdcopy >/dev/null && command -v qemu-io >/dev/null; then
     NEW=$(sed -n 's/.*"build_id":"\([0-9a-f-]*\)".*/\1/p' "$D/export.json")
     run ls -l "$D/export/$NEW"
     run "$SNAPCTL" inspect-header --summary "$D/export/$NEW/rootfs.ext4.header"
-    echo "# into the store (snapctl upload --build will do this step)"
-    run cp -r "$D/export/$NEW" "$STORE/"
+    echo "# upload the new build: its diff first, then its header"
+    run "$SNAPCTL" upload --json --build "$D/export/$NEW" "file://$STORE"
     "$SNAPCTL" serve-nbd --header "file://$STORE/$NEW/rootfs.ext4.header" --read-only \
         -l "unix:$sock" --pid-file "$D/new.pid" &
     server=$!
@@ -108,5 +113,5 @@ else
 fi
 
 step "Done"
-echo "Everything is in $D. Upload (snapctl upload --build) and peer transfer come with the next"
-echo "issues; see README.md."
+echo "Everything is in $D: the store, the exported build, the caches. README.md shows the same"
+echo "flow on s3:// and gs://, and peer transfer between hosts."

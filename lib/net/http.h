@@ -196,6 +196,15 @@ void http_response_free(struct http_response *rs);
  * check hook agreed). */
 int http_do(struct http_client *c, const struct http_request *rq, struct http_response *rs);
 
+/* Observe the sending of in-memory request bodies on this thread: while set, a body given as
+ * (body, body_len) is written in steps of at most HTTP_SEND_STEP bytes, still straight from the
+ * caller's memory, and fn(ctx, sent) is called after each step with the body bytes the kernel
+ * (or mbedTLS) has taken so far in this attempt (it starts again from 0 on a retry).  The
+ * uploader uses it to drop pages of an mmap as soon as they are sent.  NULL turns it off. */
+#define HTTP_SEND_STEP (1u << 20)
+typedef void (*http_sent_fn)(void *ctx, uint64_t sent);
+void http_thread_on_sent(http_sent_fn fn, void *ctx);
+
 /* GET [off, off+len) of url (target as in http_request) into dst, reporting progress; rs
  * gives bytes (< len only at the object's end) and total_size.  len 0 sends nothing. */
 int http_get_range(struct http_client *c, const struct url *url, const char *target, const struct http_hdrs *h,

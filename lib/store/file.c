@@ -4,7 +4,8 @@
  * fsync, rename, fsync of the directory); missing parent directories are created.  The sha256
  * metadata of an object lives in a sidecar `<object>.sha256` (hex), like the reference's
  * `<object>.uncompressed-size`.  Reads pread straight into the caller's memory in 1 MiB steps,
- * reporting progress after each; the size comes from fstat.
+ * reporting progress after each; the size comes from fstat.  put_file copies from a file in the
+ * kernel (copy_file_range, else sendfile), with the same temp file, fsync and rename.
  */
 #include "store/store.h"
 
@@ -18,6 +19,7 @@
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -192,6 +194,95 @@ static int file_put(struct store *s, const char *key, const void *buf, size_t le
     return 0;
 }
 
+/* The sidecar holds po->sha256, or is removed when there is none. */
+static int file_sidecar(struct file_store *fs, const char *key, const struct store_put_opts *po)
+{
+    char sidecar[PATH_MAX + 8];
+    int err = file_path(fs, key, ".sha256", sidecar, sizeof sidecar);
+    if (err || !po->sha256) {
+        if (!err)
+            unlink(sidecar);
+        return err;
+    }
+    char hex[65];
+    snap_hex(po->sha256, 32, hex);
+    return snap_write_file_atomic(sidecar, hex, 64, 0644);
+}
+
+/* Copy len bytes from the start of in to out in the kernel. */
+static int file_copy(int in, int out, uint64_t len, const char *what)
+{
+    loff_t ioff = 0, ooff = 0;
+    bool cfr = true;
+    while ((uint64_t)ioff < len) {
+        size_t step = (size_t)snap_min_u64(len - (uint64_t)ioff, 1u << 30);
+        ssize_t r = cfr ? copy_file_range(in, &ioff, out, &ooff, step, 0) : sendfile(out, in, &ioff, step);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0 && cfr && (errno == EXDEV || errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP)) {
+            cfr = false; /* older kernels, or across filesystems */
+            if (lseek(out, ooff, SEEK_SET) < 0)
+                return snap_fail_errno("%s: seek", what);
+            continue;
+        }
+        if (r < 0)
+            return snap_fail_errno("%s: copy", what);
+        if (r == 0)
+            return snap_fail(SNAP_ESHORT, "%s: the source ended at %llu of %llu bytes", what,
+                             (unsigned long long)ioff, (unsigned long long)len);
+    }
+    return 0;
+}
+
+static int file_put_file(struct store *s, const char *key, int fd, uint64_t len, const struct store_put_opts *po)
+{
+    struct file_store *fs = (struct file_store *)s;
+    char path[PATH_MAX], tmp[PATH_MAX + 32];
+    int err = file_path(fs, key, "", path, sizeof path);
+    if (!err && (size_t)snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= sizeof tmp)
+        err = snap_fail(SNAP_EUSAGE, "%s/%s: path too long", s->url, key);
+    if (!err)
+        err = file_mkdirs(fs, path);
+    if (!err)
+        err = file_sidecar(fs, key, po);
+    if (err)
+        return snap_fail_ctx(err, "%s/%s: put", s->url, key);
+    int out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (out < 0)
+        return snap_fail_errno("%s/%s: create %s", s->url, key, tmp);
+    err = file_copy(fd, out, len, tmp);
+    if (!err && fsync(out) < 0)
+        err = snap_fail_errno("%s: fsync", tmp);
+    if (close(out) < 0 && !err)
+        err = snap_fail_errno("%s: close", tmp);
+    if (!err && rename(tmp, path) < 0)
+        err = snap_fail_errno("%s: rename into place", path);
+    if (err) {
+        unlink(tmp);
+        return snap_fail_ctx(err, "%s/%s: put", s->url, key);
+    }
+    char *slash = strrchr(path, '/');
+    *slash = '\0';
+    int dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        fsync(dfd);
+        close(dfd);
+    }
+    return 0;
+}
+
+static int file_set_meta(struct store *s, const char *key, uint64_t size, const struct store_put_opts *po)
+{
+    struct store_info info;
+    int err = file_stat(s, key, &info);
+    if (!err && info.size != size)
+        err = snap_fail(SNAP_ESHORT, "%s/%s: is %llu bytes, expected %llu", s->url, key,
+                        (unsigned long long)info.size, (unsigned long long)size);
+    if (!err)
+        err = file_sidecar((struct file_store *)s, key, po);
+    return err ? snap_fail_ctx(err, "%s/%s: set metadata", s->url, key) : 0;
+}
+
 const struct store_ops store_file_ops = {
     .scheme = "file",
     .open = file_open,
@@ -199,4 +290,6 @@ const struct store_ops store_file_ops = {
     .stat = file_stat,
     .read = file_read,
     .put = file_put,
+    .put_file = file_put_file,
+    .set_meta = file_set_meta,
 };

@@ -26,6 +26,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <pthread.h>
 #include <time.h>
 
 #define S3_TARGET_MAX 4096
@@ -37,6 +39,14 @@ struct s3_store {
     char bucket[256], prefix[1024];
     char ak[256], sk[256], token[2048], region[64];
     struct http_client *client;
+    /* Warm responses for part uploads: a part allocates nothing (their head buffers stay). */
+    pthread_mutex_t rs_lock;
+    struct s3_rs *rs_free;
+};
+
+struct s3_rs {
+    struct s3_rs *next;
+    struct http_response rs;
 };
 
 /* One request's signing context: the raw query pairs the target was built from. */
@@ -166,6 +176,7 @@ static int s3_open(const char *u, const struct store_opts *o, struct store **out
         snap_free(s3);
         return err;
     }
+    pthread_mutex_init(&s3->rs_lock, NULL);
     s3->base.ops = &store_s3_ops;
     *out = &s3->base;
     return 0;
@@ -174,10 +185,37 @@ static int s3_open(const char *u, const struct store_opts *o, struct store **out
 static void s3_close(struct store *s)
 {
     struct s3_store *s3 = (struct s3_store *)s;
+    for (struct s3_rs *r = s3->rs_free, *next; r; r = next) {
+        next = r->next;
+        http_response_free(&r->rs);
+        snap_free(r);
+    }
+    pthread_mutex_destroy(&s3->rs_lock);
     http_client_free(s3->client);
     url_free(&s3->endpoint);
     snap_free(s3->base.url);
     snap_free(s3);
+}
+
+/* A pooled response (a new one only when all are in use), and back. */
+static struct s3_rs *s3_rs_take(struct s3_store *s3)
+{
+    pthread_mutex_lock(&s3->rs_lock);
+    struct s3_rs *r = s3->rs_free;
+    if (r)
+        s3->rs_free = r->next;
+    pthread_mutex_unlock(&s3->rs_lock);
+    if (!r && (r = snap_malloc(sizeof *r)) != NULL)
+        http_response_init(&r->rs);
+    return r;
+}
+
+static void s3_rs_give(struct s3_store *s3, struct s3_rs *r)
+{
+    pthread_mutex_lock(&s3->rs_lock);
+    r->next = s3->rs_free;
+    s3->rs_free = r;
+    pthread_mutex_unlock(&s3->rs_lock);
 }
 
 /* Build path and target for key with the given query pairs (raw; NULL value = flag). */
@@ -221,12 +259,13 @@ static int s3_sign(void *ctx, const char *method, const struct url *url, const c
     int err = url_authority(url, host, sizeof host);
     if (err)
         return err;
-    struct sigv4_kv hv[4];
+    /* Host and every x-amz-* field the request carries (S3 refuses unsigned ones). */
+    struct sigv4_kv hv[8];
     size_t nh = 0;
     hv[nh++] = (struct sigv4_kv){"host", host};
-    const char *meta = http_hdrs_get(h, "x-amz-meta-sha256");
-    if (meta)
-        hv[nh++] = (struct sigv4_kv){"x-amz-meta-sha256", meta};
+    for (unsigned i = 0; i < h->n && nh < sizeof hv / sizeof hv[0]; i++)
+        if (!strncasecmp(http_hdrs_name(h, i), "x-amz-", 6))
+            hv[nh++] = (struct sigv4_kv){http_hdrs_name(h, i), http_hdrs_value(h, i)};
     struct sigv4_request sr = {
         .method = method, .path = r->path, .path_encoded = true, .query = r->q, .nquery = r->nq,
         .headers = hv, .nheaders = nh, .payload_hash = r->payload_hash, .access_key = s3->ak,
@@ -441,17 +480,18 @@ static int s3_mp_part(struct store *s, const char *key, const char *upload_id, u
     int err = s3_req_init(s3, &r, key, q, 2);
     if (err)
         return err;
-    struct http_response rs;
-    http_response_init(&rs);
+    struct s3_rs *pr = s3_rs_take(s3);
+    if (!pr)
+        return snap_fail(SNAP_ENOMEM, "%s/%s: part %u: out of memory", s->url, key, number);
     struct http_request rq = {.method = "PUT", .body = buf, .body_len = len, .sink = HTTP_SINK_COLLECT,
                               .retry = HTTP_RETRY_YES};
-    err = s3_do(s3, &r, &rq, &rs, key, "upload part");
-    const char *e = err ? NULL : http_head_get(&rs.head, "ETag");
+    err = s3_do(s3, &r, &rq, &pr->rs, key, "upload part");
+    const char *e = err ? NULL : http_head_get(&pr->rs.head, "ETag");
     if (!err && !e)
         err = snap_fail(SNAP_EPROTO, "%s/%s: part %u: no ETag in the answer", s->url, key, number);
     if (!err)
         snprintf(etag, STORE_ETAG_MAX, "%s", e);
-    http_response_free(&rs);
+    s3_rs_give(s3, pr);
     return err;
 }
 
@@ -508,8 +548,95 @@ static int s3_mp_abort(struct store *s, const char *key, const char *upload_id)
     return err;
 }
 
+#define S3_COPY_MAX (5ull << 30) /* the largest CopyObject, and the largest UploadPartCopy */
+
+/* The x-amz-copy-source of the object itself: /bucket/encoded-key. */
+static int s3_copy_source(struct s3_store *s3, const char *key, char *out, size_t n)
+{
+    char raw[S3_TARGET_MAX];
+    size_t l;
+    if ((size_t)snprintf(raw, sizeof raw, "/%s/%s%s%s", s3->bucket, s3->prefix, s3->prefix[0] ? "/" : "", key) >=
+        sizeof raw)
+        return snap_fail(SNAP_EUSAGE, "%s/%s: key too long", s3->base.url, key);
+    return sigv4_uri_encode(raw, strlen(raw), true, out, n, &l);
+}
+
+/* One server-side copy request onto key: CopyObject (no query) or UploadPartCopy. */
+static int s3_copy_req(struct s3_store *s3, const char *key, const struct sigv4_kv *q, size_t nq,
+                       struct http_hdrs *h, char *etag, const char *what)
+{
+    struct s3_req r;
+    int err = s3_req_init(s3, &r, key, q, nq);
+    if (err)
+        return err;
+    struct http_response rs;
+    http_response_init(&rs);
+    struct http_request rq = {.method = "PUT", .headers = h, .body = "", .body_len = 0,
+                              .sink = HTTP_SINK_COLLECT, .retry = HTTP_RETRY_YES};
+    err = s3_do(s3, &r, &rq, &rs, key, what);
+    struct xml_doc *doc;
+    if (!err && etag && xml_parse(rs.body, rs.body_len, &doc) == 0) {
+        xml_copy_text(xml_root(doc), "ETag", etag, STORE_ETAG_MAX);
+        xml_free(doc);
+    }
+    if (!err && etag && !etag[0])
+        err = snap_fail(SNAP_EPROTO, "%s/%s: %s: no ETag in the answer", s3->base.url, key, what);
+    http_response_free(&rs);
+    return err;
+}
+
+/* Metadata is fixed when an object is created, and an upload's hash is known only at its end:
+ * copy the object onto itself with the new metadata (RGW keeps the data and the ETag; AWS
+ * rewrites it).  Above 5 GiB a single copy is refused: a multipart copy in 5 GiB parts. */
+static int s3_set_meta(struct store *s, const char *key, uint64_t size, const struct store_put_opts *po)
+{
+    struct s3_store *s3 = (struct s3_store *)s;
+    char src[S3_TARGET_MAX], hex[65];
+    int err = s3_copy_source(s3, key, src, sizeof src);
+    if (err)
+        return err;
+    struct http_hdrs h;
+    if (size <= S3_COPY_MAX) {
+        s3_put_headers(&h, po, hex);
+        if ((err = http_hdrs_add(&h, "x-amz-copy-source", src)) == 0 &&
+            (err = http_hdrs_add(&h, "x-amz-metadata-directive", "REPLACE")) == 0)
+            err = s3_copy_req(s3, key, NULL, 0, &h, NULL, "replace metadata (copy onto itself)");
+        return err;
+    }
+    char *id = NULL;
+    size_t nparts = (size_t)((size + S3_COPY_MAX - 1) / S3_COPY_MAX);
+    struct store_part *parts = snap_calloc(nparts, sizeof *parts);
+    if (!parts)
+        return snap_fail(SNAP_ENOMEM, "out of memory");
+    err = s3_mp_create(s, key, po, &id);
+    for (size_t i = 0; !err && i < nparts; i++) {
+        uint64_t a = i * S3_COPY_MAX, b = snap_min_u64(size, a + S3_COPY_MAX) - 1;
+        char num[16], range[64];
+        snprintf(num, sizeof num, "%zu", i + 1);
+        snprintf(range, sizeof range, "bytes=%llu-%llu", (unsigned long long)a, (unsigned long long)b);
+        struct sigv4_kv q[] = {{"partNumber", num}, {"uploadId", id}};
+        http_hdrs_init(&h);
+        if ((err = http_hdrs_add(&h, "x-amz-copy-source", src)) == 0 &&
+            (err = http_hdrs_add(&h, "x-amz-copy-source-range", range)) == 0)
+            err = s3_copy_req(s3, key, q, 2, &h, parts[i].etag, "replace metadata (multipart copy)");
+        parts[i].number = (uint32_t)(i + 1);
+    }
+    char etag[STORE_ETAG_MAX];
+    if (!err)
+        err = s3_mp_complete(s, key, id, parts, nparts, etag);
+    if (err && id) {
+        char msg[1024];
+        snprintf(msg, sizeof msg, "%s", snap_errmsg(err));
+        s3_mp_abort(s, key, id);
+        snap_fail(err, "%s", msg);
+    }
+    snap_free(id);
+    snap_free(parts);
+    return err;
+}
+
 const struct store_ops store_s3_ops = {
     .scheme = "s3", .open = s3_open, .close = s3_close, .stat = s3_stat, .read = s3_read,
     .read_stream = s3_read_stream, .put = s3_put, .mp_create = s3_mp_create, .mp_part = s3_mp_part,
-    .mp_complete = s3_mp_complete, .mp_abort = s3_mp_abort,
+    .mp_complete = s3_mp_complete, .mp_abort = s3_mp_abort, .set_meta = s3_set_meta,
 };

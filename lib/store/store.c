@@ -242,6 +242,31 @@ int store_mp_abort(struct store *s, const char *key, const char *upload_id)
     return s->ops->mp_abort(s, key, upload_id);
 }
 
+bool store_can_put_file(const struct store *s) { return s->ops->put_file != NULL; }
+bool store_can_set_meta(const struct store *s) { return s->ops->set_meta != NULL; }
+
+int store_put_file(struct store *s, const char *key, int fd, uint64_t len, const struct store_put_opts *po)
+{
+    int err = store_key_check(s, key);
+    if (err)
+        return err;
+    if (!s->ops->put_file)
+        return snap_fail(SNAP_ENOTSUP, "%s: this store cannot copy from a file; use store_put", s->url);
+    static const struct store_put_opts none;
+    return s->ops->put_file(s, key, fd, len, po ? po : &none);
+}
+
+int store_set_meta(struct store *s, const char *key, uint64_t size, const struct store_put_opts *po)
+{
+    int err = store_key_check(s, key);
+    if (err)
+        return err;
+    if (!s->ops->set_meta)
+        return snap_fail(SNAP_ENOTSUP, "%s/%s: this store cannot change an object's metadata", s->url, key);
+    static const struct store_put_opts none;
+    return s->ops->set_meta(s, key, size, po ? po : &none);
+}
+
 struct grow_buf {
     uint8_t *p;
     size_t len, cap, max;

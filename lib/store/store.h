@@ -93,6 +93,14 @@ struct store_ops {
     int (*mp_complete)(struct store *s, const char *key, const char *upload_id,
                        const struct store_part *parts, size_t nparts, char etag[STORE_ETAG_MAX]);
     int (*mp_abort)(struct store *s, const char *key, const char *upload_id);
+    /* Optional: write the object from the first len bytes of an open regular file (the file
+     * backend copies them in the kernel with copy_file_range; temp file, fsync, rename). */
+    int (*put_file)(struct store *s, const char *key, int fd, uint64_t len, const struct store_put_opts *po);
+    /* Optional: replace the metadata (sha256, content type) of an existing object of `size`
+     * bytes without sending its data again -- for an upload whose hash is known only at its
+     * end.  S3 and GCS: a server-side copy of the object onto itself (metadata directive
+     * REPLACE; a multipart copy above 5 GiB); file: the sidecar. */
+    int (*set_meta)(struct store *s, const char *key, uint64_t size, const struct store_put_opts *po);
 };
 
 /* Every backend embeds this first. */
@@ -123,6 +131,11 @@ int store_mp_part(struct store *s, const char *key, const char *upload_id, uint3
 int store_mp_complete(struct store *s, const char *key, const char *upload_id,
                       const struct store_part *parts, size_t nparts, char etag[STORE_ETAG_MAX]);
 int store_mp_abort(struct store *s, const char *key, const char *upload_id);
+
+bool store_can_put_file(const struct store *s);
+bool store_can_set_meta(const struct store *s);
+int store_put_file(struct store *s, const char *key, int fd, uint64_t len, const struct store_put_opts *po);
+int store_set_meta(struct store *s, const char *key, uint64_t size, const struct store_put_opts *po);
 
 /* Read a whole small object (a header, metadata.json) named by its URL into a new buffer,
  * refusing one larger than max with SNAP_ETOOBIG.  snap_free the buffer. */

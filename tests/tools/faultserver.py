@@ -71,6 +71,8 @@ S3 / GCS XML API multipart (bucket in the path, /BUCKET/KEY; stored as --root/BU
        exist with matching ETags (InvalidPart), each but the last >= --min-part-size, default 5 MiB
        (EntityTooSmall); the object is assembled; ETag = MD5 of the part MD5s + "-N"
   DELETE /b/k?uploadId=ID                -> 204 (404 NoSuchUpload if unknown)
+  PUT  /b/k + x-amz-copy-source: /b/src  -> CopyObject (x-goog-copy-source too): the source's bytes and
+       metadata, or the request's metadata with x-amz-metadata-directive: REPLACE; ETag kept
   GET /b?uploads                         -> ListMultipartUploadsResult
   GET /_uploads                          -> JSON list of uploads in progress with their parts
 """
@@ -362,6 +364,8 @@ class Handler(BaseHTTPRequestHandler):
             return self.mp_list()
         if m in ("GET", "HEAD"):
             return self.get_object()
+        if m == "PUT" and self.copy_source():
+            return self.copy_object()
         if m == "PUT":
             return self.put_object()
         if m == "DELETE":
@@ -782,6 +786,32 @@ class Handler(BaseHTTPRequestHandler):
         etag = '"%s"' % md5
         self.remember(path, etag, self.kept_headers())
         self.send(200, [("ETag", etag)], b"")
+
+    def copy_source(self):
+        return self.headers.get("x-amz-copy-source") or self.headers.get("x-goog-copy-source")
+
+    def copy_object(self):
+        """CopyObject: the source's bytes; its metadata, or the request's with directive REPLACE."""
+        self.read_body(discard=True)
+        src_rel = "/" + unquote(self.copy_source()).lstrip("/")
+        src = os.path.join(self.server.state.root, src_rel.lstrip("/"))
+        if any(p in ("", ".", "..") for p in src_rel.split("/")[1:]) or not os.path.isfile(src):
+            return self.send_error_xml(404, "NoSuchKey", "The copy source does not exist.")
+        path = self.fs_path()
+        with self.server.state.lock:
+            m = self.server.state.meta.get(src)
+        etag = m["etag"] if m else '"%x"' % os.stat(src).st_mtime_ns
+        kept = m["headers"] if m else []
+        directive = self.headers.get("x-amz-metadata-directive") or self.headers.get("x-goog-metadata-directive")
+        if (directive or "").upper() == "REPLACE":
+            kept = self.kept_headers()
+        if os.path.abspath(src) != os.path.abspath(path):
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            shutil.copyfile(src, path)
+        self.remember(path, etag, kept)
+        body = ('<?xml version="1.0" encoding="UTF-8"?>\n<CopyObjectResult><ETag>%s</ETag></CopyObjectResult>'
+                % xml_escape(etag)).encode()
+        self.send(200, [("Content-Type", "application/xml")], body)
 
     def delete_object(self):
         self.read_body(discard=True)

@@ -1,0 +1,92 @@
+/* upload.h -- upload a file, or a whole build directory, to any store: parallel multipart
+ * straight from a read-only mmap, the SHA-256 computed in the same pass.
+ *
+ *   struct upload_result r;
+ *   int e = upload_file(store, "{buildId}/memfile", "/data/memfile", NULL, &r);  // r.sha256, r.etag
+ *
+ * How a file goes up:
+ * - file:// (a store with put_file): copied in the kernel (copy_file_range), temp file, fsync,
+ *   atomic rename; the hash is taken from the mapping at the same time.
+ * - Not larger than one part: hashed, then one PUT carrying the sha256 metadata.
+ * - Larger: a multipart upload.  Worker threads take part numbers in order and hand each part,
+ *   a sub-slice of the mapping, to store_mp_part (the HTTP client writes it to the socket from
+ *   the mapping, or mbedTLS encrypts it from there).  The calling thread hashes the mapping in
+ *   order right behind what the workers have sent, while those pages are still hot; a page
+ *   that is sent and hashed is dropped from the process (MADV_DONTNEED), so the peak RSS does
+ *   not grow with the file or the part size.  Retries are the HTTP client's (each part and the
+ *   complete call, 200-with-<Error> included); when a part or the complete gives up, the upload
+ *   is aborted so no parts are left behind.  Metadata is fixed when an object is created, so
+ *   the sha256 is set afterwards with store_set_meta (a server-side copy onto itself).
+ * Part size: at least the minimum (5 MiB, S3's rule for every part but the last), grown in
+ * MiB steps so there are at most 10,000 parts.
+ */
+#ifndef SNAP_UPLOAD_H
+#define SNAP_UPLOAD_H
+
+#include "store/store.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define UPLOAD_PART_DEFAULT (50ull << 20)
+#define UPLOAD_PART_MIN (5ull << 20)
+#define UPLOAD_MAX_PARTS 10000u
+#define UPLOAD_CONCURRENCY_DEFAULT 16u
+#define UPLOAD_CONCURRENCY_MAX 256u
+
+struct upload_opts {
+    uint64_t part_size;      /* 0 = 50 MiB; must be >= min_part_size */
+    unsigned concurrency;    /* 0 = 16 */
+    uint64_t min_part_size;  /* 0 = UPLOAD_PART_MIN (tests lower it for a scripted server) */
+    /* Bytes sent so far (may step back a little when a part is retried), from the calling thread. */
+    void (*progress)(void *ctx, uint64_t done, uint64_t total);
+    void *progress_ctx;
+};
+
+struct upload_result {
+    uint8_t sha256[32];
+    char etag[STORE_ETAG_MAX];
+    uint32_t parts;          /* 0 for a single PUT or a file copy */
+    uint64_t bytes;
+    double seconds;
+};
+
+/* The part size for a file of `size` bytes: want (0 = default), at least min (0 = 5 MiB),
+ * grown to a whole MiB so that there are at most 10,000 parts. */
+uint64_t upload_part_size(uint64_t size, uint64_t want, uint64_t min);
+
+/* Ask running uploads to stop (async-signal-safe: for a SIGINT handler).  Parts in flight
+ * finish, no new one starts, the multipart upload is aborted and upload_file returns
+ * SNAP_EINTR. */
+void upload_cancel(void);
+
+/* Upload the file at path to key. */
+int upload_file(struct store *s, const char *key, const char *path, const struct upload_opts *o,
+                struct upload_result *r);
+
+/* ---- build directories (formats.md section 1) ---- */
+
+#define UPLOAD_BUILD_FILES 6
+
+struct upload_build_item {
+    const char *name;        /* "memfile", ... */
+    bool present, skipped;   /* skipped: an empty diff, not uploaded */
+    struct upload_result r;
+};
+
+struct upload_build_opts {
+    struct upload_opts file;
+    /* Called before each object ("upload", "skip: empty diff", ...) -- for messages. */
+    void (*event)(void *ctx, const char *name, const char *what);
+    void *event_ctx;
+};
+
+/* Upload DIR, a build directory named by its build id (.../{buildId}/), to {buildId}/NAME
+ * under the store: the data objects (memfile, rootfs.ext4, snapfile) first, then the headers
+ * and metadata.json, so a header never names data that is not there yet.  A data object of
+ * zero bytes, or whose header maps nothing to this build, is an empty diff and is skipped.
+ * build_id receives the id (36 characters + NUL).  items[] follows the upload order. */
+int upload_build(struct store *s, const char *dir, const struct upload_build_opts *o, char build_id[37],
+                 struct upload_build_item items[UPLOAD_BUILD_FILES]);
+
+#endif
