@@ -170,8 +170,12 @@ static int req_error(struct xapi *x, const char *key, const char *what, const st
     if (rs->status == 403 || rs->status == 401)
         return snap_fail(SNAP_EAUTH, "%s/%s: %s: access denied (HTTP %d%s%s); %s", x->base.url, key, what, rs->status,
                          code[0] ? " " : "", code, x->auth->hint);
-    if (code[0] && rs->status != 200)
-        return snap_fail(err ? err : SNAP_EHTTP, "%s/%s: %s: HTTP %d %s", x->base.url, key, what, rs->status, code);
+    if (code[0] && rs->status != 200) {
+        char cause[600];
+        snprintf(cause, sizeof cause, "%s", snap_errmsg(err)); /* the URL, the status, the attempts */
+        return snap_fail(err ? err : SNAP_EHTTP, "%s/%s: %s: %s %s: %s", x->base.url, key, what, x->service, code,
+                         cause);
+    }
     return snap_fail_ctx(err, "%s/%s: %s", x->base.url, key, what);
 }
 
