@@ -18,8 +18,16 @@
 #include <string.h>
 #include <time.h>
 
+#define POOL_MAX 64 /* warm responses kept: one per concurrent reader */
+
+struct xapi_resp {
+    struct http_response rs;
+    struct xapi_resp *next;
+};
+
 int xapi_parse_url(struct xapi *x, const char *u, const char *scheme)
 {
+    pthread_mutex_init(&x->pool_mu, NULL);
     size_t sl = strlen(scheme);
     const char *rest = u + sl + 3;
     const char *slash = strchr(rest, '/');
@@ -55,11 +63,49 @@ int xapi_connect(struct xapi *x, const char *endpoint, const struct store_opts *
 
 void xapi_fini(struct xapi *x)
 {
+    for (struct xapi_resp *r = x->pool, *next; r; r = next) {
+        next = r->next;
+        http_response_free(&r->rs);
+        snap_free(r);
+    }
+    x->pool = NULL;
+    pthread_mutex_destroy(&x->pool_mu);
     http_client_free(x->client);
     x->client = NULL;
     url_free(&x->endpoint);
     snap_free(x->base.url);
     x->base.url = NULL;
+}
+
+/* A response from the pool (or a new one); NULL when out of memory. */
+static struct xapi_resp *resp_take(struct xapi *x)
+{
+    pthread_mutex_lock(&x->pool_mu);
+    struct xapi_resp *r = x->pool;
+    if (r) {
+        x->pool = r->next;
+        x->pooled--;
+    }
+    pthread_mutex_unlock(&x->pool_mu);
+    if (!r && (r = snap_malloc(sizeof *r)) != NULL)
+        http_response_init(&r->rs);
+    return r;
+}
+
+static void resp_give(struct xapi *x, struct xapi_resp *r)
+{
+    pthread_mutex_lock(&x->pool_mu);
+    if (x->pooled < POOL_MAX) {
+        r->next = x->pool;
+        x->pool = r;
+        x->pooled++;
+        r = NULL;
+    }
+    pthread_mutex_unlock(&x->pool_mu);
+    if (r) {
+        http_response_free(&r->rs);
+        snap_free(r);
+    }
 }
 
 /* Build path and target for key with the given query pairs (raw; NULL value = flag). */
@@ -201,21 +247,23 @@ int xapi_stat(struct store *s, const char *key, struct store_info *info)
     int err = req_init(x, &r, key, NULL, 0);
     if (err)
         return err;
-    struct http_response rs;
-    http_response_init(&rs);
+    struct xapi_resp *p = resp_take(x);
+    if (!p)
+        return snap_fail(SNAP_ENOMEM, "out of memory");
+    struct http_response *rs = &p->rs;
     struct http_request rq = {.method = "HEAD", .sink = HTTP_SINK_DISCARD};
-    err = req_do(x, &r, &rq, &rs, key, "HEAD");
+    err = req_do(x, &r, &rq, rs, key, "HEAD");
     if (!err) {
-        info->size = rs.total_size;
-        const char *etag = http_head_get(&rs.head, "ETag"), *sum = http_head_get(&rs.head, x->meta_sha256);
+        info->size = rs->total_size;
+        const char *etag = http_head_get(&rs->head, "ETag"), *sum = http_head_get(&rs->head, x->meta_sha256);
         if (etag)
             snprintf(info->etag, sizeof info->etag, "%s", etag);
         if (sum && strlen(sum) == 64 && snap_unhex(sum, info->sha256, 32) == 0)
             info->has_sha256 = true;
-        if (rs.total_size == HTTP_SIZE_UNKNOWN)
+        if (rs->total_size == HTTP_SIZE_UNKNOWN)
             err = snap_fail(SNAP_EPROTO, "%s/%s: HEAD: no Content-Length in the answer", s->url, key);
     }
-    http_response_free(&rs);
+    resp_give(x, p);
     return err;
 }
 
@@ -227,18 +275,20 @@ int xapi_read(struct store *s, const char *key, uint64_t off, uint64_t len, void
     int err = req_init(x, &r, key, NULL, 0);
     if (err || len == 0)
         return err;
-    struct http_response rs;
-    http_response_init(&rs);
+    struct xapi_resp *p = resp_take(x);
+    if (!p)
+        return snap_fail(SNAP_ENOMEM, "out of memory");
+    struct http_response *rs = &p->rs;
     struct http_request rq = {.method = "GET", .range = true, .range_off = off, .range_len = len,
                               .sink = HTTP_SINK_BUFFER, .dst = dst, .dst_len = len,
                               .progress = progress, .progress_ctx = ctx};
-    err = req_do(x, &r, &rq, &rs, key, "GET");
-    res->bytes = rs.bytes;
-    if (rs.total_size != HTTP_SIZE_UNKNOWN)
-        res->total_size = rs.total_size;
-    if (err && rs.status == 416 && rs.total_size == off)
+    err = req_do(x, &r, &rq, rs, key, "GET");
+    res->bytes = rs->bytes;
+    if (rs->total_size != HTTP_SIZE_UNKNOWN)
+        res->total_size = rs->total_size;
+    if (err && rs->status == 416 && rs->total_size == off)
         err = 0;
-    http_response_free(&rs);
+    resp_give(x, p);
     return err;
 }
 
@@ -251,20 +301,22 @@ int xapi_read_stream(struct store *s, const char *key, uint64_t off, uint64_t le
     if (err)
         return err;
     struct store_sink_guard k = {sink, ctx, 0, ""};
-    struct http_response rs;
-    http_response_init(&rs);
+    struct xapi_resp *p = resp_take(x);
+    if (!p)
+        return snap_fail(SNAP_ENOMEM, "out of memory");
+    struct http_response *rs = &p->rs;
     struct http_request rq = {.method = "GET", .range = true, .range_off = off,
                               .range_len = len == STORE_SIZE_UNKNOWN ? UINT64_MAX - off : len,
                               .sink = HTTP_SINK_CALLBACK, .data_fn = store_sink_guard_fn, .data_ctx = &k};
-    err = req_do(x, &r, &rq, &rs, key, "GET");
-    res->bytes = rs.bytes;
-    if (rs.total_size != HTTP_SIZE_UNKNOWN)
-        res->total_size = rs.total_size;
+    err = req_do(x, &r, &rq, rs, key, "GET");
+    res->bytes = rs->bytes;
+    if (rs->total_size != HTTP_SIZE_UNKNOWN)
+        res->total_size = rs->total_size;
     if (err && k.err)
         err = store_sink_guard_result(&k, err);
-    else if (err && rs.status == 416 && rs.total_size == off)
+    else if (err && rs->status == 416 && rs->total_size == off)
         err = 0;
-    http_response_free(&rs);
+    resp_give(x, p);
     return err;
 }
 

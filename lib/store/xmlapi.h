@@ -18,12 +18,14 @@
 #include "net/url.h"
 #include "store/store.h"
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 
 #define XAPI_TARGET_MAX 4096
 
 struct xapi;
+struct xapi_resp;
 
 /* One request: the encoded path and target, and the raw query pairs it was built from. */
 struct xapi_req {
@@ -57,10 +59,14 @@ struct xapi {
     struct http_client *client;
     const struct xapi_auth *auth;
     void *auth_ctx;
+    /* Warm responses for reads (head and body buffers kept), so a read allocates nothing. */
+    pthread_mutex_t pool_mu;
+    struct xapi_resp *pool;
+    unsigned pooled;
 };
 
-/* Parse SCHEME://BUCKET[/PREFIX] (bucket of 3 to 63 characters) into x->bucket/prefix and keep
- * the URL.  Errors name the URL. */
+/* Parse SCHEME://BUCKET[/PREFIX] (bucket of 3 to 222 characters) into x->bucket/prefix and keep
+ * the URL.  Errors name the URL.  Call it first: it also sets up what xapi_fini frees. */
 int xapi_parse_url(struct xapi *x, const char *url, const char *scheme);
 /* Parse the endpoint URL and make the HTTP client from the store options. */
 int xapi_connect(struct xapi *x, const char *endpoint, const struct store_opts *o);

@@ -231,6 +231,43 @@ TEST(gs_hmac_sigv4_request)
     tsrv_stop(srv);
 }
 
+/* ---- the read path allocates nothing once warm ------------------------------------------- */
+
+TEST(gs_read_allocates_nothing)
+{
+    struct tsrv_reply r[] = {{"HTTP/1.1 206 Partial Content\r\nContent-Range: bytes 2-5/10\r\n"
+                              "Content-Length: 4\r\nx-goog-meta-sha256: 00\r\n\r\nabcd"}};
+    struct tsrv *srv = tsrv_start("127.0.0.1", r, 1, true);
+    CHECK(srv != NULL);
+    char ep[64];
+    snprintf(ep, sizeof ep, "http://127.0.0.1:%u", tsrv_port(srv));
+    setenv("SNAPCTL_GCS_ENDPOINT", ep, 1);
+    setenv("GOOGLE_OAUTH_ACCESS_TOKEN", "ya29.test", 1);
+    struct store *s;
+    int err = store_open("gs://bkt/p", NULL, &s);
+    unsetenv("GOOGLE_OAUTH_ACCESS_TOKEN");
+    unsetenv("SNAPCTL_GCS_ENDPOINT");
+    CHECK_EQ(err, 0);
+    uint8_t buf[4];
+    struct store_read_result res;
+    CHECK_EQ(store_read(s, "obj", 2, 4, buf, NULL, NULL, &res), 0); /* warm: connection, response */
+    uint64_t before = snap_alloc_count();
+    for (int i = 0; i < 50; i++) {
+        CHECK_EQ(store_read(s, "obj", 2, 4, buf, NULL, NULL, &res), 0);
+        CHECK_EQ(res.bytes, 4);
+        CHECK_EQ(res.total_size, 10);
+    }
+    CHECK_EQ(snap_alloc_count() - before, 0);
+    CHECK_MEM(buf, "abcd", 4);
+    size_t n;
+    const char *req = tsrv_req(srv, 1, &n);
+    CHECK(req && strstr(req, "GET /bkt/p/obj HTTP/1.1\r\n") == req);
+    CHECK(strstr(req, "\r\nAuthorization: Bearer ya29.test\r\n") != NULL);
+    CHECK(strstr(req, "\r\nRange: bytes=2-5\r\n") != NULL);
+    store_close(s);
+    tsrv_stop(srv);
+}
+
 /* ---- against the faultserver (tests/integration/test-gs.sh) -------------------------------- */
 
 static void fill(uint8_t *p, size_t n, uint32_t seed)
