@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #define MARGIN_MAX 225         /* seconds before expiry a token is replaced (Google's libraries' value) */

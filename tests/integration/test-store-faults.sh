@@ -4,7 +4,8 @@
 # the missing bytes); a lying Content-Length and a wrong Content-Range refused, never written as
 # data; a stall past the idle timeout failing in bounded time; a 200 whose body is an <Error>
 # document caught by the SHA-256 check on reads (and, for a multipart complete, by the <Error>
-# parser: the unit test store_faults_complete_error200); slow TTFB, redirects and an endless body.
+# parser: the unit test store_faults_complete_error200); slow TTFB, throttled bandwidth, redirects
+# and an endless body.
 # `snapctl fetch` drives the streaming read (read_stream), `serve-nbd --object` the buffered read
 # (stat + store_read into the chunk cache).  The faultserver's /_stats shows the retries.
 . tests/integration/functions.sh
@@ -122,12 +123,16 @@ for s in http s3 gs; do
     get_rule "error200" 100
     fetch_fails "$s" 6 "SHA-256 mismatch"
 
-    # Slow first byte (under the idle timeout) and a redirect are fine; an endless body is cut at
-    # --max-size.
+    # Slow first byte (under the idle timeout), a throttled body and a redirect are fine; an
+    # endless body is cut at --max-size.
     CASE="ttfb=1500"
     get_rule "ttfb=1500" 5
     fetch_ok "$s"
     [ "$(gets)" = 1 ] || die "$s: $CASE: a slow first byte was retried"
+    CASE="rate=20"
+    get_rule "rate=20" 1
+    fetch_ok "$s"
+    [ "$(gets)" = 1 ] || die "$s: $CASE: a throttled body was retried"
     CASE="redirect=307"
     get_rule "redirect=307" 1
     fetch_ok "$s"
