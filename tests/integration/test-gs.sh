@@ -1,10 +1,10 @@
 # gs:// against the faultserver's GCS emulation (--require-auth: every object request needs a
 # bearer token it issued): the service-account key flow (RS256 JWT checked with openssl against
 # the test's own key), the metadata-server flow, a token from the environment, a wrong key and an
-# unreachable metadata server refused with messages that say what to fix; token refresh before
-# expiry and after a revocation (401) inside a long-running serve-nbd --object; fetch and
-# inspect-header through gs://; put, stat with sha256 and the multipart calls through store_*
-# (the unit test gs_faultserver_put_get_multipart).
+# unreachable metadata server refused with messages that say what to fix; STORAGE_EMULATOR_HOST;
+# token refresh before expiry and after a revocation (401) inside a long-running
+# serve-nbd --object; fetch and inspect-header through gs://; put, stat with sha256 and the
+# multipart calls through store_* (the unit test gs_faultserver_put_get_multipart).
 . tests/integration/functions.sh
 . tests/integration/functions-nbd.sh
 . tests/tools/faultserver.sh
@@ -97,6 +97,14 @@ curl -s -X POST -d '{"revoke_tokens": true}' "$U/_control" >/dev/null
 GOOGLE_OAUTH_ACCESS_TOKEN=$tok expect_exit 8 "$SNAPCTL" inspect-header "gs://bkt/pre/memfile.header"
 grep -q "GOOGLE_OAUTH_ACCESS_TOKEN was refused" "$LAST_ERR" || die "revoked env token message: $(cat "$LAST_ERR")"
 GOOGLE_OAUTH_ACCESS_TOKEN='two words' expect_exit 8 "$SNAPCTL" inspect-header "gs://bkt/pre/memfile.header"
+
+# -- STORAGE_EMULATOR_HOST: host:port as the endpoint; without credentials nothing is sent --------
+STORAGE_EMULATOR_HOST=127.0.0.1:$FS_PORT expect_exit 8 env -u SNAPCTL_GCS_ENDPOINT \
+    "$SNAPCTL" inspect-header "gs://bkt/pre/memfile.header"
+grep -q "no credentials were sent (STORAGE_EMULATOR_HOST" "$LAST_ERR" || die "emulator message: $(cat "$LAST_ERR")"
+GCE_METADATA_HOST=127.0.0.1:$FS_PORT STORAGE_EMULATOR_HOST=127.0.0.1:$FS_PORT GOOGLE_APPLICATION_CREDENTIALS=$T/sa.json \
+    env -u SNAPCTL_GCS_ENDPOINT "$SNAPCTL" inspect-header --check "gs://bkt/pre/memfile.header" >/dev/null ||
+    die "STORAGE_EMULATOR_HOST with a key file"
 
 # -- a long-running reader: refresh before expiry, and one refresh + retry after a 401 --------
 np=$(free_port)
