@@ -16,9 +16,10 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
-#define POOL_MAX 64 /* warm responses kept: one per concurrent reader */
+#define POOL_MAX 64 /* warm responses kept: one per concurrent reader or part upload */
 
 struct xapi_resp {
     struct http_response rs;
@@ -147,12 +148,19 @@ int xapi_sign_sigv4(struct xapi_req *r, const char *method, const struct url *ur
     int err = url_authority(url, host, sizeof host);
     if (err)
         return err;
-    struct sigv4_kv hv[4];
+    /* Host and every x-amz-* / x-goog-* field the request carries (unsigned ones are refused). */
+    struct sigv4_kv hv[12];
     size_t nh = 0;
     hv[nh++] = (struct sigv4_kv){"host", host};
-    const char *meta = http_hdrs_get(h, r->x->meta_sha256);
-    if (meta)
-        hv[nh++] = (struct sigv4_kv){r->x->meta_sha256, meta};
+    for (unsigned i = 0; i < h->n; i++) {
+        const char *name = http_hdrs_name(h, i);
+        if (strncasecmp(name, "x-amz-", 6) != 0 && strncasecmp(name, "x-goog-", 7) != 0)
+            continue;
+        if (nh == sizeof hv / sizeof hv[0])
+            return snap_fail(SNAP_ETOOBIG, "%s: more than %zu x-amz-/x-goog- fields to sign", r->x->base.url,
+                             sizeof hv / sizeof hv[0] - 1);
+        hv[nh++] = (struct sigv4_kv){name, http_hdrs_value(h, i)};
+    }
     struct sigv4_request sr = {
         .method = method, .path = r->path, .path_encoded = true, .query = r->q, .nquery = r->nq,
         .headers = hv, .nheaders = nh, .payload_hash = r->payload_hash, .access_key = ak,
@@ -391,17 +399,18 @@ int xapi_mp_part(struct store *s, const char *key, const char *upload_id, uint32
     int err = req_init(x, &r, key, q, 2);
     if (err)
         return err;
-    struct http_response rs;
-    http_response_init(&rs);
+    struct xapi_resp *p = resp_take(x);
+    if (!p)
+        return snap_fail(SNAP_ENOMEM, "%s/%s: part %u: out of memory", s->url, key, number);
     struct http_request rq = {.method = "PUT", .body = buf, .body_len = len, .sink = HTTP_SINK_COLLECT,
                               .retry = HTTP_RETRY_YES};
-    err = req_do(x, &r, &rq, &rs, key, "upload part");
-    const char *e = err ? NULL : http_head_get(&rs.head, "ETag");
+    err = req_do(x, &r, &rq, &p->rs, key, "upload part");
+    const char *e = err ? NULL : http_head_get(&p->rs.head, "ETag");
     if (!err && !e)
         err = snap_fail(SNAP_EPROTO, "%s/%s: part %u: no ETag in the answer", s->url, key, number);
     if (!err)
         snprintf(etag, STORE_ETAG_MAX, "%s", e);
-    http_response_free(&rs);
+    resp_give(x, p);
     return err;
 }
 

@@ -59,7 +59,7 @@ struct xapi {
     struct http_client *client;
     const struct xapi_auth *auth;
     void *auth_ctx;
-    /* Warm responses for reads (head and body buffers kept), so a read allocates nothing. */
+    /* Warm responses for reads and parts (head buffers kept), so neither allocates. */
     pthread_mutex_t pool_mu;
     struct xapi_resp *pool;
     unsigned pooled;
@@ -73,7 +73,7 @@ int xapi_connect(struct xapi *x, const char *endpoint, const struct store_opts *
 /* Free what xapi_parse_url/xapi_connect made (not x itself). */
 void xapi_fini(struct xapi *x);
 
-/* SigV4 for an attempt, with the meta header signed when present (S3; GCS HMAC keys). */
+/* SigV4 for an attempt, signing host and every x-amz-* / x-goog-* field (S3; GCS HMAC keys). */
 int xapi_sign_sigv4(struct xapi_req *r, const char *method, const struct url *url, struct http_hdrs *h,
                     const char *ak, const char *sk, const char *token, const char *region);
 

@@ -268,6 +268,34 @@ TEST(gs_read_allocates_nothing)
     tsrv_stop(srv);
 }
 
+TEST(gs_part_upload_allocates_nothing)
+{
+    struct tsrv_reply r[] = {{"HTTP/1.1 200 OK\r\nETag: \"0123\"\r\nContent-Length: 0\r\n\r\n"}};
+    struct tsrv *srv = tsrv_start("127.0.0.1", r, 1, true);
+    CHECK(srv != NULL);
+    char ep[64];
+    snprintf(ep, sizeof ep, "http://127.0.0.1:%u", tsrv_port(srv));
+    setenv("SNAPCTL_GCS_ENDPOINT", ep, 1);
+    setenv("GOOGLE_OAUTH_ACCESS_TOKEN", "ya29.test", 1);
+    struct store *s;
+    int err = store_open("gs://bkt/p", NULL, &s);
+    unsetenv("GOOGLE_OAUTH_ACCESS_TOKEN");
+    unsetenv("SNAPCTL_GCS_ENDPOINT");
+    CHECK_EQ(err, 0);
+    static uint8_t part[64 << 10];
+    char etag[STORE_ETAG_MAX];
+    CHECK_EQ(store_mp_part(s, "obj", "up-1", 1, part, sizeof part, etag), 0);
+    uint64_t before = snap_alloc_count();
+    for (uint32_t i = 2; i < 22; i++)
+        CHECK_EQ(store_mp_part(s, "obj", "up-1", i, part, sizeof part, etag), 0);
+    CHECK_EQ(snap_alloc_count() - before, 0);
+    CHECK_STR(etag, "\"0123\"");
+    const char *req = tsrv_req(srv, 5, NULL);
+    CHECK(req && strncmp(req, "PUT /bkt/p/obj?partNumber=6&uploadId=up-1 HTTP/1.1\r\n", 52) == 0);
+    store_close(s);
+    tsrv_stop(srv);
+}
+
 /* ---- against the faultserver (tests/integration/test-gs.sh) -------------------------------- */
 
 static void fill(uint8_t *p, size_t n, uint32_t seed)
