@@ -466,3 +466,92 @@ int xapi_mp_abort(struct store *s, const char *key, const char *upload_id)
     http_response_free(&rs);
     return err;
 }
+
+/* The copy source naming the object itself: /bucket/prefix/key, encoded as a path. */
+static int copy_source(struct xapi *x, const char *key, char *out, size_t n)
+{
+    char raw[XAPI_TARGET_MAX];
+    size_t l;
+    int w = snprintf(raw, sizeof raw, "/%s/%s%s%s", x->bucket, x->prefix, x->prefix[0] ? "/" : "", key);
+    if (w < 0 || (size_t)w >= sizeof raw)
+        return snap_fail(SNAP_EUSAGE, "%s/%s: key too long", x->base.url, key);
+    return sigv4_uri_encode(raw, (size_t)w, true, out, n, &l);
+}
+
+/* One copy request onto key (a whole-object copy, or a part copy with its query); the <ETag> of
+ * the answer goes to etag when asked for. */
+static int copy_req(struct xapi *x, const char *key, const struct sigv4_kv *q, size_t nq, struct http_hdrs *h,
+                    char *etag, const char *what)
+{
+    struct xapi_req r;
+    int err = req_init(x, &r, key, q, nq);
+    if (err)
+        return err;
+    struct http_response rs;
+    http_response_init(&rs);
+    struct http_request rq = {.method = "PUT", .headers = h, .body = "", .body_len = 0,
+                              .sink = HTTP_SINK_COLLECT, .retry = HTTP_RETRY_YES};
+    err = req_do(x, &r, &rq, &rs, key, what);
+    if (!err && etag) {
+        struct xml_doc *doc;
+        etag[0] = '\0';
+        if (xml_parse(rs.body, rs.body_len, &doc) == 0) {
+            xml_copy_text(xml_root(doc), "ETag", etag, STORE_ETAG_MAX);
+            xml_free(doc);
+        }
+        if (!etag[0])
+            err = snap_fail(SNAP_EPROTO, "%s/%s: %s: no ETag in the answer", x->base.url, key, what);
+    }
+    http_response_free(&rs);
+    return err;
+}
+
+int xapi_set_meta(struct store *s, const char *key, uint64_t size, const struct store_put_opts *po)
+{
+    struct xapi *x = (struct xapi *)s;
+    char src[XAPI_TARGET_MAX], hex[65];
+    int err = copy_source(x, key, src, sizeof src);
+    if (err)
+        return err;
+    struct http_hdrs h;
+    if (!x->copy_max || size <= x->copy_max) {
+        put_headers(x, &h, po, hex);
+        if ((err = http_hdrs_add(&h, x->copy_source_hdr, src)) == 0 &&
+            (err = http_hdrs_add(&h, x->directive_hdr, "REPLACE")) == 0)
+            err = copy_req(x, key, NULL, 0, &h, NULL, "replace metadata (copy onto itself)");
+        return err;
+    }
+    size_t nparts = (size_t)((size + x->copy_max - 1) / x->copy_max);
+    if (nparts > 10000)
+        return snap_fail(SNAP_ETOOBIG, "%s/%s: %llu bytes need more than 10000 copy parts", s->url, key,
+                         (unsigned long long)size);
+    struct store_part *parts = snap_calloc(nparts, sizeof *parts);
+    if (!parts)
+        return snap_fail(SNAP_ENOMEM, "out of memory");
+    char *id = NULL;
+    err = xapi_mp_create(s, key, po, &id);
+    for (size_t i = 0; !err && i < nparts; i++) {
+        uint64_t a = i * x->copy_max, b = snap_min_u64(size, a + x->copy_max) - 1;
+        char num[16], range[64];
+        snprintf(num, sizeof num, "%zu", i + 1);
+        snprintf(range, sizeof range, "bytes=%llu-%llu", (unsigned long long)a, (unsigned long long)b);
+        struct sigv4_kv q[] = {{"partNumber", num}, {"uploadId", id}};
+        parts[i].number = (uint32_t)(i + 1);
+        http_hdrs_init(&h);
+        if ((err = http_hdrs_add(&h, x->copy_source_hdr, src)) == 0 &&
+            (err = http_hdrs_add(&h, "x-amz-copy-source-range", range)) == 0)
+            err = copy_req(x, key, q, 2, &h, parts[i].etag, "replace metadata (multipart copy)");
+    }
+    char etag[STORE_ETAG_MAX];
+    if (!err)
+        err = xapi_mp_complete(s, key, id, parts, nparts, etag);
+    if (err && id) {
+        char msg[1024];
+        snprintf(msg, sizeof msg, "%s", snap_errmsg(err));
+        xapi_mp_abort(s, key, id);
+        snap_fail(err, "%s", msg);
+    }
+    snap_free(id);
+    snap_free(parts);
+    return err;
+}

@@ -56,6 +56,9 @@ struct xapi {
     char bucket[256], prefix[1024];
     const char *service;             /* "S3", "GCS": for messages */
     const char *meta_sha256;         /* "x-amz-meta-sha256" or "x-goog-meta-sha256" */
+    const char *copy_source_hdr;     /* "x-amz-copy-source" or "x-goog-copy-source" */
+    const char *directive_hdr;       /* "x-amz-metadata-directive" or "x-goog-metadata-directive" */
+    uint64_t copy_max;               /* largest single copy (S3: 5 GiB, then UploadPartCopy); 0: any */
     struct http_client *client;
     const struct xapi_auth *auth;
     void *auth_ctx;
@@ -90,5 +93,10 @@ int xapi_mp_part(struct store *s, const char *key, const char *upload_id, uint32
 int xapi_mp_complete(struct store *s, const char *key, const char *upload_id, const struct store_part *parts,
                      size_t nparts, char etag[STORE_ETAG_MAX]);
 int xapi_mp_abort(struct store *s, const char *key, const char *upload_id);
+/* Replace the sha256 / Content-Type metadata of an existing object of `size` bytes without
+ * sending its data again: a server-side copy onto itself with the metadata directive REPLACE;
+ * above copy_max (S3: 5 GiB) a multipart copy in copy_max parts (UploadPartCopy), aborted on
+ * failure.  For the store_ops set_meta of the upload path. */
+int xapi_set_meta(struct store *s, const char *key, uint64_t size, const struct store_put_opts *po);
 
 #endif

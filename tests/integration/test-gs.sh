@@ -127,9 +127,13 @@ nbdcopy "$uri" "$T/copy"
 [ "$(sha256 "$T/copy")" = "$H" ] || die "serve-nbd --object gs:// data differs"
 
 # -- put, stat (x-goog-meta-sha256), ranges and multipart through store_* ---------------------
-SNAPCTL_TEST_GS=gs://bkt/unit GOOGLE_APPLICATION_CREDENTIALS=$T/sa.json "$UNIT_TESTS" gs_faultserver \
+# (set_meta is checked too when this faultserver emulates copies)
+copy=""
+grep -q "x-goog-copy-source" "$TOP/tests/tools/faultserver.py" && copy=1
+SNAPCTL_TEST_COPY=$copy SNAPCTL_TEST_GS=gs://bkt/unit GOOGLE_APPLICATION_CREDENTIALS=$T/sa.json "$UNIT_TESTS" gs_faultserver \
     >"$T/unit.log" 2>&1 || { cat "$T/unit.log"; die "C test of the gs:// store"; }
 grep -q "ok   gs_faultserver_put_get_multipart" "$T/unit.log" || { cat "$T/unit.log"; die "unit test did not run"; }
+[ -z "$copy" ] || grep -q "set_meta: metadata replaced" "$T/unit.log" || { cat "$T/unit.log"; die "set_meta not checked"; }
 cmp <(python3 -c 'import sys
 seed=2; n=3*65536+1234; out=bytearray(n)
 for i in range(n):
