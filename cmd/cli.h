@@ -27,4 +27,54 @@ int cli_not_built(int argc, char **argv, const char *usage);
 /* True when argv holds --help or -h before any "--". */
 bool cli_wants_help(int argc, char **argv);
 
+/* ---- opening what an applet reads: --store URL / an object URL, with an optional peer ----
+ *
+ *   struct cli_store_opts so = {0};
+ *   static const struct option longopts[] = {..., CLI_PEER_LONGOPTS, {NULL, 0, NULL, 0}};
+ *   default: if ((rc = cli_peer_opt(&so, c, optarg)) >= 0) { if (rc) return rc; break; } ...
+ *   cli_open_store(store_url, &so, &st)          -- a store; tiered when --peer was given
+ *   cli_open_object(object_url, &so, &st, &key)  -- the object's store and key within it
+ *   ... read ...; cli_store_done(st, &so); store_close(st);
+ */
+#include "net/httpd.h" /* struct httpd_cidr */
+
+struct store;
+
+enum { CLI_OPT_PEER = 0x1000, CLI_OPT_PEER_CA, CLI_OPT_PEER_ALLOW, CLI_OPT_PEER_TIMEOUT, CLI_OPT_PEER_STATS };
+#define CLI_PEER_LONGOPTS                                                                                    \
+    {"peer", required_argument, NULL, CLI_OPT_PEER}, {"peer-ca", required_argument, NULL, CLI_OPT_PEER_CA}, \
+        {"peer-allow", required_argument, NULL, CLI_OPT_PEER_ALLOW},                                        \
+        {"peer-timeout", required_argument, NULL, CLI_OPT_PEER_TIMEOUT},                                    \
+        {"peer-stats", required_argument, NULL, CLI_OPT_PEER_STATS}
+#define CLI_PEER_USAGE                                                                                       \
+    "Reading from a peer first (snapctl peer serve on the host that made the build):\n"                     \
+    "  --peer HOST:PORT      read {uuid}/{file} objects from this peer, falling back to the store on\n"     \
+    "                        any peer failure; a build the peer says is uploaded stays on the store\n"       \
+    "  --peer-ca FILE        speak TLS to the peer and trust only the CAs in FILE\n"                         \
+    "  --peer-allow CIDR     addresses the peer may have (repeatable; default loopback only)\n"             \
+    "  --peer-timeout MS     connect and idle timeout of peer reads (default 2000)\n"                        \
+    "  --peer-stats FILE     write peer/storage read counters to FILE (Prometheus text) at exit\n"
+
+#define CLI_PEER_ALLOW_MAX 32
+struct cli_store_opts {
+    const char *peer;       /* HOST:PORT or peer://HOST:PORT; NULL = no peer */
+    const char *peer_ca;
+    const char *stats_file;
+    unsigned timeout_ms;
+    struct httpd_cidr allow[CLI_PEER_ALLOW_MAX];
+    size_t nallow;
+};
+
+/* Handle one of CLI_PEER_LONGOPTS: 0 done, an exit code (usage error), or -1 if c is not one. */
+int cli_peer_opt(struct cli_store_opts *o, int c, const char *arg);
+/* Open a store URL, behind the peer when one was given.  A refused peer address, a bad CA file
+ * or a malformed peer address fail here, before anything is read.  0 or a snap_err. */
+int cli_open_store(const char *url, const struct cli_store_opts *o, struct store **out);
+/* Open the store of an object URL and the object's key in it.  With a peer the object must be
+ * .../{uuid}/{file}: the store is the URL above {uuid} and the key "{uuid}/{file}". */
+int cli_open_object(const char *url, const struct cli_store_opts *o, struct store **out, char **key);
+/* At the end of a run: log the peer/storage counters of a tiered store (info level) and write
+ * them to --peer-stats FILE.  Nothing for a plain store. */
+void cli_store_done(struct store *s, const struct cli_store_opts *o);
+
 #endif

@@ -3,9 +3,11 @@
 
 #include "base/err.h"
 #include "base/json.h"
+#include "base/mem.h"
 #include "base/progress.h"
 #include "base/util.h"
 #include "fetch/fetch.h"
+#include "store/store.h"
 
 #include <getopt.h>
 #include <signal.h>
@@ -35,6 +37,8 @@ static const char usage[] =
     "  --json              print {path, size, sha256, source, seconds, cached} as JSON\n"
     "  -q, --quiet         no progress bar (it is shown only on a terminal anyway)\n"
     "  -h, --help          show this help\n"
+    "\n"
+    CLI_PEER_USAGE
     "\n"
     "Prints the cached file's path. Exit status: 0 ok, 2 usage, 4 not found, 5 network or I/O,\n"
     "6 SHA-256 mismatch, 7 over --max-size, 9 disk full, 130 interrupted (see snapctl(1)).\n";
@@ -71,9 +75,11 @@ int fetch_main(int argc, char **argv)
         {"json", no_argument, NULL, OPT_JSON},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
+        CLI_PEER_LONGOPTS,
         {NULL, 0, NULL, 0},
     };
     struct fetch_opts o = {.prefix = ""};
+    struct cli_store_opts so = {0};
     const char *sha = NULL;
     bool json = false, quiet = false;
     int c;
@@ -98,7 +104,13 @@ int fetch_main(int argc, char **argv)
         case OPT_JSON: json = true; break;
         case 'q': quiet = true; break;
         case 'h': fputs(usage, stdout); return 0;
-        default: return cli_usage_error("unknown option");
+        default: {
+            int rc = cli_peer_opt(&so, c, optarg);
+            if (rc < 0)
+                return cli_usage_error("unknown option");
+            if (rc)
+                return rc;
+        }
         }
     }
     if (optind + 1 != argc)
@@ -120,8 +132,20 @@ int fetch_main(int argc, char **argv)
         progress_force(&bar, false);
     o.progress = on_progress;
     struct fetch_result r;
-    int err = fetch_run(&o, &r);
+    char *key = NULL;
+    int err = 0;
+    if (so.peer || so.peer_ca || so.nallow) {
+        if ((err = cli_open_object(o.url, &so, &o.store, &key)) != 0) {
+            progress_end(&bar);
+            return cli_fail(err, NULL);
+        }
+        o.key = key;
+    }
+    err = fetch_run(&o, &r);
     progress_end(&bar);
+    cli_store_done(o.store, &so);
+    store_close(o.store);
+    snap_free(key);
     if (err)
         return cli_fail(err, err == SNAP_EHASH ? "the source changed or --sha256 is wrong; nothing was cached"
                              : err == SNAP_ETOOBIG ? "raise --max-size if the asset is really that large"

@@ -39,6 +39,8 @@ static const char usage[] =
     "  --force            convert even a header that fails --check\n"
     "  -h, --help         show this help\n"
     "\n"
+    CLI_PEER_USAGE
+    "\n"
     "With --check, --lookup or --convert only their results are printed; they run in that\n"
     "order and the first failure ends the run.\n"
     "\n"
@@ -56,6 +58,7 @@ struct opts {
     unsigned convert;
     const char *out;
     const char *path;
+    struct cli_store_opts so;
 };
 
 static const char *hint_for(int err)
@@ -395,7 +398,8 @@ static int parse_args(int argc, char **argv, struct opts *o)
         {"json", no_argument, NULL, O_JSON},       {"summary", no_argument, NULL, O_SUMMARY},
         {"check", no_argument, NULL, O_CHECK},     {"lookup", required_argument, NULL, O_LOOKUP},
         {"convert", required_argument, NULL, O_CONVERT}, {"force", no_argument, NULL, O_FORCE},
-        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
+        {"help", no_argument, NULL, 'h'},          CLI_PEER_LONGOPTS,
+        {NULL, 0, NULL, 0},
     };
     memset(o, 0, sizeof *o);
     opterr = 0;
@@ -419,8 +423,13 @@ static int parse_args(int argc, char **argv, struct opts *o)
             break;
         }
         case 'h': fputs(usage, stdout); exit(0);
-        default:
-            return cli_usage_error("unknown or incomplete option '%s'", argv[optind - 1]);
+        default: {
+            int rc = cli_peer_opt(&o->so, c, optarg);
+            if (rc < 0)
+                return cli_usage_error("unknown or incomplete option '%s'", argv[optind - 1]);
+            if (rc)
+                return rc;
+        }
         }
     }
     if (optind != argc - 1)
@@ -441,8 +450,21 @@ int inspect_header_main(int argc, char **argv)
     size_t len = 0;
     struct hdr *h = NULL;
     struct totals t = {NULL, 0, 0};
-    int err = strstr(o.path, "://") ? store_read_object(o.path, HDR_FILE_MAX, &buf, &len)
+    int err;
+    if (o.so.peer || o.so.peer_ca || o.so.nallow) {
+        struct store *st = NULL;
+        char *key = NULL;
+        if (!strstr(o.path, "://"))
+            err = snap_fail(SNAP_EUSAGE, "%s: --peer needs a store URL (STORE/{uuid}/{file}), not a path", o.path);
+        else if ((err = cli_open_object(o.path, &o.so, &st, &key)) == 0)
+            err = store_read_all(st, key, HDR_FILE_MAX, &buf, &len);
+        cli_store_done(st, &o.so);
+        store_close(st);
+        snap_free(key);
+    } else {
+        err = strstr(o.path, "://") ? store_read_object(o.path, HDR_FILE_MAX, &buf, &len)
                                     : snap_read_file(o.path, HDR_FILE_MAX, &buf, &len);
+    }
     if (err) {
         rc = cli_fail(err, err == SNAP_ETOOBIG ? "no header is that large: is FILE a data object?"
                                                : NULL);

@@ -6,6 +6,7 @@
 #include "base/log.h"
 #include "net/httpd.h"
 #include "net/listen.h"
+#include "net/tls.h"
 #include "peer/peer.h"
 
 #include <getopt.h>
@@ -16,6 +17,7 @@
 
 static const char usage[] =
     "Usage: snapctl peer serve --data-dir DIR [--listen ADDR] [--allow CIDR ...]\n"
+    "                          [--tls-cert FILE --tls-key FILE]\n"
     "\n"
     "Serve the builds in DIR ({buildId}/{file}, as serve-nbd --export-diff writes them) to other\n"
     "hosts, so they can read a fresh build before its upload to object storage is done:\n"
@@ -28,11 +30,15 @@ static const char usage[] =
     "  --data-dir DIR     the builds to serve (required)\n"
     "  -l, --listen ADDR  HOST:PORT, [IPv6]:PORT or unix:PATH (default 127.0.0.1:7070)\n"
     "  --allow CIDR       accept clients from CIDR (repeatable); default: loopback only\n"
+    "  --tls-cert FILE    serve TLS only, presenting this PEM certificate (chain); it must list\n"
+    "                     the address clients dial (an IP SAN); clients use --peer-ca\n"
+    "  --tls-key FILE     the certificate's private key (PEM, unencrypted)\n"
     "  --pid-file FILE    write the PID once listening\n"
     "  -v, --verbose      log refusals and errors\n"
     "  -h, --help         show this help\n"
     "\n"
-    "TLS (--tls-cert/--tls-key) is not built yet in this version.\n";
+    "Read from it with --peer HOST:PORT (and --peer-ca FILE for TLS) on fetch, inspect-header and\n"
+    "serve-nbd: peer first, the store behind it (docs/peer.md).\n";
 
 static void on_signal(int sig)
 {
@@ -40,7 +46,7 @@ static void on_signal(int sig)
     httpd_stop();
 }
 
-enum { OPT_DIR = 256, OPT_ALLOW, OPT_PIDFILE, OPT_TLS };
+enum { OPT_DIR = 256, OPT_ALLOW, OPT_PIDFILE, OPT_CERT, OPT_KEY };
 
 int peer_main(int argc, char **argv)
 {
@@ -53,13 +59,13 @@ int peer_main(int argc, char **argv)
         {"listen", required_argument, NULL, 'l'},
         {"allow", required_argument, NULL, OPT_ALLOW},
         {"pid-file", required_argument, NULL, OPT_PIDFILE},
-        {"tls-cert", required_argument, NULL, OPT_TLS},
-        {"tls-key", required_argument, NULL, OPT_TLS},
+        {"tls-cert", required_argument, NULL, OPT_CERT},
+        {"tls-key", required_argument, NULL, OPT_KEY},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    const char *dir = NULL, *listen_addr = "127.0.0.1:7070", *pidfile = NULL;
+    const char *dir = NULL, *listen_addr = "127.0.0.1:7070", *pidfile = NULL, *cert = NULL, *key = NULL;
     struct httpd_cidr allow[64];
     size_t nallow = 0;
     int c;
@@ -76,10 +82,8 @@ int peer_main(int argc, char **argv)
             nallow++;
             break;
         case OPT_PIDFILE: pidfile = optarg; break;
-        case OPT_TLS:
-            fprintf(stderr, "snapctl peer: TLS is not built yet in this version; serve on loopback or a "
-                            "private network with --allow\n");
-            return SNAP_EXIT_USAGE;
+        case OPT_CERT: cert = optarg; break;
+        case OPT_KEY: key = optarg; break;
         case 'v': snap_log_set_level(SNAP_LOG_INFO); break;
         case 'h': fputs(usage, stdout); return 0;
         default: return cli_usage_error("unknown option");
@@ -90,13 +94,21 @@ int peer_main(int argc, char **argv)
     if (optind != argc)
         return cli_usage_error("unexpected argument '%s'", argv[optind]);
 
-    struct peer_server *p;
-    int err = peer_server_open(dir, &p);
-    if (err)
+    if (!cert != !key)
+        return cli_usage_error("--tls-cert and --tls-key go together");
+    struct tls_config *tls = NULL;
+    int err;
+    if (cert && (err = tls_server_config_new(cert, key, &tls)) != 0)
         return cli_fail(err, NULL);
+    struct peer_server *p;
+    if ((err = peer_server_open(dir, &p)) != 0) {
+        tls_config_free(tls);
+        return cli_fail(err, NULL);
+    }
     int lfd;
     if ((err = net_listen(listen_addr, &lfd)) != 0) {
         peer_server_close(p);
+        tls_config_free(tls);
         return cli_fail(err, "is another server on that port? choose one with --listen");
     }
     struct sigaction sa = {.sa_handler = on_signal};
@@ -111,7 +123,7 @@ int peer_main(int argc, char **argv)
             rc = cli_fail(err, NULL);
     }
     if (!rc) {
-        struct httpd_opts o = {.allow = allow, .nallow = nallow};
+        struct httpd_opts o = {.allow = allow, .nallow = nallow, .tls = tls};
         if ((err = httpd_run(lfd, &o, peer_handle, p)) != 0)
             rc = cli_fail(err, NULL);
     }
@@ -119,5 +131,6 @@ int peer_main(int argc, char **argv)
     if (pidfile)
         unlink(pidfile);
     peer_server_close(p);
+    tls_config_free(tls);
     return rc;
 }

@@ -1,15 +1,21 @@
 /* serve-nbd.c -- the 'serve-nbd' applet: options, listening, signals; the protocol is lib/nbd. */
 #include "cli.h"
+#include "serve-nbd-ctl.h"
 
 #include "base/err.h"
 #include "base/io.h"
+#include "base/json.h"
 #include "base/log.h"
+#include "base/mem.h"
 #include "base/util.h"
+#include "device/builddev.h"
 #include "device/filedev.h"
 #include "device/objdev.h"
 #include "nbd/nbd.h"
 #include "nbd/proto.h"
+#include "header/header.h"
 #include "net/listen.h"
+#include "store/store.h"
 
 #include <getopt.h>
 #include <signal.h>
@@ -21,18 +27,35 @@
 static const char usage[] =
     "Usage: snapctl serve-nbd [OPTIONS] --file PATH\n"
     "       snapctl serve-nbd [OPTIONS] --object URL [--cache-dir DIR]\n"
-    "       snapctl serve-nbd [OPTIONS] --header URL --store URL   (not built yet)\n"
+    "       snapctl serve-nbd [OPTIONS] --header URL [--store URL] [--export-diff DIR]\n"
+    "       snapctl serve-nbd [OPTIONS] --size SIZE --export-diff DIR [--file-name NAME]\n"
+    "       snapctl serve-nbd --control PATH export [--json]\n"
     "\n"
     "Export a device over NBD (fixed newstyle; structured replies, base:allocation block\n"
     "status, TRIM, WRITE_ZEROES, FLUSH/FUA, CACHE, multi-connection).\n"
     "\n"
     "What to export:\n"
     "  --file PATH           a local file or disk image, read and written in place\n"
-    "  --header URL          a build's header; data fetched lazily through --store\n"
+    "  --header URL          a build file: its header (e.g. file:///store/ID/memfile.header);\n"
+    "                        each read resolves through the header chain, zero ranges are\n"
+    "                        served without I/O, data is fetched lazily per build\n"
+    "  --store URL           where the builds' objects are (default: the header URL two\n"
+    "                        directories up, i.e. the store holding {ID}/{file}.header)\n"
+    "  --size SIZE           an empty all-zero device (e.g. 64M): its first export is a base\n"
+    "                        build (Generation 0); with --file-name NAME (default rootfs.ext4)\n"
     "  --object URL          one object from any store URL (file://, http(s)://, s3://, gs://),\n"
     "                        fetched lazily in 4 MiB chunks; writes stay in the local cache\n"
-    "  --cache-dir DIR       where the copy-on-write cache file goes (default $TMPDIR or /tmp;\n"
-    "                        it is unlinked at once and needs room for what is read or written)\n"
+    "  --cache-dir DIR       where the copy-on-write cache files go (default $TMPDIR or /tmp;\n"
+    "                        unlinked at once; need room for what is read or written)\n"
+    "\n"
+    "Exporting the changes (--header and --size):\n"
+    "  --export-diff DIR     write DIR/{newId}/{file} (the written blocks, packed) and\n"
+    "                        DIR/{newId}/{file}.header (Generation + 1) at SIGTERM/SIGINT, when\n"
+    "                        the last client leaves with --oneshot, on SIGUSR1, and on request\n"
+    "                        through --control; nothing is written when nothing changed\n"
+    "  --header-format N     format of exported headers: 3, 4 or 5 (default: the parent's)\n"
+    "  --control unix:PATH   accept export requests on this Unix socket\n"
+    "  --json                print export results as JSON (server and client form)\n"
     "\n"
     "Where to listen (default tcp 127.0.0.1:10809):\n"
     "  -l, --listen ADDR     HOST:PORT, [IPv6]:PORT or unix:PATH (repeatable)\n"
@@ -51,10 +74,18 @@ static const char usage[] =
     "  -v, --verbose         log connections (SNAPCTL_LOG=debug for every request)\n"
     "  -h, --help            show this help\n"
     "\n"
-    "SIGTERM or SIGINT stops accepting, lets in-flight requests finish, and exits 0.\n";
+    CLI_PEER_USAGE
+    "\n"
+    "SIGTERM or SIGINT stops accepting, lets in-flight requests finish, exports the diff\n"
+    "(with --export-diff) and exits 0.\n";
 
-static struct filedev *g_file;
-static struct objdev *g_obj;
+/* ---- the devices: one ops table and one row of dev_kinds[] per kind ---------------------- */
+
+static bool f_extent(void *ctx, uint64_t off, uint64_t len, bool zero)
+{
+    (void)off;
+    return nbd_extents_add(ctx, (uint32_t)len, zero ? NBD_STATE_HOLE | NBD_STATE_ZERO : 0);
+}
 
 static int f_pread(void *ctx, void *buf, uint32_t len, uint64_t off) { return filedev_pread(ctx, buf, len, off); }
 static int f_pwrite(void *ctx, const void *buf, uint32_t len, uint64_t off, bool fua)
@@ -67,15 +98,15 @@ static int f_zero(void *ctx, uint32_t len, uint64_t off, bool may_trim, bool fua
 {
     return filedev_zero(ctx, len, off, may_trim, fua);
 }
-static bool f_extent(void *ctx, uint64_t off, uint64_t len, bool zero)
-{
-    (void)off;
-    return nbd_extents_add(ctx, (uint32_t)len, zero ? NBD_STATE_HOLE | NBD_STATE_ZERO : 0);
-}
 static int f_extents(void *ctx, uint32_t len, uint64_t off, struct nbd_extents *x)
 {
     return filedev_extents(ctx, off, len, f_extent, x);
 }
+static const struct nbd_ops file_ops = {
+    .pread = f_pread, .pwrite = f_pwrite, .flush = f_flush, .trim = f_trim, .zero = f_zero,
+    .extents = f_extents,
+};
+
 static int o_pread(void *ctx, void *buf, uint32_t len, uint64_t off) { return objdev_pread(ctx, buf, len, off); }
 static int o_pwrite(void *ctx, const void *buf, uint32_t len, uint64_t off, bool fua)
 {
@@ -98,10 +129,239 @@ static const struct nbd_ops object_ops = {
     .cache = o_cache, .extents = o_extents,
 };
 
-static const struct nbd_ops file_ops = {
-    .pread = f_pread, .pwrite = f_pwrite, .flush = f_flush, .trim = f_trim, .zero = f_zero,
-    .extents = f_extents,
+static int b_pread(void *ctx, void *buf, uint32_t len, uint64_t off) { return builddev_pread(ctx, buf, len, off); }
+static int b_pwrite(void *ctx, const void *buf, uint32_t len, uint64_t off, bool fua)
+{
+    return builddev_pwrite(ctx, buf, len, off, fua);
+}
+static int b_flush(void *ctx) { return builddev_flush(ctx); }
+static int b_trim(void *ctx, uint32_t len, uint64_t off, bool fua) { return builddev_zero(ctx, len, off, fua); }
+static int b_zero(void *ctx, uint32_t len, uint64_t off, bool may_trim, bool fua)
+{
+    (void)may_trim;
+    return builddev_zero(ctx, len, off, fua);
+}
+static int b_cache(void *ctx, uint32_t len, uint64_t off) { return builddev_prefetch(ctx, len, off); }
+static int b_extents(void *ctx, uint32_t len, uint64_t off, struct nbd_extents *x)
+{
+    return builddev_extents(ctx, off, len, f_extent, x);
+}
+static const struct nbd_ops build_ops = {
+    .pread = b_pread, .pwrite = b_pwrite, .flush = b_flush, .trim = b_trim, .zero = b_zero,
+    .cache = b_cache, .extents = b_extents,
 };
+
+/* What the options say about the device. */
+struct dev_args {
+    const char *file, *object, *header, *store, *cache_dir, *file_name;
+    uint64_t size;
+    unsigned header_format;
+    bool read_only;
+    const struct cli_store_opts *sto; /* --peer and friends, for the store behind the device */
+    struct store *opened;             /* set by open: that store (the device owns it), for stats */
+};
+
+static int file_open(struct dev_args *a, void **dev, uint64_t *size)
+{
+    struct filedev *d;
+    int err = filedev_open(a->file, a->read_only, &d);
+    if (err)
+        return cli_fail(err, "check the path, or add --read-only for a file you cannot write");
+    *dev = d;
+    *size = filedev_size(d);
+    return 0;
+}
+static void file_close(void *dev) { filedev_close(dev); }
+
+static int object_open(struct dev_args *a, void **dev, uint64_t *size)
+{
+    struct objdev *d;
+    struct store *s = NULL;
+    char *key = NULL;
+    int err = cli_open_object(a->object, a->sto, &s, &key);
+    if (!err) {
+        err = objdev_open_store(s, key, a->cache_dir, &d); /* owns s from here */
+        snap_free(key);
+    }
+    if (err)
+        return cli_fail(err, NULL);
+    a->opened = s;
+    *dev = d;
+    *size = objdev_size(d);
+    return 0;
+}
+static void object_close(void *dev) { objdev_close(dev); }
+
+/* --header URL: fetch and check the header, open the store, make the device.  The file name is
+ * the header's name minus ".header"; the store defaults to the directory above {ID}/.  With
+ * --peer the header itself is read through the peer too (key {ID}/{file}.header of the store):
+ * a build still uploading has its header only there. */
+static int header_open(struct dev_args *a, void **dev, uint64_t *size)
+{
+    char *dir = NULL, *name = NULL, *top = NULL, *id = NULL;
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    struct hdr *h = NULL;
+    struct store *s = NULL;
+    int rc = 0, err = store_split_url(a->header, &dir, &name);
+    size_t nl = name ? strlen(name) : 0;
+    if (!err && (nl <= 7 || strcmp(name + nl - 7, ".header") != 0)) {
+        rc = cli_usage_error("--header %s: expected a URL ending in {file}.header", a->header);
+        goto out;
+    }
+    if (!err && (err = store_split_url(dir, &top, &id)) != 0)
+        snap_fail_ctx(err, "--header %s: no directory above the build's", a->header);
+    if (!err && (err = cli_open_store(a->store ? a->store : top, a->sto, &s)) != 0)
+        snap_fail_ctx(err, "--store");
+    if (!err && a->sto->peer) {
+        char key[512];
+        if (snprintf(key, sizeof key, "%s/%s", id, name) >= (int)sizeof key)
+            err = snap_fail(SNAP_EUSAGE, "--header %s: the URL is too long", a->header);
+        else
+            err = store_read_all(s, key, HDR_FILE_MAX, &buf, &len);
+    } else if (!err) {
+        err = store_read_object(a->header, HDR_FILE_MAX, &buf, &len);
+    }
+    if (!err && (err = hdr_parse(buf, len, &h)) != 0)
+        snap_fail_ctx(err, "%s", a->header);
+    if (!err && (err = hdr_check(h)) != 0)
+        snap_fail_ctx(err, "%s", a->header);
+    if (err) {
+        rc = cli_fail(err, "inspect-header --check URL says more about a header");
+        goto out;
+    }
+    name[nl - 7] = '\0';
+    struct builddev_opts o = {.file = name, .cache_dir = a->cache_dir, .header_format = a->header_format};
+    struct builddev *d;
+    a->opened = s;
+    err = builddev_open(h, s, &o, &d);
+    h = NULL;
+    s = NULL;
+    if (err) {
+        rc = cli_fail(err, NULL);
+        goto out;
+    }
+    if (builddev_header(d)->flags & HDR_FLAG_INCOMPLETE)
+        snap_info("%s: the build's upload is not finished; serving it all the same", a->header);
+    *dev = d;
+    *size = builddev_size(d);
+out:
+    hdr_free(h);
+    store_close(s);
+    snap_free(buf);
+    snap_free(dir);
+    snap_free(name);
+    snap_free(top);
+    snap_free(id);
+    return rc;
+}
+
+/* --size SIZE: an empty device whose first export is a base build. */
+static int empty_open(struct dev_args *a, void **dev, uint64_t *size)
+{
+    struct builddev_opts o = {.file = a->file_name ? a->file_name : "rootfs.ext4",
+                              .cache_dir = a->cache_dir, .header_format = a->header_format};
+    struct builddev *d;
+    int err = builddev_open_empty(a->size, &o, &d);
+    if (err)
+        return cli_fail(err, NULL);
+    *dev = d;
+    *size = builddev_size(d);
+    return 0;
+}
+static void build_close(void *dev) { builddev_close(dev); }
+static int build_export(void *dev, const char *dir, struct builddev_export *r)
+{
+    return builddev_export(dev, dir, r);
+}
+
+struct dev_kind {
+    const char *option;
+    const struct nbd_ops *ops;
+    uint32_t min_block;  /* raised to this: the cache block, so no partial-block writes */
+    int (*open)(struct dev_args *a, void **dev, uint64_t *size); /* prints its error */
+    void (*close)(void *dev);
+    int (*export_diff)(void *dev, const char *dir, struct builddev_export *r); /* NULL: none */
+};
+
+static const struct dev_kind dev_kinds[] = {
+    {"--file", &file_ops, 1, file_open, file_close, NULL},
+    {"--object", &object_ops, 4096, object_open, object_close, NULL},
+    {"--header", &build_ops, 4096, header_open, build_close, build_export},
+    {"--size", &build_ops, 4096, empty_open, build_close, build_export},
+};
+
+/* ---- export: one JSON answer per export, printed or sent to a control client ------------- */
+
+struct exporter {
+    const struct dev_kind *kind;
+    void *dev;
+    const char *dir;
+};
+
+static int export_now(void *ctx, char *reply, size_t cap)
+{
+    struct exporter *x = ctx;
+    struct builddev_export r;
+    int err = x->kind->export_diff(x->dev, x->dir, &r);
+    char *mem = NULL;
+    size_t mlen = 0;
+    FILE *f = open_memstream(&mem, &mlen);
+    if (!f) {
+        snprintf(reply, cap, "{\"ok\":false,\"error\":\"out of memory\",\"exit\":1}\n");
+        return err ? err : SNAP_ENOMEM;
+    }
+    struct json j;
+    char u[SNAP_UUID_STRLEN + 1];
+    json_init(&j, f);
+    json_obj_begin(&j);
+    json_key(&j, "ok");
+    json_bool(&j, !err);
+    if (err) {
+        json_key(&j, "error");
+        json_str(&j, snap_errmsg(err));
+        json_key(&j, "exit");
+        json_i64(&j, snap_exit_code(err));
+    } else {
+        json_key(&j, "changed");
+        json_bool(&j, r.changed);
+        json_key(&j, "parent_build_id");
+        if (snap_uuid_is_zero(&r.parent_id)) {
+            json_null(&j);
+        } else {
+            snap_uuid_format(&r.parent_id, u);
+            json_str(&j, u);
+        }
+        if (r.changed) {
+            snap_uuid_format(&r.build_id, u);
+            json_key(&j, "build_id");
+            json_str(&j, u);
+            json_key(&j, "generation");
+            json_u64(&j, r.generation);
+            json_key(&j, "format");
+            json_u64(&j, r.format);
+            json_key(&j, "diff_bytes");
+            json_u64(&j, r.diff_bytes);
+            json_key(&j, "dirty_runs");
+            json_u64(&j, r.dirty_runs);
+            json_key(&j, "zero_runs");
+            json_u64(&j, r.zero_runs);
+            json_key(&j, "data");
+            json_str(&j, r.data_path);
+            json_key(&j, "header");
+            json_str(&j, r.header_path);
+        }
+    }
+    json_obj_end(&j);
+    json_finish(&j);
+    fclose(f);
+    if (mem && mlen < cap)
+        memcpy(reply, mem, mlen + 1);
+    else
+        snprintf(reply, cap, "{\"ok\":false,\"error\":\"export answer too long\",\"exit\":1}\n");
+    free(mem); /* open_memstream's buffer comes from libc's malloc */
+    return err;
+}
 
 static void on_signal(int sig)
 {
@@ -109,7 +369,11 @@ static void on_signal(int sig)
     net_server_stop();
 }
 
-enum { OPT_FILE = 256, OPT_HEADER, OPT_STORE, OPT_OBJECT, OPT_STDIO, OPT_DESC, OPT_ONESHOT, OPT_PIDFILE, OPT_MINBLOCK, OPT_CACHEDIR };
+enum {
+    OPT_FILE = 256, OPT_HEADER, OPT_STORE, OPT_OBJECT, OPT_STDIO, OPT_DESC, OPT_ONESHOT, OPT_PIDFILE,
+    OPT_MINBLOCK, OPT_CACHEDIR, OPT_SIZE, OPT_FILENAME, OPT_EXPORTDIFF, OPT_CONTROL, OPT_JSON,
+    OPT_HDRFORMAT,
+};
 
 int serve_nbd_main(int argc, char **argv)
 {
@@ -118,6 +382,12 @@ int serve_nbd_main(int argc, char **argv)
         {"header", required_argument, NULL, OPT_HEADER},
         {"store", required_argument, NULL, OPT_STORE},
         {"object", required_argument, NULL, OPT_OBJECT},
+        {"size", required_argument, NULL, OPT_SIZE},
+        {"file-name", required_argument, NULL, OPT_FILENAME},
+        {"export-diff", required_argument, NULL, OPT_EXPORTDIFF},
+        {"header-format", required_argument, NULL, OPT_HDRFORMAT},
+        {"control", required_argument, NULL, OPT_CONTROL},
+        {"json", no_argument, NULL, OPT_JSON},
         {"listen", required_argument, NULL, 'l'},
         {"stdio", no_argument, NULL, OPT_STDIO},
         {"read-only", no_argument, NULL, 'r'},
@@ -130,29 +400,45 @@ int serve_nbd_main(int argc, char **argv)
         {"pid-file", required_argument, NULL, OPT_PIDFILE},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
+        CLI_PEER_LONGOPTS,
         {NULL, 0, NULL, 0},
     };
-    const char *file = NULL, *header = NULL, *object = NULL, *pidfile = NULL, *cache_dir = NULL;
+    struct cli_store_opts sto = {0};
+    struct dev_args a = {.sto = &sto};
+    const char *pidfile = NULL, *export_dir = NULL, *control = NULL;
     const char *listen_addrs[16];
     int nlisten = 0;
-    bool stdio_mode = false;
+    bool stdio_mode = false, json = false;
     struct nbd_export exp = {.name = "", .min_block = 1, .pref_block = 4096, .multi_conn = true};
     struct nbd_server_opts so = {0};
-    uint64_t threads = 4;
+    uint64_t threads = 4, u;
     int c;
     while ((c = getopt_long(argc, argv, "l:re:t:vh", longopts, NULL)) != -1) {
         switch (c) {
-        case OPT_FILE: file = optarg; break;
-        case OPT_HEADER: header = optarg; break;
-        case OPT_STORE: break;
-        case OPT_OBJECT: object = optarg; break;
+        case OPT_FILE: a.file = optarg; break;
+        case OPT_HEADER: a.header = optarg; break;
+        case OPT_STORE: a.store = optarg; break;
+        case OPT_OBJECT: a.object = optarg; break;
+        case OPT_SIZE:
+            if (snap_parse_size(optarg, &a.size, "--size") || a.size == 0)
+                return cli_usage_error("--size takes a size above 0, such as 64M");
+            break;
+        case OPT_FILENAME: a.file_name = optarg; break;
+        case OPT_EXPORTDIFF: export_dir = optarg; break;
+        case OPT_HDRFORMAT:
+            if (snap_parse_u64(optarg, &u, "--header-format") || u < 3 || u > 5)
+                return cli_usage_error("--header-format takes 3, 4 or 5");
+            a.header_format = (unsigned)u;
+            break;
+        case OPT_CONTROL: control = optarg; break;
+        case OPT_JSON: json = true; break;
         case 'l':
             if (nlisten == 16)
                 return cli_usage_error("at most 16 --listen addresses");
             listen_addrs[nlisten++] = optarg;
             break;
         case OPT_STDIO: stdio_mode = true; break;
-        case 'r': exp.read_only = true; break;
+        case 'r': a.read_only = exp.read_only = true; break;
         case 'e': exp.name = optarg; break;
         case OPT_DESC: exp.description = optarg; break;
         case 't':
@@ -169,56 +455,81 @@ int serve_nbd_main(int argc, char **argv)
             break;
         }
         case OPT_PIDFILE: pidfile = optarg; break;
-        case OPT_CACHEDIR: cache_dir = optarg; break;
+        case OPT_CACHEDIR: a.cache_dir = optarg; break;
         case 'v': snap_log_set_level(SNAP_LOG_INFO); break;
         case 'h': fputs(usage, stdout); return 0;
-        default: return cli_usage_error("unknown option");
+        default: {
+            int rc = cli_peer_opt(&sto, c, optarg);
+            if (rc < 0)
+                return cli_usage_error("unknown option");
+            if (rc)
+                return rc;
         }
+        }
+    }
+    /* The client form: serve-nbd --control PATH export [--json]. */
+    if (control && optind < argc) {
+        if (optind + 1 != argc || a.file || a.object || a.header || a.size || export_dir)
+            return cli_usage_error("the client form is: serve-nbd --control PATH export [--json]");
+        return ctl_client(control, argv[optind], json);
     }
     if (optind != argc)
         return cli_usage_error("unexpected argument '%s'", argv[optind]);
-    if (header) {
-        fprintf(stderr, "snapctl serve-nbd: --header is not built yet in this version; "
-                        "--file and --object work\n");
-        return SNAP_EXIT_USAGE;
+
+    const struct dev_kind *kind = NULL;
+    const char *chosen[] = {a.file, a.object, a.header, a.size ? "" : NULL};
+    for (size_t i = 0; i < sizeof dev_kinds / sizeof dev_kinds[0]; i++) {
+        if (!chosen[i])
+            continue;
+        if (kind)
+            return cli_usage_error("%s and %s exclude each other", kind->option, dev_kinds[i].option);
+        kind = &dev_kinds[i];
     }
-    if (!file == !object)
-        return cli_usage_error("say what to export: --file PATH or --object URL (one of them)");
+    if (!kind)
+        return cli_usage_error("say what to export: --file PATH, --object URL, --header URL or --size SIZE");
+    if (a.store && !a.header)
+        return cli_usage_error("--store goes with --header");
+    if (a.file_name && !a.size)
+        return cli_usage_error("--file-name goes with --size (with --header the name is the header's)");
+    if (a.size && !export_dir)
+        return cli_usage_error("--size makes an empty device to build a base from: add --export-diff DIR");
+    if (export_dir && !kind->export_diff)
+        return cli_usage_error("--export-diff needs --header or --size: %s has no header to diff against "
+                               "(serve a build with --header URL to export its changes)", kind->option);
+    if ((sto.peer || sto.peer_ca || sto.nallow) && !a.object && !a.header)
+        return cli_usage_error("--peer reads a store: it goes with --object or --header");
+    if (control && !export_dir)
+        return cli_usage_error("--control takes export requests: add --export-diff DIR");
     if (stdio_mode && nlisten)
         return cli_usage_error("--stdio and --listen exclude each other");
+    if (!a.cache_dir)
+        a.cache_dir = getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
 
-    int err;
-    if (object) {
-        if (!cache_dir)
-            cache_dir = getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
-        if ((err = objdev_open(object, cache_dir, &g_obj)) != 0)
-            return cli_fail(err, NULL);
-        exp.size = objdev_size(g_obj);
-        exp.ops = &object_ops;
-        exp.ctx = g_obj;
-        if (exp.min_block < 4096)
-            exp.min_block = 4096; /* the cache's block: no read-modify-write of partial blocks */
-    } else {
-        if ((err = filedev_open(file, exp.read_only, &g_file)) != 0)
-            return cli_fail(err, "check the path, or add --read-only for a file you cannot write");
-        exp.size = filedev_size(g_file);
-        exp.ops = &file_ops;
-        exp.ctx = g_file;
-    }
+    void *dev = NULL;
+    int rc = kind->open(&a, &dev, &exp.size);
+    if (rc)
+        return rc;
+    exp.ops = kind->ops;
+    exp.ctx = dev;
+    if (exp.min_block < kind->min_block)
+        exp.min_block = kind->min_block;
     so.conn.workers = (unsigned)threads;
+    ctl_set_json(json);
+    struct exporter ex = {.kind = kind, .dev = dev, .dir = export_dir};
+    struct ctl *ctl = NULL;
+    int err, lfds[16], nl = 0;
 
-    int rc = 0;
+    if (export_dir && (err = ctl_start(control, export_now, &ex, &ctl)) != 0) {
+        rc = cli_fail(err, "is the --control path writable?");
+        goto out;
+    }
     if (stdio_mode) {
         struct nbd_conn_opts co = {.workers = (unsigned)threads, .peer = "stdio"};
-        err = nbd_serve(&exp, STDIN_FILENO, STDOUT_FILENO, &co, NULL);
-        if (err)
+        if ((err = nbd_serve(&exp, STDIN_FILENO, STDOUT_FILENO, &co, NULL)) != 0)
             rc = cli_fail(err, NULL);
-        filedev_close(g_file);
-        objdev_close(g_obj);
-        return rc;
+        goto out;
     }
-
-    int lfds[16], nl = net_listen_fds(lfds, 16);
+    nl = net_listen_fds(lfds, 16);
     if (nl == 0) {
         if (nlisten == 0)
             listen_addrs[nlisten++] = "127.0.0.1:10809";
@@ -249,11 +560,18 @@ int serve_nbd_main(int argc, char **argv)
     snap_info("served %llu requests (%llu errors)", (unsigned long long)stats.requests,
               (unsigned long long)stats.errors);
 out:
+    ctl_stop(ctl);
+    /* The export at exit: SIGTERM/SIGINT, --oneshot's last disconnect, or --stdio's end. */
+    if (ctl && rc == 0) {
+        static char reply[16384];
+        export_now(&ex, reply, sizeof reply);
+        rc = ctl_print_reply(reply, strlen(reply), json);
+    }
     for (int i = 0; i < nl; i++)
         close(lfds[i]);
     if (pidfile)
         unlink(pidfile);
-    filedev_close(g_file);
-    objdev_close(g_obj);
+    cli_store_done(a.opened, &sto);
+    kind->close(dev);
     return rc;
 }

@@ -7,7 +7,9 @@
 # 2. inspects, checks and converts the header (v3 -> v5), looks an offset up;
 # 3. fetches the build's data object into a content-addressed cache, SHA-256-verified, twice
 #    (the second time from the cache, without touching the store);
-# 4. serves the fetched image over NBD and reads it back with nbdcopy, comparing checksums.
+# 4. serves the fetched image over NBD and reads it back with nbdcopy, comparing checksums;
+# 5. serves the build from the store (serve-nbd --header), writes through it, exports the diff
+#    at SIGTERM, puts it in the store and serves the new build: the writes survived.
 set -euo pipefail
 SNAPCTL=${SNAPCTL:-./snapctl}
 D=${1:-$(mktemp -d "${TMPDIR:-/tmp}/snapctl-demo.XXXXXX")}
@@ -70,6 +72,41 @@ else
     echo "(nbdcopy/nbdinfo not installed: apt-get install libnbd-bin to see this step)"
 fi
 
+step "5. Serve the build from the store, write through it, export the diff, serve the new build"
+if command -v nbdcopy >/dev/null && command -v qemu-io >/dev/null; then
+    sock=$D/build.sock
+    "$SNAPCTL" serve-nbd --header "file://$STORE/$BUILD/rootfs.ext4.header" --export-diff "$D/export" \
+        -l "unix:$sock" --pid-file "$D/build.pid" --json >"$D/export.json" &
+    server=$!
+    for _ in $(seq 100); do [ -s "$D/build.pid" ] && break; sleep 0.05; done
+    echo "# the guest writes 1 MiB of 0x5a at 2 MiB and zeroes [12 MiB, 13 MiB)"
+    run qemu-io -f raw "nbd+unix:///?socket=$sock" -c 'write -P 0x5a 2M 1M' -c 'write -z 12M 1M' -c flush
+    echo "# SIGTERM: serve-nbd exports the diff and its header on the way out"
+    kill -TERM "$server"; wait "$server"; server=""
+    cat "$D/export.json"
+    NEW=$(sed -n 's/.*"build_id":"\([0-9a-f-]*\)".*/\1/p' "$D/export.json")
+    run ls -l "$D/export/$NEW"
+    run "$SNAPCTL" inspect-header --summary "$D/export/$NEW/rootfs.ext4.header"
+    echo "# into the store (snapctl upload --build will do this step)"
+    run cp -r "$D/export/$NEW" "$STORE/"
+    "$SNAPCTL" serve-nbd --header "file://$STORE/$NEW/rootfs.ext4.header" --read-only \
+        -l "unix:$sock" --pid-file "$D/new.pid" &
+    server=$!
+    for _ in $(seq 100); do [ -s "$D/new.pid" ] && break; sleep 0.05; done
+    run nbdinfo --map "nbd+unix:///?socket=$sock"
+    nbdcopy "nbd+unix:///?socket=$sock" "$D/new.img"
+    cp "$STORE/$BUILD/rootfs.ext4" "$D/want.img"
+    printf '\x5a%.0s' $(seq 1048576) | dd of="$D/want.img" bs=1M seek=2 conv=notrunc status=none
+    dd if=/dev/zero of="$D/want.img" bs=1M seek=12 count=1 conv=notrunc status=none
+    echo "expected      $(sha256sum "$D/want.img" | cut -c1-64)"
+    echo "new build     $(sha256sum "$D/new.img" | cut -c1-64)"
+    cmp -s "$D/want.img" "$D/new.img" || { echo "demo: the new build lost the writes" >&2; exit 1; }
+    echo "the data survived: build $NEW = build $BUILD + the guest's writes"
+    kill "$server"; wait "$server" 2>/dev/null || true; server=""
+else
+    echo "(nbdcopy/qemu-io not installed: apt-get install libnbd-bin qemu-utils to see this step)"
+fi
+
 step "Done"
-echo "Everything is in $D. Lazy serving of a build straight from the store (serve-nbd --header),"
-echo "upload and peer transfer come with the next issues; see README.md."
+echo "Everything is in $D. Upload (snapctl upload --build) and peer transfer come with the next"
+echo "issues; see README.md."

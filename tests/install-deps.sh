@@ -10,7 +10,7 @@ set -eu
 what=${1:-all}
 
 BUILD_PKGS="make gcc clang musl-tools dpkg-dev file python3 ca-certificates libclang-rt-14-dev"
-TEST_PKGS="openssl curl time libnbd-bin python3-libnbd nbdkit qemu-utils fio radosgw ceph-mon ceph-osd awscli nginx rclone"
+TEST_PKGS="openssl curl time libnbd-bin python3-libnbd nbdkit qemu-utils fio radosgw ceph-mon ceph-osd awscli nginx rclone iproute2"
 
 case $what in
 build) pkgs=$BUILD_PKGS ;;

@@ -26,15 +26,15 @@ struct objdev {
     uint64_t size;
 };
 
-int objdev_open(const char *url, const char *cache_dir, struct objdev **out)
+int objdev_open_store(struct store *s, const char *key, const char *cache_dir, struct objdev **out)
 {
     struct objdev *d = snap_calloc(1, sizeof *d);
-    char *base = NULL;
-    if (!d)
+    if (!d) {
+        store_close(s);
         return snap_fail(SNAP_ENOMEM, "out of memory");
-    int err = store_split_url(url, &base, &d->key);
-    if (!err)
-        err = store_open(base, NULL, &d->store);
+    }
+    d->store = s;
+    int err = (d->key = snap_strdup(key)) ? 0 : snap_fail(SNAP_ENOMEM, "out of memory");
     struct store_info info;
     if (!err)
         err = store_stat(d->store, d->key, &info);
@@ -47,8 +47,7 @@ int objdev_open(const char *url, const char *cache_dir, struct objdev **out)
         err = chunker_open(d->store, d->key, &o, &d->ch);
     }
     if (!err && !(d->cache = chunker_cache(d->ch)))
-        err = snap_fail(SNAP_EINTERNAL, "%s: the chunker has no cache", url);
-    snap_free(base);
+        err = snap_fail(SNAP_EINTERNAL, "%s/%s: the chunker has no cache", s->url, key);
     if (err) {
         objdev_close(d);
         return err;
@@ -56,6 +55,20 @@ int objdev_open(const char *url, const char *cache_dir, struct objdev **out)
     d->size = info.size;
     *out = d;
     return 0;
+}
+
+int objdev_open(const char *url, const char *cache_dir, struct objdev **out)
+{
+    char *base = NULL, *key = NULL;
+    struct store *s = NULL;
+    int err = store_split_url(url, &base, &key);
+    if (!err)
+        err = store_open(base, NULL, &s);
+    if (!err)
+        err = objdev_open_store(s, key, cache_dir, out);
+    snap_free(base);
+    snap_free(key);
+    return err;
 }
 
 void objdev_close(struct objdev *d)

@@ -13,6 +13,10 @@ struct objdev;
 /* url names an object (file:///dir/obj, https://host/path, ...); the cache file is created
  * in cache_dir and unlinked at once (it lives as long as the device). */
 int objdev_open(const char *url, const char *cache_dir, struct objdev **out);
+/* The same for `key` of an open store, which the device then owns (closed with it, also when
+ * this fails). */
+struct store;
+int objdev_open_store(struct store *s, const char *key, const char *cache_dir, struct objdev **out);
 void objdev_close(struct objdev *d);
 uint64_t objdev_size(const struct objdev *d);
 int objdev_pread(struct objdev *d, void *buf, uint32_t len, uint64_t off);

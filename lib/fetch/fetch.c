@@ -109,9 +109,14 @@ static int fetch_download(const struct fetch_opts *o, const char *final, struct 
 {
     char *base = NULL, *key = NULL;
     struct store *st = NULL;
-    int err = store_split_url(o->url, &base, &key);
-    if (!err)
+    int err = 0;
+    if (o->store) {
+        st = o->store;
+        if (!(key = snap_strdup(o->key)))
+            err = snap_fail(SNAP_ENOMEM, "out of memory");
+    } else if ((err = store_split_url(o->url, &base, &key)) == 0) {
         err = store_open(base, NULL, &st);
+    }
     if (err)
         goto out;
 
@@ -182,7 +187,8 @@ static int fetch_download(const struct fetch_opts *o, const char *final, struct 
     }
     fetch_tmp_path[0] = '\0';
 out:
-    store_close(st);
+    if (st != o->store)
+        store_close(st);
     snap_free(base);
     snap_free(key);
     return err;

@@ -13,10 +13,15 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+struct store;
+
 typedef void (*fetch_progress_fn)(void *ctx, uint64_t done, uint64_t total /* 0 = unknown */);
 
 struct fetch_opts {
     const char *url;          /* an object URL: file:///dir/name, https://host/path, s3://b/key ... */
+    struct store *store;      /* optional: read `key` of this open store (not closed) instead of
+                                 opening url's; url still names the object in messages */
+    const char *key;
     const char *cache_dir;
     const char *prefix;       /* prepended to the hex name, may be "" */
     uint8_t sha256[32];       /* expected */

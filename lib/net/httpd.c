@@ -6,6 +6,8 @@
 #include "base/log.h"
 #include "base/mem.h"
 #include "net/listen.h"
+#include "net/sock.h"
+#include "net/tls.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -20,8 +22,12 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#define HTTPD_TLS_BUF (64u * 1024)
+
 struct httpd_conn {
     int fd;
+    struct tls_conn *tls;     /* NULL on plaintext */
+    uint8_t *tls_buf;         /* file bodies go through here under TLS */
     bool keep_alive;
     bool responded;
     bool broken;
@@ -185,7 +191,13 @@ const char *httpd_reason(int status)
 
 static int send_all(struct httpd_conn *c, struct iovec *iov, int n)
 {
-    int err = snap_writev_full(c->fd, iov, n, "http response");
+    int err = 0;
+    if (c->tls) {
+        for (int i = 0; i < n && !err; i++)
+            err = tls_write(c->tls, iov[i].iov_base, iov[i].iov_len);
+    } else {
+        err = snap_writev_full(c->fd, iov, n, "http response");
+    }
     if (err)
         c->broken = true;
     return err;
@@ -224,6 +236,25 @@ int httpd_send_fd(struct httpd_conn *c, int status, const char *extra, int fd, u
     int err = send_all(c, iov, 1);
     if (err || head_only)
         return err;
+    if (c->tls) {
+        while (len > 0) {
+            size_t want = len < HTTPD_TLS_BUF ? (size_t)len : HTTPD_TLS_BUF;
+            ssize_t r = pread(fd, c->tls_buf, want, (off_t)off);
+            if (r < 0 && errno == EINTR)
+                continue;
+            if (r <= 0) {
+                c->broken = true;
+                return r < 0 ? snap_fail_errno("pread") : snap_fail(SNAP_ESHORT, "file ended early");
+            }
+            if ((err = tls_write(c->tls, c->tls_buf, (size_t)r)) != 0) {
+                c->broken = true;
+                return err;
+            }
+            off += (uint64_t)r;
+            len -= (uint64_t)r;
+        }
+        return 0;
+    }
     off_t o = (off_t)off;
     while (len > 0) {
         ssize_t w = sendfile(c->fd, fd, &o, len > (1u << 30) ? (1u << 30) : (size_t)len);
@@ -330,8 +361,9 @@ static bool httpd_accept(void *ctx, const struct sockaddr *sa, const char *peer)
 
 /* Reads until a complete head is in buf; returns its length (through the blank line), 0 on a
  * clean close between requests, or -1 (errors are answered by the caller). */
-static ssize_t read_head(int fd, char *buf, size_t *have, unsigned idle_ms, int *status)
+static ssize_t read_head(struct httpd_conn *c, char *buf, size_t *have, unsigned idle_ms, int *status)
 {
+    int fd = c->fd;
     for (;;) {
         char *end = *have >= 4 ? memmem(buf, *have, "\r\n\r\n", 4) : NULL;
         if (end)
@@ -339,6 +371,15 @@ static ssize_t read_head(int fd, char *buf, size_t *have, unsigned idle_ms, int 
         if (*have == HTTPD_HEAD_MAX) {
             *status = 431;
             return -1;
+        }
+        if (c->tls) {
+            size_t got = 0;
+            if (tls_read(c->tls, buf + *have, HTTPD_HEAD_MAX - *have, &got) != 0 || got == 0) {
+                *status = 0; /* a timeout, a reset or a close: nothing to answer on a broken stream */
+                return *have ? -1 : 0;
+            }
+            *have += got;
+            continue;
         }
         struct pollfd p = {.fd = fd, .events = POLLIN};
         int r = poll(&p, 1, (int)idle_ms);
@@ -357,19 +398,58 @@ static ssize_t read_head(int fd, char *buf, size_t *have, unsigned idle_ms, int 
     }
 }
 
+/* A TLS-only server: does the client start with a TLS handshake record (0x16)?  A plaintext
+ * request is answered in plaintext, so the client can say why, and logged. */
+static bool tls_start(int fd, const char *peer, unsigned idle_ms)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    unsigned char b;
+    if (poll(&p, 1, (int)idle_ms) <= 0 || recv(fd, &b, 1, MSG_PEEK) != 1)
+        return false;
+    if (b == 0x16)
+        return true;
+    static const char msg[] = "HTTP/1.1 400 Bad Request\r\nServer: snapctl\r\nConnection: close\r\n"
+                              "Content-Type: text/plain\r\nContent-Length: 63\r\n\r\n"
+                              "this server speaks TLS only: connect with TLS (--peer-ca FILE)\n";
+    snap_warn("http: refused %s: a plaintext request on a TLS-only server (the client needs TLS: --peer-ca)",
+              peer);
+    struct iovec iov = {(void *)msg, sizeof msg - 1};
+    (void)snap_writev_full(fd, &iov, 1, "http response");
+    return false;
+}
+
 static void httpd_conn_main(void *ctx, int fd, const char *peer)
 {
     struct httpd_server *s = ctx;
     unsigned idle = s->opts->idle_timeout_ms ? s->opts->idle_timeout_ms : 30000;
+    struct sock sk;
+    struct tls_conn *tls = NULL;
+    uint8_t *tls_buf = NULL;
+    if (s->opts->tls) {
+        if (!tls_start(fd, peer, idle) || sock_adopt(&sk, fd, peer) != 0)
+            return;
+        sk.idle_ms = idle;
+        int err = tls_accept(s->opts->tls, &sk, idle, &tls);
+        if (!err && !(tls_buf = snap_malloc(HTTPD_TLS_BUF)))
+            err = snap_fail(SNAP_ENOMEM, "out of memory");
+        if (err) {
+            snap_warn("http: refused %s: %s", peer, snap_errmsg(err));
+            tls_close(tls);
+            return;
+        }
+    }
     char *buf = snap_malloc(HTTPD_HEAD_MAX + 1);
-    if (!buf)
+    if (!buf) {
+        tls_close(tls);
+        snap_free(tls_buf);
         return;
+    }
     size_t have = 0;
     struct httpd_req req;
     for (;;) {
-        struct httpd_conn c = {.fd = fd, .keep_alive = false};
+        struct httpd_conn c = {.fd = fd, .tls = tls, .tls_buf = tls_buf, .keep_alive = false};
         int status = 400;
-        ssize_t hl = read_head(fd, buf, &have, idle, &status);
+        ssize_t hl = read_head(&c, buf, &have, idle, &status);
         if (hl == 0)
             break;
         if (hl < 0) {
@@ -406,6 +486,8 @@ static void httpd_conn_main(void *ctx, int fd, const char *peer)
         have -= (size_t)hl;
     }
     snap_free(buf);
+    tls_close(tls);
+    snap_free(tls_buf);
 }
 
 int httpd_run(int lfd, const struct httpd_opts *opts, httpd_handler_fn handler, void *ctx)

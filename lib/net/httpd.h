@@ -4,7 +4,10 @@
  * machine (httpd_parse_head), one connection per thread, keep-alive.  A handler answers from
  * memory (httpd_send) or straight from a file descriptor with sendfile (httpd_send_fd), so a
  * peer serves a diff without copying it through user space.  Clients outside the allowlist are
- * refused at accept, before a byte is read.
+ * refused at accept, before a byte is read.  With a TLS server config every connection must
+ * start with a TLS handshake; a plaintext request is answered 400 "this server speaks TLS only"
+ * in plaintext (so the client can say why) and logged, then the connection is closed.  Under
+ * TLS a file body is copied through a per-connection buffer (no sendfile).
  */
 #ifndef SNAP_HTTPD_H
 #define SNAP_HTTPD_H
@@ -63,8 +66,10 @@ struct httpd_cidr {
 int httpd_cidr_parse(const char *s, struct httpd_cidr *out);
 bool httpd_cidr_match(const struct httpd_cidr *list, size_t n, const struct sockaddr *sa);
 
+struct tls_config;
 struct httpd_opts {
     const struct httpd_cidr *allow; /* NULL/0: loopback only */
+    struct tls_config *tls;         /* tls_server_config_new(); NULL = plaintext */
     size_t nallow;
     unsigned idle_timeout_ms;       /* default 30 s */
     unsigned max_conns;             /* default 256 */

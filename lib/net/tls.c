@@ -1,4 +1,5 @@
-/* tls.c -- mbedTLS 3.6 client: shared config and CA chain, poll-based I/O through our own bio.
+/* tls.c -- mbedTLS 3.6: shared client config and CA chain, the server config of a peer (its
+ * certificate and key), poll-based I/O through our own bio.
  *
  * Design: mbedTLS's own net_sockets helpers block or use select(), so the bio here does one
  * non-blocking send/recv on the struct sock and maps EAGAIN to WANT_READ/WANT_WRITE; the
@@ -24,6 +25,7 @@
 
 #include <mbedtls/error.h>
 #include <mbedtls/net_sockets.h>
+#include <mbedtls/pk.h>
 #include <mbedtls/psa_util.h>
 #include <mbedtls/ssl.h>
 #include <mbedtls/x509_crt.h>
@@ -34,6 +36,8 @@
 struct tls_config {
     mbedtls_ssl_config conf;
     mbedtls_x509_crt ca;
+    mbedtls_x509_crt own;   /* server: the certificate chain presented */
+    mbedtls_pk_context key; /* server: its private key */
     char ca_file[PATH_MAX];
 };
 
@@ -80,6 +84,8 @@ static int tls_config_load(const char *ca_file, struct tls_config **out)
     snprintf(c->ca_file, sizeof c->ca_file, "%s", ca_file);
     mbedtls_ssl_config_init(&c->conf);
     mbedtls_x509_crt_init(&c->ca);
+    mbedtls_x509_crt_init(&c->own);
+    mbedtls_pk_init(&c->key);
     char eb[128];
     int r = mbedtls_x509_crt_parse_file(&c->ca, ca_file);
     /* A positive r counts certificates mbedTLS could not parse; the rest are usable. */
@@ -107,12 +113,54 @@ int tls_config_new(const char *ca_file, struct tls_config **out)
     return tls_config_load(ca_file, out);
 }
 
+int tls_server_config_new(const char *cert_file, const char *key_file, struct tls_config **out)
+{
+    pthread_once(&psa_once, psa_init_once);
+    if (psa_status != PSA_SUCCESS)
+        return snap_fail(SNAP_ETLS, "TLS: psa_crypto_init failed (%d)", psa_status);
+    struct tls_config *c = snap_calloc(1, sizeof *c);
+    if (!c)
+        return snap_fail(SNAP_ENOMEM, "TLS config");
+    mbedtls_ssl_config_init(&c->conf);
+    mbedtls_x509_crt_init(&c->ca);
+    mbedtls_x509_crt_init(&c->own);
+    mbedtls_pk_init(&c->key);
+    char eb[128];
+    int e = 0, r = mbedtls_x509_crt_parse_file(&c->own, cert_file);
+    if (r < 0 || c->own.version == 0)
+        e = snap_fail(SNAP_ETLS, "TLS: cannot load the certificate from %s: %s (--tls-cert wants a PEM file)",
+                      cert_file, r < 0 ? tls_strerror(r, eb, sizeof eb) : "no usable certificate in it");
+    if (!e && (r = mbedtls_pk_parse_keyfile(&c->key, key_file, NULL, mbedtls_psa_get_random,
+                                            MBEDTLS_PSA_RANDOM_STATE)) != 0)
+        e = snap_fail(SNAP_ETLS, "TLS: cannot load the private key from %s: %s (--tls-key wants an "
+                      "unencrypted PEM key)", key_file, tls_strerror(r, eb, sizeof eb));
+    if (!e && (r = mbedtls_pk_check_pair(&c->own.pk, &c->key, mbedtls_psa_get_random,
+                                         MBEDTLS_PSA_RANDOM_STATE)) != 0)
+        e = snap_fail(SNAP_ETLS, "TLS: the key in %s does not belong to the certificate in %s", key_file,
+                      cert_file);
+    if (!e && (r = mbedtls_ssl_config_defaults(&c->conf, MBEDTLS_SSL_IS_SERVER, MBEDTLS_SSL_TRANSPORT_STREAM,
+                                               MBEDTLS_SSL_PRESET_DEFAULT)) != 0)
+        e = snap_fail(SNAP_ETLS, "TLS: mbedtls_ssl_config_defaults: %s", tls_strerror(r, eb, sizeof eb));
+    if (!e && (r = mbedtls_ssl_conf_own_cert(&c->conf, &c->own, &c->key)) != 0)
+        e = snap_fail(SNAP_ETLS, "TLS: mbedtls_ssl_conf_own_cert: %s", tls_strerror(r, eb, sizeof eb));
+    if (e) {
+        tls_config_free(c);
+        return e;
+    }
+    mbedtls_ssl_conf_authmode(&c->conf, MBEDTLS_SSL_VERIFY_NONE);
+    mbedtls_ssl_conf_rng(&c->conf, mbedtls_psa_get_random, MBEDTLS_PSA_RANDOM_STATE);
+    *out = c;
+    return 0;
+}
+
 void tls_config_free(struct tls_config *c)
 {
     if (!c)
         return;
     mbedtls_ssl_config_free(&c->conf);
     mbedtls_x509_crt_free(&c->ca);
+    mbedtls_x509_crt_free(&c->own);
+    mbedtls_pk_free(&c->key);
     snap_free(c);
 }
 
@@ -220,18 +268,18 @@ static int tls_verify_failed(struct tls_conn *t, const struct tls_config *cfg)
                      t->host, why, cfg->ca_file, fix);
 }
 
-int tls_connect(struct tls_config *cfg, struct sock *s, const char *host, unsigned handshake_ms,
-                struct tls_conn **out)
+/* Set up a connection on s; host (client side) is verified and sent as SNI. */
+static int tls_setup(struct tls_config *cfg, struct sock *s, const char *host, struct tls_conn **out)
 {
     struct tls_conn *t = snap_calloc(1, sizeof *t);
     if (!t)
         return snap_fail(SNAP_ENOMEM, "TLS connection");
     t->sock = s;
-    snprintf(t->host, sizeof t->host, "%s", host);
+    snprintf(t->host, sizeof t->host, "%s", host ? host : "");
     mbedtls_ssl_init(&t->ssl);
     char eb[128];
     int r = mbedtls_ssl_setup(&t->ssl, &cfg->conf);
-    if (r == 0)
+    if (r == 0 && host)
         r = mbedtls_ssl_set_hostname(&t->ssl, host);
     if (r) {
         int e = snap_fail(r == MBEDTLS_ERR_SSL_ALLOC_FAILED ? SNAP_ENOMEM : SNAP_ETLS, "%s: TLS setup: %s",
@@ -240,14 +288,20 @@ int tls_connect(struct tls_config *cfg, struct sock *s, const char *host, unsign
         return e;
     }
     mbedtls_ssl_set_bio(&t->ssl, t, tls_bio_send, tls_bio_recv, NULL);
+    *out = t;
+    return 0;
+}
 
+static int tls_handshake(struct tls_config *cfg, struct tls_conn *t, unsigned handshake_ms)
+{
+    struct sock *s = t->sock;
     uint64_t saved = s->deadline_ns;
     if (handshake_ms) {
         uint64_t d = snap_now_ns() + (uint64_t)handshake_ms * 1000000;
         if (!s->deadline_ns || d < s->deadline_ns)
             s->deadline_ns = d;
     }
-    int e = 0;
+    int r, e = 0;
     while ((r = mbedtls_ssl_handshake(&t->ssl)) != 0) {
         if (r == MBEDTLS_ERR_X509_CERT_VERIFY_FAILED) {
             e = tls_verify_failed(t, cfg);
@@ -260,12 +314,30 @@ int tls_connect(struct tls_config *cfg, struct sock *s, const char *host, unsign
         e = snap_fail(SNAP_ETIMEOUT, "%s: TLS handshake not done within %u ms (handshake timeout)", s->peer,
                       handshake_ms);
     s->deadline_ns = saved;
-    if (e) {
+    return e;
+}
+
+int tls_connect(struct tls_config *cfg, struct sock *s, const char *host, unsigned handshake_ms,
+                struct tls_conn **out)
+{
+    struct tls_conn *t;
+    int e = tls_setup(cfg, s, host, &t);
+    if (!e && (e = tls_handshake(cfg, t, handshake_ms)) != 0)
         tls_close(t);
-        return e;
-    }
-    *out = t;
-    return 0;
+    if (!e)
+        *out = t;
+    return e;
+}
+
+int tls_accept(struct tls_config *cfg, struct sock *s, unsigned handshake_ms, struct tls_conn **out)
+{
+    struct tls_conn *t;
+    int e = tls_setup(cfg, s, NULL, &t);
+    if (!e && (e = tls_handshake(cfg, t, handshake_ms)) != 0)
+        tls_close(t);
+    if (!e)
+        *out = t;
+    return e;
 }
 
 int tls_read(struct tls_conn *t, void *buf, size_t len, size_t *got)

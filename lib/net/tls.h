@@ -1,4 +1,5 @@
-/* tls.h -- TLS client connections (mbedTLS 3.6) over a poll-based struct sock.
+/* tls.h -- TLS connections (mbedTLS 3.6) over a poll-based struct sock: clients, and the
+ * server side of `snapctl peer serve --tls-cert F --tls-key F`.
  *
  * A tls_config holds the mbedTLS configuration and the trusted CA chain; it is loaded once and
  * shared read-only by every connection on every thread.  tls_config_system() is the process-wide
@@ -26,13 +27,18 @@ int tls_config_system(struct tls_config **out);
 /* A config trusting only the PEM certificates in ca_file. */
 int tls_config_new(const char *ca_file, struct tls_config **out);
 void tls_config_free(struct tls_config *cfg);
-/* The CA file the config trusts. */
+/* A server config presenting the certificate chain in cert_file with the private key in
+ * key_file (PEM).  Clients are not asked for certificates. */
+int tls_server_config_new(const char *cert_file, const char *key_file, struct tls_config **out);
+/* The CA file the config trusts ("" for a server config). */
 const char *tls_config_ca_file(const struct tls_config *cfg);
 
 /* Handshake on the connected socket s (which must outlive the connection), verifying the
  * server's certificate for host.  handshake_ms = 0: only s's idle timeout and deadline. */
 int tls_connect(struct tls_config *cfg, struct sock *s, const char *host, unsigned handshake_ms,
                 struct tls_conn **out);
+/* Server side: handshake with the client on the accepted socket s. */
+int tls_accept(struct tls_config *cfg, struct sock *s, unsigned handshake_ms, struct tls_conn **out);
 /* Read at least one byte; *got = 0 means the peer closed (close_notify or EOF). */
 int tls_read(struct tls_conn *t, void *buf, size_t len, size_t *got);
 /* Write all of buf straight from the caller's memory, at most one record (16 KiB) per call

@@ -187,7 +187,9 @@ static bool is_header(const char *file)
     return n > 7 && strcmp(file + n - 7, ".header") == 0;
 }
 
-/* Send [off, off+len) of a header with the v4/v5 "upload not finished" flag set. */
+/* Send [off, off+len) of a header with the v4/v5 "upload not finished" flag set: the bytes asked
+ * for are read straight from the file and one byte is patched if it is among them -- the header is
+ * never decoded or re-encoded, and a HEAD reads nothing but the two format bytes. */
 static void send_header_unfinished(struct peer_server *p, struct httpd_conn *c, int fd, uint64_t size,
                                    int status, const char *extra, uint64_t off, uint64_t len, bool head)
 {
@@ -195,18 +197,22 @@ static void send_header_unfinished(struct peer_server *p, struct httpd_conn *c, 
         answer(p, c, 500, "header too large to serve\n", head);
         return;
     }
-    uint8_t *buf = snap_malloc(size ? size : 1);
-    if (!buf || pread(fd, buf, size, 0) != (ssize_t)size) {
+    if (head) {
+        httpd_send(c, status, extra, NULL, len, true);
+        return;
+    }
+    uint8_t fmtb[2] = {0, 0};
+    uint8_t *buf = snap_malloc(len ? len : 1);
+    if (!buf || (size >= 65 && pread(fd, fmtb, 2, 0) != 2) || pread(fd, buf, len, (off_t)off) != (ssize_t)len) {
         snap_free(buf);
         answer(p, c, 500, "cannot read the header\n", head);
         return;
     }
-    unsigned fmt = size >= 65 ? (unsigned)(buf[0] | buf[1] << 8) : 0;
-    if (fmt == 4 || fmt == 5)
-        buf[64] |= 0x01;
-    httpd_send(c, status, extra, buf + off, len, head);
-    if (!head)
-        p->bytes += len;
+    unsigned fmt = size >= 65 ? (unsigned)(fmtb[0] | fmtb[1] << 8) : 0;
+    if ((fmt == 4 || fmt == 5) && off <= 64 && 64 < off + len)
+        buf[64 - off] |= 0x01;
+    httpd_send(c, status, extra, buf, len, false);
+    p->bytes += len;
     snap_free(buf);
 }
 

@@ -3,6 +3,7 @@
 
 #include "base/err.h"
 #include "base/mem.h"
+#include "store/peer.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +15,8 @@ static const struct store_ops *const backends[] = {
     &store_https_ops,
     &store_s3_ops,
     &store_gs_ops,
+    &store_peer_ops,
+    &store_peers_ops,
 };
 
 int store_split_url(const char *url, char **base, char **key)
@@ -292,19 +295,10 @@ static int grow_sink(void *ctx, const uint8_t *p, size_t n)
     return 0;
 }
 
-int store_read_object(const char *url, size_t max, uint8_t **out, size_t *len)
+int store_read_all(struct store *s, const char *key, size_t max, uint8_t **out, size_t *len)
 {
-    char *base = NULL, *key = NULL;
-    struct store *s = NULL;
-    struct grow_buf g = {.max = max, .url = url};
-    int err = store_split_url(url, &base, &key);
-    if (!err)
-        err = store_open(base, NULL, &s);
-    if (!err)
-        err = store_read_stream(s, key, 0, (uint64_t)max + 1, grow_sink, &g, NULL);
-    store_close(s);
-    snap_free(base);
-    snap_free(key);
+    struct grow_buf g = {.max = max, .url = s->url};
+    int err = store_read_stream(s, key, 0, (uint64_t)max + 1, grow_sink, &g, NULL);
     if (err) {
         snap_free(g.p);
         return err;
@@ -312,4 +306,19 @@ int store_read_object(const char *url, size_t max, uint8_t **out, size_t *len)
     *out = g.p ? g.p : snap_malloc(1);
     *len = g.len;
     return *out ? 0 : snap_fail(SNAP_ENOMEM, "out of memory");
+}
+
+int store_read_object(const char *url, size_t max, uint8_t **out, size_t *len)
+{
+    char *base = NULL, *key = NULL;
+    struct store *s = NULL;
+    int err = store_split_url(url, &base, &key);
+    if (!err)
+        err = store_open(base, NULL, &s);
+    if (!err)
+        err = store_read_all(s, key, max, out, len);
+    store_close(s);
+    snap_free(base);
+    snap_free(key);
+    return err;
 }

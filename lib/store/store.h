@@ -128,6 +128,8 @@ int store_mp_abort(struct store *s, const char *key, const char *upload_id);
 /* Read a whole small object (a header, metadata.json) named by its URL into a new buffer,
  * refusing one larger than max with SNAP_ETOOBIG.  snap_free the buffer. */
 int store_read_object(const char *url, size_t max, uint8_t **out, size_t *len);
+/* The same for a key of an open store. */
+int store_read_all(struct store *s, const char *key, size_t max, uint8_t **out, size_t *len);
 /* Split an object URL at its last '/': "s3://b/dir/obj" -> base "s3://b/dir", key "obj".
  * Both are new strings (snap_free them). */
 int store_split_url(const char *url, char **base, char **key);

@@ -9,4 +9,7 @@ grep -q 'exit status 6' "$T/out" || die "mismatch step"
 if command -v nbdcopy >/dev/null; then
     grep -q '^over NBD ' "$T/out" || die "NBD step"
 fi
+if command -v nbdcopy >/dev/null && command -v qemu-io >/dev/null; then
+    grep -q '^the data survived' "$T/out" || die "export and serve-the-new-build step"
+fi
 echo ok

@@ -1,0 +1,287 @@
+/* serve-nbd-ctl.c -- export triggers of a running serve-nbd (SIGUSR1, the control socket) and
+ * the control client.  The protocol is described in serve-nbd-ctl.h.
+ *
+ * One thread polls a wake pipe and the control socket.  The SIGUSR1 handler only writes a byte
+ * to the pipe (async-signal-safe); the export itself runs on this thread, so a signal never runs
+ * an export inside a handler.  Control connections are served one at a time: exports are
+ * serialized by the device anyway.
+ */
+#include "serve-nbd-ctl.h"
+
+#include "cli.h"
+
+#include "base/err.h"
+#include "base/io.h"
+#include "base/log.h"
+#include "base/mem.h"
+#include "net/listen.h"
+#include "store/jsonr.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define CTL_LINE_MAX 64         /* a request line */
+#define CTL_REPLY_MAX 16384     /* an answer: two paths and some numbers */
+#define CTL_READ_MS 5000
+
+struct ctl {
+    pthread_t thread;
+    int lfd;                    /* -1 without a control socket */
+    char path[PATH_MAX];
+    ctl_export_fn fn;
+    void *ctx;
+    char reply[CTL_REPLY_MAX];
+};
+
+static int g_wake[2] = {-1, -1};
+static bool g_json;
+static pthread_mutex_t g_print_mu = PTHREAD_MUTEX_INITIALIZER;
+
+void ctl_set_json(bool json) { g_json = json; }
+
+static void on_usr1(int sig)
+{
+    (void)sig;
+    int e = errno;
+    if (g_wake[1] >= 0 && write(g_wake[1], "e", 1) < 0) {
+        /* a full pipe already holds a pending export */
+    }
+    errno = e;
+}
+
+static const char *sock_path(const char *p)
+{
+    return strncmp(p, "unix:", 5) == 0 ? p + 5 : p;
+}
+
+/* Read one request line from a control client; false if it is too long, slow or broken. */
+static bool read_line(int fd, char *line, size_t cap)
+{
+    size_t n = 0;
+    uint64_t deadline = snap_now_ns() + (uint64_t)CTL_READ_MS * 1000000u;
+    while (n < cap - 1) {
+        uint64_t now = snap_now_ns();
+        if (now >= deadline)
+            return false;
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        int r = poll(&p, 1, (int)((deadline - now) / 1000000u) + 1);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return false;
+        ssize_t k = read(fd, line + n, cap - 1 - n);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            return false;
+        n += (size_t)k;
+        char *nl = memchr(line, '\n', n);
+        if (nl) {
+            *nl = '\0';
+            return true;
+        }
+    }
+    return false;
+}
+
+static void serve_client(struct ctl *c, int fd)
+{
+    char line[CTL_LINE_MAX + 1];
+    if (!read_line(fd, line, sizeof line)) {
+        snap_warn("control: dropped a request that was too long, too slow or cut short");
+        return;
+    }
+    if (strcmp(line, "export") == 0) {
+        c->fn(c->ctx, c->reply, sizeof c->reply);
+    } else {
+        snprintf(c->reply, sizeof c->reply,
+                 "{\"ok\":false,\"error\":\"unknown command; the only one is export\",\"exit\":%d}\n",
+                 SNAP_EXIT_USAGE);
+    }
+    snap_write_full(fd, c->reply, strlen(c->reply), "control client");
+}
+
+static void *ctl_thread(void *arg)
+{
+    struct ctl *c = arg;
+    for (;;) {
+        struct pollfd p[2] = {{.fd = g_wake[0], .events = POLLIN}, {.fd = c->lfd, .events = POLLIN}};
+        int r = poll(p, c->lfd >= 0 ? 2 : 1, -1);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            break;
+        if (p[0].revents & POLLIN) {
+            char b[16];
+            ssize_t k = read(g_wake[0], b, sizeof b);
+            if (k > 0 && memchr(b, 'q', (size_t)k))
+                break;
+            if (k > 0) {
+                c->fn(c->ctx, c->reply, sizeof c->reply);
+                ctl_print_reply(c->reply, strlen(c->reply), g_json);
+            }
+        }
+        if (c->lfd >= 0 && (p[1].revents & POLLIN)) {
+            int fd = accept4(c->lfd, NULL, NULL, SOCK_CLOEXEC);
+            if (fd >= 0) {
+                serve_client(c, fd);
+                close(fd);
+            }
+        }
+    }
+    return NULL;
+}
+
+int ctl_start(const char *path, ctl_export_fn fn, void *ctx, struct ctl **out)
+{
+    struct ctl *c = snap_calloc(1, sizeof *c);
+    if (!c)
+        return snap_fail(SNAP_ENOMEM, "out of memory");
+    c->lfd = -1;
+    c->fn = fn;
+    c->ctx = ctx;
+    int err = 0;
+    if (g_wake[0] < 0 && pipe2(g_wake, O_CLOEXEC | O_NONBLOCK) < 0)
+        err = snap_fail_errno("control: pipe");
+    if (!err && path) {
+        char addr[PATH_MAX + 8];
+        snprintf(c->path, sizeof c->path, "%s", sock_path(path));
+        snprintf(addr, sizeof addr, "unix:%s", c->path);
+        if ((err = net_listen(addr, &c->lfd)) != 0)
+            snap_fail_ctx(err, "control socket");
+    }
+    if (!err) {
+        struct sigaction sa = {.sa_handler = on_usr1, .sa_flags = SA_RESTART};
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGUSR1, &sa, NULL);
+        if (pthread_create(&c->thread, NULL, ctl_thread, c) != 0)
+            err = snap_fail(SNAP_ENOMEM, "control: cannot start a thread");
+    }
+    if (err) {
+        if (c->lfd >= 0) {
+            close(c->lfd);
+            unlink(c->path);
+        }
+        snap_free(c);
+        return err;
+    }
+    *out = c;
+    return 0;
+}
+
+void ctl_stop(struct ctl *c)
+{
+    if (!c)
+        return;
+    signal(SIGUSR1, SIG_IGN);
+    while (write(g_wake[1], "q", 1) < 0 && errno == EINTR) {
+    }
+    pthread_join(c->thread, NULL);
+    /* Drain what is left so a later ctl_start does not see a stale request. */
+    char b[64];
+    while (read(g_wake[0], b, sizeof b) > 0) {
+    }
+    if (c->lfd >= 0) {
+        close(c->lfd);
+        unlink(c->path);
+    }
+    snap_free(c);
+}
+
+int ctl_print_reply(const char *line, size_t len, bool json)
+{
+    struct jsonr_doc *doc;
+    int err = jsonr_parse(line, len, &doc);
+    if (err) {
+        fprintf(stderr, "snapctl serve-nbd: the control answer is not JSON: %s\n", snap_errmsg(err));
+        return SNAP_EXIT_FAIL;
+    }
+    const struct jsonr_value *v = jsonr_root(doc);
+    bool ok = false, changed = false;
+    int64_t code = SNAP_EXIT_FAIL, gen = 0, bytes = 0;
+    const char *id = NULL, *parent = NULL, *data = NULL, *hdr = NULL, *msg = NULL;
+    jsonr_get_bool(v, "ok", &ok);
+    int rc = 0;
+    pthread_mutex_lock(&g_print_mu);
+    if (!ok) {
+        jsonr_get_str(v, "error", &msg, NULL);
+        jsonr_get_i64(v, "exit", &code);
+        fprintf(stderr, "snapctl serve-nbd: export failed: %s\n", msg ? msg : "(no reason given)");
+        rc = code > 0 && code < 256 ? (int)code : SNAP_EXIT_FAIL;
+    } else if (json) {
+        fwrite(line, 1, len, stdout);
+        if (len == 0 || line[len - 1] != '\n')
+            fputc('\n', stdout);
+    } else {
+        jsonr_get_bool(v, "changed", &changed);
+        jsonr_get_str(v, "parent_build_id", &parent, NULL);
+        if (!changed) {
+            printf("no changes since build %s: nothing exported\n", parent && *parent ? parent : "(empty)");
+        } else {
+            jsonr_get_str(v, "build_id", &id, NULL);
+            jsonr_get_i64(v, "generation", &gen);
+            jsonr_get_i64(v, "diff_bytes", &bytes);
+            jsonr_get_str(v, "data", &data, NULL);
+            jsonr_get_str(v, "header", &hdr, NULL);
+            printf("exported build %s (generation %lld, %lld diff bytes)\n  data:   %s\n  header: %s\n",
+                   id ? id : "?", (long long)gen, (long long)bytes, data ? data : "?", hdr ? hdr : "?");
+        }
+    }
+    fflush(stdout);
+    pthread_mutex_unlock(&g_print_mu);
+    jsonr_free(doc);
+    return rc;
+}
+
+int ctl_client(const char *path, const char *command, bool json)
+{
+    const char *p = sock_path(path);
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    if (strlen(p) >= sizeof sun.sun_path)
+        return cli_usage_error("--control %s: socket path too long", path);
+    if (strcmp(command, "export") != 0)
+        return cli_usage_error("unknown control command '%s'; the only one is export", command);
+    strcpy(sun.sun_path, p);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return cli_fail(snap_fail_errno("socket"), NULL);
+    if (connect(fd, (struct sockaddr *)&sun, sizeof sun) < 0) {
+        int err = snap_fail_errno("control socket %s", p);
+        close(fd);
+        return cli_fail(err, "is serve-nbd running with --control unix:PATH on that path?");
+    }
+    static char reply[CTL_REPLY_MAX];
+    char req[CTL_LINE_MAX];
+    int n = snprintf(req, sizeof req, "%s\n", command);
+    int err = snap_write_full(fd, req, (size_t)n, "control socket");
+    size_t len = 0;
+    while (!err && len < sizeof reply - 1) {
+        ssize_t k = read(fd, reply + len, sizeof reply - 1 - len);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k < 0)
+            err = snap_fail_errno("control socket %s: read", p);
+        if (k <= 0)
+            break;
+        len += (size_t)k;
+        if (memchr(reply, '\n', len))
+            break;
+    }
+    close(fd);
+    if (err)
+        return cli_fail(err, NULL);
+    char *nl = memchr(reply, '\n', len);
+    if (!nl)
+        return cli_fail(snap_fail(SNAP_EPROTO, "control socket %s: no complete answer", p),
+                        "see the server's log");
+    return ctl_print_reply(reply, (size_t)(nl - reply) + 1, json);
+}

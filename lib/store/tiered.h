@@ -1,0 +1,41 @@
+/* tiered.h -- a read-only store that reads from a peer first and falls back to storage.
+ *
+ * Keys are {uuid}/{file}.  Every read and stat goes to the front store (a peer:// store, or any
+ * store in tests) unless that build was sent to storage; whatever goes wrong there -- peer
+ * down, refused, 404, 410, a timeout, a short answer, a size that disagrees with what is known
+ * of the object -- that same call is redone on the inner store and the caller never sees the
+ * peer's failure (only the inner store's, when both fail).  A 410 + X-Snapctl-Use-Storage
+ * sends its build to storage for good (per-build state, thread safe).  After a peer timeout the
+ * peer is skipped for skip_ms, unless storage fails too.  Bytes a failed peer read already put
+ * in the destination are overwritten by the storage read; progress stays monotonic.
+ */
+#ifndef SNAP_STORE_TIERED_H
+#define SNAP_STORE_TIERED_H
+
+#include "store/store.h"
+
+struct tiered_opts {
+    unsigned skip_ms;  /* after a peer timeout go straight to storage this long; default 2000,
+                          TIERED_NO_SKIP for never */
+};
+#define TIERED_NO_SKIP UINT32_MAX
+
+struct tiered_stats {
+    uint64_t peer_reads, peer_bytes;       /* reads (and stats) the peer answered */
+    uint64_t storage_reads, storage_bytes; /* reads (and stats) storage answered */
+    uint64_t fallbacks;                    /* peer failures redone on storage */
+    uint64_t gone_builds;                  /* builds sent to storage by a 410 */
+};
+
+/* Takes ownership of front and inner (closed with the tiered store, even on failure). */
+int store_tiered_open(struct store *front, struct store *inner, const struct tiered_opts *o, struct store **out);
+void store_tiered_stats(struct store *s, struct tiered_stats *st);
+/* The same, as Prometheus-style text lines ("snapctl_tiered_peer_reads_total 3\n" ...). */
+int store_tiered_stats_text(struct store *s, char *buf, size_t cap);
+bool store_is_tiered(const struct store *s);
+/* Has a 410 sent this build (its UUID string) to storage? */
+bool store_tiered_build_gone(struct store *s, const char *uuid);
+
+extern const struct store_ops store_tiered_ops;
+
+#endif
