@@ -105,7 +105,7 @@ static int req_headers(struct http_xfer *x, struct http_hdrs *hd, uint64_t *clen
             return e;
     }
     if (rq->sign && x->same_origin && (e = rq->sign(rq->sign_ctx, x->method, x->url, x->target, hd)))
-        return snap_fail_ctx(e, "%s: signing", x->what);
+        return snap_fail_ctx(e, "signing"); /* http_do adds x->what */
     return 0;
 }
 

@@ -6,6 +6,7 @@
 #include "store/peer.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const struct store_ops *const backends[] = {
@@ -13,6 +14,7 @@ static const struct store_ops *const backends[] = {
     &store_http_ops,
     &store_https_ops,
     &store_s3_ops,
+    &store_gs_ops,
     &store_peer_ops,
     &store_peers_ops,
 };
@@ -49,9 +51,34 @@ const struct store_ops *store_ops_for(const char *url)
     return NULL;
 }
 
+/* An integer environment setting within [lo, hi], or 0 when unset; SNAP_EUSAGE otherwise. */
+static int env_uint(const char *name, unsigned lo, unsigned hi, unsigned *out)
+{
+    const char *v = getenv(name);
+    *out = 0;
+    if (!v || !*v)
+        return 0;
+    char *end;
+    unsigned long n = strtoul(v, &end, 10);
+    if (*end || v[0] == '-' || n < lo || n > hi)
+        return snap_fail(SNAP_EUSAGE, "%s='%s': expected a whole number from %u to %u", name, v, lo, hi);
+    *out = (unsigned)n;
+    return 0;
+}
+
 int store_open(const char *url, const struct store_opts *opts, struct store **out)
 {
-    static const struct store_opts defaults;
+    struct store_opts o = opts ? *opts : (struct store_opts){0};
+    unsigned idle_s, attempts;
+    int err = env_uint("SNAPCTL_IDLE_TIMEOUT", 1, 3600, &idle_s);
+    if (!err)
+        err = env_uint("SNAPCTL_MAX_ATTEMPTS", 1, 100, &attempts);
+    if (err)
+        return err;
+    if (!o.idle_timeout_ms && idle_s)
+        o.idle_timeout_ms = idle_s * 1000;
+    if (!o.max_attempts && attempts)
+        o.max_attempts = attempts;
     const struct store_ops *ops = store_ops_for(url);
     if (!ops) {
         if (!strstr(url, "://"))
@@ -59,7 +86,7 @@ int store_open(const char *url, const struct store_opts *opts, struct store **ou
                              "gs://bucket/prefix, https://host/path)", url);
         return snap_fail(SNAP_ENOTSUP, "%s: this build of snapctl has no backend for that URL scheme", url);
     }
-    return ops->open(url, opts ? opts : &defaults, out);
+    return ops->open(url, &o, out);
 }
 
 void store_close(struct store *s)

@@ -109,7 +109,8 @@ struct store {
     char *url;               /* the base URL as given, without secrets */
 };
 
-/* Open the backend for url's scheme. */
+/* Open the backend for url's scheme.  Zero idle_timeout_ms / max_attempts are taken from
+ * SNAPCTL_IDLE_TIMEOUT (seconds) / SNAPCTL_MAX_ATTEMPTS when set, else the backend defaults. */
 int store_open(const char *url, const struct store_opts *opts, struct store **out);
 void store_close(struct store *s);
 
@@ -149,6 +150,6 @@ int store_split_url(const char *url, char **base, char **key);
 const struct store_ops *store_ops_for(const char *url);
 /* Register a backend (backends register themselves from store.c's table). */
 extern const struct store_ops store_file_ops;
-extern const struct store_ops store_http_ops, store_https_ops, store_s3_ops;
+extern const struct store_ops store_http_ops, store_https_ops, store_s3_ops, store_gs_ops;
 
 #endif

@@ -7,6 +7,7 @@
 #include "base/mem.h"
 #include "crypto/sha256.h"
 #include "store/store.h"
+#include "store/xmlapi.h"
 
 #include <stdlib.h>
 
@@ -81,6 +82,28 @@ TEST(s3_rgw_put_get_multipart)
     CHECK_EQ(info.size, mn);
     CHECK(strstr(info.etag, "-3") != NULL); /* a multipart ETag ends in -N */
     uint8_t *mback = malloc(mn);
+    CHECK_EQ(store_read(s, "multi.bin", 0, mn, mback, NULL, NULL, &res), 0);
+    CHECK_MEM(mback, big, mn);
+
+    /* set_meta: the sha256 of an object written without it, by a copy onto itself (REPLACE);
+     * with the single-copy limit lowered to 5 MiB, the multipart copy (UploadPartCopy) path. */
+    CHECK_EQ(store_put(s, "late.bin", data, n, NULL), 0);
+    CHECK_EQ(store_stat(s, "late.bin", &info), 0);
+    CHECK(!info.has_sha256);
+    CHECK_EQ(xapi_set_meta(s, "late.bin", n, &po), 0);
+    CHECK_EQ(store_stat(s, "late.bin", &info), 0);
+    CHECK(info.has_sha256);
+    CHECK_MEM(info.sha256, sum, 32);
+    uint8_t msum[32];
+    sha256(big, mn, msum);
+    struct store_put_opts mpo = {.sha256 = msum};
+    ((struct xapi *)s)->copy_max = 5u << 20;
+    CHECK_EQ(xapi_set_meta(s, "multi.bin", mn, &mpo), 0);
+    CHECK_EQ(store_stat(s, "multi.bin", &info), 0);
+    CHECK_EQ(info.size, mn);
+    CHECK(info.has_sha256);
+    CHECK_MEM(info.sha256, msum, 32);
+    memset(mback, 0, mn);
     CHECK_EQ(store_read(s, "multi.bin", 0, mn, mback, NULL, NULL, &res), 0);
     CHECK_MEM(mback, big, mn);
 
