@@ -10,8 +10,9 @@
  * Sources of bytes: the in-process simulated store (default; lib/store/sim), any http(s) object
  * (--source URL: the server's own delays), or the loopback fault server (--faultserver URL: the
  * bench asks it for each profile's delays with a /_fault/ttfb=MS,rate=MBPS/ path prefix).  Before
- * the rounds each source is measured alone (one 4 KiB read, one whole-object read), so a server
- * that cannot keep up with a profile's bandwidth is reported, not mistaken for a chunker result.
+ * the rounds each source is measured alone (one 4 KiB read, the callers' 4 KiB reads at once, one
+ * whole-object read), so a server that cannot keep up with a profile is reported, not mistaken for
+ * a chunker result.
  *
  * The streaming gate is what physics allows: over a full fetch with no overhead of its own,
  * streaming gains (TTFB + object / bw) / (TTFB + mean(offset + 4 KiB) / bw), computed from the
@@ -207,8 +208,8 @@ static int source_probe_concurrent(const struct bench *b, struct store *s, doubl
     return err;
 }
 
-/* Time the source alone: one 4 KiB read at a block in the middle and one whole-object read, each
- * SRC_PROBES times.  A whole read much slower than TTFB + object / bandwidth means the server
+/* Time the source alone: the callers' 4 KiB reads at once, one 4 KiB read at a block in the
+ * middle and one whole-object read, each SRC_PROBES times.  A whole read much slower than TTFB + object / bandwidth means the server
  * (not the chunker) cannot keep up with the profile. */
 static int source_probe(const struct bench *b, struct store *s, struct profile *p)
 {
@@ -221,7 +222,8 @@ static int source_probe(const struct bench *b, struct store *s, struct profile *
         err = source_probe_concurrent(b, s, &conc[i]);
         struct store_read_result res = {0};
         uint64_t t0 = snap_now_ns();
-        err = store_read(s, source_key(b), OBJ_SIZE / 2, READ_LEN, buf, NULL, NULL, &res);
+        if (!err)
+            err = store_read(s, source_key(b), OBJ_SIZE / 2, READ_LEN, buf, NULL, NULL, &res);
         uint64_t t1 = snap_now_ns();
         struct store_read_result res2 = {0};
         if (!err)
