@@ -88,6 +88,53 @@ static inline uint64_t ld(_Atomic uint64_t *w) { return atomic_load_explicit(w, 
 static inline void lock_word(struct cache *c, uint64_t w) { pthread_mutex_lock(&c->stripe[w % CACHE_STRIPES]); }
 static inline void unlock_word(struct cache *c, uint64_t w) { pthread_mutex_unlock(&c->stripe[w % CACHE_STRIPES]); }
 
+/* The walk every ranged call makes: the words that blocks [b0, b1) touch, and for word w the
+ * blocks [w*64 + from, w*64 + to) of it that are in the range.
+ *
+ *     for (struct words it = words_of(c, off, len); words_next(&it);)
+ *         ... it.w, bits(it.from, it.to) ...
+ */
+struct words {
+    uint64_t b, b1, w;
+    unsigned from, to;
+};
+
+/* Needs len > 0 and [off, off+len) within the cache (callers check first). */
+static inline struct words words_of(const struct cache *c, uint64_t off, uint64_t len)
+{
+    return (struct words){.b = off >> c->shift, .b1 = ((off + len - 1) >> c->shift) + 1};
+}
+
+static inline bool words_next(struct words *it)
+{
+    if (it->b >= it->b1)
+        return false;
+    it->w = it->b / 64;
+    it->from = (unsigned)(it->b % 64);
+    it->to = it->b1 - it->w * 64 < 64 ? (unsigned)(it->b1 - it->w * 64) : 64;
+    it->b = (it->w + 1) * 64;
+    return true;
+}
+
+/* Take the lowest run of set bits [*i, *j) out of *m; false when *m is empty. */
+static inline bool next_run(uint64_t *m, unsigned *i, unsigned *j)
+{
+    if (!*m)
+        return false;
+    *i = (unsigned)__builtin_ctzll(*m);
+    uint64_t rest = ~*m & bits(*i, 64);
+    *j = rest ? (unsigned)__builtin_ctzll(rest) : 64;
+    *m &= ~bits(*i, *j);
+    return true;
+}
+
+/* The bytes [*a, *e) of blocks [i, j) of word w. */
+static inline void run_bytes(const struct cache *c, uint64_t w, unsigned i, unsigned j, uint64_t *a, uint64_t *e)
+{
+    *a = blk_off(c, w * 64 + i);
+    *e = blk_end(c, w * 64 + j - 1);
+}
+
 static int cache_check_range(const struct cache *c, uint64_t off, uint64_t len, const char *what)
 {
     if (off > c->size || len > c->size - off)
@@ -223,16 +270,12 @@ bool cache_find_absent(const struct cache *c, uint64_t off, uint64_t len, uint64
     if (len == 0 || off >= c->size)
         return false;
     uint64_t end = off + len < off || off + len > c->size ? c->size : off + len;
-    uint64_t b = off >> c->shift, b1 = ((end - 1) >> c->shift) + 1;
-    while (b < b1) {
-        uint64_t w = b / 64;
-        unsigned from = (unsigned)(b % 64), to = b1 - w * 64 < 64 ? (unsigned)(b1 - w * 64) : 64;
-        uint64_t absent = ~(ld(&c->lo[w]) | ld(&c->hi[w])) & bits(from, to);
+    for (struct words it = words_of(c, off, end - off); words_next(&it);) {
+        uint64_t absent = ~(ld(&c->lo[it.w]) | ld(&c->hi[it.w])) & bits(it.from, it.to);
         if (absent) {
-            *at = blk_off(c, w * 64 + (unsigned)__builtin_ctzll(absent));
+            *at = blk_off(c, it.w * 64 + (unsigned)__builtin_ctzll(absent));
             return true;
         }
-        b = (w + 1) * 64;
     }
     return false;
 }
@@ -254,26 +297,18 @@ int cache_extent(const struct cache *c, uint64_t off, uint64_t max, enum cache_s
     if (end == off)
         return 0;
     uint64_t want_lo = (*state & 1) ? ~0ull : 0, want_hi = (*state & 2) ? ~0ull : 0;
-    uint64_t b = off >> c->shift, b1 = ((end - 1) >> c->shift) + 1;
-    while (b < b1) {
-        uint64_t w = b / 64;
-        unsigned from = (unsigned)(b % 64), to = b1 - w * 64 < 64 ? (unsigned)(b1 - w * 64) : 64;
-        uint64_t differ = ((ld(&c->lo[w]) ^ want_lo) | (ld(&c->hi[w]) ^ want_hi)) & bits(from, to);
+    for (struct words it = words_of(c, off, end - off); words_next(&it);) {
+        uint64_t differ = ((ld(&c->lo[it.w]) ^ want_lo) | (ld(&c->hi[it.w]) ^ want_hi)) & bits(it.from, it.to);
         if (differ) {
-            uint64_t stop = blk_off(c, w * 64 + (unsigned)__builtin_ctzll(differ));
+            uint64_t stop = blk_off(c, it.w * 64 + (unsigned)__builtin_ctzll(differ));
             *len = (stop < end ? stop : end) - off;
             return 0;
         }
-        b = (w + 1) * 64;
     }
     return 0;
 }
 
 /* ---- reads and writes, word by word under the stripe lock ---- */
-
-/* Writers and readers walk a block range [b0, b1) word by word: for word w, blocks
- * [w*64 + from, w*64 + to) of it are in the range. */
-static inline unsigned span_to(uint64_t w, uint64_t b1) { return b1 - w * 64 < 64 ? (unsigned)(b1 - w * 64) : 64; }
 
 /* The bits of blocks [from, to) of word w whose bytes (as found at src, which holds the range
  * starting at offset off) are all zero. */
@@ -289,13 +324,6 @@ static uint64_t zero_mask(const struct cache *c, uint64_t w, unsigned from, unsi
     return m;
 }
 
-/* The run of set bits of m starting at bit i: returns its end. */
-static inline unsigned run_end(uint64_t m, unsigned i)
-{
-    uint64_t rest = ~m & bits(i, 64);
-    return rest ? (unsigned)__builtin_ctzll(rest) : 64;
-}
-
 int cache_read(struct cache *c, uint64_t off, uint64_t len, void *dst)
 {
     int err = cache_check_range(c, off, len, "read");
@@ -303,33 +331,30 @@ int cache_read(struct cache *c, uint64_t off, uint64_t len, void *dst)
         return err;
     uint8_t *d = dst;
     uint64_t end = off + len;
-    uint64_t b0 = off >> c->shift, b1 = ((end - 1) >> c->shift) + 1;
-    for (uint64_t b = b0; b < b1; b = (b / 64 + 1) * 64) {
-        uint64_t w = b / 64;
-        unsigned from = (unsigned)(b % 64), to = span_to(w, b1);
+    for (struct words it = words_of(c, off, len); words_next(&it);) {
+        uint64_t w = it.w, m = bits(it.from, it.to), a, e;
+        unsigned i, j;
         lock_word(c, w);
-        uint64_t lo = ld(&c->lo[w]), hi = ld(&c->hi[w]), m = bits(from, to);
-        uint64_t absent = ~(lo | hi) & m;
+        uint64_t lo = ld(&c->lo[w]), hi = ld(&c->hi[w]), absent = ~(lo | hi) & m;
         if (absent) {
             unlock_word(c, w);
             return snap_fail(SNAP_ENOTFOUND, "%s: block at offset %llu is not in the cache", c->path,
                              (unsigned long long)blk_off(c, w * 64 + (unsigned)__builtin_ctzll(absent)));
         }
-        /* Runs of zero blocks become memsets, everything else one memcpy per run. */
-        uint64_t zero = hi & ~lo & m;
-        for (unsigned i = from; i < to;) {
-            bool z = (zero >> i) & 1;
-            unsigned j = run_end(z ? zero : ~zero & m, i);
-            uint64_t a = blk_off(c, w * 64 + i), e = blk_end(c, w * 64 + j - 1);
-            if (a < off)
-                a = off;
-            if (e > end)
-                e = end;
-            if (z)
-                memset(d + (a - off), 0, (size_t)(e - a));
-            else
-                memcpy(d + (a - off), c->map + a, (size_t)(e - a));
-            i = j;
+        /* Runs of zero blocks become memsets, everything else one memcpy per run; the first and
+         * last run are clipped to the byte range asked for. */
+        uint64_t zero = hi & ~lo & m, data = m & ~zero;
+        while (next_run(&data, &i, &j)) {
+            run_bytes(c, w, i, j, &a, &e);
+            a = a < off ? off : a;
+            e = e > end ? end : e;
+            memcpy(d + (a - off), c->map + a, (size_t)(e - a));
+        }
+        while (next_run(&zero, &i, &j)) {
+            run_bytes(c, w, i, j, &a, &e);
+            a = a < off ? off : a;
+            e = e > end ? end : e;
+            memset(d + (a - off), 0, (size_t)(e - a));
         }
         unlock_word(c, w);
     }
@@ -342,22 +367,19 @@ int cache_write(struct cache *c, uint64_t off, uint64_t len, const void *src)
     if (err || len == 0)
         return err;
     const uint8_t *s = src;
-    uint64_t b0 = off >> c->shift, b1 = ((off + len - 1) >> c->shift) + 1;
-    for (uint64_t b = b0; b < b1; b = (b / 64 + 1) * 64) {
-        uint64_t w = b / 64;
-        unsigned from = (unsigned)(b % 64), to = span_to(w, b1);
-        uint64_t zero = zero_mask(c, w, from, to, s, off), data = bits(from, to) & ~zero;
+    for (struct words it = words_of(c, off, len); words_next(&it) && !err;) {
+        uint64_t w = it.w, zero = zero_mask(c, w, it.from, it.to, s, off), data = bits(it.from, it.to) & ~zero;
+        uint64_t todo_data = data, todo_zero = zero, a, e;
+        unsigned i, j;
         lock_word(c, w);
         /* Data runs are copied in, zero runs punched out. */
-        for (unsigned i = from; i < to && !err;) {
-            bool z = (zero >> i) & 1;
-            unsigned j = run_end(z ? zero : data, i);
-            uint64_t a = blk_off(c, w * 64 + i), e = blk_end(c, w * 64 + j - 1);
-            if (z)
-                err = cache_punch(c, a, e - a);
-            else
-                memcpy(c->map + a, s + (a - off), (size_t)(e - a));
-            i = j;
+        while (next_run(&todo_data, &i, &j)) {
+            run_bytes(c, w, i, j, &a, &e);
+            memcpy(c->map + a, s + (a - off), (size_t)(e - a));
+        }
+        while (!err && next_run(&todo_zero, &i, &j)) {
+            run_bytes(c, w, i, j, &a, &e);
+            err = cache_punch(c, a, e - a);
         }
         if (!err) {
             /* Bytes are in place; now the state (see the ordering rule in the design note). */
@@ -366,10 +388,8 @@ int cache_write(struct cache *c, uint64_t off, uint64_t len, const void *src)
             atomic_fetch_and_explicit(&c->lo[w], ~zero, memory_order_release);
         }
         unlock_word(c, w);
-        if (err)
-            return err;
     }
-    return 0;
+    return err;
 }
 
 int cache_zero(struct cache *c, uint64_t off, uint64_t len)
@@ -377,11 +397,9 @@ int cache_zero(struct cache *c, uint64_t off, uint64_t len)
     int err = cache_check_aligned(c, off, len, "zero");
     if (err || len == 0)
         return err;
-    uint64_t b0 = off >> c->shift, b1 = ((off + len - 1) >> c->shift) + 1;
-    for (uint64_t b = b0; b < b1; b = (b / 64 + 1) * 64) {
-        uint64_t w = b / 64;
-        unsigned from = (unsigned)(b % 64), to = span_to(w, b1);
-        uint64_t m = bits(from, to), a = blk_off(c, w * 64 + from), e = blk_end(c, w * 64 + to - 1);
+    for (struct words it = words_of(c, off, len); words_next(&it) && !err;) {
+        uint64_t w = it.w, m = bits(it.from, it.to), a, e;
+        run_bytes(c, w, it.from, it.to, &a, &e);
         lock_word(c, w);
         err = cache_punch(c, a, e - a);
         if (!err) {
@@ -389,10 +407,8 @@ int cache_zero(struct cache *c, uint64_t off, uint64_t len)
             atomic_fetch_and_explicit(&c->lo[w], ~m, memory_order_release);
         }
         unlock_word(c, w);
-        if (err)
-            return err;
     }
-    return 0;
+    return err;
 }
 
 int cache_fill(struct cache *c, uint64_t off, uint64_t len, const void *src, uint64_t *filled)
@@ -403,19 +419,16 @@ int cache_fill(struct cache *c, uint64_t off, uint64_t len, const void *src, uin
     if (err || len == 0)
         return err;
     const uint8_t *s = src;
-    uint64_t b0 = off >> c->shift, b1 = ((off + len - 1) >> c->shift) + 1;
-    for (uint64_t b = b0; b < b1; b = (b / 64 + 1) * 64) {
-        uint64_t w = b / 64;
-        unsigned from = (unsigned)(b % 64), to = span_to(w, b1);
+    for (struct words it = words_of(c, off, len); words_next(&it);) {
+        uint64_t w = it.w, a, e;
+        unsigned i, j;
         lock_word(c, w);
-        uint64_t absent = ~(ld(&c->lo[w]) | ld(&c->hi[w])) & bits(from, to), todo = absent;
-        while (todo) {
-            unsigned i = (unsigned)__builtin_ctzll(todo), j = run_end(todo, i);
-            uint64_t a = blk_off(c, w * 64 + i), e = blk_end(c, w * 64 + j - 1);
+        uint64_t absent = ~(ld(&c->lo[w]) | ld(&c->hi[w])) & bits(it.from, it.to), todo = absent;
+        while (next_run(&todo, &i, &j)) {
+            run_bytes(c, w, i, j, &a, &e);
             memcpy(c->map + a, s + (a - off), (size_t)(e - a));
             if (filled)
                 *filled += e - a;
-            todo &= ~bits(i, j);
         }
         atomic_fetch_or_explicit(&c->lo[w], absent, memory_order_release);
         unlock_word(c, w);
@@ -428,25 +441,20 @@ int cache_evict(struct cache *c, uint64_t off, uint64_t len)
     int err = cache_check_aligned(c, off, len, "evict");
     if (err || len == 0)
         return err;
-    uint64_t b0 = off >> c->shift, b1 = ((off + len - 1) >> c->shift) + 1;
-    for (uint64_t b = b0; b < b1; b = (b / 64 + 1) * 64) {
-        uint64_t w = b / 64;
-        unsigned from = (unsigned)(b % 64), to = span_to(w, b1);
+    for (struct words it = words_of(c, off, len); words_next(&it) && !err;) {
+        uint64_t w = it.w, a, e;
+        unsigned i, j;
         lock_word(c, w);
-        uint64_t todo = ld(&c->lo[w]) & ~ld(&c->hi[w]) & bits(from, to);
-        while (todo && !err) {
-            unsigned i = (unsigned)__builtin_ctzll(todo), j = run_end(todo, i);
-            uint64_t a = blk_off(c, w * 64 + i), e = blk_end(c, w * 64 + j - 1);
+        uint64_t todo = ld(&c->lo[w]) & ~ld(&c->hi[w]) & bits(it.from, it.to);
+        while (!err && next_run(&todo, &i, &j)) {
+            run_bytes(c, w, i, j, &a, &e);
             /* State first: a block must never read as present once its bytes may be gone. */
             atomic_fetch_and_explicit(&c->lo[w], ~bits(i, j), memory_order_release);
             err = cache_punch(c, a, e - a);
-            todo &= ~bits(i, j);
         }
         unlock_word(c, w);
-        if (err)
-            return err;
     }
-    return 0;
+    return err;
 }
 
 int cache_flush(struct cache *c)

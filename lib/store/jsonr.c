@@ -11,11 +11,13 @@
 #include "store/jsonr.h"
 
 #include "base/err.h"
+#include "base/itree.h"
 #include "base/mem.h"
 
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,8 +35,7 @@ struct jsonr_value {
     const char *key; /* member key, NULL outside objects */
     size_t klen;
     size_t count; /* elements or members */
-    const struct jsonr_value *child, *next;
-    uint32_t child_i, next_i; /* the same as indices while parsing; 0 = none (0 is the root) */
+    struct itree_link link; /* first element or member, next sibling */
 };
 
 struct jsonr_doc {
@@ -360,10 +361,7 @@ static int jr_container(struct jsonr_parser *p, int depth, uint32_t self)
         struct jsonr_value *v = p->doc->v;
         v[child].key = key;
         v[child].klen = klen;
-        if (last)
-            v[last].next_i = child;
-        else
-            v[self].child_i = child;
+        itree_append(v, sizeof *v, offsetof(struct jsonr_value, link), self, last, child);
         last = child;
         v[self].count = ++count;
         jr_skip_space(p);
@@ -450,10 +448,7 @@ int jsonr_parse(const void *buf, size_t len, struct jsonr_doc **out)
         return err;
     }
     struct jsonr_doc *d = p.doc;
-    for (size_t i = 0; i < d->n; i++) {
-        d->v[i].child = d->v[i].child_i ? &d->v[d->v[i].child_i] : NULL;
-        d->v[i].next = d->v[i].next_i ? &d->v[d->v[i].next_i] : NULL;
-    }
+    itree_finish(d->v, d->n, sizeof *d->v, offsetof(struct jsonr_value, link));
     *out = d;
     return 0;
 }
@@ -523,12 +518,12 @@ size_t jsonr_count(const struct jsonr_value *v)
 
 const struct jsonr_value *jsonr_first(const struct jsonr_value *container)
 {
-    return container ? container->child : NULL;
+    return container ? container->link.child : NULL;
 }
 
 const struct jsonr_value *jsonr_next(const struct jsonr_value *v)
 {
-    return v ? v->next : NULL;
+    return v ? v->link.next : NULL;
 }
 
 const char *jsonr_key(const struct jsonr_value *member, size_t *len)
@@ -542,7 +537,7 @@ const struct jsonr_value *jsonr_at(const struct jsonr_value *container, size_t i
 {
     const struct jsonr_value *v = jsonr_first(container);
     while (v && i--)
-        v = v->next;
+        v = v->link.next;
     return v;
 }
 
@@ -550,7 +545,7 @@ static const struct jsonr_value *jr_member(const struct jsonr_value *obj, const 
 {
     if (!obj || obj->type != JSONR_OBJECT)
         return NULL;
-    for (const struct jsonr_value *m = obj->child; m; m = m->next)
+    for (const struct jsonr_value *m = obj->link.child; m; m = m->link.next)
         if (m->klen == klen && memcmp(m->key, key, klen) == 0)
             return m;
     return NULL;

@@ -14,9 +14,11 @@
 #include "store/xml.h"
 
 #include "base/err.h"
+#include "base/itree.h"
 #include "base/mem.h"
 
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -25,9 +27,7 @@ struct xml_node {
     const char *name;
     const char *text;
     size_t text_len;
-    const struct xml_node *child; /* first child */
-    const struct xml_node *next;  /* next sibling */
-    uint32_t child_i, next_i;     /* the same as indices while parsing; 0 = none (0 is the root) */
+    struct itree_link link; /* first child, next sibling */
 };
 
 struct xml_doc {
@@ -286,10 +286,8 @@ static int xml_new_node(struct xml_parser *p, const char *qname, size_t qlen, ui
     *idx = (uint32_t)d->nnodes++;
     if (p->depth > 0) {
         struct xml_open *parent = &p->open[p->depth - 1];
-        if (parent->last_child)
-            d->nodes[parent->last_child].next_i = *idx;
-        else
-            d->nodes[parent->node].child_i = *idx;
+        itree_append(d->nodes, sizeof *d->nodes, offsetof(struct xml_node, link), parent->node, parent->last_child,
+                     *idx);
         parent->last_child = *idx;
     }
     return 0;
@@ -459,10 +457,7 @@ int xml_parse(const void *buf, size_t len, struct xml_doc **out)
         return err;
     }
     struct xml_doc *d = p.doc;
-    for (size_t i = 0; i < d->nnodes; i++) {
-        d->nodes[i].child = d->nodes[i].child_i ? &d->nodes[d->nodes[i].child_i] : NULL;
-        d->nodes[i].next = d->nodes[i].next_i ? &d->nodes[d->nodes[i].next_i] : NULL;
-    }
+    itree_finish(d->nodes, d->nnodes, sizeof *d->nodes, offsetof(struct xml_node, link));
     *out = d;
     return 0;
 }
@@ -500,7 +495,7 @@ const char *xml_text(const struct xml_node *n, size_t *len)
 
 static const struct xml_node *xml_match(const struct xml_node *n, const char *name, size_t nlen)
 {
-    for (; n; n = n->next)
+    for (; n; n = n->link.next)
         if (!name || (strncmp(n->name, name, nlen) == 0 && n->name[nlen] == '\0'))
             return n;
     return NULL;
@@ -508,12 +503,12 @@ static const struct xml_node *xml_match(const struct xml_node *n, const char *na
 
 const struct xml_node *xml_first(const struct xml_node *parent, const char *name)
 {
-    return parent ? xml_match(parent->child, name, name ? strlen(name) : 0) : NULL;
+    return parent ? xml_match(parent->link.child, name, name ? strlen(name) : 0) : NULL;
 }
 
 const struct xml_node *xml_next(const struct xml_node *n, const char *name)
 {
-    return n ? xml_match(n->next, name, name ? strlen(name) : 0) : NULL;
+    return n ? xml_match(n->link.next, name, name ? strlen(name) : 0) : NULL;
 }
 
 const struct xml_node *xml_get(const struct xml_node *from, const char *path)
@@ -525,7 +520,7 @@ const struct xml_node *xml_get(const struct xml_node *from, const char *path)
         size_t seg = slash ? (size_t)(slash - s) : strlen(s);
         if (seg == 0)
             return NULL;
-        n = xml_match(n->child, s, seg);
+        n = xml_match(n->link.child, s, seg);
         s += seg + (slash != NULL);
         if (slash && !*s)
             return NULL;

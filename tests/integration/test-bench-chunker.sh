@@ -1,5 +1,8 @@
-# snapctl bench chunker --quick --json: the output's shape, the ratio checks, the CSV and the SVG.
+# snapctl bench chunker --quick --json: the output's shape, the ratio checks, the CSV and the SVG;
+# then the same bench over the loopback fault server (tests/tools/faultserver.py) for one profile.
 . tests/integration/functions.sh
+. tests/tools/faultserver.sh
+requires python3
 T=$(mktmpdir)
 
 "$SNAPCTL" bench chunker --help | grep -q 'Usage: snapctl bench chunker' || die "--help"
@@ -7,8 +10,8 @@ T=$(mktmpdir)
 expect_exit 2 "$SNAPCTL" bench chunker --callers 0
 expect_exit 2 "$SNAPCTL" bench chunker --profile fast
 grep -q 'gcs, nfs or TTFB_MS,MBPS' "$LAST_ERR" || die "--profile error names the choices"
-expect_exit 2 "$SNAPCTL" bench chunker --quick --source http://127.0.0.1:9/obj
-grep -q 'not available yet' "$LAST_ERR" || die "--source URL says it is not available yet"
+expect_exit 2 "$SNAPCTL" bench chunker --quick --source ftp://127.0.0.1:9/obj
+grep -q 'want sim or an http(s):// object URL' "$LAST_ERR" || die "--source names what it takes"
 
 set +e
 "$SNAPCTL" bench chunker --quick --json --csv "$T/lat.csv" --svg "$T/lat.svg" >"$T/out.json" 2>"$T/err"
@@ -28,7 +31,7 @@ done
 [ "$(echo "$j" | grep -o '"mode":"full"' | wc -l)" -eq 2 ] || die "full mode per profile"
 [ "$(echo "$j" | grep -o '"mode":"streaming"' | wc -l)" -eq 2 ] || die "streaming mode per profile"
 [ "$(echo "$j" | grep -o '"mode":"demand-first"' | wc -l)" -eq 2 ] || die "demand-first mode per profile"
-[ "$(echo "$j" | grep -o '"name":"streaming_vs_full","ratio":[0-9.e+-]*,"min":[0-9.]*,"pass":[a-z]*' | wc -l)" -eq 2 ] ||
+[ "$(echo "$j" | grep -o '"name":"streaming_vs_full","ratio":[0-9.e+-]*,"min":[0-9.]*,"ideal":[0-9.]*,"seed":[0-9.]*,"pass":[a-z]*' | wc -l)" -eq 2 ] ||
     die "streaming_vs_full check per profile"
 [ "$(echo "$j" | grep -o '"name":"demand_vs_floor","ratio":[0-9.e+-]*,"max":1.3,"pass":[a-z]*' | wc -l)" -eq 2 ] ||
     die "demand_vs_floor check per profile"
@@ -46,4 +49,29 @@ for m in full streaming demand-first 'floor 20.04 ms'; do grep -q ">$m<" "$T/lat
 # shared 2-core machine reports them and does not fail on timing noise.
 [ "$rc" -eq 0 ] || [ "$rc" -eq 1 ] || die "exit $rc"
 echo "ratio gates: $(echo "$j" | grep -o '"name":"[a-z_]*","ratio":[0-9.]*' | tr '\n' ' ') (rc $rc)"
+
+# Over HTTP: the fault server applies the profile's delays itself (/_fault/ttfb=1,rate=500/...).
+mkdir -p "$T/root/bench"
+head -c 4194304 /dev/urandom >"$T/root/bench/obj"
+faultserver_start "$T/root" --quiet
+set +e
+"$SNAPCTL" bench chunker --quick --profile nfs --json --faultserver "$FS_URL/bench/obj" >"$T/http.json" 2>"$T/err"
+rc=$?
+set -e
+cat "$T/http.json"
+cat "$T/err" >&2
+[ "$rc" -eq 0 ] || [ "$rc" -eq 1 ] || die "HTTP bench exit $rc"
+j=$(cat "$T/http.json")
+for k in "\"source\":\"$FS_URL/bench/obj\"" '"name":"nfs","ttfb_ms":1,"mbps":500' '"source_keeps_up":' \
+         '"mode":"demand-first"'; do
+    echo "$j" | grep -qF "$k" || die "HTTP JSON lacks $k"
+done
+# The server saw ranged GETs of the object, each with the profile's faults (ttfb, rate) applied.
+st=$(curl -sf "$FS_URL/_stats")
+echo "$st" | grep -q '"/bench/obj": [1-9]' || die "faultserver saw no reads of the object"
+echo "$st" | grep -q '"faults": [1-9]' || die "faultserver applied no /_fault/ delays"
+# A wrong-sized object is refused with a message saying what the bench wants.
+head -c 1000 /dev/urandom >"$T/root/bench/small"
+expect_exit 2 "$SNAPCTL" bench chunker --quick --profile nfs --faultserver "$FS_URL/bench/small"
+grep -q 'the benchmark reads a 4194304-byte object' "$LAST_ERR" || die "wrong size message"
 echo ok

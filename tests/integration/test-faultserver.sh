@@ -123,7 +123,7 @@ fetch "$T/o" -H 'Range: bytes=0-4' "$U/_fault/crange=bytes%200-4%2F999/small.txt
 expect "crange" "$(hdr Content-Range "$T/o.h") $(cat "$T/o")" "bytes 0-4/999 hello"
 fetch "$T/o" --max-time 0.5 -w '%{time_total}' "$U/_fault/stall=1500/f.bin"
 expect "stall times out the client" "$RC" 28
-within "stall client time" "$CODE" 0.45 1.2
+within "stall client time" "$CODE" 0.45 1.4
 fetch "$T/o" "$U/_fault/stall=200/f.bin"
 expect "stall then close" "$RC" 52
 fetch "$T/o" "$U/_fault/stall=200,stall-at=100/f.bin"
@@ -134,10 +134,13 @@ fetch "$T/o" --max-time 1 "$U/_fault/endless,rate=1/f.bin"
 expect "endless headers" "$RC $(hdr Content-Length "$T/o.h")" "28 "
 
 # -- timing: TTFB and throttle ---------------------------------------------------------------
+# The lower bounds are the point (a delay or a pace must really happen); the upper bounds only
+# catch a delay applied twice, so they are loose: a loaded machine must not fail this test.
+# How closely the server keeps to a pace is measured where it matters: bench chunker's probe.
 ttfb=$(curl -s -o /dev/null -w '%{time_starttransfer}' "$U/_fault/ttfb=400/small.txt")
-within "ttfb=400" "$ttfb" 0.39 0.6
+within "ttfb=400" "$ttfb" 0.39 0.79
 ttfb=$(curl -s -o /dev/null -w '%{time_starttransfer}' "$U/small.txt")
-within "no ttfb" "$ttfb" 0 0.2
+within "no ttfb" "$ttfb" 0 0.39
 # 1 MiB at 4 MB/s: 0.262 s; 2 MiB at 10 MB/s: 0.210 s (expected time from the first byte).
 for spec in "4 $N" "10 $((2 * N))"; do
     set -- $spec
@@ -148,7 +151,7 @@ for spec in "4 $N" "10 $((2 * N))"; do
     el=$(echo "$t" | awk '{print $2 - $1}')
     want=$(awk "BEGIN {print $2 / ($1 * 1000000)}")
     within "rate=$1 over $2 bytes (want $want s)" "$el" "$(awk "BEGIN {print $want * 0.97}")" \
-        "$(awk "BEGIN {print $want * 1.05}")"
+        "$(awk "BEGIN {print $want * 1.9}")"
 done
 
 # -- uploads cut mid-body --------------------------------------------------------------------

@@ -266,6 +266,9 @@ def b64url_decode(s):
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # TCP_NODELAY, as nginx does on keep-alive connections: without it a small body written after
+    # the headers waits for the client's delayed ACK (~40 ms), which the chunker bench would time.
+    disable_nagle_algorithm = True
     server_version = "faultserver/1"
     timeout = 120  # idle keep-alive connections
     record = None  # this request's entry in stats["recent"], once counted
@@ -548,24 +551,24 @@ class Handler(BaseHTTPRequestHandler):
         filler = b"x" * SLICE
         while sent < stop:
             n = int(min(step, stop - sent))
-            if endless:
-                chunk = filler[:n]
-            elif fileobj is not None:
-                chunk = os.pread(fileobj.fileno(), n, offset + sent)
-                if not chunk:
-                    raise self.abort(rst=False)  # the file shrank under us
-            else:
-                chunk = body[sent:sent + n]
             if rate is not None:  # a slice leaves once the rate allows its last byte
-                delay = start + (sent + len(chunk)) / (rate * 1e6) - time.monotonic()
+                delay = start + (sent + n) / (rate * 1e6) - time.monotonic()
                 if delay > 0:
                     time.sleep(delay)
             try:
-                self.wfile.write(chunk)
+                if fileobj is not None and not endless:
+                    # sendfile: no copy through python, so a paced stream at NFS-like rates
+                    # leaves the GIL to the other requests (the chunker bench runs several).
+                    k = self.connection.sendfile(fileobj, offset + sent, n)
+                    if k < n:
+                        self.count_sent(sent + k)
+                        raise self.abort(rst=False)  # the file shrank under us
+                else:
+                    self.wfile.write(filler[:n] if endless else body[sent:sent + n])
             except OSError:
                 self.count_sent(sent)
                 raise Aborted() from None
-            sent += len(chunk)
+            sent += n
         self.count_sent(sent)
         if cut is None:
             return
