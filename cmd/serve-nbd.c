@@ -75,6 +75,8 @@ static const char usage[] =
     "  -h, --help            show this help\n"
     "\n"
     CLI_PEER_USAGE
+    "  (with --object or --header; with --header the header itself is read through the peer\n"
+    "  too, so a build whose upload is not finished opens from the peer alone)\n"
     "\n"
     "SIGTERM or SIGINT stops accepting, lets in-flight requests finish, exports the diff\n"
     "(with --export-diff) and exits 0.\n";

@@ -32,6 +32,8 @@ bool peer_file_allowed(const char *name);
 
 struct peer_metrics {
     uint64_t requests, bytes, errors, pinned;
+    uint64_t not_found; /* 404: this host does not have that build file (part of errors) */
+    uint64_t gone;      /* 410 + X-Snapctl-Use-Storage: the build's upload finished (part of errors) */
 };
 void peer_metrics(struct peer_server *p, struct peer_metrics *m);
 

@@ -35,7 +35,7 @@ struct peer_server {
     pthread_mutex_t lock;
     struct pin pins[PEER_MAX_PINS];
     unsigned npins;
-    _Atomic uint64_t requests, bytes, errors;
+    _Atomic uint64_t requests, bytes, errors, not_found, gone;
 };
 
 static const char *const peer_files[] = {
@@ -129,6 +129,8 @@ void peer_metrics(struct peer_server *p, struct peer_metrics *m)
     m->requests = p->requests;
     m->bytes = p->bytes;
     m->errors = p->errors;
+    m->not_found = p->not_found;
+    m->gone = p->gone;
     pthread_mutex_lock(&p->lock);
     m->pinned = p->npins;
     pthread_mutex_unlock(&p->lock);
@@ -138,6 +140,8 @@ static void answer(struct peer_server *p, struct httpd_conn *c, int status, cons
 {
     if (status >= 400)
         p->errors++;
+    if (status == 404)
+        p->not_found++;
     httpd_send(c, status, "Content-Type: text/plain\r\n", msg, strlen(msg), head);
 }
 
@@ -145,7 +149,7 @@ static void serve_metrics(struct peer_server *p, struct httpd_conn *c, bool head
 {
     struct peer_metrics m;
     peer_metrics(p, &m);
-    char body[1024];
+    char body[1536];
     int n = snprintf(body, sizeof body,
                      "# HELP snapctl_peer_requests_total Requests received.\n"
                      "# TYPE snapctl_peer_requests_total counter\n"
@@ -156,11 +160,18 @@ static void serve_metrics(struct peer_server *p, struct httpd_conn *c, bool head
                      "# HELP snapctl_peer_errors_total Requests answered with a 4xx or 5xx status.\n"
                      "# TYPE snapctl_peer_errors_total counter\n"
                      "snapctl_peer_errors_total %llu\n"
+                     "# HELP snapctl_peer_not_found_total Requests answered 404: this host does not have the build file.\n"
+                     "# TYPE snapctl_peer_not_found_total counter\n"
+                     "snapctl_peer_not_found_total %llu\n"
+                     "# HELP snapctl_peer_sent_to_storage_total Requests answered 410: the build's upload finished.\n"
+                     "# TYPE snapctl_peer_sent_to_storage_total counter\n"
+                     "snapctl_peer_sent_to_storage_total %llu\n"
                      "# HELP snapctl_peer_pinned_builds Builds being read right now.\n"
                      "# TYPE snapctl_peer_pinned_builds gauge\n"
                      "snapctl_peer_pinned_builds %llu\n",
                      (unsigned long long)m.requests, (unsigned long long)m.bytes,
-                     (unsigned long long)m.errors, (unsigned long long)m.pinned);
+                     (unsigned long long)m.errors, (unsigned long long)m.not_found,
+                     (unsigned long long)m.gone, (unsigned long long)m.pinned);
     httpd_send(c, 200, "Content-Type: text/plain; version=0.0.4\r\n", body, (size_t)n, head);
 }
 
@@ -266,6 +277,7 @@ void peer_handle(void *ctx, struct httpd_conn *c, const struct httpd_req *req)
     }
     if (faccessat(dfd, PEER_DONE_MARKER, F_OK, AT_SYMLINK_NOFOLLOW) == 0) {
         p->errors++;
+        p->gone++;
         httpd_send(c, 410, "X-Snapctl-Use-Storage: 1\r\nContent-Type: text/plain\r\n",
                    "the upload finished: read this build from storage\n", 50, head);
         goto out;
