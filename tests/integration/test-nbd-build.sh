@@ -108,6 +108,32 @@ h.shutdown()
 EOF
 B2=$(json_field "$T/ctl.json" build_id)
 [ "$(json_field "$T/ctl.json" generation)" = 2 ] || die "build 2 generation"
+# The control socket takes exactly "export\n": another line is answered "unknown command"
+# (exit 2), one over 64 bytes is dropped unanswered; neither exports (the checks below count).
+python3 - "$T/ctl" <<'EOF' || die "control socket hostile requests"
+import socket, sys
+def ask(req):
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(10)
+    s.connect(sys.argv[1])
+    out = b""
+    try:
+        s.sendall(req)
+        while True:
+            d = s.recv(4096)
+            if not d:
+                break
+            out += d
+    except ConnectionResetError:   # closed with our bytes unread
+        pass
+    s.close()
+    return out
+assert ask(b"x" * 200 + b"\n") == b"", "an over-long line must be dropped"
+assert ask(b"export" * 11) == b"", "66 bytes without a newline must be dropped"
+for req in (b"nope\n", b"export\0junk\n", b"exportx\n", b"EXPORT\n", b"\n"):
+    r = ask(req)
+    assert b'"ok":false' in r and b"unknown command" in r and b'"exit":2' in r, (req, r)
+EOF
 # SIGUSR1 exports too (a third sibling of build 1, with the 0x44 write); then SIGTERM.
 kill -USR1 "$SPID"
 i=0; while [ "$(grep -c build_id "$T/srv.out" || true)" -lt 1 ]; do
