@@ -188,7 +188,7 @@ static int chunker_reads(struct chunker *ch)
     return 0;
 }
 
-static int chunker_open_sim(unsigned iter, struct store **s, struct chunker **ch)
+static int chunker_open_sim(unsigned iter, enum chunker_mode mode, struct store **s, struct chunker **ch)
 {
     struct sim_opts so = {.size = CH_SIZE, .seed = SEED, .slice = 64 * KiB};
     int err = store_sim_open(&so, s);
@@ -196,7 +196,7 @@ static int chunker_open_sim(unsigned iter, struct store **s, struct chunker **ch
         return err;
     char path[512];
     snprintf(path, sizeof path, "%s/faults-chunker-%u.cache", test_tmpdir(), iter);
-    struct chunker_opts o = {.size = CH_SIZE, .cache_path = path, .chunk_size = 256 * KiB,
+    struct chunker_opts o = {.mode = mode, .size = CH_SIZE, .cache_path = path, .chunk_size = 256 * KiB,
                              .fetchers = 2, .fetch_timeout_ms = 5000};
     if ((err = chunker_open(*s, "b/memfile", &o, ch)))
         store_close(*s);
@@ -208,7 +208,7 @@ static int chunker_seq(void *arg)
     unsigned *iter = arg;
     struct store *s;
     struct chunker *ch;
-    int err = chunker_open_sim((*iter)++, &s, &ch);
+    int err = chunker_open_sim((*iter)++, CHUNKER_DEMAND, &s, &ch);
     if (err)
         return err;
     err = chunker_reads(ch);
@@ -224,32 +224,42 @@ TEST(faults_chunker_open_read_alloc)
     CHECK(n >= 2);
 }
 
-TEST(faults_chunker_store_read_countdown)
+/* One mode: store read k fails, k = 0, 1, ... until the reads need no more than k store reads.
+ * Returns the number of failure points, or -1 after reporting. */
+static long chunker_countdown(enum chunker_mode mode)
 {
-    long k;
-    for (k = 0; k < 1000; k++) {
+    for (long k = 0; k < 1000; k++) {
         struct store *s;
         struct chunker *ch;
-        CHECK_EQ(chunker_open_sim(1000 + (unsigned)k, &s, &ch), 0);
+        if (chunker_open_sim(1000 * (unsigned)(mode + 1) + (unsigned)k, mode, &s, &ch))
+            return -1;
         store_sim_fail_after(s, k);
-        int err = chunker_reads(ch);
+        int err = chunker_reads(ch), again = 0;
         store_sim_fail_after(s, -1);
-        if (err) {
-            if (err != SNAP_EIO)
-                test_failed(__FILE__, __LINE__, "store read %ld failing: %s (%d), not the injected I/O error",
-                            k, snap_errmsg(err), err);
-            /* nothing half-fetched was kept: the same reads now succeed with the right bytes */
-            int again = chunker_reads(ch);
-            if (again)
-                test_failed(__FILE__, __LINE__, "after store read %ld failed, a retry: %s", k, snap_errmsg(again));
-        }
+        if (err == SNAP_EIO) /* nothing half-fetched was kept: a retry reads the right bytes */
+            again = chunker_reads(ch);
         chunker_close(ch);
         store_close(s);
         if (!err)
-            break;
+            return k;
+        if (err != SNAP_EIO || again) {
+            test_failed(__FILE__, __LINE__, "%s, store read %ld failing: %s (%d); the retry: %s",
+                        chunker_mode_name(mode), k, snap_errmsg(err), err, again ? snap_errmsg(again) : "ok");
+            return -1;
+        }
     }
-    printf("    %ld store reads failed in turn, each a clean SNAP_EIO, then read back right\n", k);
-    CHECK(k >= 1 && k < 1000);
+    test_failed(__FILE__, __LINE__, "%s: the reads never succeeded", chunker_mode_name(mode));
+    return -1;
+}
+
+TEST(faults_chunker_store_read_countdown)
+{
+    for (int mode = CHUNKER_DEMAND; mode <= CHUNKER_FULL; mode++) {
+        long k = chunker_countdown((enum chunker_mode)mode);
+        CHECK(k >= 1);
+        printf("    chunker %s: %ld store reads failed in turn, each a clean SNAP_EIO, then read back right\n",
+               chunker_mode_name((enum chunker_mode)mode), k);
+    }
 }
 
 /* ---- builddev over the simulated store ---- */
