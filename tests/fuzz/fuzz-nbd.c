@@ -41,6 +41,7 @@
 #include <unistd.h>
 
 #define FZ_MEM (1u << 20)
+#define FZ_FAIL(...) (fprintf(stderr, "fuzz-nbd: " __VA_ARGS__), fputc('\n', stderr), abort())
 
 struct fzdev {
     uint8_t mem[FZ_MEM];
@@ -55,11 +56,11 @@ static struct fzdev g_dev;
 static void check(const struct fzdev *d, uint32_t len, uint64_t off, bool write, bool aligned)
 {
     if (len == 0 || off > d->size || len > d->size - off)
-        abort();
+        FZ_FAIL("device: %llu+%u outside the export", (unsigned long long)off, len);
     if (aligned && ((off | len) & (d->min_block - 1)))
-        abort();
+        FZ_FAIL("device: %llu+%u not aligned to %u", (unsigned long long)off, len, d->min_block);
     if (write && d->read_only)
-        abort();
+        FZ_FAIL("device: a write on a read-only export");
 }
 
 static bool fails(const struct fzdev *d, uint32_t len, uint64_t off)
@@ -72,7 +73,7 @@ static int fz_pread(void *ctx, void *buf, uint32_t len, uint64_t off)
     struct fzdev *d = ctx;
     check(d, len, off, false, true);
     if (len > NBD_MAX_PAYLOAD)
-        abort();
+        FZ_FAIL("device: %u bytes, over 32 MiB", len);
     if (fails(d, len, off))
         return SNAP_EIO;
     memcpy(buf, d->mem + off, len);
@@ -85,7 +86,7 @@ static int fz_pwrite(void *ctx, const void *buf, uint32_t len, uint64_t off, boo
     struct fzdev *d = ctx;
     check(d, len, off, true, true);
     if (len > NBD_MAX_PAYLOAD)
-        abort();
+        FZ_FAIL("device: %u bytes, over 32 MiB", len);
     if (fails(d, len, off))
         return SNAP_ENOSPC;
     memcpy(d->mem + off, buf, len);
@@ -130,15 +131,18 @@ static int fz_cache(void *ctx, uint32_t len, uint64_t off)
     return fails(d, len, off) ? SNAP_ETOOBIG : 0;
 }
 
-/* Every third 4 KiB block is a hole; extents are appended until the list is full. */
+/* Every third 4 KiB block is a hole; extents are appended until the list is full.  A request
+ * under 8 bytes gets no extent at all (allowed: lib/nbd then answers one data extent). */
 static int fz_extents(void *ctx, uint32_t len, uint64_t off, struct nbd_extents *x)
 {
     struct fzdev *d = ctx;
     check(d, len, off, false, false);
     if (x->cap == 0 || x->n != 0 || x->start != off)
-        abort();
+        FZ_FAIL("device: extents list handed over in use");
     if (fails(d, len, off))
         return SNAP_EIO;
+    if (len < 8)
+        return 0;
     uint64_t end = off + len;
     while (off < end) {
         uint64_t next = (off / 4096 + 1) * 4096;
@@ -147,7 +151,7 @@ static int fz_extents(void *ctx, uint32_t len, uint64_t off, struct nbd_extents 
         uint32_t flags = (off / 4096) % 3 == 0 ? NBD_STATE_HOLE | NBD_STATE_ZERO : 0;
         bool more = nbd_extents_add(x, (uint32_t)(next - off), flags);
         if (x->n > x->cap)
-            abort();
+            FZ_FAIL("device: extents list overflowed");
         if (!more)
             break;
         off = next;
@@ -162,8 +166,6 @@ static const struct nbd_ops fz_ops_all = {
 static const struct nbd_ops fz_ops_min = {.pread = fz_pread, .pwrite = fz_pwrite};
 
 /* ---- the checker: a client model read in lockstep with the server's output ---- */
-
-#define FZ_FAIL(...) (fprintf(stderr, "fuzz-nbd: " __VA_ARGS__), fputc('\n', stderr), abort())
 
 struct model {
     const uint8_t *in;      /* the client's bytes */
@@ -358,7 +360,7 @@ static void check_reply(struct model *m, uint16_t flags, uint16_t type, uint64_t
             if (memcmp(g_scratch, m->shadow + off, len) != 0)
                 FZ_FAIL("READ %llu+%u: data differs from what was written", (unsigned long long)off, len);
         } else if (ctype == NBD_REPLY_TYPE_BLOCK_STATUS) {
-            if (type != NBD_CMD_BLOCK_STATUS || clen < 12 || (clen - 4) % 8 || clen > 4 + 8 * 8192)
+            if (type != NBD_CMD_BLOCK_STATUS || !m->meta || clen < 12 || (clen - 4) % 8 || clen > 4 + 8 * 8192)
                 FZ_FAIL("BLOCK_STATUS chunk of %u bytes", clen);
             out_need(m, g_scratch, clen, "BLOCK_STATUS descriptors");
             uint32_t n = (clen - 4) / 8;
@@ -491,10 +493,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     pthread_join(t, NULL);
     close(p[0]);
     if (a.err < 0)
-        abort();
+        FZ_FAIL("nbd_serve returned %d", a.err);
     /* Counters stay consistent: bytes only move for requests that were counted. */
     if (a.st.reads > a.st.requests || a.st.writes > a.st.requests || a.st.bytes_written > size ||
         a.st.bytes_read > a.st.reads * (uint64_t)NBD_MAX_PAYLOAD)
-        abort();
+        FZ_FAIL("counters: %llu requests, %llu reads, %llu writes", (unsigned long long)a.st.requests,
+                (unsigned long long)a.st.reads, (unsigned long long)a.st.writes);
     return 0;
 }

@@ -60,12 +60,14 @@ def negotiate_qemu(name=b""):
 SEEDS = {
     # Full session as qemu does it, then every command once.
     "qemu-session": bytes([0]) + negotiate_qemu() + req(WRITE, 0, 4096) + req(READ, 0, 4096)
-    + req(READ, 4096, 8192, DF) + req(WRITE, 8192, 512, FUA) + req(TRIM, 12288, 4096)
-    + req(WZERO, 16384, 4096, NO_HOLE) + req(WZERO, 20480, 4096, FAST_ZERO) + req(FLUSH)
-    + req(BSTATUS, 0, 65536) + req(BSTATUS, 100, 40000, REQ_ONE) + req(CACHE, 0, 65536) + req(DISC),
+    + req(READ, 4096, 8192, DF) + req(WRITE, 8192, 512, FUA) + req(WRITE, 12288, 12288)
+    + req(TRIM, 12288, 4096) + req(WZERO, 16384, 4096, NO_HOLE) + req(WZERO, 20480, 4096, FAST_ZERO)
+    + req(READ, 8192, 16384) + req(FLUSH)
+    + req(BSTATUS, 0, 65536) + req(BSTATUS, 100, 40000, REQ_ONE) + req(BSTATUS, 4090, 5) + req(CACHE, 0, 65536) + req(DISC),
     # The Linux client: GO with no info requests, simple replies only.
     "linux-go": bytes([MULTI]) + flags() + info_go(OPT_GO) + req(READ, 0, 131072)
-    + req(WRITE, 1 << 19, 4096, FUA) + req(FLUSH) + req(TRIM, 0, 1 << 20) + req(DISC),
+    + req(WRITE, 1 << 19, 4096, FUA) + req(READ, (1 << 19) - 512, 8192) + req(FLUSH)
+    + req(TRIM, 0, 1 << 20) + req(READ, 1 << 19, 4096) + req(DISC),
     # nbdinfo --list: LIST, INFO, LIST_META_CONTEXT, then ABORT.
     "nbdinfo-list": bytes([NAMED]) + flags() + opt(OPT_LIST) + opt(OPT_STRUCTURED_REPLY)
     + info_go(OPT_INFO, b"build", (INFO_NAME, INFO_DESC, INFO_BLOCK_SIZE))
@@ -110,6 +112,14 @@ SEEDS = {
     + req(FLUSH, 4096, 0) + req(WRITE, 1 << 20, 512) + req(WRITE, 3, 512)
     + req(CACHE, 0, 100) + req(BSTATUS, 0xFFFFFFFFFFFFF000, 4096)
     + req(READ, 0, 512) + struct.pack(">IHHQQI", 0xDEADBEEF, 0, READ, 1, 0, 512),
+    # SET_META_CONTEXT without base:allocation, then with it and again without: BLOCK_STATUS
+    # is refused, answered, refused.
+    "meta-other": bytes([0]) + flags() + opt(OPT_STRUCTURED_REPLY)
+    + meta(OPT_SET_META, b"", (b"qemu:dirty-bitmap:x",)) + info_go(OPT_INFO) + meta(OPT_SET_META)
+    + info_go(OPT_INFO) + meta(OPT_SET_META, b"", ()) + info_go(OPT_GO) + req(BSTATUS, 0, 4096)
+    + req(DISC),
+    "meta-set": bytes([0]) + flags() + opt(OPT_STRUCTURED_REPLY) + meta(OPT_SET_META, b"", (b"x:y",))
+    + meta(OPT_SET_META) + info_go(OPT_GO) + req(BSTATUS, 0, 4096) + req(DISC),
     # Writes on a read-only export: refused, payload drained, then reads still work.
     "readonly-writes": bytes([RO]) + flags() + info_go(OPT_GO) + req(WRITE, 0, 4096)
     + req(WZERO, 0, 4096) + req(READ, 0, 4096) + req(DISC),
