@@ -1,7 +1,7 @@
 /* SQLite-style fault loops: let N allocations (or N store reads) succeed and fail every later
  * one, for N = 0, 1, 2, ... until a run succeeds.  Every run must end in success or in the one
- * clean error of that fault (SNAP_ENOMEM, or SNAP_EIO for the storage countdown), leave the
- * output untouched on failure, and leak nothing (the ASan build's leak check at exit).
+ * clean error of that fault (SNAP_ENOMEM, or SNAP_EIO for the storage countdown) and leak
+ * nothing (the ASan build's leak check at exit); url_parse must also leave its output untouched.
  *
  * Covered here: URL parse/resolve, cache open/write/zero/export, store file put/read/stat,
  * chunker open/read over lib/store/sim, builddev open/read/write/export; the storage countdown
