@@ -63,8 +63,10 @@ static const char *sock_path(const char *p)
     return strncmp(p, "unix:", 5) == 0 ? p + 5 : p;
 }
 
-/* Read one request line from a control client; false if it is too long, slow or broken. */
-static bool read_line(int fd, char *line, size_t cap)
+/* Read one request line from a control client into line[cap] (at most cap - 1 bytes, the
+ * newline replaced by a NUL; *len = its length, which may include NUL bytes sent by the client);
+ * false if it is too long, slow or broken.  Bytes after the newline are ignored. */
+static bool read_line(int fd, char *line, size_t cap, size_t *len)
 {
     size_t n = 0;
     uint64_t deadline = snap_now_ns() + (uint64_t)CTL_READ_MS * 1000000u;
@@ -87,6 +89,7 @@ static bool read_line(int fd, char *line, size_t cap)
         char *nl = memchr(line, '\n', n);
         if (nl) {
             *nl = '\0';
+            *len = (size_t)(nl - line);
             return true;
         }
     }
@@ -96,11 +99,12 @@ static bool read_line(int fd, char *line, size_t cap)
 static void serve_client(struct ctl *c, int fd)
 {
     char line[CTL_LINE_MAX + 1];
-    if (!read_line(fd, line, sizeof line)) {
+    size_t len;
+    if (!read_line(fd, line, sizeof line, &len)) {
         snap_warn("control: dropped a request that was too long, too slow or cut short");
         return;
     }
-    if (strcmp(line, "export") == 0) {
+    if (len == 6 && memcmp(line, "export", 6) == 0) { /* exactly: "export\0junk" is unknown */
         c->fn(c->ctx, c->reply, sizeof c->reply);
     } else {
         snprintf(c->reply, sizeof c->reply,

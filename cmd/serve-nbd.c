@@ -17,11 +17,15 @@
 #include "net/listen.h"
 #include "store/store.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static const char usage[] =
@@ -59,7 +63,8 @@ static const char usage[] =
     "\n"
     "Where to listen (default tcp 127.0.0.1:10809):\n"
     "  -l, --listen ADDR     HOST:PORT, [IPv6]:PORT or unix:PATH (repeatable)\n"
-    "  --stdio               serve one connection on stdin/stdout, like nbdkit -s\n"
+    "  --stdio               serve one connection on stdin/stdout, like nbdkit -s (export\n"
+    "                        results then go to stderr; SIGTERM ends the connection and exports)\n"
     "                        (systemd socket activation via LISTEN_FDS is automatic)\n"
     "\n"
     "Options:\n"
@@ -371,6 +376,16 @@ static void on_signal(int sig)
     net_server_stop();
 }
 
+/* --stdio: stop reading the client socket.  The reader sees end of file, the connection ends
+ * as if the client had left (replies in flight still go out), and the export at exit runs. */
+static void on_stdio_signal(int sig)
+{
+    (void)sig;
+    int e = errno;
+    shutdown(STDIN_FILENO, SHUT_RD);
+    errno = e;
+}
+
 enum {
     OPT_FILE = 256, OPT_HEADER, OPT_STORE, OPT_OBJECT, OPT_STDIO, OPT_DESC, OPT_ONESHOT, OPT_PIDFILE,
     OPT_MINBLOCK, OPT_CACHEDIR, OPT_SIZE, OPT_FILENAME, OPT_EXPORTDIFF, OPT_CONTROL, OPT_JSON,
@@ -526,9 +541,23 @@ int serve_nbd_main(int argc, char **argv)
         goto out;
     }
     if (stdio_mode) {
+        /* stdout is the NBD stream: anything printed (export answers) goes to stderr instead. */
+        int nbd_out = fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 3);
+        struct stat st;
+        if (nbd_out < 0 || dup2(STDERR_FILENO, STDOUT_FILENO) < 0) {
+            rc = cli_fail(snap_fail_errno("--stdio: stdout"), NULL);
+            goto out;
+        }
+        if (fstat(STDIN_FILENO, &st) == 0 && S_ISSOCK(st.st_mode)) { /* a pipe cannot be stopped */
+            struct sigaction ss = {.sa_handler = on_stdio_signal, .sa_flags = SA_RESTART};
+            sigemptyset(&ss.sa_mask);
+            sigaction(SIGTERM, &ss, NULL);
+            sigaction(SIGINT, &ss, NULL);
+        }
         struct nbd_conn_opts co = {.workers = (unsigned)threads, .peer = "stdio"};
-        if ((err = nbd_serve(&exp, STDIN_FILENO, STDOUT_FILENO, &co, NULL)) != 0)
+        if ((err = nbd_serve(&exp, STDIN_FILENO, nbd_out, &co, NULL)) != 0)
             rc = cli_fail(err, NULL);
+        close(nbd_out);
         goto out;
     }
     nl = net_listen_fds(lfds, 16);

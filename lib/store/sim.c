@@ -23,6 +23,7 @@ struct sim_store {
     pthread_mutex_t mu; /* the request ring */
     struct sim_request ring[SIM_RING];
     uint64_t nring;
+    atomic_long fail_after;  /* store_sim_fail_after(): reads left before every read fails; -1 off */
 };
 
 static const struct store_ops store_sim_ops;
@@ -84,6 +85,7 @@ int store_sim_open(const struct sim_opts *o, struct store **out)
         return snap_fail(SNAP_ENOMEM, "sim store: out of memory");
     }
     pthread_mutex_init(&s->mu, NULL);
+    atomic_init(&s->fail_after, -1);
     *out = &s->base;
     return 0;
 }
@@ -129,6 +131,22 @@ size_t store_sim_requests(struct store *st, struct sim_request *out, size_t n)
     return n;
 }
 
+void store_sim_fail_after(struct store *st, long n)
+{
+    struct sim_store *s = (struct sim_store *)st;
+    atomic_store(&s->fail_after, n < 0 ? -1 : n);
+}
+
+/* The countdown: true when this read is past it. */
+static bool sim_countdown_fails(struct sim_store *s)
+{
+    long n = atomic_load(&s->fail_after);
+    while (n > 0)
+        if (atomic_compare_exchange_weak(&s->fail_after, &n, n - 1))
+            return false;
+    return n == 0;
+}
+
 enum sim_fault { SIM_OK, SIM_FAIL, SIM_STALL, SIM_TRUNCATE };
 
 static int sim_read(struct store *st, const char *key, uint64_t off, uint64_t len, void *dst,
@@ -140,6 +158,11 @@ static int sim_read(struct store *st, const char *key, uint64_t off, uint64_t le
     s->ring[s->nring++ % SIM_RING] = (struct sim_request){off, len};
     pthread_mutex_unlock(&s->mu);
 
+    if (sim_countdown_fails(s)) {
+        atomic_fetch_add(&s->failures, 1);
+        return snap_fail(SNAP_EIO, "%s/%s: injected storage failure (countdown) at offset %llu", st->url, key,
+                         (unsigned long long)off);
+    }
     uint64_t t0 = snap_now_ns(), size = s->o.size;
     if (!s->o.size_at_end || off > size)
         res->total_size = size;

@@ -46,6 +46,11 @@ int store_sim_open(const struct sim_opts *o, struct store **out);
 void store_sim_stats(struct store *s, struct sim_stats *out);
 /* Copy up to n of the most recent read requests into out, oldest first; returns how many. */
 size_t store_sim_requests(struct store *s, struct sim_request *out, size_t n);
+/* A storage countdown, like snap_mem_fail_after(): let the next n reads succeed and fail every
+ * later one at once with SNAP_EIO ("injected"); n < 0 turns it off (the default).  Tests loop n
+ * over every read a chunker or a device makes and accept only success or that one error. */
+void store_sim_fail_after(struct store *s, long n);
+
 /* The pattern bytes [off, off+len) of an object made with `seed`. */
 void store_sim_pattern(uint32_t seed, uint64_t off, void *dst, size_t len);
 

@@ -34,6 +34,7 @@ int store_split_url(const char *url, char **base, char **key)
     if (!*base || !*key) {
         snap_free(*base);
         snap_free(*key);
+        *base = *key = NULL; /* callers free both on every path */
         return snap_fail(SNAP_ENOMEM, "out of memory");
     }
     return 0;

@@ -108,6 +108,32 @@ h.shutdown()
 EOF
 B2=$(json_field "$T/ctl.json" build_id)
 [ "$(json_field "$T/ctl.json" generation)" = 2 ] || die "build 2 generation"
+# The control socket takes exactly "export\n": another line is answered "unknown command"
+# (exit 2), one over 64 bytes is dropped unanswered; neither exports (the checks below count).
+python3 - "$T/ctl" <<'EOF' || die "control socket hostile requests"
+import socket, sys
+def ask(req):
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(10)
+    s.connect(sys.argv[1])
+    out = b""
+    try:
+        s.sendall(req)
+        while True:
+            d = s.recv(4096)
+            if not d:
+                break
+            out += d
+    except ConnectionResetError:   # closed with our bytes unread
+        pass
+    s.close()
+    return out
+assert ask(b"x" * 200 + b"\n") == b"", "an over-long line must be dropped"
+assert ask(b"export" * 11) == b"", "66 bytes without a newline must be dropped"
+for req in (b"nope\n", b"export\0junk\n", b"exportx\n", b"EXPORT\n", b"\n"):
+    r = ask(req)
+    assert b'"ok":false' in r and b"unknown command" in r and b'"exit":2' in r, (req, r)
+EOF
 # SIGUSR1 exports too (a third sibling of build 1, with the 0x44 write); then SIGTERM.
 kill -USR1 "$SPID"
 i=0; while [ "$(grep -c build_id "$T/srv.out" || true)" -lt 1 ]; do
@@ -174,6 +200,40 @@ for s in s3 s4; do
     grep -q "header v$want" "$T/hdr-$s" || die "an export on a v$want parent is not v$want"
     [ $s = s3 ] || grep -q 'Flags        0x00' "$T/hdr-$s" || die "the exported header is marked not finished"
 done
+
+# --- --stdio: SIGUSR1 and SIGTERM export like the listening modes; answers go to stderr ----------
+# (stdout is the NBD stream: an answer printed there would break the connection)
+nbdsh_py - "$SNAPCTL" "file://$S/$B2/rootfs.ext4.header" "$T/out-stdio" "$T/stdio.err" \
+    2>"$T/stdio.err" <<'EOF' || { cat "$T/stdio.err"; die "--stdio export at SIGTERM"; }
+import nbd, os, signal, sys, time
+h = nbd.NBD()
+h.connect_command([sys.argv[1], "serve-nbd", "--stdio", "--header", sys.argv[2],
+                   "--export-diff", sys.argv[3], "--json"])
+h.pwrite(b"\x55" * 65536, 60 << 20)
+# this libnbd has no get_pid: the server is our child running serve-nbd
+pid = next(int(d) for d in os.listdir("/proc") if d.isdigit()
+           and open("/proc/%s/stat" % d).read().rsplit(")", 1)[1].split()[1] == str(os.getpid())
+           and b"serve-nbd" in open("/proc/%s/cmdline" % d, "rb").read())
+os.kill(pid, signal.SIGUSR1)
+for _ in range(100):
+    if "build_id" in open(sys.argv[4]).read():
+        break
+    time.sleep(0.1)
+else:
+    raise SystemExit("no export answer on stderr after SIGUSR1")
+assert h.pread(65536, 60 << 20) == b"\x55" * 65536   # the stream survived the answer
+h.pwrite(b"\x56" * 4096, 61 << 20)
+os.kill(pid, signal.SIGTERM)
+_, status = os.waitpid(pid, 0)
+assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, "serve-nbd --stdio status %d" % status
+EOF
+[ "$(grep -c '"build_id"' "$T/stdio.err")" = 2 ] || { cat "$T/stdio.err"; die "--stdio: two export answers"; }
+b=$(json_field "$T/stdio.err" build_id)
+[ "$(json_field "$T/stdio.err" generation)" = 3 ] || die "--stdio export generation"
+[ "$(json_field "$T/stdio.err" parent_build_id)" = "$B2" ] || die "--stdio export parent"
+"$SNAPCTL" inspect-header --check "$T/out-stdio/$b/rootfs.ext4.header"
+[ "$(stat -c %s "$T/out-stdio/$b/rootfs.ext4")" -eq $((65536 + 4096)) ] ||
+    die "the --stdio export at SIGTERM misses the writes made after SIGUSR1"
 
 # --- refusals -----------------------------------------------------------------------------------
 expect_exit 2 "$SNAPCTL" serve-nbd --file "$T/img" --export-diff "$T/out"
