@@ -16,6 +16,12 @@
 #   sequential: `nbdcopy URI null:` over the whole object, MiB/s, and what the store saw;
 #   random qd1: fio's nbd engine, the first 100 4 KiB random reads one at a time: mean latency;
 #   random qd32: the first --reads 4 KiB random reads with 32 in flight: IOPS.
+#   zeroed copy: all but 6 MiB of the device zeroed by a client (WRITE_ZEROES, or writes of
+#               zeros where the server offers no WRITE_ZEROES), then
+#               `nbdcopy --synchronous URI null:` (it asks block status before every 256 KiB):
+#               milliseconds.  serve-nbd answers block status from its block states in memory and
+#               reports the zeroed ranges as holes; the peers report everything as data (the curl
+#               plugin has no extents), so nbdcopy reads the zeroed gigabyte from their overlays.
 # (Counts, not durations: serve-nbd fetches whole 4 MiB chunks behind the reader, so a run of
 # fixed length would soon be reading a warm cache; the first reads are the cold ones.)
 # The peers keep what they read (cow-on-read=true, cache-on-read=true), as serve-nbd does.
@@ -37,6 +43,7 @@ done
 for p in nbdkit nbdcopy fio python3 curl; do
     command -v $p >/dev/null || { echo "nbd-cold.sh: $p is required (apt-get install nbdkit nbdkit-plugin-libcurl libnbd-bin fio curl)" >&2; exit 1; }
 done
+/usr/bin/python3 -c 'import nbd' 2>/dev/null || { echo "nbd-cold.sh: python3-libnbd is required" >&2; exit 1; }
 nbdkit curl --version >/dev/null 2>&1 || { echo "nbd-cold.sh: nbdkit's curl plugin is required" >&2; exit 1; }
 
 T=$(mktemp -d /dev/shm/snapctl-cold.XXXXXX)
@@ -54,15 +61,16 @@ base="http://127.0.0.1:$(cat "$T/fs.port")"
 url="$base/_fault/ttfb=$ttfb,rate=$rate/obj"
 stats() { curl -s "$base/_stats" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["requests"], d["bytes_sent"])'; }
 
-# start NAME: a fresh server (empty cache) on $T/NAME.sock; sets SRV.
+# start NAME [rw]: a fresh server (empty cache) on $T/NAME.sock, read-only unless rw; sets SRV.
 start() {
     rm -rf "$T/cache" "$T/$1.sock" "$T/$1.pid"; mkdir "$T/cache"
+    local ro=-r; [ "${2:-}" != rw ] || ro=""
     case $1 in
-    snapctl) "$SNAPCTL" serve-nbd -r --object "$url" --cache-dir "$T/cache" -l "unix:$T/$1.sock" \
+    snapctl) "$SNAPCTL" serve-nbd $ro --object "$url" --cache-dir "$T/cache" -l "unix:$T/$1.sock" \
                  --pid-file "$T/$1.pid" 2>>"$T/$1.log" & ;;
-    cow) TMPDIR=$T/cache nbdkit -r -f -U "$T/$1.sock" -P "$T/$1.pid" --filter=cow curl "$url" \
+    cow) TMPDIR=$T/cache nbdkit $ro -f -U "$T/$1.sock" -P "$T/$1.pid" --filter=cow curl "$url" \
              cow-on-read=true 2>>"$T/$1.log" & ;;
-    cache) TMPDIR=$T/cache nbdkit -r -f -U "$T/$1.sock" -P "$T/$1.pid" --filter=cache curl "$url" \
+    cache) TMPDIR=$T/cache nbdkit $ro -f -U "$T/$1.sock" -P "$T/$1.pid" --filter=cache curl "$url" \
                cache-on-read=true 2>>"$T/$1.log" & ;;
     esac
     SRV=$!
@@ -96,6 +104,34 @@ PY
 ) $reqs $sent" >>"$results"
         stop
     done
+    # Zero all but [0, 3M), the middle MiB and the last 2 MiB, then copy with block status.
+    start $srv rw
+    PATH=/usr/bin:$PATH /usr/bin/python3 - "$uri" "$bytes" <<'PY'
+import nbd, sys
+h = nbd.NBD()
+h.connect_uri(sys.argv[1])
+size, M = int(sys.argv[2]), 1 << 20
+mid = size // 2 // M * M
+zeros = bytes(8 * M)
+for lo, hi in ((3 * M, mid), (mid + M, size - 2 * M)):
+    off = lo
+    while off < hi:
+        if h.can_zero():
+            n = min(hi - off, 64 * M)
+            h.zero(n, off)
+        else:  # nbdkit's cow filter over curl offers no WRITE_ZEROES: write the zeros
+            n = min(hi - off, len(zeros))
+            h.pwrite(zeros[:n], off)
+        off += n
+if h.can_flush():
+    h.flush()
+h.shutdown()
+PY
+    curl -s -XPOST "$base/_stats/reset" >/dev/null
+    t0=$(date +%s.%N); nbdcopy --synchronous "$uri" null:; t1=$(date +%s.%N)
+    read -r reqs sent < <(stats)
+    echo "$srv zeroed $(python3 -c "print(($t1 - $t0) * 1000)") $reqs $sent" >>"$results"
+    stop
     echo "$srv done" >&2
 done
 
@@ -107,17 +143,18 @@ for srv, what, v, reqs, sent in (l.split() for l in open(sys.argv[1])):
 size, ttfb, rate, reads = sys.argv[3:7]
 print(f"cold reads of a {size} object over HTTP, {ttfb} ms per request + {rate} MB/s per connection "
       f"(faultserver); every server started empty")
-print(f"{'measurement':36} {'snapctl':>9} {'cow':>9} {'cache':>9} {'vs cow':>7} {'vs cache':>8}")
+print(f"{'measurement':40} {'snapctl':>9} {'cow':>9} {'cache':>9} {'vs cow':>7} {'vs cache':>8}")
 labels = {"seq": ("sequential, nbdcopy", "MiB/s"),
           "rand_qd1": ("4 KiB random, qd1, first 100", "ms/read"),
-          "rand_qd32": (f"4 KiB random, qd32, first {reads}", "IOPS")}
-lower_better = {"rand_qd1"}
+          "rand_qd32": (f"4 KiB random, qd32, first {reads}", "IOPS"),
+          "zeroed": ("zeroed but 6 MiB, nbdcopy --synchronous", "ms")}
+lower_better = {"rand_qd1", "zeroed"}
 out = {"size": size, "ttfb_ms": int(ttfb), "rate_mbps": float(rate), "peers": ["nbdkit cow+curl", "nbdkit cache+curl"],
        "results": []}
 for k, (label, unit) in labels.items():
     s, c, ca = res[("snapctl", k)][0], res[("cow", k)][0], res[("cache", k)][0]
     rc, rca = (c / s, ca / s) if k in lower_better else (s / c, s / ca)
-    print(f"{label:36} {s:9.1f} {c:9.1f} {ca:9.1f} {rc:6.1f}x {rca:7.1f}x  ({unit})")
+    print(f"{label:40} {s:9.1f} {c:9.1f} {ca:9.1f} {rc:6.1f}x {rca:7.1f}x  ({unit})")
     out["results"].append({"what": k, "unit": unit, "snapctl": s, "nbdkit_cow": c, "nbdkit_cache": ca,
                            "ratio_cow": rc, "ratio_cache": rca,
                            "store": {srv: {"requests": res[(srv, k)][1], "bytes": res[(srv, k)][2]}
