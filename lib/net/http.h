@@ -156,7 +156,8 @@ struct http_request {
     uint64_t body_len;
     http_body_fn body_fn;
     void *body_ctx;
-    /* Ranged read: Range: bytes=range_off-(range_off+range_len-1).  A 206 must answer exactly
+    /* Ranged read: Range: bytes=range_off-(range_off+range_len-1), or the open-ended
+     * bytes=range_off- when range_len is UINT64_MAX - range_off (to the end).  A 206 must answer exactly
      * that (a shorter one only at the object's end); a 200 is skipped to it; a 416 is
      * SNAP_ERANGE.  A retry after part of the range arrived asks for the rest only. */
     bool range;

@@ -78,7 +78,11 @@ static int req_headers(struct http_xfer *x, struct http_hdrs *hd, uint64_t *clen
         (e = http_hdrs_add(hd, "User-Agent", x->c->o.user_agent)))
         return e;
     if (rq->range) {
-        snprintf(v, sizeof v, "bytes=%" PRIu64 "-%" PRIu64, x->off, x->off + x->len - 1);
+        /* A range that runs to UINT64_MAX means "to the end": ask open-ended, like curl -C. */
+        if (x->len == UINT64_MAX - x->off)
+            snprintf(v, sizeof v, "bytes=%" PRIu64 "-", x->off);
+        else
+            snprintf(v, sizeof v, "bytes=%" PRIu64 "-%" PRIu64, x->off, x->off + x->len - 1);
         if ((e = http_hdrs_add(hd, "Range", v)))
             return e;
     }
