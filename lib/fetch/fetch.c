@@ -109,9 +109,10 @@ static int fetch_download(const struct fetch_opts *o, const char *final, struct 
 {
     char *base = NULL, *key = NULL;
     struct store *st = NULL;
+    struct store_opts so = {.idle_timeout_ms = o->idle_timeout_ms};
     int err = store_split_url(o->url, &base, &key);
     if (!err)
-        err = store_open(base, NULL, &st);
+        err = store_open(base, &so, &st);
     if (err)
         goto out;
 
@@ -126,27 +127,23 @@ static int fetch_download(const struct fetch_opts *o, const char *final, struct 
     }
     sha256_init(&s.sha);
 
-    unsigned attempts = o->attempts ? o->attempts : 5;
     struct store_read_result res;
-    for (unsigned a = 0;; a++) {
-        /* Ask for one byte past the limit, so an oversize source is seen, not truncated. */
-        uint64_t want = o->max_size + 1 - s.written;
+    for (;;) {
+        /* To the end (bytes=K-): the sink refuses byte max_size + 1, so an oversize or endless
+         * source is seen, not truncated, and nothing past that byte is read. */
         uint64_t before = s.written;
-        err = store_read_stream(st, key, s.written, want, sink, &s, &res);
+        err = store_read_stream(st, key, s.written, STORE_SIZE_UNKNOWN, sink, &s, &res);
         if (res.total_size != STORE_SIZE_UNKNOWN)
             s.total = res.total_size;
         if (!err && s.total && s.written < s.total)
             err = snap_fail(SNAP_ESHORT, "%s: body ended after %llu of %llu bytes", o->url,
                             (unsigned long long)s.written, (unsigned long long)s.total);
-        if (!err || !retryable(err) || a + 1 >= attempts)
+        /* The transport has retried already; resume only a break that moved the file on. */
+        if (!err || !retryable(err) || s.written == before)
             break;
         /* Resume from what is on disk; the hash state already covers it. */
         snap_warn("%s: %s; resuming at byte %llu", o->url, snap_errmsg(err), (unsigned long long)s.written);
-        if (s.written > before)
-            a = 0; /* progress was made: this break does not count against the attempts */
         r->resumed++;
-        struct timespec ts = {0, 200000000L * (a + 1)};
-        nanosleep(&ts, NULL);
     }
     uint8_t got[32];
     sha256_final(&s.sha, got);
