@@ -7,8 +7,8 @@
  *                                        vs  one curl reading the same ranges (a -K config of
  *                                            url/range/output entries joined by `next`: curl
  *                                            keeps the connection across them too)
- * The client is in-process, a new one per run (so each run connects once); curl is a child
- * timed from fork to exit.  The object's size comes from the first whole GET.
+ * The client is in-process, a new one per run (so each run connects once), receiving into a
+ * 256 KiB buffer as a streamed store read does; curl is a child timed from fork to exit.  The object's size comes from the first whole GET.
  */
 #include "bench.h"
 #include "bench-run.h"
@@ -20,6 +20,7 @@
 #include "base/util.h"
 #include "net/http.h"
 #include "net/url.h"
+#include "store/store.h"
 
 #include <getopt.h>
 #include <inttypes.h>
@@ -63,9 +64,11 @@ static int hb_self(struct hb_ctx *x, bool ranges, double *secs)
         return err;
     struct http_response rs;
     http_response_init(&rs);
+    static uint8_t rbuf[STORE_STREAM_RECV]; /* as a streamed store read receives */
     uint64_t t0 = snap_now_ns(), got = 0;
     if (!ranges) {
-        struct http_request rq = {.method = "GET", .url = &x->url, .sink = HTTP_SINK_DISCARD};
+        struct http_request rq = {.method = "GET", .url = &x->url, .sink = HTTP_SINK_DISCARD,
+                                  .recv_buf = rbuf, .recv_buf_len = sizeof rbuf};
         err = http_do(c, &rq, &rs);
         got = rs.bytes;
         if (!err && !x->size)
@@ -73,7 +76,8 @@ static int hb_self(struct hb_ctx *x, bool ranges, double *secs)
     } else {
         for (uint64_t off = 0; !err && off < x->size; off += x->range) {
             struct http_request rq = {.method = "GET", .url = &x->url, .range = true, .range_off = off,
-                                      .range_len = snap_min_u64(x->range, x->size - off), .sink = HTTP_SINK_DISCARD};
+                                      .range_len = snap_min_u64(x->range, x->size - off), .sink = HTTP_SINK_DISCARD,
+                                      .recv_buf = rbuf, .recv_buf_len = sizeof rbuf};
             err = http_do(c, &rq, &rs);
             got += rs.bytes;
         }

@@ -170,6 +170,11 @@ struct http_request {
     void *progress_ctx;
     http_data_fn data_fn;            /* HTTP_SINK_CALLBACK */
     void *data_ctx;
+    /* Optional, for CALLBACK and DISCARD sinks: a 2xx body with a Content-Length (or none)
+     * is received into this buffer in reads of up to recv_buf_len bytes and handed on from
+     * there -- fewer, bigger reads than through the connection's 32 KiB buffer.  NULL = that. */
+    uint8_t *recv_buf;
+    size_t recv_buf_len;
     size_t collect_max;              /* HTTP_SINK_COLLECT; 0 = HTTP_COLLECT_MAX */
     enum http_retry_mode retry;
     http_sign_fn sign;

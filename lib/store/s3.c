@@ -353,11 +353,14 @@ static int s3_read_stream(struct store *s, const char *key, uint64_t off, uint64
     if (err)
         return err;
     struct store_sink_guard k = {sink, ctx, 0, ""};
+    size_t rcap;
+    uint8_t *rbuf = store_stream_recv_buf(len, &rcap);
     struct http_response rs;
     http_response_init(&rs);
     struct http_request rq = {.method = "GET", .range = true, .range_off = off,
                               .range_len = len == STORE_SIZE_UNKNOWN ? UINT64_MAX - off : len,
-                              .sink = HTTP_SINK_CALLBACK, .data_fn = store_sink_guard_fn, .data_ctx = &k};
+                              .sink = HTTP_SINK_CALLBACK, .data_fn = store_sink_guard_fn, .data_ctx = &k,
+                              .recv_buf = rbuf, .recv_buf_len = rcap};
     err = s3_do(s3, &r, &rq, &rs, key, "GET");
     res->bytes = rs.bytes;
     if (rs.total_size != HTTP_SIZE_UNKNOWN)
@@ -366,6 +369,7 @@ static int s3_read_stream(struct store *s, const char *key, uint64_t off, uint64
         err = store_sink_guard_result(&k, err);
     else if (err && rs.status == 416 && rs.total_size == off)
         err = 0;
+    snap_free(rbuf);
     http_response_free(&rs);
     return err;
 }
