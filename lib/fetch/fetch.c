@@ -7,6 +7,7 @@
 #include "base/mem.h"
 #include "base/util.h"
 #include "crypto/sha256.h"
+#include "fetch/hasher.h"
 #include "store/store.h"
 
 #include <dirent.h>
@@ -29,7 +30,7 @@ struct sink_state {
     int fd;
     const char *url;
     uint64_t written, max;
-    struct sha256_ctx sha;
+    struct fetch_hasher *hasher; /* hashes what is written, on its own thread */
     const struct fetch_opts *o;
     uint64_t total; /* 0 = unknown */
 };
@@ -43,8 +44,8 @@ static int sink(void *ctx, const uint8_t *p, size_t n)
     int err = snap_write_full(s->fd, p, n, fetch_tmp_path);
     if (err)
         return err;
-    sha256_update(&s->sha, p, n);
     s->written += n;
+    fetch_hasher_wrote(s->hasher, s->written);
     if (s->o->progress)
         s->o->progress(s->o->progress_ctx, s->written, s->total);
     return 0;
@@ -120,12 +121,17 @@ static int fetch_download(const struct fetch_opts *o, const char *final, struct 
     snprintf(fetch_tmp_path, sizeof fetch_tmp_path, "%.*s/.%s%s%ld.%08x", (int)(slash - final), final,
              slash + 1, TMP_TAG, (long)getpid(), (unsigned)(snap_now_ns() & 0xffffffff));
     struct sink_state s = {.url = o->url, .max = o->max_size, .o = o};
-    s.fd = open(fetch_tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    s.fd = open(fetch_tmp_path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (s.fd < 0) {
         err = snap_fail_errno("%s: create temp file", fetch_tmp_path);
         goto out;
     }
-    sha256_init(&s.sha);
+    if ((err = fetch_hasher_start(s.fd, fetch_tmp_path, &s.hasher)) != 0) {
+        close(s.fd);
+        unlink(fetch_tmp_path);
+        fetch_tmp_path[0] = '\0';
+        goto out;
+    }
 
     struct store_read_result res;
     for (;;) {
@@ -146,7 +152,10 @@ static int fetch_download(const struct fetch_opts *o, const char *final, struct 
         r->resumed++;
     }
     uint8_t got[32];
-    sha256_final(&s.sha, got);
+    if (err)
+        fetch_hasher_abort(s.hasher);
+    else
+        err = fetch_hasher_finish(s.hasher, got);
     if (!err && s.total && s.written != s.total)
         err = snap_fail(SNAP_ESHORT, "%s: got %llu bytes, the source says %llu", o->url,
                         (unsigned long long)s.written, (unsigned long long)s.total);
