@@ -70,7 +70,10 @@ static int fb_run(struct fb_ctx *x, int i, double *secs)
     /* The URL goes in as $1, never into the shell text. */
     char *sh_argv[] = {x->sh, "-c", NULL, "sh", (char *)x->url, NULL};
     sh_argv[2] = i == FB_OPENSSL ? x->pipe_openssl : i == FB_SHA256SUM ? x->pipe_sha256sum : x->pipe_curl;
-    int err = bench_run_capture("bench fetch", i == FB_FETCH ? fetch_argv : sh_argv, secs, out, sizeof out);
+    int code = 0;
+    int err = bench_run_capture("bench fetch", i == FB_FETCH ? fetch_argv : sh_argv, secs, out, sizeof out, &code);
+    if (err && i == FB_FETCH && code == SNAP_EXIT_VERIFY) /* fetch said why on stderr */
+        return snap_fail(SNAP_EHASH, "bench fetch: snapctl fetch found a different SHA-256 than --sha256");
     if (err)
         return err;
     if (i == FB_FETCH) {

@@ -129,8 +129,8 @@ static int hb_run(struct hb_ctx *x, int i, double *secs)
     switch (i) {
     case HB_SELF_WHOLE: return hb_self(x, false, secs);
     case HB_SELF_RANGES: return hb_self(x, true, secs);
-    case HB_CURL_WHOLE: return bench_run_capture("bench http", whole, secs, out, sizeof out);
-    default: return bench_run_capture("bench http", ranged, secs, out, sizeof out);
+    case HB_CURL_WHOLE: return bench_run_capture("bench http", whole, secs, out, sizeof out, NULL);
+    default: return bench_run_capture("bench http", ranged, secs, out, sizeof out, NULL);
     }
 }
 

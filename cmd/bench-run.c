@@ -30,7 +30,7 @@ int bench_which(const char *what, const char *prog, char *out, size_t cap)
                                      "is the point of this benchmark", what, prog);
 }
 
-int bench_run_capture(const char *label, char *const argv[], double *secs, char *out, size_t cap)
+int bench_run_capture(const char *label, char *const argv[], double *secs, char *out, size_t cap, int *exit_code)
 {
     int pfd[2];
     if (pipe2(pfd, O_CLOEXEC) < 0)
@@ -71,6 +71,8 @@ int bench_run_capture(const char *label, char *const argv[], double *secs, char 
         if (errno != EINTR)
             return snap_fail_errno("%s: waitpid %s", label, argv[0]);
     *secs = (double)(snap_now_ns() - t0) / 1e9;
+    if (exit_code)
+        *exit_code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
     if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
         return snap_fail(SNAP_EIO, "%s: %s failed (%s %d)", label, argv[0], WIFEXITED(st) ? "exit" : "signal",
                          WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));

@@ -12,8 +12,9 @@
 int bench_which(const char *what, const char *prog, char *out, size_t cap);
 /* Run argv (argv[0] a full path) with stdin /dev/null and stdout captured into out (at most
  * cap - 1 bytes, NUL-terminated; the rest is read and dropped); *secs from fork to exit.
- * A non-zero exit or a signal is SNAP_EIO naming label. */
-int bench_run_capture(const char *label, char *const argv[], double *secs, char *out, size_t cap);
+ * A non-zero exit or a signal is SNAP_EIO naming label; *exit_code (if not NULL) gets the
+ * exit status, or 128 + the signal. */
+int bench_run_capture(const char *label, char *const argv[], double *secs, char *out, size_t cap, int *exit_code);
 /* The first run of exactly 64 lowercase hex digits in s, or -1. */
 int bench_parse_digest(const char *s, char hex[65]);
 /* Median of n (1..BENCH_MAX_RUNS) values. */

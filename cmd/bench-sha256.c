@@ -135,7 +135,7 @@ static int sha_bench_self(const char *file, enum sha256_impl impl, double *secs,
 static int sha_bench_child(char *const argv[], double *secs, char hex[65])
 {
     char out[4096];
-    int err = bench_run_capture("sha256", argv, secs, out, sizeof out);
+    int err = bench_run_capture("sha256", argv, secs, out, sizeof out, NULL);
     if (!err && bench_parse_digest(out, hex) != 0)
         err = snap_fail(SNAP_EPROTO, "sha256: no digest in the output of %s: \"%.100s\"", argv[0], out);
     return err;
