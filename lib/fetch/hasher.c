@@ -6,12 +6,14 @@
 #include "crypto/sha256.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <unistd.h>
 
 #define HASHER_BUF (1u << 20)
+#define HASHER_SYNC_STEP (8u << 20)
 #define HASHER_BATCH (256u << 10) /* wake the thread only for this much new data */
 
 struct fetch_hasher {
@@ -54,6 +56,11 @@ static void *hasher_main(void *arg)
             err = snap_fail(SNAP_EIO, "%s: ended at byte %llu while hashing", h->name, (unsigned long long)off);
         else if (n > 0)
             sha256_update(&h->sha, h->buf, (size_t)n);
+        /* Start the disk writeback of what is hashed, so the final fsync has little left. */
+        if (n > 0 && (off + (uint64_t)n) / HASHER_SYNC_STEP != off / HASHER_SYNC_STEP) {
+            uint64_t end = (off + (uint64_t)n) / HASHER_SYNC_STEP * HASHER_SYNC_STEP;
+            sync_file_range(h->fd, (off64_t)(end - HASHER_SYNC_STEP), HASHER_SYNC_STEP, SYNC_FILE_RANGE_WRITE);
+        }
         pthread_mutex_lock(&h->mu);
         if (err) {
             h->err = err;

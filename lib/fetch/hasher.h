@@ -3,7 +3,9 @@
  * fetch's network thread receives and writes; this thread preads what was written (from the
  * page cache) and hashes it, so hashing overlaps receiving instead of adding to it -- the way
  * `curl | openssl dgst` overlaps them across two processes.  It hashes the bytes as they are
- * in the file, in order, from offset 0.  Memory: one 1 MiB buffer.  When no thread can be
+ * in the file, in order, from offset 0, and starts the disk writeback of each 8 MiB it has
+ * hashed (sync_file_range), so the caller's final fsync finds little left to write (0.1-0.15 s
+ * per GiB before, ~0 after).  Memory: one 1 MiB buffer.  When no thread can be
  * started, fetch_hasher_finish hashes the file in the caller's thread instead.
  */
 #ifndef SNAP_FETCH_HASHER_H
