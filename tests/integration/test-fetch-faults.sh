@@ -35,6 +35,13 @@ reset_stats() { curl -s -f -X POST "$U/_stats/reset" >/dev/null; control '{"clea
 fetch "$U/a.bin" --sha256 "$H" >/dev/null
 good "plain fetch"
 
+#    An empty object: the open-ended range is answered 416 (nothing at byte 0), which is fine.
+: >"$T/www/empty"
+HE=$(sha256 "$T/www/empty")
+fetch "$U/empty" --sha256 "$HE" >/dev/null
+[ -f "$C/$HE" ] && [ ! -s "$C/$HE" ] || die "empty object"
+rm "$C/$HE"
+
 # 2. Wrong hash: exit 6, the message names the URL, the expected and the actual hash.
 expect_exit 6 fetch "$U/a.bin" --sha256 "$BAD"
 grep -q "$U/a.bin" "$LAST_ERR" && grep -q "expected $BAD" "$LAST_ERR" && grep -q "got $H" "$LAST_ERR" ||
