@@ -8,6 +8,7 @@
  * stdout.  Every digest of every run must agree.  The median of --runs is reported.
  */
 #include "bench.h"
+#include "bench-run.h"
 #include "cli.h"
 
 #include "base/err.h"
@@ -26,11 +27,10 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #define SHA_BENCH_BUF (256u << 10)
-#define SHA_BENCH_MAX_RUNS 100
+#define SHA_BENCH_MAX_RUNS BENCH_MAX_RUNS
 
 static const char sha_bench_usage[] =
     "Usage: snapctl bench sha256 [--size SIZE] [--file FILE] [--dir DIR] [--runs N] [--json]\n"
@@ -67,25 +67,6 @@ static void sha_bench_on_signal(int sig)
     if (sha_bench_tmp[0])
         unlink(sha_bench_tmp);
     _exit(130);
-}
-
-/* Find prog in $PATH. */
-static int sha_bench_which(const char *prog, char *out, size_t cap)
-{
-    const char *path = getenv("PATH");
-    if (!path || !*path)
-        path = "/usr/local/bin:/usr/bin:/bin";
-    for (const char *p = path;;) {
-        const char *end = strchrnul(p, ':');
-        int n = (int)(end - p);
-        if ((size_t)snprintf(out, cap, "%.*s/%s", n ? n : 1, n ? p : ".", prog) < cap && access(out, X_OK) == 0)
-            return 0;
-        if (!*end)
-            break;
-        p = end + 1;
-    }
-    return snap_fail(SNAP_ENOTFOUND, "sha256: peer program '%s' not found in PATH; install it: the comparison "
-                                     "is the point of this benchmark", prog);
 }
 
 /* Fill a new file of size bytes with pseudo-random data (xorshift, fixed seed). */
@@ -150,75 +131,14 @@ static int sha_bench_self(const char *file, enum sha256_impl impl, double *secs,
     return 0;
 }
 
-/* The first run of exactly 64 hex digits in s. */
-static int sha_bench_parse_digest(const char *s, char hex[65])
-{
-    for (const char *p = s; *p;) {
-        size_t n = strspn(p, "0123456789abcdef");
-        if (n == 64) {
-            memcpy(hex, p, 64);
-            hex[64] = '\0';
-            return 0;
-        }
-        p += n ? n : 1;
-    }
-    return -1;
-}
-
-/* Run argv (argv[0] is the full path) with stdout captured; seconds from fork to exit. */
+/* A peer's run: its digest parsed from stdout. */
 static int sha_bench_child(char *const argv[], double *secs, char hex[65])
 {
-    int pfd[2];
-    if (pipe2(pfd, O_CLOEXEC) < 0)
-        return snap_fail_errno("sha256: pipe");
-    uint64_t t0 = snap_now_ns();
-    pid_t pid = fork();
-    if (pid < 0) {
-        close(pfd[0]), close(pfd[1]);
-        return snap_fail_errno("sha256: fork");
-    }
-    if (pid == 0) {
-        dup2(pfd[1], STDOUT_FILENO);
-        execv(argv[0], argv);
-        _exit(127);
-    }
-    close(pfd[1]);
     char out[4096];
-    size_t len = 0;
-    for (;;) {
-        ssize_t n = read(pfd[0], out + len, sizeof out - 1 - len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0 || (len += (size_t)n) == sizeof out - 1)
-            break;
-    }
-    out[len] = '\0';
-    close(pfd[0]);
-    int st;
-    while (waitpid(pid, &st, 0) < 0)
-        if (errno != EINTR)
-            return snap_fail_errno("sha256: waitpid %s", argv[0]);
-    *secs = (double)(snap_now_ns() - t0) / 1e9;
-    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
-        return snap_fail(SNAP_EIO, "sha256: %s failed (%s %d)", argv[0], WIFEXITED(st) ? "exit" : "signal",
-                         WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
-    if (sha_bench_parse_digest(out, hex) != 0)
-        return snap_fail(SNAP_EPROTO, "sha256: no digest in the output of %s: \"%.100s\"", argv[0], out);
-    return 0;
-}
-
-static int sha_bench_cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double sha_bench_median(const double *v, int n)
-{
-    double s[SHA_BENCH_MAX_RUNS];
-    memcpy(s, v, (size_t)n * sizeof *v);
-    qsort(s, (size_t)n, sizeof *s, sha_bench_cmp_double);
-    return n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
+    int err = bench_run_capture("sha256", argv, secs, out, sizeof out, NULL);
+    if (!err && bench_parse_digest(out, hex) != 0)
+        err = snap_fail(SNAP_EPROTO, "sha256: no digest in the output of %s: \"%.100s\"", argv[0], out);
+    return err;
 }
 
 static int sha_bench_measure(struct sha_contender *c, const char *file, int runs, char digest[65])
@@ -251,7 +171,7 @@ static int sha_bench_measure(struct sha_contender *c, const char *file, int runs
     for (int i = 0; i < SHA_NCONT; i++) {
         if (!c[i].available)
             continue;
-        c[i].median = sha_bench_median(c[i].secs, runs);
+        c[i].median = bench_median(c[i].secs, runs);
         if (c[i].median < 1e-9)
             c[i].median = 1e-9;
     }
@@ -367,7 +287,7 @@ int bench_sha256(int argc, char **argv)
         [SHA_PEER_OPENSSL] = {.name = "openssl dgst -sha256", .peer = "openssl", .available = true},
     };
     for (int i = SHA_PEER_SHA256SUM; i < SHA_NCONT; i++)
-        if ((err = sha_bench_which(c[i].peer, c[i].path, sizeof c[i].path)))
+        if ((err = bench_which("sha256", c[i].peer, c[i].path, sizeof c[i].path)))
             return cli_fail(err, NULL);
 
     bool generated = !file;

@@ -83,7 +83,7 @@ int cli_open_store(const char *url, const struct cli_store_opts *o, struct store
     if (!o || !o->peer) {
         if (o && (o->peer_ca || o->nallow))
             return snap_fail(SNAP_EUSAGE, "--peer-ca and --peer-allow only go with --peer HOST:PORT");
-        return store_open(url, NULL, out);
+        return store_open(url, o ? o->store_opts : NULL, out);
     }
     char purl[512];
     if ((size_t)snprintf(purl, sizeof purl, "%s%s", strstr(o->peer, "://") ? "" : "peer://", o->peer) >= sizeof purl)
@@ -94,7 +94,7 @@ int cli_open_store(const char *url, const struct cli_store_opts *o, struct store
     int err = store_peer_open(purl, &po, o->allow, o->nallow, &front);
     if (err)
         return snap_fail_ctx(err, "--peer");
-    if ((err = store_open(url, NULL, &inner)) != 0) {
+    if ((err = store_open(url, o->store_opts, &inner)) != 0) {
         store_close(front);
         return err;
     }

@@ -39,6 +39,7 @@ bool cli_wants_help(int argc, char **argv);
 #include "net/httpd.h" /* struct httpd_cidr */
 
 struct store;
+struct store_opts;
 
 enum { CLI_OPT_PEER = 0x1000, CLI_OPT_PEER_CA, CLI_OPT_PEER_ALLOW, CLI_OPT_PEER_TIMEOUT, CLI_OPT_PEER_STATS };
 #define CLI_PEER_LONGOPTS                                                                                    \
@@ -60,6 +61,7 @@ struct cli_store_opts {
     const char *peer;       /* HOST:PORT or peer://HOST:PORT; NULL = no peer */
     const char *peer_ca;
     const char *stats_file;
+    const struct store_opts *store_opts; /* of the store itself (behind the peer); NULL: defaults */
     unsigned timeout_ms;
     struct httpd_cidr allow[CLI_PEER_ALLOW_MAX];
     size_t nallow;

@@ -61,7 +61,7 @@ static void on_signal(int sig)
     _exit(SNAP_EXIT_INTR);
 }
 
-enum { OPT_SHA = 256, OPT_DIR, OPT_PREFIX, OPT_MAX, OPT_MODE, OPT_VERIFY, OPT_JSON };
+enum { OPT_SHA = 256, OPT_DIR, OPT_PREFIX, OPT_MAX, OPT_MODE, OPT_VERIFY, OPT_JSON, OPT_TIMEOUT };
 
 int fetch_main(int argc, char **argv)
 {
@@ -72,6 +72,7 @@ int fetch_main(int argc, char **argv)
         {"max-size", required_argument, NULL, OPT_MAX},
         {"mode", required_argument, NULL, OPT_MODE},
         {"verify", no_argument, NULL, OPT_VERIFY},
+        {"timeout", required_argument, NULL, OPT_TIMEOUT},
         {"json", no_argument, NULL, OPT_JSON},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
@@ -101,6 +102,14 @@ int fetch_main(int argc, char **argv)
             break;
         }
         case OPT_VERIFY: o.verify = true; break;
+        case OPT_TIMEOUT: {
+            char *end;
+            double t = strtod(optarg, &end);
+            if (*end || !*optarg || !(t >= 0.001 && t <= 86400))
+                return cli_usage_error("--timeout: '%s' is not a number of seconds (0.001 to 86400)", optarg);
+            o.idle_timeout_ms = (unsigned)(t * 1000 + 0.5);
+            break;
+        }
         case OPT_JSON: json = true; break;
         case 'q': quiet = true; break;
         case 'h': fputs(usage, stdout); return 0;
@@ -135,6 +144,8 @@ int fetch_main(int argc, char **argv)
     char *key = NULL;
     int err = 0;
     if (so.peer || so.peer_ca || so.nallow) {
+        struct store_opts sop = {.idle_timeout_ms = o.idle_timeout_ms};
+        so.store_opts = &sop;
         if ((err = cli_open_object(o.url, &so, &o.store, &key)) != 0) {
             progress_end(&bar);
             return cli_fail(err, NULL);

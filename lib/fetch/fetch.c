@@ -7,6 +7,7 @@
 #include "base/mem.h"
 #include "base/util.h"
 #include "crypto/sha256.h"
+#include "fetch/hasher.h"
 #include "store/store.h"
 
 #include <dirent.h>
@@ -29,7 +30,7 @@ struct sink_state {
     int fd;
     const char *url;
     uint64_t written, max;
-    struct sha256_ctx sha;
+    struct fetch_hasher *hasher; /* hashes what is written, on its own thread */
     const struct fetch_opts *o;
     uint64_t total; /* 0 = unknown */
 };
@@ -43,8 +44,8 @@ static int sink(void *ctx, const uint8_t *p, size_t n)
     int err = snap_write_full(s->fd, p, n, fetch_tmp_path);
     if (err)
         return err;
-    sha256_update(&s->sha, p, n);
     s->written += n;
+    fetch_hasher_wrote(s->hasher, s->written);
     if (s->o->progress)
         s->o->progress(s->o->progress_ctx, s->written, s->total);
     return 0;
@@ -109,13 +110,14 @@ static int fetch_download(const struct fetch_opts *o, const char *final, struct 
 {
     char *base = NULL, *key = NULL;
     struct store *st = NULL;
+    struct store_opts so = {.idle_timeout_ms = o->idle_timeout_ms};
     int err = 0;
     if (o->store) {
         st = o->store;
         if (!(key = snap_strdup(o->key)))
             err = snap_fail(SNAP_ENOMEM, "out of memory");
     } else if ((err = store_split_url(o->url, &base, &key)) == 0) {
-        err = store_open(base, NULL, &st);
+        err = store_open(base, &so, &st);
     }
     if (err)
         goto out;
@@ -124,37 +126,41 @@ static int fetch_download(const struct fetch_opts *o, const char *final, struct 
     snprintf(fetch_tmp_path, sizeof fetch_tmp_path, "%.*s/.%s%s%ld.%08x", (int)(slash - final), final,
              slash + 1, TMP_TAG, (long)getpid(), (unsigned)(snap_now_ns() & 0xffffffff));
     struct sink_state s = {.url = o->url, .max = o->max_size, .o = o};
-    s.fd = open(fetch_tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    s.fd = open(fetch_tmp_path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (s.fd < 0) {
         err = snap_fail_errno("%s: create temp file", fetch_tmp_path);
         goto out;
     }
-    sha256_init(&s.sha);
+    if ((err = fetch_hasher_start(s.fd, fetch_tmp_path, &s.hasher)) != 0) {
+        close(s.fd);
+        unlink(fetch_tmp_path);
+        fetch_tmp_path[0] = '\0';
+        goto out;
+    }
 
-    unsigned attempts = o->attempts ? o->attempts : 5;
     struct store_read_result res;
-    for (unsigned a = 0;; a++) {
-        /* Ask for one byte past the limit, so an oversize source is seen, not truncated. */
-        uint64_t want = o->max_size + 1 - s.written;
+    for (;;) {
+        /* To the end (bytes=K-): the sink refuses byte max_size + 1, so an oversize or endless
+         * source is seen, not truncated, and nothing past that byte is read. */
         uint64_t before = s.written;
-        err = store_read_stream(st, key, s.written, want, sink, &s, &res);
+        err = store_read_stream(st, key, s.written, STORE_SIZE_UNKNOWN, sink, &s, &res);
         if (res.total_size != STORE_SIZE_UNKNOWN)
             s.total = res.total_size;
         if (!err && s.total && s.written < s.total)
             err = snap_fail(SNAP_ESHORT, "%s: body ended after %llu of %llu bytes", o->url,
                             (unsigned long long)s.written, (unsigned long long)s.total);
-        if (!err || !retryable(err) || a + 1 >= attempts)
+        /* The transport has retried already; resume only a break that moved the file on. */
+        if (!err || !retryable(err) || s.written == before)
             break;
         /* Resume from what is on disk; the hash state already covers it. */
         snap_warn("%s: %s; resuming at byte %llu", o->url, snap_errmsg(err), (unsigned long long)s.written);
-        if (s.written > before)
-            a = 0; /* progress was made: this break does not count against the attempts */
         r->resumed++;
-        struct timespec ts = {0, 200000000L * (a + 1)};
-        nanosleep(&ts, NULL);
     }
     uint8_t got[32];
-    sha256_final(&s.sha, got);
+    if (err)
+        fetch_hasher_abort(s.hasher);
+    else
+        err = fetch_hasher_finish(s.hasher, got);
     if (!err && s.total && s.written != s.total)
         err = snap_fail(SNAP_ESHORT, "%s: got %llu bytes, the source says %llu", o->url,
                         (unsigned long long)s.written, (unsigned long long)s.total);

@@ -3,8 +3,11 @@
  * A file appears at the final path only after its whole body was read within max_size and its
  * SHA-256 matched; it is streamed into a temp file in the same directory, hashed in the same
  * pass, fsync'd, renamed into place, and the directory fsync'd.  Any failure removes the temp
- * file.  A break mid-body is resumed with a ranged read from the bytes already written (the hash
- * state carries over), up to `attempts` times.  Hashing uses the SHA-NI path when the CPU has it.
+ * file.  A break mid-body is resumed with an open-ended ranged read (bytes=K-) from the bytes
+ * already written (the hash state carries over), for as long as each break moved the file on;
+ * a break that made no progress ends the fetch, since the transport below (lib/net's retries
+ * with backoff) has already retried it -- two nested retry loops would multiply a stall.
+ * Hashing uses the SHA-NI path when the CPU has it.
  */
 #ifndef SNAP_FETCH_H
 #define SNAP_FETCH_H
@@ -28,7 +31,7 @@ struct fetch_opts {
     uint64_t max_size;        /* default 8 GiB when 0 */
     unsigned mode;            /* final file mode, default 0644 when 0 */
     bool verify;              /* on a hit, re-hash and replace a bad file */
-    unsigned attempts;        /* tries after a mid-body break, default 5 */
+    unsigned idle_timeout_ms; /* no byte for this long fails a network read; 0 = 30 s */
     fetch_progress_fn progress;
     void *progress_ctx;
 };

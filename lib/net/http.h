@@ -156,7 +156,8 @@ struct http_request {
     uint64_t body_len;
     http_body_fn body_fn;
     void *body_ctx;
-    /* Ranged read: Range: bytes=range_off-(range_off+range_len-1).  A 206 must answer exactly
+    /* Ranged read: Range: bytes=range_off-(range_off+range_len-1), or the open-ended
+     * bytes=range_off- when range_len is UINT64_MAX - range_off (to the end).  A 206 must answer exactly
      * that (a shorter one only at the object's end); a 200 is skipped to it; a 416 is
      * SNAP_ERANGE.  A retry after part of the range arrived asks for the rest only. */
     bool range;
@@ -169,6 +170,11 @@ struct http_request {
     void *progress_ctx;
     http_data_fn data_fn;            /* HTTP_SINK_CALLBACK */
     void *data_ctx;
+    /* Optional, for CALLBACK and DISCARD sinks: a 2xx body with a Content-Length (or none)
+     * is received into this buffer in reads of up to recv_buf_len bytes and handed on from
+     * there -- fewer, bigger reads than through the connection's 32 KiB buffer.  NULL = that. */
+    uint8_t *recv_buf;
+    size_t recv_buf_len;
     size_t collect_max;              /* HTTP_SINK_COLLECT; 0 = HTTP_COLLECT_MAX */
     enum http_retry_mode retry;
     http_sign_fn sign;

@@ -9,7 +9,8 @@
  *   is empty and the sink is a buffer, the socket (or mbedTLS) reads straight into the
  *   caller's buffer, as many bytes as framing allows (Content-Length left, or the current
  *   chunk's data).  So a ranged GET into an mmap slice costs one copy at most for the bytes
- *   that came with the head.
+ *   that came with the head.  A callback or discard sink may lend a bigger receive buffer
+ *   (recv_buf): 256 KiB reads instead of 32 KiB ones cut fetch's system time by a third.
  * - Only a 2xx body reaches the caller's sink.  Error bodies are kept in rs->body (capped);
  *   redirect bodies are drained.  A body we stop wanting (the rest of a 200 answered to a
  *   range) is drained when small, else the connection is closed instead of reading GiBs.
@@ -78,7 +79,11 @@ static int req_headers(struct http_xfer *x, struct http_hdrs *hd, uint64_t *clen
         (e = http_hdrs_add(hd, "User-Agent", x->c->o.user_agent)))
         return e;
     if (rq->range) {
-        snprintf(v, sizeof v, "bytes=%" PRIu64 "-%" PRIu64, x->off, x->off + x->len - 1);
+        /* A range that runs to UINT64_MAX means "to the end": ask open-ended, like curl -C. */
+        if (x->len == UINT64_MAX - x->off)
+            snprintf(v, sizeof v, "bytes=%" PRIu64 "-", x->off);
+        else
+            snprintf(v, sizeof v, "bytes=%" PRIu64 "-%" PRIu64, x->off, x->off + x->len - 1);
         if ((e = http_hdrs_add(hd, "Range", v)))
             return e;
     }
@@ -494,6 +499,19 @@ static int body_pump(struct http_xfer *x)
             else if (x->mode == BM_CHUNKED)
                 http_chunked_skip(&x->ch, got);
             e = sink_landed(x, got);
+        } else if (x->sink == SK_CALLER && x->rq->recv_buf && x->rq->recv_buf_len && x->mode != BM_CHUNKED &&
+                   want) {
+            /* The caller's bigger buffer: fewer reads for a callback or a discard. */
+            size_t n = (size_t)(want < x->rq->recv_buf_len ? want : x->rq->recv_buf_len);
+            if ((e = http_conn_read(k, x->rq->recv_buf, n, &got)))
+                break;
+            if (got == 0) {
+                e = body_eof(x);
+                continue;
+            }
+            if (x->mode == BM_LENGTH)
+                x->left -= got;
+            e = deliver(x, x->rq->recv_buf, got);
         } else {
             k->rpos = k->rend = 0;
             if ((e = http_conn_read(k, k->rbuf, k->rcap, &got)))

@@ -144,12 +144,15 @@ static int hs_read_stream(struct store *s, const char *key, uint64_t off, uint64
     if (err)
         return err;
     struct store_sink_guard k = {sink, ctx, 0, ""};
+    size_t rcap;
+    uint8_t *rbuf = store_stream_recv_buf(len, &rcap);
     struct http_response rs;
     http_response_init(&rs);
     struct http_request rq = {
         .method = "GET", .url = &hs->url, .target = target, .range = true, .range_off = off,
         .range_len = len == STORE_SIZE_UNKNOWN ? UINT64_MAX - off : len, .sink = HTTP_SINK_CALLBACK,
         .data_fn = store_sink_guard_fn, .data_ctx = &k,
+        .recv_buf = rbuf, .recv_buf_len = rcap,
     };
     err = http_do(hs->client, &rq, &rs);
     res->bytes = rs.bytes;
@@ -161,6 +164,7 @@ static int hs_read_stream(struct store *s, const char *key, uint64_t off, uint64
         err = 0;
     else if (err)
         err = hs_error(hs, key, &rs, err);
+    snap_free(rbuf);
     http_response_free(&rs);
     return err;
 }

@@ -193,6 +193,15 @@ int store_read_stream(struct store *s, const char *key, uint64_t off, uint64_t l
     return err;
 }
 
+uint8_t *store_stream_recv_buf(uint64_t len, size_t *cap)
+{
+    *cap = len < STORE_STREAM_RECV ? (size_t)len : STORE_STREAM_RECV;
+    uint8_t *b = *cap ? snap_malloc(*cap) : NULL;
+    if (!b)
+        *cap = 0;
+    return b;
+}
+
 int store_sink_guard_fn(void *guard, const void *p, size_t n)
 {
     struct store_sink_guard *g = guard;

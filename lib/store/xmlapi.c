@@ -313,9 +313,12 @@ int xapi_read_stream(struct store *s, const char *key, uint64_t off, uint64_t le
     if (!p)
         return snap_fail(SNAP_ENOMEM, "out of memory");
     struct http_response *rs = &p->rs;
+    size_t rcap;
+    uint8_t *rbuf = store_stream_recv_buf(len, &rcap);
     struct http_request rq = {.method = "GET", .range = true, .range_off = off,
                               .range_len = len == STORE_SIZE_UNKNOWN ? UINT64_MAX - off : len,
-                              .sink = HTTP_SINK_CALLBACK, .data_fn = store_sink_guard_fn, .data_ctx = &k};
+                              .sink = HTTP_SINK_CALLBACK, .data_fn = store_sink_guard_fn, .data_ctx = &k,
+                              .recv_buf = rbuf, .recv_buf_len = rcap};
     err = req_do(x, &r, &rq, rs, key, "GET");
     res->bytes = rs->bytes;
     if (rs->total_size != HTTP_SIZE_UNKNOWN)
@@ -324,6 +327,7 @@ int xapi_read_stream(struct store *s, const char *key, uint64_t off, uint64_t le
         err = store_sink_guard_result(&k, err);
     else if (err && rs->status == 416 && rs->total_size == off)
         err = 0;
+    snap_free(rbuf);
     resp_give(x, p);
     return err;
 }

@@ -184,9 +184,15 @@ expect "by_path" "$(json 'd["by_path"]["/f.bin"], d["by_path"]["/small.txt"]' "$
 expect "ranges" "$(json 'd["ranges"]' "$T/s")" "['bytes=0-99', 'bytes=0-99', 'bytes=0-99']"
 expect "bytes_sent" "$(json 'd["bytes_sent"]' "$T/s")" 212
 expect "one kept-alive connection (plus /_stats)" "$(json 'd["connections"]' "$T/s")" 2
-expect "recent" "$(json 'd["recent"][2]' "$T/s")" "{'request': 'GET /small.txt', 'status': 206}"
+expect "recent" "$(json 'd["recent"][2]' "$T/s")" "{'request': 'GET /small.txt', 'status': 206, 'authorization': False}"
 curl -s -o /dev/null "$U/_fault/reset=5/f.bin" || true
 expect "aborted recorded" "$(curl -s "$U/_stats" | json 'd["recent"][-1]["aborted"], d["faults"]' -)" "('reset', 1)"
+curl -s -o /dev/null -H 'Authorization: Bearer x' "$U/small.txt"
+expect "authorization recorded" "$(curl -s "$U/_stats" | json 'd["recent"][-1]["authorization"]' -)" "True"
+curl -s -X POST "$U/_stats/reset" >/dev/null
+expect "no-range answers 200 with the whole object" \
+    "$(curl -s -o /dev/null -w '%{http_code} %{size_download}' -r 0-9 "$U/_fault/no-range/small.txt")" \
+    "200 12"
 
 # -- GCS auth: JWT token endpoint and metadata server ----------------------------------------
 openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$T/key.pem" 2>/dev/null

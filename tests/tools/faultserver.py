@@ -43,14 +43,16 @@ commas (in a query parameter, once more by the query decoding): crange=bytes%200
   bad-range          206 with a Content-Range shifted by one byte from what is sent
   crange=VALUE       206 with this literal Content-Range
   endless            200 with no Content-Length and a body that never ends (until the client closes)
+  no-range           ignore a Range header: 200 with the whole object (a server without ranges)
 K is capped at the body's length.  Faults apply to every route below except /_control, /_stats
 and /_uploads; the request body is always read first (unless reset-in), so a connection stays
 usable after a replaced answer.
 
 Statistics: GET /_stats -> {"requests", "by_path", "by_method", "bytes_sent" (body bytes),
 "bytes_received", "ranges" (Range headers, in order), "faults", "connections", "tokens_issued",
-"recent" (the last 1000 requests: {"request": "METHOD target", "status", and "aborted": "reset"
-or "closed" when the connection was cut})}; POST /_stats/reset zeroes them.  Control endpoints
+"recent" (the last 1000 requests: {"request": "METHOD target", "status", "authorization" (whether
+the request carried an Authorization field), and "aborted": "reset" or "closed" when the
+connection was cut})}; POST /_stats/reset zeroes them.  Control endpoints
 are not counted.
 
 GCS auth emulation:
@@ -131,7 +133,7 @@ class Fault:
     INT_KEYS = {"status", "retry-after", "ws", "redirect", "stall", "stall-at", "ttfb", "reset",
                 "reset-in", "truncate"}
     STR_KEYS = {"code", "message", "location", "crange", "clen", "error200", "rate"}
-    FLAG_KEYS = {"bad-range", "endless", "error200"}
+    FLAG_KEYS = {"bad-range", "endless", "error200", "no-range"}
 
     def __init__(self, text):
         self.text = text
@@ -323,7 +325,8 @@ class Handler(BaseHTTPRequestHandler):
                 rng = self.headers.get("Range")
                 if rng and len(s["ranges"]) < MAX_RANGES_KEPT:
                     s["ranges"].append(rng)
-                self.record = {"request": "%s %s" % (self.command, self.target), "status": None}
+                self.record = {"request": "%s %s" % (self.command, self.target), "status": None,
+                               "authorization": "Authorization" in self.headers}
                 s["recent"].append(self.record)
                 del s["recent"][:-MAX_RECENT]
             try:
@@ -757,7 +760,7 @@ class Handler(BaseHTTPRequestHandler):
             if not any(k.lower() == "content-type" for k, _ in kept):
                 hdrs.append(("Content-Type", "application/octet-stream"))
             hdrs += kept
-            rng = parse_range(self.headers.get("Range"), total)
+            rng = None if "no-range" in self.fault else parse_range(self.headers.get("Range"), total)
             if rng == "unsatisfiable":
                 return self.send(416, [("Content-Range", "bytes */%d" % total)] + hdrs[:1], b"")
             if rng is None:

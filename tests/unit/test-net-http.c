@@ -574,3 +574,73 @@ TEST(net_http_every_allocation_failure_is_clean)
     CHECK(ok > 0); /* the walk reached the end */
     tsrv_stop(s);
 }
+
+/* A lent receive buffer (recv_buf) smaller than the body: the callback sees every byte, in
+ * order, and once the bytes that came with the head are used up, in pieces no bigger than the
+ * buffer; an open-ended range is sent as bytes=K-, and a 200 answered to it is skipped to K. */
+#define RB_BODY 100000u
+
+struct piece_log {
+    uint64_t off;       /* the body offset the next byte must have */
+    unsigned pieces, small_pieces;
+    bool bad;
+};
+
+static uint8_t rb_byte(uint64_t i)
+{
+    return (uint8_t)(i * 7 + i / 251);
+}
+
+static int piece_cb(void *ctx, const void *p, size_t n)
+{
+    struct piece_log *l = ctx;
+    for (size_t i = 0; i < n; i++)
+        l->bad |= ((const uint8_t *)p)[i] != rb_byte(l->off + i);
+    l->off += n;
+    l->pieces++;
+    l->small_pieces += n <= 5;
+    return 0;
+}
+
+TEST(net_http_recv_buf_and_open_ended_range)
+{
+    static char r206[RB_BODY + 200], r200[RB_BODY + 200];
+    int h1 = snprintf(r206, 200, "HTTP/1.1 206 Partial Content\r\nContent-Range: bytes 3-%u/%u\r\n"
+                      "Content-Length: %u\r\n\r\n", RB_BODY - 1, RB_BODY, RB_BODY - 3);
+    int h2 = snprintf(r200, 200, "HTTP/1.1 200 OK\r\nContent-Length: %u\r\n\r\n", RB_BODY);
+    for (uint64_t i = 0; i < RB_BODY; i++) {
+        if (i >= 3)
+            r206[h1 + i - 3] = (char)rb_byte(i);
+        r200[h2 + i] = (char)rb_byte(i);
+    }
+    const struct tsrv_reply r[] = {{r206, (size_t)h1 + RB_BODY - 3}, {r200, (size_t)h2 + RB_BODY}};
+    struct tsrv *s = tsrv_start("127.0.0.1", r, 2, false);
+    CHECK(s);
+    struct http_client *c;
+    CHECK_EQ(http_client_new(NULL, &c), 0);
+    struct url u;
+    CHECK_EQ(mkurl(&u, "127.0.0.1", tsrv_port(s), "/o"), 0);
+    struct http_response rs;
+    http_response_init(&rs);
+    uint8_t small[5];
+    for (unsigned i = 0; i < 2; i++) {
+        struct piece_log log = {.off = 3};
+        struct http_request rq = {.method = "GET", .url = &u, .range = true, .range_off = 3,
+                                  .range_len = UINT64_MAX - 3, .sink = HTTP_SINK_CALLBACK, .data_fn = piece_cb,
+                                  .data_ctx = &log, .recv_buf = small, .recv_buf_len = sizeof small};
+        CHECK_EQ(http_do(c, &rq, &rs), 0);
+        CHECK(!log.bad);
+        CHECK_EQ(log.off, RB_BODY);
+        CHECK_EQ(rs.bytes, RB_BODY - 3);
+        CHECK_EQ(rs.total_size, RB_BODY);
+        /* At most 32 KiB came with the head; the rest went through the 5-byte buffer. */
+        CHECK(log.small_pieces >= (RB_BODY - 32768) / 5);
+        size_t len;
+        const char *req = tsrv_req(s, i, &len);
+        CHECK(req && strstr(req, "\r\nRange: bytes=3-\r\n"));
+    }
+    http_response_free(&rs);
+    http_client_free(c);
+    url_free(&u);
+    tsrv_stop(s);
+}

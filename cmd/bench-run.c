@@ -1,0 +1,108 @@
+/* bench-run.c -- running the named peers of the benchmarks (see bench-run.h). */
+#include "bench-run.h"
+
+#include "base/err.h"
+#include "base/io.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+int bench_which(const char *what, const char *prog, char *out, size_t cap)
+{
+    const char *path = getenv("PATH");
+    if (!path || !*path)
+        path = "/usr/local/bin:/usr/bin:/bin";
+    for (const char *p = path;;) {
+        const char *end = strchrnul(p, ':');
+        int n = (int)(end - p);
+        if ((size_t)snprintf(out, cap, "%.*s/%s", n ? n : 1, n ? p : ".", prog) < cap && access(out, X_OK) == 0)
+            return 0;
+        if (!*end)
+            break;
+        p = end + 1;
+    }
+    return snap_fail(SNAP_ENOTFOUND, "%s: peer program '%s' not found in PATH; install it: the comparison "
+                                     "is the point of this benchmark", what, prog);
+}
+
+int bench_run_capture(const char *label, char *const argv[], double *secs, char *out, size_t cap, int *exit_code)
+{
+    int pfd[2];
+    if (pipe2(pfd, O_CLOEXEC) < 0)
+        return snap_fail_errno("%s: pipe", label);
+    uint64_t t0 = snap_now_ns();
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(pfd[0]), close(pfd[1]);
+        return snap_fail_errno("%s: fork", label);
+    }
+    if (pid == 0) {
+        int devnull = open("/dev/null", O_RDONLY);
+        if (devnull >= 0)
+            dup2(devnull, STDIN_FILENO);
+        dup2(pfd[1], STDOUT_FILENO);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    close(pfd[1]);
+    size_t len = 0;
+    char drop[4096];
+    for (;;) {
+        char *dst = len + 1 < cap ? out + len : drop;
+        size_t room = len + 1 < cap ? cap - 1 - len : sizeof drop;
+        ssize_t n = read(pfd[0], dst, room);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        if (dst != drop)
+            len += (size_t)n;
+    }
+    if (cap)
+        out[len] = '\0';
+    close(pfd[0]);
+    int st;
+    while (waitpid(pid, &st, 0) < 0)
+        if (errno != EINTR)
+            return snap_fail_errno("%s: waitpid %s", label, argv[0]);
+    *secs = (double)(snap_now_ns() - t0) / 1e9;
+    if (exit_code)
+        *exit_code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+        return snap_fail(SNAP_EIO, "%s: %s failed (%s %d)", label, argv[0], WIFEXITED(st) ? "exit" : "signal",
+                         WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
+    return 0;
+}
+
+int bench_parse_digest(const char *s, char hex[65])
+{
+    for (const char *p = s; *p;) {
+        size_t n = strspn(p, "0123456789abcdef");
+        if (n == 64) {
+            memcpy(hex, p, 64);
+            hex[64] = '\0';
+            return 0;
+        }
+        p += n ? n : 1;
+    }
+    return -1;
+}
+
+static int bench_cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+double bench_median(const double *v, int n)
+{
+    double s[BENCH_MAX_RUNS];
+    memcpy(s, v, (size_t)n * sizeof *v);
+    qsort(s, (size_t)n, sizeof *s, bench_cmp_double);
+    return n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
+}
