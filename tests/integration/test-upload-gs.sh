@@ -3,8 +3,8 @@
 # itself that sets x-goog-meta-sha256) each carry `Authorization: Bearer`, with tokens from a
 # service-account key (RS256 JWT checked by the server with openssl) and from the metadata server.
 # Sizes 0, 1, 5 MiB, 5 MiB + 1 and 40 MiB + 12345 with --part-size 5M: the stored object equals
-# the file by SHA-256, its x-goog-meta-sha256 is the file's (HEAD with curl; fetch --sha256 reads
-# it back), a multipart ETag ends in -N.  Then: tokens revoked while parts are in flight are
+# the file by SHA-256, its x-goog-meta-sha256 (HEAD with curl) is the file's, fetch --sha256 with
+# that value downloads and verifies it, a multipart ETag ends in -N.  Then: tokens revoked while parts are in flight are
 # refreshed and the upload succeeds; a permanent 500 on a part aborts it and leaves no upload;
 # upload --build to gs:// writes the data objects before headers and metadata.json.
 . tests/integration/functions.sh
@@ -42,7 +42,7 @@ bearer() { curl -sf -H 'Metadata-Flavor: Google' "$U/computeMetadata/v1/instance
 
 # check_upload NAME FILE KEY PARTS: the requests of one upload and the object it left.
 check_upload() {
-    local name=$1 f=$2 key=$3 n=$4 h
+    local name=$1 f=$2 key=$3 n=$4 h meta
     h=$(sha256 "$f")
     recent >"$T/recent"
     # Every object request carried a bearer token, and none was refused.
@@ -58,13 +58,14 @@ check_upload() {
     fi
     [ "$(sha256 "$T/root/bkt/$key")" = "$h" ] || die "$name: the stored object differs from the file"
     curl -sfI -H "Authorization: Bearer $(bearer)" "$U/bkt/$key" | tr -d '\r' >"$T/head" || die "$name: HEAD"
-    grep -qi "^x-goog-meta-sha256: $h\$" "$T/head" || { cat "$T/head"; die "$name: x-goog-meta-sha256"; }
+    meta=$(sed -n 's/^x-goog-meta-sha256: //Ip' "$T/head")
+    [ "$meta" = "$h" ] || { cat "$T/head"; die "$name: x-goog-meta-sha256 '$meta', the file's is $h"; }
     if [ "$n" -gt 0 ]; then
         grep -qi "^etag: \"[0-9a-f]*-$n\"\$" "$T/head" || { cat "$T/head"; die "$name: ETag does not end in -$n"; }
     fi
-    rm -f "$T/cache/$h"
-    "$SNAPCTL" fetch "gs://bkt/$key" --sha256 "$h" --cache-dir "$T/cache" >/dev/null || die "$name: fetch --sha256"
-    cmp "$T/cache/$h" "$f" || die "$name: fetched copy"
+    rm -f "$T/cache/$meta"
+    "$SNAPCTL" fetch "gs://bkt/$key" --sha256 "$meta" --cache-dir "$T/cache" >/dev/null || die "$name: fetch --sha256"
+    cmp "$T/cache/$meta" "$f" || die "$name: fetched copy"
 }
 
 M=$((5 << 20))
