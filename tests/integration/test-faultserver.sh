@@ -233,6 +233,9 @@ expect "bogus token" "$(curl -s -o /dev/null -w '%{http_code}' -H 'Authorization
 expect "JWT token" "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $TOK" "$G/small.txt")" 200
 expect "metadata token works" "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $MTOK" "$G/small.txt")" 200
 expect "tokens issued" "$(curl -s "$G/_stats" | json 'd["tokens_issued"]' -)" 2
+expect "auth scheme recorded, not the token" \
+    "$(curl -s "$G/_stats" | json '[r.get("auth") for r in d["recent"] if r["request"] == "GET /small.txt"]' -)" \
+    "[None, 'Bearer', 'Bearer', 'Bearer']"
 
 # -- GCS XML API multipart -------------------------------------------------------------------
 A=(-H "Authorization: Bearer $TOK")

@@ -51,9 +51,10 @@ usable after a replaced answer.
 Statistics: GET /_stats -> {"requests", "by_path", "by_method", "bytes_sent" (body bytes),
 "bytes_received", "ranges" (Range headers, in order), "faults", "connections", "tokens_issued",
 "recent" (the last 1000 requests: {"request": "METHOD target", "status", "authorization" (whether
-the request carried an Authorization field), and "aborted": "reset" or "closed" when the
-connection was cut})}; POST /_stats/reset zeroes them.  Control endpoints
-are not counted.
+the request carried an Authorization field), and when there is one "auth": the scheme word of the
+Authorization header ("Bearer", "AWS4-HMAC-SHA256"; never the credential), "copy": the copy source
+of a CopyObject, "aborted": "reset" or "closed" when the connection was cut})}; POST /_stats/reset
+zeroes them.  Control endpoints are not counted.
 
 GCS auth emulation:
   POST /token  grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer&assertion=JWT
@@ -327,6 +328,10 @@ class Handler(BaseHTTPRequestHandler):
                     s["ranges"].append(rng)
                 self.record = {"request": "%s %s" % (self.command, self.target), "status": None,
                                "authorization": "Authorization" in self.headers}
+                if self.headers.get("Authorization"):
+                    self.record["auth"] = self.headers["Authorization"].split(" ")[0]
+                if self.copy_source():
+                    self.record["copy"] = self.copy_source()
                 s["recent"].append(self.record)
                 del s["recent"][:-MAX_RECENT]
             try:
