@@ -215,7 +215,7 @@ pid = next(int(d) for d in os.listdir("/proc") if d.isdigit()
            and open("/proc/%s/stat" % d).read().rsplit(")", 1)[1].split()[1] == str(os.getpid())
            and b"serve-nbd" in open("/proc/%s/cmdline" % d, "rb").read())
 os.kill(pid, signal.SIGUSR1)
-for _ in range(100):
+for _ in range(600):   # generous: a TSan build on a loaded machine exports slowly
     if "build_id" in open(sys.argv[4]).read():
         break
     time.sleep(0.1)
