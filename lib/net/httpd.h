@@ -11,8 +11,10 @@
  *
  * Benchmarks can make the server behave like a remote store (httpd_opts.throttle): every
  * response's head then waits a time to first byte counted from when its request was read, and
- * the body goes out in slices paced to a bandwidth (absolute deadlines, like lib/store/sim).
- * Without a throttle the send paths do not look at the clock.
+ * the body goes out in slices paced to a bandwidth (absolute deadlines, like lib/store/sim);
+ * the connection threads of a throttled server sleep with 1 ns timer slack (the default 50 us
+ * would make every head and slice late).  Without a throttle the send paths do not look at the
+ * clock.
  */
 #ifndef SNAP_HTTPD_H
 #define SNAP_HTTPD_H
