@@ -5,19 +5,26 @@
  * cache (chunker_evict); full, streaming and demand-first in the same run.  Per mode and run:
  * avg = mean over iterations of the callers' mean latency, worst = mean over iterations of the
  * slowest caller; the table shows the median over runs, against the physical floor
- * TTFB + 4 KiB / bandwidth.
+ * TTFB + 4 KiB / bandwidth.  With the sim and http sources every read's bytes are checked
+ * against the sim pattern (after its latency is taken).  Over HTTP sources each iteration first
+ * refills the store's connection pool (evict stops streams mid-body, which costs their
+ * connections), outside the clock, so reads start on warm connections as in a long-running
+ * server.
  *
- * Sources of bytes: the in-process simulated store (default; lib/store/sim), any http(s) object
- * (--source URL: the server's own delays), or the loopback fault server (--faultserver URL: the
- * bench asks it for each profile's delays with a /_fault/ttfb=MS,rate=MBPS/ path prefix).  Before
- * the rounds each source is measured alone (one 4 KiB read, the callers' 4 KiB reads at once, one
- * whole-object read), so a server that cannot keep up with a profile is reported, not mistaken for
- * a chunker result.
+ * Sources of bytes, by default both in one run: the in-process simulated store (sim:
+ * lib/store/sim) and a throttled loopback HTTP server in this process (http: lib/net/httpd with
+ * each profile's time to first byte and bandwidth, cmd/bench-httpsrc.c), read through the real
+ * http:// store and HTTP client.  Or any http(s) object (--source URL: the server's own delays),
+ * or the loopback fault server (--faultserver URL: the bench asks it for each profile's delays
+ * with a /_fault/ttfb=MS,rate=MBPS/ path prefix).  Before the rounds each source is measured
+ * alone (one 4 KiB read, the callers' 4 KiB reads at once, one whole-object read), so a server
+ * that cannot keep up with a profile is reported, not mistaken for a chunker result.
  *
  * The streaming gate is what physics allows: over a full fetch with no overhead of its own,
  * streaming gains (TTFB + object / bw) / (TTFB + mean(offset + 4 KiB) / bw), computed from the
  * profile and this run's offsets; the seed's own ratio is printed beside ours.
  */
+#include "bench-httpsrc.h"
 #include "bench-svg.h"
 #include "bench.h"
 #include "cli.h"
@@ -30,6 +37,7 @@
 #include "chunker/chunker.h"
 #include "store/sim.h"
 
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -51,8 +59,11 @@ static const char usage[] =
     "  --runs N         runs per mode; the table shows the median (default 3)\n"
     "  --quick          50 iterations, 1 run\n"
     "  --seed N         seed of the offset sequence (default 1)\n"
-    "  --source S       sim (default: in-process, real sleeps), or the URL of a 4 MiB http(s)\n"
-    "                   object (the server's own delays; the profile only sets the floor)\n"
+    "  --source S       where the bytes come from: sim (in-process simulated store, real\n"
+    "                   sleeps), http (a throttled HTTP server on 127.0.0.1 in this process, read\n"
+    "                   through the http:// store), both (default: sim, then http), or the URL\n"
+    "                   of a 4 MiB http(s) object (the server's own delays; the profile only\n"
+    "                   sets the floor)\n"
     "  --faultserver U  the URL of a 4 MiB object on tests/tools/faultserver.py; each profile's\n"
     "                   delays are asked for with a /_fault/ttfb=MS,rate=MBPS/ path prefix\n"
     "  --json           print the results as JSON instead of a table\n"
@@ -66,13 +77,18 @@ static const char usage[] =
 #define OBJ_SIZE (4u << 20)
 #define READ_LEN 4096u
 #define MAX_PROFILES 4
+#define MAX_CASES (2 * MAX_PROFILES) /* (source, profile) */
 #define MAX_CALLERS 64
 #define NMODES 3
 
 static const enum chunker_mode modes[NMODES] = {CHUNKER_FULL, CHUNKER_STREAMING, CHUNKER_DEMAND};
 
+enum source_kind { SRC_SIM, SRC_HTTPD, SRC_URL, SRC_FAULTSERVER };
+
+/* One (source, profile) pair: the table's row group. */
 struct profile {
     char name[32];
+    enum source_kind kind;
     double ttfb_ms, mbps;
     double seed_ratio;           /* the seed's streaming vs full (0: not a seed profile) */
     double floor_ms;             /* TTFB + 4 KiB / bandwidth */
@@ -84,6 +100,8 @@ struct profile {
     double src_conc_ms;          /* mean of `callers` 4 KiB reads issued at once: the source's own floor */
     bool src_slow;
     char *url;                   /* http sources: the base URL for this profile */
+    struct bench_httpsrc *srv;   /* SRC_HTTPD: the server while this profile runs */
+    uint64_t srv_requests;       /* SRC_HTTPD: requests it answered */
     /* Results: per mode, per run: avg and worst; latencies[mode][run][iter][caller] in ms. */
     double avg[NMODES][16], worst[NMODES][16];
     double *lat[NMODES];
@@ -92,13 +110,13 @@ struct profile {
     bool stream_ok, demand_ok;
 };
 
-enum source_kind { SRC_SIM, SRC_URL, SRC_FAULTSERVER };
-
 struct bench {
-    struct profile prof[MAX_PROFILES];
-    enum source_kind kind;
-    const char *source;          /* "sim" or the URL given */
-    char *key;                   /* http sources: the object's key under the base */
+    struct profile prof[MAX_CASES]; /* sources outermost, then the profiles in their order */
+    enum source_kind kinds[2];
+    int nkinds;
+    const char *source;          /* --source/--faultserver as given ("both" by default) */
+    char *key;                   /* URL sources: the object's key under the base */
+    int obj_fd;                  /* SRC_HTTPD: the object (an unlinked temp file), or -1 */
     int nprof;
     unsigned callers, iterations, runs;
     uint64_t seed;
@@ -112,7 +130,10 @@ struct bench {
 /* The base URL and key for each profile: as given, or with the fault server's delay prefix. */
 static int source_prepare(struct bench *b)
 {
-    if (b->kind == SRC_SIM)
+    bool any_url = false;
+    for (int i = 0; i < b->nprof; i++)
+        any_url |= b->prof[i].kind == SRC_URL || b->prof[i].kind == SRC_FAULTSERVER;
+    if (!any_url)
         return 0;
     char *base = NULL;
     int err = store_split_url(b->source, &base, &b->key);
@@ -122,7 +143,7 @@ static int source_prepare(struct bench *b)
     size_t host_len = path ? (size_t)(path - base) : strlen(base);
     for (int i = 0; i < b->nprof && !err; i++) {
         char url[2048];
-        if (b->kind == SRC_FAULTSERVER)
+        if (b->prof[i].kind == SRC_FAULTSERVER)
             snprintf(url, sizeof url, "%.*s/_fault/ttfb=%g,rate=%g%s", (int)host_len, base, b->prof[i].ttfb_ms,
                      b->prof[i].mbps, path ? path : "");
         else
@@ -134,35 +155,96 @@ static int source_prepare(struct bench *b)
     return err;
 }
 
-static int source_open(const struct bench *b, const struct profile *p, struct store **out)
+#define SIM_KEY "bench/object"
+#define SLICE (32u << 10)        /* both throttled sources deliver in 32 KiB slices */
+
+/* The in-process HTTP source's object: the sim store's bytes in an unlinked temp file. */
+static int source_object_file(struct bench *b)
 {
-    if (b->kind == SRC_SIM) {
+    char path[512];
+    const char *tmp = getenv("TMPDIR");
+    snprintf(path, sizeof path, "%s/snapctl-bench-chunker-%ld.obj", tmp && *tmp ? tmp : "/tmp", (long)getpid());
+    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return snap_fail_errno("%s", path);
+    unlink(path);
+    uint8_t *buf = snap_malloc(OBJ_SIZE);
+    int err = buf ? 0 : snap_fail(SNAP_ENOMEM, "out of memory");
+    if (!err) {
+        store_sim_pattern(1, 0, buf, OBJ_SIZE);
+        err = snap_pwrite_full(fd, buf, OBJ_SIZE, 0, path);
+    }
+    snap_free(buf);
+    if (err) {
+        close(fd);
+        return err;
+    }
+    b->obj_fd = fd;
+    return 0;
+}
+
+/* After the profile's rounds: the store, then its server. */
+static void source_close(struct profile *p, struct store *s)
+{
+    store_close(s);
+    if (p->srv) {
+        p->srv_requests = bench_httpsrc_requests(p->srv);
+        bench_httpsrc_stop(p->srv);
+        p->srv = NULL;
+    }
+}
+
+static int source_open(const struct bench *b, struct profile *p, struct store **out)
+{
+    if (p->kind == SRC_SIM) {
         struct sim_opts so = {.size = OBJ_SIZE, .seed = 1, .ttfb_us = (unsigned)(p->ttfb_ms * 1000),
-                              .bytes_per_sec = (uint64_t)(p->mbps * 1e6), .slice = 32u << 10};
+                              .bytes_per_sec = (uint64_t)(p->mbps * 1e6), .slice = SLICE};
         return store_sim_open(&so, out);
+    }
+    if (p->kind == SRC_HTTPD) {
+        struct httpd_throttle th = {.ttfb_us = (unsigned)(p->ttfb_ms * 1000),
+                                    .bytes_per_sec = (uint64_t)(p->mbps * 1e6), .slice = SLICE};
+        char base[64];
+        int err = bench_httpsrc_start(b->obj_fd, OBJ_SIZE, "/" SIM_KEY, &th, &p->srv, base, sizeof base);
+        if (!err && !(p->url = snap_strdup(base)))
+            err = snap_fail(SNAP_ENOMEM, "out of memory");
+        if (err)
+            return err;
     }
     struct store *s;
     int err = store_open(p->url, NULL, &s);
-    if (err)
-        return err;
-    struct store_info info;
-    if ((err = store_stat(s, b->key, &info)) == 0 && info.size != OBJ_SIZE)
-        err = snap_fail(SNAP_EUSAGE, "%s/%s is %llu bytes; the benchmark reads a %u-byte object (make one with "
-                        "head -c %u /dev/urandom)", p->url, b->key, (unsigned long long)info.size, OBJ_SIZE, OBJ_SIZE);
     if (err) {
-        store_close(s);
+        source_close(p, NULL);
+        return err;
+    }
+    struct store_info info;
+    const char *key = p->kind == SRC_HTTPD ? SIM_KEY : b->key;
+    if ((err = store_stat(s, key, &info)) == 0 && info.size != OBJ_SIZE)
+        err = snap_fail(SNAP_EUSAGE, "%s/%s is %llu bytes; the benchmark reads a %u-byte object (make one with "
+                        "head -c %u /dev/urandom)", p->url, key, (unsigned long long)info.size, OBJ_SIZE, OBJ_SIZE);
+    if (err) {
+        source_close(p, s);
         return err;
     }
     *out = s;
     return 0;
 }
 
-static const char *source_key(const struct bench *b) { return b->kind == SRC_SIM ? "bench/object" : b->key; }
+static const char *source_key(const struct bench *b, const struct profile *p)
+{
+    return p->kind == SRC_SIM || p->kind == SRC_HTTPD ? SIM_KEY : b->key;
+}
+
+static const char *source_label(enum source_kind k)
+{
+    return k == SRC_SIM ? "sim" : k == SRC_HTTPD ? "http" : k == SRC_FAULTSERVER ? "faultserver" : "url";
+}
 
 static double median(const double *v, unsigned n);
 
 struct probe {
     const struct bench *b;
+    const struct profile *p;
     struct store *s;
     pthread_barrier_t *go;
     uint64_t off;
@@ -177,14 +259,14 @@ static void *probe_main(void *arg)
     struct store_read_result res = {0};
     pthread_barrier_wait(pr->go);
     uint64_t t0 = snap_now_ns();
-    pr->err = store_read(pr->s, source_key(pr->b), pr->off, READ_LEN, buf, NULL, NULL, &res);
+    pr->err = store_read(pr->s, source_key(pr->b, pr->p), pr->off, READ_LEN, buf, NULL, NULL, &res);
     pr->ms = (double)(snap_now_ns() - t0) / 1e6;
     return NULL;
 }
 
 /* `callers` 4 KiB reads at once, straight to the store: what the source itself gives a
  * demand-first chunker whose callers each ask for their own block. */
-static int source_probe_concurrent(const struct bench *b, struct store *s, double *ms)
+static int source_probe_concurrent(const struct bench *b, const struct profile *p, struct store *s, double *ms)
 {
     pthread_barrier_t go;
     pthread_barrier_init(&go, NULL, b->callers);
@@ -194,7 +276,7 @@ static int source_probe_concurrent(const struct bench *b, struct store *s, doubl
     int err = 0;
     for (unsigned i = 0; i < b->callers; i++) {
         uint64_t off = (uint64_t)i * (OBJ_SIZE / b->callers) & ~(uint64_t)(READ_LEN - 1);
-        pr[i] = (struct probe){.b = b, .s = s, .go = &go, .off = off};
+        pr[i] = (struct probe){.b = b, .p = p, .s = s, .go = &go, .off = off};
         pthread_create(&t[i], NULL, probe_main, &pr[i]);
     }
     for (unsigned i = 0; i < b->callers; i++) {
@@ -219,15 +301,15 @@ static int source_probe(const struct bench *b, struct store *s, struct profile *
     double small[SRC_PROBES], whole[SRC_PROBES], conc[SRC_PROBES];
     int err = 0;
     for (int i = 0; i < SRC_PROBES && !err; i++) {
-        err = source_probe_concurrent(b, s, &conc[i]);
+        err = source_probe_concurrent(b, p, s, &conc[i]);
         struct store_read_result res = {0};
         uint64_t t0 = snap_now_ns();
         if (!err)
-            err = store_read(s, source_key(b), OBJ_SIZE / 2, READ_LEN, buf, NULL, NULL, &res);
+            err = store_read(s, source_key(b, p), OBJ_SIZE / 2, READ_LEN, buf, NULL, NULL, &res);
         uint64_t t1 = snap_now_ns();
         struct store_read_result res2 = {0};
         if (!err)
-            err = store_read(s, source_key(b), 0, OBJ_SIZE, buf, NULL, NULL, &res2);
+            err = store_read(s, source_key(b, p), 0, OBJ_SIZE, buf, NULL, NULL, &res2);
         uint64_t t2 = snap_now_ns();
         small[i] = (double)(t1 - t0) / 1e6;
         whole[i] = (double)(t2 - t1) / 1e6;
@@ -249,6 +331,7 @@ struct round {
     struct chunker *ch;
     pthread_barrier_t start, done;
     double *lat;                 /* iterations x callers, ms */
+    bool check;                  /* the source holds the sim pattern: check every read's bytes */
     atomic_int errors;
     char err_msg[256];
 };
@@ -262,13 +345,18 @@ static void *caller_main(void *p)
 {
     struct caller *c = p;
     struct round *r = c->r;
-    uint8_t buf[READ_LEN];
+    uint8_t buf[READ_LEN], want[READ_LEN];
     for (unsigned i = 0; i < r->b->iterations; i++) {
         pthread_barrier_wait(&r->start);
         uint64_t off = r->b->offsets[(size_t)i * r->b->callers + c->id];
         uint64_t t0 = snap_now_ns();
         int err = chunker_read(r->ch, off, READ_LEN, buf);
         r->lat[(size_t)i * r->b->callers + c->id] = (double)(snap_now_ns() - t0) / 1e6;
+        if (!err && r->check) { /* after the clock: a fast wrong answer is no result */
+            store_sim_pattern(1, off, want, READ_LEN);
+            if (memcmp(buf, want, READ_LEN) != 0)
+                err = snap_fail(SNAP_ECHECK, "wrong bytes at offset %llu", (unsigned long long)off);
+        }
         if (err && atomic_fetch_add(&r->errors, 1) == 0)
             snprintf(r->err_msg, sizeof r->err_msg, "%s", snap_errmsg(err));
         pthread_barrier_wait(&r->done);
@@ -282,8 +370,9 @@ static int run_round(struct bench *b, struct store *s, struct profile *p, int mo
     const char *tmp = getenv("TMPDIR");
     snprintf(path, sizeof path, "%s/snapctl-bench-chunker-%ld.cache", tmp && *tmp ? tmp : "/tmp", (long)getpid());
     struct chunker_opts o = {.mode = modes[mode], .size = OBJ_SIZE, .cache_path = path};
-    struct round r = {.b = b, .lat = p->lat[mode] + (size_t)run * b->iterations * b->callers};
-    int err = chunker_open(s, source_key(b), &o, &r.ch);
+    struct round r = {.b = b, .lat = p->lat[mode] + (size_t)run * b->iterations * b->callers,
+                      .check = p->kind == SRC_SIM || p->kind == SRC_HTTPD};
+    int err = chunker_open(s, source_key(b, p), &o, &r.ch);
     if (err)
         return err;
     pthread_barrier_init(&r.start, NULL, b->callers + 1);
@@ -294,8 +383,14 @@ static int run_round(struct bench *b, struct store *s, struct profile *p, int mo
         c[i] = (struct caller){&r, i};
         pthread_create(&t[i], NULL, caller_main, &c[i]);
     }
-    for (unsigned i = 0; i < b->iterations; i++) {
+    bool http = p->kind != SRC_SIM;
+    for (unsigned i = 0; i < b->iterations; i++) { /* the callers run every iteration: no break */
         chunker_evict(r.ch); /* cold: the previous iteration's fetches stop, its blocks are gone */
+        /* An HTTP stream stopped mid-body takes its connection with it; a long-running server's
+         * pool is warm, so refill it (one read per caller at once), outside the clock. */
+        double warm_ms;
+        if (http && !err)
+            err = source_probe_concurrent(b, p, s, &warm_ms);
         pthread_barrier_wait(&r.start);
         pthread_barrier_wait(&r.done);
     }
@@ -304,9 +399,11 @@ static int run_round(struct bench *b, struct store *s, struct profile *p, int mo
     pthread_barrier_destroy(&r.start);
     pthread_barrier_destroy(&r.done);
     chunker_close(r.ch);
+    if (err)
+        return snap_fail_ctx(err, "%s %s: refilling the connection pool", source_label(p->kind), p->name);
     if (atomic_load(&r.errors))
-        return snap_fail(SNAP_EIO, "%s %s: %d reads failed, first: %s", p->name, chunker_mode_name(modes[mode]),
-                         atomic_load(&r.errors), r.err_msg);
+        return snap_fail(SNAP_EIO, "%s %s %s: %d reads failed, first: %s", source_label(p->kind), p->name,
+                         chunker_mode_name(modes[mode]), atomic_load(&r.errors), r.err_msg);
     double sum_avg = 0, sum_worst = 0;
     for (unsigned i = 0; i < b->iterations; i++) {
         double s_it = 0, w_it = 0;
@@ -364,44 +461,57 @@ static void evaluate(const struct bench *b, struct profile *p)
 
 /* ---- output ---- */
 
+static const char *source_desc(const struct bench *b, enum source_kind k)
+{
+    switch (k) {
+    case SRC_SIM: return "in-process simulated store (lib/store/sim: real sleeps, 32 KiB slices)";
+    case SRC_HTTPD: return "lib/net/httpd on 127.0.0.1 in this process (the head after TTFB, 32 KiB slices "
+                           "paced to the bandwidth, sendfile) through the http:// store";
+    case SRC_FAULTSERVER: return "loopback fault server, /_fault/ttfb=MS,rate=MBPS per profile";
+    default: return b->source;
+    }
+}
+
 static void print_table(const struct bench *b, FILE *f)
 {
     fprintf(f, "one %u MiB object, %u callers x %u B random reads, %u iterations x %u runs (median), cold cache "
                "each iteration\n", OBJ_SIZE >> 20, b->callers, READ_LEN, b->iterations, b->runs);
-    fprintf(f, "source: %s\n", b->kind == SRC_SIM ? "in-process simulated store (real sleeps, 32 KiB slices)"
-                                                  : b->kind == SRC_FAULTSERVER ? "loopback fault server, "
-                                                  "/_fault/ttfb=MS,rate=MBPS per profile" : b->source);
+    for (int k = 0; k < b->nkinds; k++)
+        fprintf(f, "source %s: %s\n", source_label(b->kinds[k]), source_desc(b, b->kinds[k]));
     for (int i = 0; i < b->nprof; i++) {
         const struct profile *p = &b->prof[i];
-        fprintf(f, "  %s alone: 4 KiB in %.2f ms (floor %.2f), %u x 4 KiB at once %.2f ms avg, %u MiB in %.2f ms "
-                   "(ideal %.2f)%s\n", p->name, p->src_small_ms, p->floor_ms, b->callers, p->src_conc_ms,
-                OBJ_SIZE >> 20, p->src_whole_ms, p->ideal_full_ms,
+        fprintf(f, "  %s %s alone: 4 KiB in %.2f ms (floor %.2f), %u x 4 KiB at once %.2f ms avg, %u MiB in %.2f ms "
+                   "(ideal %.2f)%s\n", source_label(p->kind), p->name, p->src_small_ms, p->floor_ms, b->callers,
+                p->src_conc_ms, OBJ_SIZE >> 20, p->src_whole_ms, p->ideal_full_ms,
                 p->src_slow ? ": the SOURCE does not keep up with the profile's bandwidth" : "");
         if (p->src_slow)
             fprintf(f, "    (%.0f MB/s effective instead of %g: full and streaming are slowed by the server, not "
                        "the chunker)\n", OBJ_SIZE / ((p->src_whole_ms - p->ttfb_ms) * 1e3), p->mbps);
     }
     fprintf(f, "\n");
-    fprintf(f, "%-8s %-14s %12s %14s %10s\n", "store", "chunker", "avg/caller", "worst/caller", "vs floor");
+    fprintf(f, "%-12s %-8s %-14s %12s %14s %10s\n", "source", "store", "chunker", "avg/caller", "worst/caller",
+            "vs floor");
     for (int i = 0; i < b->nprof; i++) {
         const struct profile *p = &b->prof[i];
+        const char *src = source_label(p->kind);
         for (int m = 0; m < NMODES; m++)
-            fprintf(f, "%-8s %-14s %9.2f ms %11.2f ms %9.2fx\n", p->name, chunker_mode_name(modes[m]),
+            fprintf(f, "%-12s %-8s %-14s %9.2f ms %11.2f ms %9.2fx\n", src, p->name, chunker_mode_name(modes[m]),
                     p->med_avg[m], p->med_worst[m], p->med_avg[m] / p->floor_ms);
-        fprintf(f, "%-8s %-14s %9.2f ms\n", p->name, "floor", p->floor_ms);
+        fprintf(f, "%-12s %-8s %-14s %9.2f ms\n", src, p->name, "floor", p->floor_ms);
     }
     fprintf(f, "\n");
     for (int i = 0; i < b->nprof; i++) {
         const struct profile *p = &b->prof[i];
-        fprintf(f, "%-4s %s: streaming vs full %.2fx (want >= %.1fx", p->stream_ok ? "ok" : "FAIL", p->name,
+        const char *src = source_label(p->kind);
+        fprintf(f, "%-4s %s %s: streaming vs full %.2fx (want >= %.1fx", p->stream_ok ? "ok" : "FAIL", src, p->name,
                 p->stream_ratio, p->min_stream_ratio);
         if (p->seed_ratio)
             fprintf(f, "; the seed: %.2fx", p->seed_ratio);
         fprintf(f, ")\n     physics: full >= %.2f ms, streaming >= %.2f ms: %.2fx over an overhead-free full "
                    "fetch, %.2fx over this run's full\n", p->ideal_full_ms, p->ideal_stream_ms, p->ideal_ratio,
                 p->med_avg[0] / p->ideal_stream_ms);
-        fprintf(f, "%-4s %s: demand-first vs floor %.2fx (want <= 1.3x)\n", p->demand_ok ? "ok" : "FAIL", p->name,
-                p->demand_ratio);
+        fprintf(f, "%-4s %s %s: demand-first vs floor %.2fx (want <= 1.3x)\n", p->demand_ok ? "ok" : "FAIL", src,
+                p->name, p->demand_ratio);
         if (p->src_conc_ms > 1.3 * p->floor_ms)
             fprintf(f, "     the source itself answers %u concurrent 4 KiB reads in %.2f ms (%.2fx the floor); "
                        "demand-first is %.2fx that\n", b->callers, p->src_conc_ms, p->src_conc_ms / p->floor_ms,
@@ -414,13 +524,19 @@ static void jdbl(struct json *j, const char *k, double v) { json_key(j, k); json
 static void ju64(struct json *j, const char *k, uint64_t v) { json_key(j, k); json_u64(j, v); }
 static void jbool(struct json *j, const char *k, bool v) { json_key(j, k); json_bool(j, v); }
 
-static void print_json(const struct bench *b, const char *source, bool pass)
+static void print_json(const struct bench *b, bool pass)
 {
     struct json j;
     json_init(&j, stdout);
     json_obj_begin(&j);
     jstr(&j, "benchmark", "chunker");
-    jstr(&j, "source", source);
+    json_key(&j, "sources");
+    json_arr_begin(&j);
+    for (int k = 0; k < b->nkinds; k++)
+        json_str(&j, source_label(b->kinds[k]));
+    json_arr_end(&j);
+    if (b->kinds[0] != SRC_SIM && b->kinds[0] != SRC_HTTPD)
+        jstr(&j, "url", b->source);
     ju64(&j, "object_bytes", OBJ_SIZE);
     ju64(&j, "read_bytes", READ_LEN);
     ju64(&j, "callers", b->callers);
@@ -432,6 +548,7 @@ static void print_json(const struct bench *b, const char *source, bool pass)
     for (int i = 0; i < b->nprof; i++) {
         const struct profile *p = &b->prof[i];
         json_obj_begin(&j);
+        jstr(&j, "source", source_label(p->kind));
         jstr(&j, "name", p->name);
         jdbl(&j, "ttfb_ms", p->ttfb_ms);
         jdbl(&j, "mbps", p->mbps);
@@ -442,6 +559,8 @@ static void print_json(const struct bench *b, const char *source, bool pass)
         jdbl(&j, "source_whole_ms", p->src_whole_ms);
         jdbl(&j, "source_concurrent_4k_ms", p->src_conc_ms);
         jbool(&j, "source_keeps_up", !p->src_slow);
+        if (p->kind == SRC_HTTPD)
+            ju64(&j, "server_requests", p->srv_requests);
         json_key(&j, "modes");
         json_arr_begin(&j);
         for (int m = 0; m < NMODES; m++) {
@@ -494,14 +613,15 @@ static int write_csv(const struct bench *b, const char *file)
     FILE *f = fopen(file, "w");
     if (!f)
         return snap_fail_errno("%s", file);
-    fprintf(f, "profile,mode,run,iteration,caller,offset,latency_us\n");
+    fprintf(f, "source,profile,mode,run,iteration,caller,offset,latency_us\n");
     for (int i = 0; i < b->nprof; i++)
         for (int m = 0; m < NMODES; m++)
             for (unsigned r = 0; r < b->runs; r++)
                 for (unsigned it = 0; it < b->iterations; it++)
                     for (unsigned c = 0; c < b->callers; c++) {
                         size_t k = (size_t)it * b->callers + c;
-                        fprintf(f, "%s,%s,%u,%u,%u,%llu,%.1f\n", b->prof[i].name, chunker_mode_name(modes[m]), r,
+                        fprintf(f, "%s,%s,%s,%u,%u,%u,%llu,%.1f\n", source_label(b->prof[i].kind), b->prof[i].name,
+                                chunker_mode_name(modes[m]), r,
                                 it, c, (unsigned long long)b->offsets[k],
                                 b->prof[i].lat[m][(size_t)r * b->iterations * b->callers + k] * 1000);
                     }
@@ -515,12 +635,13 @@ static int write_svg(struct bench *b, const char *file)
     FILE *f = fopen(file, "w");
     if (!f)
         return snap_fail_errno("%s", file);
-    struct bench_svg_panel panels[MAX_PROFILES];
-    char titles[MAX_PROFILES][96], floors[MAX_PROFILES][48];
+    struct bench_svg_panel panels[MAX_CASES];
+    char titles[MAX_CASES][128], floors[MAX_CASES][48];
     memset(panels, 0, sizeof panels);
     for (int i = 0; i < b->nprof; i++) {
         struct profile *p = &b->prof[i];
-        snprintf(titles[i], sizeof titles[i], "%s: %g ms to first byte, %g MB/s", p->name, p->ttfb_ms, p->mbps);
+        snprintf(titles[i], sizeof titles[i], "%s%s: %g ms to first byte, %g MB/s", p->name,
+                 p->kind == SRC_SIM ? ", in-process" : ", loopback HTTP", p->ttfb_ms, p->mbps);
         snprintf(floors[i], sizeof floors[i], "floor %.2f ms", p->floor_ms);
         panels[i].title = titles[i];
         panels[i].marker_ms = p->floor_ms;
@@ -590,8 +711,9 @@ int bench_chunker(int argc, char **argv)
     b.runs = 3;
     b.seed = 1;
     const char *csv = NULL, *svg = NULL;
-    b.source = "sim";
-    bool json = false;
+    b.source = "both";
+    b.obj_fd = -1;
+    bool json = false, faultserver = false;
     int rc = 0;
     for (int i = 1; i < argc && !rc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -623,9 +745,11 @@ int bench_chunker(int argc, char **argv)
             svg = v;
         } else if (!strcmp(a, "--source") || !strcmp(a, "--faultserver")) {
             b.source = v;
-            b.kind = !strcmp(a, "--faultserver") ? SRC_FAULTSERVER : strcmp(v, "sim") ? SRC_URL : SRC_SIM;
-            if (b.kind != SRC_SIM && strncmp(v, "http://", 7) && strncmp(v, "https://", 8))
-                rc = cli_usage_error("%s %s: want sim or an http(s):// object URL", a, v);
+            faultserver = !strcmp(a, "--faultserver");
+            bool named = !faultserver && (!strcmp(v, "sim") || !strcmp(v, "http") || !strcmp(v, "both"));
+            if (!named && strncmp(v, "http://", 7) && strncmp(v, "https://", 8))
+                rc = cli_usage_error("%s %s: want %san http(s):// object URL", a, v,
+                                     faultserver ? "" : "sim, http, both or ");
         } else {
             rc = cli_usage_error("unknown option '%s'", a);
         }
@@ -635,6 +759,20 @@ int bench_chunker(int argc, char **argv)
         return rc;
     if (!b.nprof && (add_profile(&b, "gcs") || add_profile(&b, "nfs")))
         return SNAP_EXIT_USAGE;
+    /* The cases: every profile under each source, sources outermost. */
+    if (faultserver)
+        b.kinds[b.nkinds++] = SRC_FAULTSERVER;
+    else if (!strcmp(b.source, "both"))
+        b.kinds[b.nkinds++] = SRC_SIM, b.kinds[b.nkinds++] = SRC_HTTPD;
+    else
+        b.kinds[b.nkinds++] = !strcmp(b.source, "sim") ? SRC_SIM : !strcmp(b.source, "http") ? SRC_HTTPD : SRC_URL;
+    int nspec = b.nprof;
+    for (int k = 0; k < b.nkinds; k++)
+        for (int i = 0; i < nspec; i++) {
+            b.prof[k * nspec + i] = b.prof[i];
+            b.prof[k * nspec + i].kind = b.kinds[k];
+        }
+    b.nprof = nspec * b.nkinds;
 
     /* One offset sequence, block-aligned, shared by every mode and run. */
     size_t nreads = (size_t)b.iterations * b.callers;
@@ -656,6 +794,9 @@ int bench_chunker(int argc, char **argv)
                 err = snap_fail(SNAP_ENOMEM, "out of memory");
     if (!err)
         err = source_prepare(&b);
+    for (int k = 0; k < b.nkinds && !err; k++)
+        if (b.kinds[k] == SRC_HTTPD)
+            err = source_object_file(&b);
     /* Per profile: one store (its connections stay warm), the source measured alone, then the
      * rounds -- runs outermost and modes interleaved, so slow drift of a shared machine hits all
      * modes alike. */
@@ -668,7 +809,7 @@ int bench_chunker(int argc, char **argv)
         for (unsigned r = 0; r < b.runs && !err; r++)
             for (int m = 0; m < NMODES && !err; m++)
                 err = run_round(&b, s, &b.prof[i], m, r);
-        store_close(s);
+        source_close(&b.prof[i], s);
     }
     bool pass = false;
     if (!err) {
@@ -678,7 +819,7 @@ int bench_chunker(int argc, char **argv)
             pass &= b.prof[i].stream_ok && b.prof[i].demand_ok;
         }
         if (json)
-            print_json(&b, b.source, pass);
+            print_json(&b, pass);
         else
             print_table(&b, stdout);
         if (csv)
@@ -693,6 +834,8 @@ int bench_chunker(int argc, char **argv)
     }
     snap_free(b.offsets);
     snap_free(b.key);
+    if (b.obj_fd >= 0)
+        close(b.obj_fd);
     if (err)
         return cli_fail(err, NULL);
     return pass ? 0 : SNAP_EXIT_FAIL;

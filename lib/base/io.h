@@ -24,5 +24,8 @@ int snap_write_file_atomic(const char *path, const void *buf, size_t len, unsign
 
 /* Monotonic clock in nanoseconds. */
 uint64_t snap_now_ns(void);
+/* Sleep until snap_now_ns() reaches t_ns (an absolute deadline, so repeated sleeps do not
+ * accumulate overshoot); returns at once if it has. */
+void snap_sleep_until_ns(uint64_t t_ns);
 
 #endif

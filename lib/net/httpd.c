@@ -17,12 +17,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/prctl.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
 #define HTTPD_TLS_BUF (64u * 1024)
+#define HTTPD_THROTTLE_SLICE (32u * 1024)
 
 struct httpd_conn {
     int fd;
@@ -31,6 +33,8 @@ struct httpd_conn {
     bool keep_alive;
     bool responded;
     bool broken;
+    const struct httpd_throttle *th; /* NULL: no delays */
+    uint64_t t_first_ns;      /* throttled: when the head may go */
 };
 
 /* ---- parsing ---- */
@@ -213,29 +217,10 @@ static int format_head(struct httpd_conn *c, char *h, size_t hn, int status, con
     return n;
 }
 
-int httpd_send(struct httpd_conn *c, int status, const char *extra, const void *body, size_t n, bool head_only)
+/* Bytes [off, off + len) of fd to the client: sendfile on plaintext, through the per-connection
+ * buffer under TLS.  The head promised them: on failure the connection is dropped. */
+static int send_file_bytes(struct httpd_conn *c, int fd, uint64_t off, uint64_t len)
 {
-    char h[2048];
-    int hl = format_head(c, h, sizeof h, status, extra, n);
-    if (hl < 0)
-        return snap_fail(SNAP_EINTERNAL, "response head too long");
-    c->responded = true;
-    struct iovec iov[2] = {{h, (size_t)hl}, {(void *)body, head_only ? 0 : n}};
-    return send_all(c, iov, iov[1].iov_len ? 2 : 1);
-}
-
-int httpd_send_fd(struct httpd_conn *c, int status, const char *extra, int fd, uint64_t off, uint64_t len,
-                  bool head_only)
-{
-    char h[2048];
-    int hl = format_head(c, h, sizeof h, status, extra, len);
-    if (hl < 0)
-        return snap_fail(SNAP_EINTERNAL, "response head too long");
-    c->responded = true;
-    struct iovec iov[1] = {{h, (size_t)hl}};
-    int err = send_all(c, iov, 1);
-    if (err || head_only)
-        return err;
     if (c->tls) {
         while (len > 0) {
             size_t want = len < HTTPD_TLS_BUF ? (size_t)len : HTTPD_TLS_BUF;
@@ -246,7 +231,8 @@ int httpd_send_fd(struct httpd_conn *c, int status, const char *extra, int fd, u
                 c->broken = true;
                 return r < 0 ? snap_fail_errno("pread") : snap_fail(SNAP_ESHORT, "file ended early");
             }
-            if ((err = tls_write(c->tls, c->tls_buf, (size_t)r)) != 0) {
+            int err = tls_write(c->tls, c->tls_buf, (size_t)r);
+            if (err) {
                 c->broken = true;
                 return err;
             }
@@ -261,13 +247,92 @@ int httpd_send_fd(struct httpd_conn *c, int status, const char *extra, int fd, u
         if (w < 0 && errno == EINTR)
             continue;
         if (w <= 0) {
-            /* The head promised len bytes: the only honest way out is to drop the connection. */
             c->broken = true;
             return w < 0 ? snap_fail_errno("sendfile") : snap_fail(SNAP_ESHORT, "file ended early");
         }
         len -= (uint64_t)w;
     }
     return 0;
+}
+
+/* A throttled response: the head at the time to first byte, then the body (from memory, or
+ * from fd at off) in slices, slice k not before t_first + (bytes through slice k) / bandwidth. */
+static int send_throttled(struct httpd_conn *c, const char *h, size_t hl, const uint8_t *mem, int fd, uint64_t off,
+                          uint64_t len)
+{
+    const struct httpd_throttle *th = c->th;
+    uint64_t slice = th->slice ? th->slice : HTTPD_THROTTLE_SLICE;
+    snap_sleep_until_ns(c->t_first_ns);
+    struct iovec iov = {(void *)h, hl};
+    int err = send_all(c, &iov, 1);
+    for (uint64_t sent = 0; !err && sent < len;) {
+        uint64_t step = len - sent < slice ? len - sent : slice;
+        if (th->bytes_per_sec)
+            snap_sleep_until_ns(c->t_first_ns + (uint64_t)((double)(sent + step) * 1e9 / (double)th->bytes_per_sec));
+        if (mem) {
+            iov = (struct iovec){(void *)(mem + sent), (size_t)step};
+            err = send_all(c, &iov, 1);
+        } else {
+            err = send_file_bytes(c, fd, off + sent, step);
+        }
+        sent += step;
+    }
+    return err;
+}
+
+int httpd_send(struct httpd_conn *c, int status, const char *extra, const void *body, size_t n, bool head_only)
+{
+    char h[2048];
+    int hl = format_head(c, h, sizeof h, status, extra, n);
+    if (hl < 0)
+        return snap_fail(SNAP_EINTERNAL, "response head too long");
+    c->responded = true;
+    if (c->th)
+        return send_throttled(c, h, (size_t)hl, body, -1, 0, head_only ? 0 : n);
+    struct iovec iov[2] = {{h, (size_t)hl}, {(void *)body, head_only ? 0 : n}};
+    return send_all(c, iov, iov[1].iov_len ? 2 : 1);
+}
+
+int httpd_send_fd(struct httpd_conn *c, int status, const char *extra, int fd, uint64_t off, uint64_t len,
+                  bool head_only)
+{
+    char h[2048];
+    int hl = format_head(c, h, sizeof h, status, extra, len);
+    if (hl < 0)
+        return snap_fail(SNAP_EINTERNAL, "response head too long");
+    c->responded = true;
+    if (c->th)
+        return send_throttled(c, h, (size_t)hl, NULL, fd, off, head_only ? 0 : len);
+    struct iovec iov[1] = {{h, (size_t)hl}};
+    int err = send_all(c, iov, 1);
+    if (err || head_only)
+        return err;
+    return send_file_bytes(c, fd, off, len);
+}
+
+int httpd_send_file(struct httpd_conn *c, const struct httpd_req *req, const char *extra, int fd, uint64_t size)
+{
+    bool head = strcmp(req->method, "HEAD") == 0;
+    const char *range = httpd_header(req, "range");
+    uint64_t off = 0, len = size;
+    int status = 200;
+    char hdrs[1024];
+    int e = range ? httpd_parse_range(range, size, &off, &len) : SNAP_EPROTO;
+    if (range && e == SNAP_ERANGE) {
+        snprintf(hdrs, sizeof hdrs, "Content-Range: bytes */%llu\r\n%s", (unsigned long long)size, extra ? extra : "");
+        return httpd_send(c, 416, hdrs, NULL, 0, head);
+    }
+    if (range && e == 0) {
+        status = 206;
+        snprintf(hdrs, sizeof hdrs, "Accept-Ranges: bytes\r\nContent-Range: bytes %llu-%llu/%llu\r\n%s",
+                 (unsigned long long)off, (unsigned long long)(off + len - 1), (unsigned long long)size,
+                 extra ? extra : "");
+    } else {
+        off = 0;
+        len = size;
+        snprintf(hdrs, sizeof hdrs, "Accept-Ranges: bytes\r\n%s", extra ? extra : "");
+    }
+    return httpd_send_fd(c, status, hdrs, fd, off, len, head);
 }
 
 /* ---- allowlist ---- */
@@ -425,6 +490,8 @@ static void httpd_conn_main(void *ctx, int fd, const char *peer)
     struct sock sk;
     struct tls_conn *tls = NULL;
     uint8_t *tls_buf = NULL;
+    if (s->opts->throttle)
+        prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0); /* paced sleeps, not the default 50 us late */
     if (s->opts->tls) {
         if (!tls_start(fd, peer, idle) || sock_adopt(&sk, fd, peer) != 0)
             return;
@@ -465,6 +532,8 @@ static void httpd_conn_main(void *ctx, int fd, const char *peer)
         }
         snprintf(req.peer, sizeof req.peer, "%s", peer);
         c.keep_alive = req.keep_alive;
+        if ((c.th = s->opts->throttle) != NULL)
+            c.t_first_ns = snap_now_ns() + (uint64_t)c.th->ttfb_us * 1000;
         const char *cl = httpd_header(&req, "content-length"), *te = httpd_header(&req, "transfer-encoding");
         bool has_body = te || (cl && strcmp(cl, "0") != 0);
         bool head = strcmp(req.method, "HEAD") == 0;

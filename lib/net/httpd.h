@@ -8,6 +8,13 @@
  * start with a TLS handshake; a plaintext request is answered 400 "this server speaks TLS only"
  * in plaintext (so the client can say why) and logged, then the connection is closed.  Under
  * TLS a file body is copied through a per-connection buffer (no sendfile).
+ *
+ * Benchmarks can make the server behave like a remote store (httpd_opts.throttle): every
+ * response's head then waits a time to first byte counted from when its request was read, and
+ * the body goes out in slices paced to a bandwidth (absolute deadlines, like lib/store/sim);
+ * the connection threads of a throttled server sleep with 1 ns timer slack (the default 50 us
+ * would make every head and slice late).  Without a throttle the send paths do not look at the
+ * clock.
  */
 #ifndef SNAP_HTTPD_H
 #define SNAP_HTTPD_H
@@ -53,6 +60,11 @@ int httpd_send(struct httpd_conn *c, int status, const char *extra_headers, cons
 /* Send status + headers, then len bytes of fd from off, with sendfile. */
 int httpd_send_fd(struct httpd_conn *c, int status, const char *extra_headers, int fd, uint64_t off,
                   uint64_t len, bool head_only);
+/* Answer GET/HEAD for a whole file of `size` bytes at fd, honouring one Range: 206 with
+ * Content-Range, 416 for a range past the end, 200 with the whole file for no range or one we do
+ * not understand.  extra_headers as for httpd_send ("Accept-Ranges: bytes" is added). */
+int httpd_send_file(struct httpd_conn *c, const struct httpd_req *req, const char *extra_headers, int fd,
+                    uint64_t size);
 const char *httpd_reason(int status);
 
 typedef void (*httpd_handler_fn)(void *ctx, struct httpd_conn *c, const struct httpd_req *req);
@@ -66,6 +78,13 @@ struct httpd_cidr {
 int httpd_cidr_parse(const char *s, struct httpd_cidr *out);
 bool httpd_cidr_match(const struct httpd_cidr *list, size_t n, const struct sockaddr *sa);
 
+/* Delays of a remote store, applied to every response (benchmarks; see the top). */
+struct httpd_throttle {
+    unsigned ttfb_us;               /* from the request's last head byte read to the response head */
+    uint64_t bytes_per_sec;         /* body pace; 0 = as fast as the socket takes it */
+    unsigned slice;                 /* body bytes per paced send; 0 = 32 KiB */
+};
+
 struct tls_config;
 struct httpd_opts {
     const struct httpd_cidr *allow; /* NULL/0: loopback only */
@@ -73,6 +92,7 @@ struct httpd_opts {
     size_t nallow;
     unsigned idle_timeout_ms;       /* default 30 s */
     unsigned max_conns;             /* default 256 */
+    const struct httpd_throttle *throttle; /* NULL: no delays */
 };
 
 /* Serve on lfd until httpd_stop(); each request calls handler on the connection's thread. */

@@ -6,12 +6,10 @@
 #include "base/mem.h"
 #include "base/util.h"
 
-#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 #define SIM_SLICE_DEFAULT (32u << 10)
 #define SIM_RING 64
@@ -50,13 +48,6 @@ void store_sim_pattern(uint32_t seed, uint64_t off, void *dst, size_t len)
         off += n;
         len -= n;
     }
-}
-
-static void sim_sleep_until(uint64_t t_ns)
-{
-    struct timespec ts = {.tv_sec = (time_t)(t_ns / 1000000000u), .tv_nsec = (long)(t_ns % 1000000000u)};
-    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
-        ;
 }
 
 static int sim_open_url(const char *url, const struct store_opts *opts, struct store **out)
@@ -187,7 +178,7 @@ static int sim_read(struct store *st, const char *key, uint64_t off, uint64_t le
     }
 
     uint64_t t_first = t0 + (uint64_t)s->o.ttfb_us * 1000;
-    sim_sleep_until(t_first);
+    snap_sleep_until_ns(t_first);
     uint8_t *d = dst;
     if (s->o.inner && want) {
         struct store_read_result ir;
@@ -215,18 +206,18 @@ static int sim_read(struct store *st, const char *key, uint64_t off, uint64_t le
                 }
                 atomic_fetch_add(&s->stalls, 1);
                 if (s->o.stall_ms >= s->o.idle_timeout_ms) {
-                    sim_sleep_until(snap_now_ns() + (uint64_t)s->o.idle_timeout_ms * 1000000);
+                    snap_sleep_until_ns(snap_now_ns() + (uint64_t)s->o.idle_timeout_ms * 1000000);
                     return snap_fail(SNAP_ETIMEOUT, "%s/%s: no data for %u ms at offset %llu", st->url, key,
                                      s->o.idle_timeout_ms, (unsigned long long)(off + res->bytes));
                 }
-                sim_sleep_until(snap_now_ns() + (uint64_t)s->o.stall_ms * 1000000);
+                snap_sleep_until_ns(snap_now_ns() + (uint64_t)s->o.stall_ms * 1000000);
                 t_first += (uint64_t)s->o.stall_ms * 1000000; /* the rate resumes after the stall */
                 fault = SIM_OK;
                 continue;
             }
         }
         if (s->o.bytes_per_sec)
-            sim_sleep_until(t_first + (res->bytes + step) * 1000000000u / s->o.bytes_per_sec);
+            snap_sleep_until_ns(t_first + (res->bytes + step) * 1000000000u / s->o.bytes_per_sec);
         if (!s->o.inner)
             store_sim_pattern(s->o.seed, off + res->bytes, d + res->bytes, (size_t)step);
         res->bytes += step;

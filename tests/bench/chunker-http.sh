@@ -1,5 +1,10 @@
 #!/usr/bin/env bash
-# chunker-http.sh -- `snapctl bench chunker` over the loopback throttled HTTP server.
+# chunker-http.sh -- `snapctl bench chunker` over the python fault server on loopback.
+#
+# `snapctl bench chunker` itself already runs an HTTP source: lib/net/httpd in its own process,
+# throttled to each profile (--source http, part of the default run).  This script is the same
+# bench against tests/tools/faultserver.py, for comparing servers; at NFS-like speeds its rows
+# measure python's per-request cost (docs/chunker.md).
 #
 #   SNAPCTL=./snapctl tests/bench/chunker-http.sh [bench chunker options: --quick, --runs N,
 #                                                  --json, --csv FILE, --svg FILE, ...]
