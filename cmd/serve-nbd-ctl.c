@@ -18,6 +18,7 @@
 #include "store/jsonr.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
@@ -43,19 +44,26 @@ struct ctl {
 };
 
 static int g_wake[2] = {-1, -1};
+static _Atomic int g_poke_fd = -1; /* g_wake[1] once ready: the signal thread reads it */
 static bool g_json;
 static pthread_mutex_t g_print_mu = PTHREAD_MUTEX_INITIALIZER;
 
 void ctl_set_json(bool json) { g_json = json; }
 
-static void on_usr1(int sig)
+void ctl_poke(void)
 {
-    (void)sig;
     int e = errno;
-    if (g_wake[1] >= 0 && write(g_wake[1], "e", 1) < 0) {
+    int fd = g_poke_fd;
+    if (fd >= 0 && write(fd, "e", 1) < 0) {
         /* a full pipe already holds a pending export */
     }
     errno = e;
+}
+
+static void on_usr1(int sig)
+{
+    (void)sig;
+    ctl_poke();
 }
 
 static const char *sock_path(const char *p)
@@ -156,6 +164,8 @@ int ctl_start(const char *path, ctl_export_fn fn, void *ctx, struct ctl **out)
     int err = 0;
     if (g_wake[0] < 0 && pipe2(g_wake, O_CLOEXEC | O_NONBLOCK) < 0)
         err = snap_fail_errno("control: pipe");
+    else
+        g_poke_fd = g_wake[1];
     if (!err && path) {
         char addr[PATH_MAX + 8];
         snprintf(c->path, sizeof c->path, "%s", sock_path(path));

@@ -25,6 +25,9 @@ struct ctl;
  * path is not NULL ("PATH" or "unix:PATH"), on each control request.  Installs the SIGUSR1
  * handler. */
 int ctl_start(const char *path, ctl_export_fn fn, void *ctx, struct ctl **out);
+/* Ask the trigger thread for an export, as SIGUSR1 does (async-signal safe; nothing before
+ * ctl_start or after ctl_stop). */
+void ctl_poke(void);
 /* Stop the thread (an export in progress finishes first) and remove the socket. */
 void ctl_stop(struct ctl *c);
 

@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -370,20 +371,61 @@ static int export_now(void *ctx, char *reply, size_t cap)
     return err;
 }
 
-static void on_signal(int sig)
+/* ---- signals: one thread takes them all ----------------------------------------------------
+ * SIGTERM, SIGINT and SIGUSR1 are blocked in every thread (before the device starts any) and a
+ * thread waits for them with sigwait, so what a signal does never depends on which thread the
+ * kernel picked or on async-signal safety, and a sanitizer that defers handlers until a thread
+ * leaves a blocking call (TSan does) cannot hold one back. */
+enum sig_mode { SIG_EARLY, SIG_LISTEN, SIG_STDIO_SOCKET, SIG_STDIO_PIPE };
+static _Atomic int g_sig_mode = SIG_EARLY;
+static sigset_t g_sigs;
+
+static void *signal_thread(void *arg)
 {
-    (void)sig;
-    net_server_stop();
+    (void)arg;
+    for (;;) {
+        int sig;
+        if (sigwait(&g_sigs, &sig) != 0)
+            continue;
+        if (sig == SIGUSR1) {
+            ctl_poke(); /* an export, if --export-diff is on */
+            continue;
+        }
+        int mode = g_sig_mode;
+        switch (mode) {
+        case SIG_LISTEN:
+            net_server_stop(); /* stop accepting, finish, export, exit 0 */
+            break;
+        case SIG_STDIO_SOCKET:
+            /* The reader sees end of file, the connection ends as if the client had left
+             * (replies in flight still go out), and the export at exit runs. */
+            shutdown(STDIN_FILENO, SHUT_RD);
+            break;
+        default: { /* nothing to wind down yet, or a pipe that cannot be stopped: die of it */
+            sigset_t one;
+            sigemptyset(&one);
+            sigaddset(&one, sig);
+            signal(sig, SIG_DFL);
+            pthread_sigmask(SIG_UNBLOCK, &one, NULL);
+            raise(sig);
+            _exit(128 + sig);
+        }
+        }
+    }
+    return NULL;
 }
 
-/* --stdio: stop reading the client socket.  The reader sees end of file, the connection ends
- * as if the client had left (replies in flight still go out), and the export at exit runs. */
-static void on_stdio_signal(int sig)
+static int signals_start(void)
 {
-    (void)sig;
-    int e = errno;
-    shutdown(STDIN_FILENO, SHUT_RD);
-    errno = e;
+    pthread_t t;
+    sigemptyset(&g_sigs);
+    sigaddset(&g_sigs, SIGTERM);
+    sigaddset(&g_sigs, SIGINT);
+    sigaddset(&g_sigs, SIGUSR1);
+    if (pthread_sigmask(SIG_BLOCK, &g_sigs, NULL) != 0 || pthread_create(&t, NULL, signal_thread, NULL) != 0)
+        return snap_fail(SNAP_ENOMEM, "cannot start the signal thread");
+    pthread_detach(t);
+    return 0;
 }
 
 enum {
@@ -523,7 +565,10 @@ int serve_nbd_main(int argc, char **argv)
         a.cache_dir = getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
 
     void *dev = NULL;
-    int rc = kind->open(&a, &dev, &exp.size);
+    int rc = signals_start();
+    if (rc)
+        return cli_fail(rc, NULL);
+    rc = kind->open(&a, &dev, &exp.size);
     if (rc)
         return rc;
     exp.ops = kind->ops;
@@ -548,12 +593,7 @@ int serve_nbd_main(int argc, char **argv)
             rc = cli_fail(snap_fail_errno("--stdio: stdout"), NULL);
             goto out;
         }
-        if (fstat(STDIN_FILENO, &st) == 0 && S_ISSOCK(st.st_mode)) { /* a pipe cannot be stopped */
-            struct sigaction ss = {.sa_handler = on_stdio_signal, .sa_flags = SA_RESTART};
-            sigemptyset(&ss.sa_mask);
-            sigaction(SIGTERM, &ss, NULL);
-            sigaction(SIGINT, &ss, NULL);
-        }
+        g_sig_mode = fstat(STDIN_FILENO, &st) == 0 && S_ISSOCK(st.st_mode) ? SIG_STDIO_SOCKET : SIG_STDIO_PIPE;
         struct nbd_conn_opts co = {.workers = (unsigned)threads, .peer = "stdio"};
         if ((err = nbd_serve(&exp, STDIN_FILENO, nbd_out, &co, NULL)) != 0)
             rc = cli_fail(err, NULL);
@@ -572,10 +612,7 @@ int serve_nbd_main(int argc, char **argv)
             nl++;
         }
     }
-    struct sigaction sa = {.sa_handler = on_signal};
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
+    g_sig_mode = SIG_LISTEN;
     if (pidfile) {
         char buf[32];
         int n = snprintf(buf, sizeof buf, "%ld\n", (long)getpid());
