@@ -1,7 +1,8 @@
 /* fetch.c -- the chunker's fetch threads: run a job's store reads, fill whole blocks into the
  * cache as they land, wake the readers they complete, and hand the result to every waiter.
  *
- * A job's reads land in the thread's staging buffer (chunk-relative); each progress report
+ * A job's reads land in the thread's staging buffer (chunk-relative; a direct read's in its
+ * slot's small buffer, relative to the range); each progress report
  * copies the newly whole blocks into the cache with cache_fill (absent blocks only, under the
  * cache's stripe locks) and then, under ch->mu, wakes the waiters whose ranges are complete.
  * The store read itself runs with no lock held.  Progress returns non-zero -- ending the read --
@@ -62,8 +63,8 @@ static int fetch_fill(struct fetcher *f, uint64_t landed)
         upto = size; /* the last, partial block is whole at the object's end */
     if (upto <= f->filled)
         return 0;
-    uint64_t chunk_lo = chunker_chunk_lo(ch, f->job->chunk), n = 0;
-    int err = cache_fill(c, f->filled, upto - f->filled, f->staging + (f->filled - chunk_lo), &n);
+    uint64_t n = 0;
+    int err = cache_fill(c, f->filled, upto - f->filled, f->staging + (f->filled - f->base), &n);
     if (err)
         return err;
     atomic_fetch_add(&ch->stats.bytes_fetched, upto - f->filled);
@@ -99,6 +100,11 @@ static int fetch_progress(void *ctx, uint64_t done)
                                        ch->store->url, ch->key, (unsigned long long)j->chunk));
     }
     uint64_t now = snap_now_ns();
+    if (f->direct && ((f->cancel && atomic_load(&f->cancel->canceled)) || now >= f->reader_deadline)) {
+        f->reader_gone = true; /* its reader gave up: nobody else waits on it alone (see chunker.c) */
+        return fetch_stop(f, snap_fail(SNAP_ECANCELED, "%s/%s: range request in chunk %llu stopped: its reader "
+                                       "gave up", ch->store->url, ch->key, (unsigned long long)j->chunk));
+    }
     if (now > f->deadline)
         return fetch_stop(f, snap_fail(SNAP_ETIMEOUT, "%s/%s: fetch of chunk %llu took more than %u ms",
                                        ch->store->url, ch->key, (unsigned long long)j->chunk,
@@ -138,7 +144,6 @@ static int fetch_segment(struct fetcher *f, uint64_t lo, uint64_t hi)
 {
     struct chunker *ch = f->ch;
     struct job *j = f->job;
-    uint64_t chunk_lo = chunker_chunk_lo(ch, j->chunk);
     f->seg_lo = lo;
     f->want = hi - lo;
     f->filled = lo;
@@ -154,7 +159,7 @@ static int fetch_segment(struct fetcher *f, uint64_t lo, uint64_t hi)
     pthread_mutex_unlock(&ch->mu);
 
     atomic_fetch_add(&ch->stats.store_reads, 1);
-    int err = store_read(ch->store, ch->key, lo, hi - lo, f->staging + (lo - chunk_lo), fetch_progress, f, &f->res);
+    int err = store_read(ch->store, ch->key, lo, hi - lo, f->staging + (lo - f->base), fetch_progress, f, &f->res);
     if (err && f->stop_err)
         err = snap_fail(f->stop_err, "%s", f->stop_msg); /* our own reason, with its detail */
     uint64_t landed = lo + f->res.bytes;
@@ -200,6 +205,7 @@ static int fetch_run(struct fetcher *f)
     struct chunker *ch = f->ch;
     struct job *j = f->job;
     f->deadline = snap_now_ns() + (uint64_t)ch->fetch_timeout_ms * 1000000;
+    f->base = f->direct ? j->lo : chunker_chunk_lo(ch, j->chunk);
     uint64_t seg[2][2] = {{j->start, j->hi}, {j->lo, j->start}};
     int nseg = ch->mode == CHUNKER_DEMAND && !j->range ? 2 : 1;
     if (nseg == 1) {
@@ -248,6 +254,35 @@ static void fetch_finish_locked(struct chunker *ch, struct job *j, int err)
     pthread_cond_broadcast(&ch->idle_cv);
 }
 
+/* Record a job's result and end it (ch->mu held). */
+static void fetch_end_locked(struct chunker *ch, struct job *j, int err)
+{
+    j->err = err;
+    j->msg[0] = '\0';
+    if (err) {
+        atomic_fetch_add(&ch->stats.fetch_errors, 1);
+        snprintf(j->msg, sizeof j->msg, "%s", snap_errmsg(err));
+    }
+    fetch_finish_locked(ch, j, err);
+}
+
+void chunker_run_direct(struct fetcher *f)
+{
+    struct chunker *ch = f->ch;
+    struct job *j = f->job;
+    f->reader_gone = false;
+    int err = fetch_run(f);
+    pthread_mutex_lock(&ch->mu);
+    /* Stopped because its own reader gave up: not a failure of the store.  Whoever else waited on
+     * these blocks is woken by the finish below and makes its own fetch; the reader returns its own
+     * cancel or timeout. */
+    fetch_end_locked(ch, j, f->reader_gone && err == SNAP_ECANCELED ? 0 : err);
+    f->job = NULL;
+    f->cancel = NULL;
+    f->used = false;
+    pthread_mutex_unlock(&ch->mu);
+}
+
 void *chunker_fetcher_main(void *arg)
 {
     struct fetcher *f = arg;
@@ -272,13 +307,7 @@ void *chunker_fetcher_main(void *arg)
         int err = fetch_run(f);
 
         pthread_mutex_lock(&ch->mu);
-        j->err = err;
-        j->msg[0] = '\0';
-        if (err) {
-            atomic_fetch_add(&ch->stats.fetch_errors, 1);
-            snprintf(j->msg, sizeof j->msg, "%s", snap_errmsg(err));
-        }
-        fetch_finish_locked(ch, j, err);
+        fetch_end_locked(ch, j, err);
         f->job = NULL;
     }
     pthread_mutex_unlock(&ch->mu);
