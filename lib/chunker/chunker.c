@@ -28,6 +28,25 @@
  * one block; before any measurement, a distance above demand_window (64 KiB) counts as far.  A
  * far (or passed) block gets its own range request covering the reader's missing blocks in the
  * chunk.  So a cold 4 KiB read costs about one time to first byte, wherever it falls.
+ *
+ * Direct reads (demand-first only).  A chunk job needs a fetch thread; with all of them busy
+ * streaming other chunks (random reads over a large object at a queue depth above the thread
+ * count), a queued job would make its reader wait for a whole chunk elsewhere first.  So a reader
+ * whose range request would wait -- its chunk has no job and every fetch thread is taken, or the
+ * chunk's job is still queued, or its stream is far -- runs that request itself, on its own
+ * thread: it takes one of `direct_reads` slots (32), each with a CHUNKER_DIRECT_MAX (128 KiB)
+ * buffer allocated at open, so the request allocates nothing and the memory is bounded whatever
+ * the load.  The request is an ordinary range job, marked running so no fetch thread takes it:
+ * other readers of those blocks join it, its progress fills the cache and wakes them, and its
+ * error reaches them.  It ends early only on evict or close, or when its own reader gives up
+ * (cancel, deadline): then the others are woken to make their own fetch, not failed.  No slot
+ * free, or more than 128 KiB missing: the old way, a queued job.
+ *
+ * Background fill policy.  A chunk's job (the fill around a read) starts only when a fetch thread
+ * is free for it; a reader served by a direct read queues no fill.  So under random load the
+ * store sends about what was asked for plus what the fetch threads can stream meanwhile (bounded
+ * by their count), instead of a whole chunk per read; a later miss in the chunk that finds a
+ * thread free starts its fill then.  Queued jobs are at most 2 x fetchers + 2.
  */
 #include "chunker/chunker-int.h"
 
