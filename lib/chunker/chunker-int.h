@@ -53,7 +53,10 @@ struct waiter {
 struct fetcher {
     struct chunker *ch;
     pthread_t tid;
-    uint8_t *staging;            /* a chunk (fetch thread) or CHUNKER_DIRECT_MAX bytes (direct slot) */
+    uint8_t *staging;            /* a chunk (fetch thread) or CHUNKER_DIRECT_MAX bytes (direct slot);
+                                    NULL: the fetch thread streams into the cache (fetch.c) */
+    uint8_t *carry;              /* streaming: the head of a block cut by a delivery (one block) */
+    size_t ncarry;
     bool direct;
     bool used;                   /* direct slot taken (under ch->mu) */
     /* Direct: its reader's cancel token and deadline; the read stops when the reader gives up. */

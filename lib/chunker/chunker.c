@@ -448,8 +448,10 @@ static void chunker_free(struct chunker *ch)
         for (unsigned i = 0; i < ch->nwaiters; i++)
             pthread_cond_destroy(&ch->waiters[i].cv);
     if (ch->fetchers)
-        for (unsigned i = 0; i < ch->nfetchers; i++)
+        for (unsigned i = 0; i < ch->nfetchers; i++) {
             snap_free(ch->fetchers[i].staging);
+            snap_free(ch->fetchers[i].carry);
+        }
     if (ch->directs)
         for (unsigned i = 0; i < ch->ndirects; i++)
             snap_free(ch->directs[i].staging);
@@ -545,10 +547,15 @@ int chunker_open(struct store *s, const char *key, const struct chunker_opts *o,
     for (unsigned i = 0; i < ch->njobs; i++)
         atomic_init(&ch->jobs[i].abort, false);
     ch->nfetchers = nf;
+    /* A staging chunk per fetch thread only where the store cannot stream into the cache. */
+    bool streamed = o->mode != CHUNKER_FULL && s->ops->read_stream && o->size != STORE_SIZE_UNKNOWN;
     for (unsigned i = 0; i < nf; i++) {
         ch->fetchers[i].ch = ch;
-        ch->fetchers[i].staging = snap_malloc(chunk);
-        if (!ch->fetchers[i].staging) {
+        if (streamed)
+            ch->fetchers[i].carry = snap_malloc(bs);
+        else
+            ch->fetchers[i].staging = snap_malloc(chunk);
+        if (!ch->fetchers[i].staging && !ch->fetchers[i].carry) {
             err = snap_fail(SNAP_ENOMEM, "%s/%s: out of memory for fetch buffers", s->url, key);
             goto fail;
         }

@@ -1,6 +1,7 @@
-/* Unit tests of lib/chunker's demand path under load and of zero detection: a reader whose chunk
- * finds every fetch thread busy runs its own small range request (no queueing behind whole-chunk
- * fetches, no allocation per request), and fetched all-zero blocks become holes. */
+/* Unit tests of lib/chunker's demand path under load, zero detection and streaming without
+ * staging: a reader whose chunk finds every fetch thread busy runs its own small range request
+ * (no queueing behind whole-chunk fetches, no allocation per request); fetched all-zero blocks
+ * become holes; over an http store a fetch fills the cache from each delivery, whole blocks only. */
 #include "test.h"
 
 #include "base/err.h"
@@ -9,6 +10,7 @@
 #include "cache/cache.h"
 #include "chunker/chunker.h"
 #include "store/sim.h"
+#include "net-testsrv.h"
 
 #include <fcntl.h>
 #include <pthread.h>
@@ -236,4 +238,72 @@ TEST(chunker_fetched_zero_blocks_become_holes)
     free(img);
     chunker_close(ch);
     store_close(s);
+}
+
+/* ---- no staging over a streaming store: deliveries go straight into the cache ---- */
+
+#define SOBJ 60000u /* one chunk, a partial last block */
+
+/* A 206 for [0, SOBJ) announcing clen bytes and sending `sent` of the object's bytes. */
+static char *stream_reply(const uint8_t *obj, size_t sent, size_t clen, size_t *len)
+{
+    char *r = malloc(256 + sent);
+    int n = snprintf(r, 256, "HTTP/1.1 206 Partial Content\r\nContent-Range: bytes 0-%zu/%u\r\n"
+                     "Content-Length: %zu\r\n\r\n", clen - 1, SOBJ, clen);
+    memcpy(r + n, obj, sent);
+    *len = (size_t)n + sent;
+    return r;
+}
+
+static struct chunker *open_http(uint16_t port, struct store **s)
+{
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%u", (unsigned)port);
+    struct store_opts so = {.connect_timeout_ms = 500, .idle_timeout_ms = 500, .max_attempts = 1};
+    if (store_open(url, &so, s))
+        return NULL;
+    return open_chunker(*s, "obj", 64 * KiB, SOBJ, 1, 0);
+}
+
+TEST(chunker_streams_into_the_cache_without_staging)
+{
+    uint8_t *obj = malloc(SOBJ), *got = malloc(SOBJ);
+    store_sim_pattern(SEED, 0, obj, SOBJ);
+    memset(obj + 3 * 4096, 0, 2 * 4096); /* blocks 3-4: zeros */
+    memset(obj + 14 * 4096, 0, SOBJ - 14 * 4096); /* the partial last block: zeros */
+    size_t l_ok, l_cut;
+    char *ok = stream_reply(obj, SOBJ, SOBJ, &l_ok);
+    char *cut = stream_reply(obj, 7 * 4096 + 100, SOBJ, &l_cut); /* announces all, sends 7 blocks + 100 */
+    const struct tsrv_reply script[] = {{ok, l_ok, 0, 0, false}, {cut, l_cut, 0, 0, true}};
+    struct tsrv *srv = tsrv_start("127.0.0.1", script, 2, false);
+    CHECK(srv != NULL);
+
+    struct store *s;
+    struct chunker *ch = open_http(tsrv_port(srv), &s);
+    CHECK(ch != NULL);
+    CHECK_EQ(chunker_read(ch, 0, SOBJ, got), 0);
+    CHECK_MEM(got, obj, SOBJ);
+    struct cache *c = chunker_cache(ch);
+    for (unsigned b = 0; b * 4096 < SOBJ; b++)
+        CHECK_EQ(cache_state_at(c, b * 4096), b == 3 || b == 4 || b == 14 ? CACHE_ZERO : CACHE_PRESENT);
+    chunker_close(ch);
+    store_close(s);
+
+    /* A body cut after 7 blocks and 100 bytes: blocks 0-6 are in, block 7 is not (its head
+     * was carried, never filled), and the reader gets the error. */
+    ch = open_http(tsrv_port(srv), &s);
+    CHECK(ch != NULL);
+    CHECK(chunker_read(ch, 0, SOBJ, got) != 0); /* the stream starts at 0, as the reply does */
+    c = chunker_cache(ch);
+    CHECK(cache_readable(c, 0, 7 * 4096));
+    CHECK_EQ(cache_state_at(c, 7 * 4096), CACHE_ABSENT);
+    CHECK_EQ(chunker_read(ch, 0, 7 * 4096, got), 0);
+    CHECK_MEM(got, obj, 7 * 4096);
+    chunker_close(ch);
+    store_close(s);
+    tsrv_stop(srv);
+    free(ok);
+    free(cut);
+    free(obj);
+    free(got);
 }
