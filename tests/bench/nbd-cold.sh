@@ -5,7 +5,8 @@
 #   SNAPCTL=./snapctl tests/bench/nbd-cold.sh [--size 1G] [--ttfb 20] [--rate 100] [--seconds 10]
 #                                            [--reads 512] [--json FILE] [--servers "snapctl cow cache"]
 #
-# --servers snapctl measures serve-nbd alone (about 1 minute instead of 10; ratios print as "-").
+# --servers snapctl measures serve-nbd alone (about 2 minutes instead of 5-10; ratios print as "-").
+# --threads N passes -t N (worker threads per connection, i.e. requests in flight) to serve-nbd.
 #
 # The store: tests/tools/faultserver.py serving one random object from tmpfs, every request
 # (HEAD or ranged GET) delayed by --ttfb ms before its status line and its body paced at --rate
@@ -31,7 +32,7 @@
 set -euo pipefail
 SNAPCTL=${SNAPCTL:-./snapctl}
 TOP=${TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
-size=1G ttfb=20 rate=100 reads=512 json="" servers="snapctl cow cache"
+size=1G ttfb=20 rate=100 reads=512 json="" servers="snapctl cow cache" threads=()
 while [ $# -gt 0 ]; do
     case $1 in
     --size) size=$2; shift 2 ;;
@@ -40,7 +41,8 @@ while [ $# -gt 0 ]; do
     --reads) reads=$2; shift 2 ;;
     --json) json=$2; shift 2 ;;
     --servers) servers=$2; shift 2 ;;
-    *) echo "usage: $0 [--size 1G] [--ttfb MS] [--rate MBPS] [--reads N] [--json FILE] [--servers LIST]" >&2
+    --threads) threads=(-t "$2"); shift 2 ;;
+    *) echo "usage: $0 [--size 1G] [--ttfb MS] [--rate MBPS] [--reads N] [--json FILE] [--servers LIST] [--threads N]" >&2
        exit 2 ;;
     esac
 done
@@ -70,7 +72,7 @@ start() {
     rm -rf "$T/cache" "$T/$1.sock" "$T/$1.pid"; mkdir "$T/cache"
     local ro=-r; [ "${2:-}" != rw ] || ro=""
     case $1 in
-    snapctl) "$SNAPCTL" serve-nbd $ro --object "$url" --cache-dir "$T/cache" -l "unix:$T/$1.sock" \
+    snapctl) "$SNAPCTL" serve-nbd $ro "${threads[@]}" --object "$url" --cache-dir "$T/cache" -l "unix:$T/$1.sock" \
                  --pid-file "$T/$1.pid" 2>>"$T/$1.log" & ;;
     cow) TMPDIR=$T/cache nbdkit $ro -f -U "$T/$1.sock" -P "$T/$1.pid" --filter=cow curl "$url" \
              cow-on-read=true 2>>"$T/$1.log" & ;;
