@@ -25,7 +25,8 @@
  * - Export reads the file while writers may run; the caller quiesces writers for a consistent
  *   diff (the device does).
  *
- * Zero blocks are holes: writing an all-zero block or zeroing a range punches it out of the file
+ * Zero blocks are holes: writing an all-zero block, filling one (fetched bytes that are all zeros)
+ * or zeroing a range punches it out of the file
  * (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE), so disk usage follows the data.  Where the file
  * system cannot punch, the bytes are zeroed in the mapping instead (same content, more space).
  */
@@ -172,9 +173,21 @@ static int cache_punch(struct cache *c, uint64_t off, uint64_t len)
     return 0;
 }
 
+/* All zeros?  Eight words at a time, OR-ed, so a data block (the usual case) stops at its first
+ * 64 bytes; the loads go through memcpy, so any alignment is fine. */
 static bool is_zero(const uint8_t *p, size_t n)
 {
-    return n == 0 || (p[0] == 0 && memcmp(p, p + 1, n - 1) == 0);
+    size_t i = 0;
+    for (; i + 64 <= n; i += 64) {
+        uint64_t w[8];
+        memcpy(w, p + i, sizeof w);
+        if (w[0] | w[1] | w[2] | w[3] | w[4] | w[5] | w[6] | w[7])
+            return false;
+    }
+    for (; i < n; i++)
+        if (p[i])
+            return false;
+    return true;
 }
 
 /* ---- open / close ---- */
@@ -419,21 +432,37 @@ int cache_fill(struct cache *c, uint64_t off, uint64_t len, const void *src, uin
     if (err || len == 0)
         return err;
     const uint8_t *s = src;
-    for (struct words it = words_of(c, off, len); words_next(&it);) {
+    for (struct words it = words_of(c, off, len); words_next(&it) && !err;) {
         uint64_t w = it.w, a, e;
         unsigned i, j;
         lock_word(c, w);
-        uint64_t absent = ~(ld(&c->lo[w]) | ld(&c->hi[w])) & bits(it.from, it.to), todo = absent;
+        /* Only absent blocks are touched, and only those are checked for zeros. */
+        uint64_t absent = ~(ld(&c->lo[w]) | ld(&c->hi[w])) & bits(it.from, it.to), todo = absent, zero = 0;
+        while (next_run(&todo, &i, &j))
+            zero |= zero_mask(c, w, i, j, s, off);
+        uint64_t data = absent & ~zero, todo_zero = zero;
+        todo = data;
         while (next_run(&todo, &i, &j)) {
             run_bytes(c, w, i, j, &a, &e);
             memcpy(c->map + a, s + (a - off), (size_t)(e - a));
             if (filled)
                 *filled += e - a;
         }
-        atomic_fetch_or_explicit(&c->lo[w], absent, memory_order_release);
+        /* A fetched all-zero block becomes a zero block: a hole that block status reports as such.
+         * Punched (almost always a no-op: an absent block is a hole already) so its bytes are
+         * zeros whatever happened to the file before. */
+        while (!err && next_run(&todo_zero, &i, &j)) {
+            run_bytes(c, w, i, j, &a, &e);
+            err = cache_punch(c, a, e - a);
+            if (filled)
+                *filled += e - a;
+        }
+        atomic_fetch_or_explicit(&c->lo[w], data, memory_order_release);
+        if (!err)
+            atomic_fetch_or_explicit(&c->hi[w], zero, memory_order_release);
         unlock_word(c, w);
     }
-    return 0;
+    return err;
 }
 
 int cache_evict(struct cache *c, uint64_t off, uint64_t len)

@@ -7,6 +7,7 @@
  *   CACHE_PRESENT  fetched from upstream, unchanged: a clean copy, may be evicted
  *   CACHE_DIRTY    written locally: exported into the diff
  *   CACHE_ZERO     all zeros, the file range is a hole: exported as a zero run, never fetched
+ *                  (written or zeroed locally, or fetched and found all zeros)
  *
  * Offsets and lengths are bytes.  Writers (write, zero, fill, evict) take block-aligned ranges:
  * `off` is a multiple of the block size and so is `len`, unless the range ends at the size (the
@@ -80,9 +81,9 @@ int cache_read(struct cache *c, uint64_t off, uint64_t len, void *dst);
 int cache_write(struct cache *c, uint64_t off, uint64_t len, const void *src);
 /* Make the blocks zero blocks (punch the range): WRITE_ZEROES and TRIM.  Never needs a fetch. */
 int cache_zero(struct cache *c, uint64_t off, uint64_t len);
-/* Copy fetched bytes into the blocks of [off, off+len) that are absent and mark them present;
- * present, dirty and zero blocks are left as they are.  *filled (may be NULL) counts the bytes
- * that were copied. */
+/* Copy fetched bytes into the blocks of [off, off+len) that are absent and mark them present --
+ * or, for an all-zero block, zero (a hole, no copy); present, dirty and zero blocks are left as
+ * they are.  *filled (may be NULL) counts the bytes of the blocks that were absent. */
 int cache_fill(struct cache *c, uint64_t off, uint64_t len, const void *src, uint64_t *filled);
 /* Forget the present blocks of the range (they become absent, their pages are released). */
 int cache_evict(struct cache *c, uint64_t off, uint64_t len);

@@ -22,6 +22,7 @@ enum job_state { JOB_FREE, JOB_QUEUED, JOB_RUNNING };
 struct job {
     enum job_state state;
     bool range;                  /* a demand range request */
+    bool direct;                 /* ... run by its reader (never queued, never on a fetch thread) */
     uint64_t seq;                /* FIFO order among queued jobs */
     uint64_t chunk;
     uint64_t lo, hi;             /* what it covers: [chunk start, chunk end) or the range; hi may pass
@@ -46,14 +47,25 @@ struct waiter {
     struct chunker_cancel *cancel;
 };
 
-/* A fetch thread and the buffer its store reads land in (chunk-relative), reused only after
- * store_read returned, so no fetch ever writes memory that was given back. */
+/* A fetch thread and the buffer its store reads land in, reused only after store_read returned,
+ * so no fetch ever writes memory that was given back.  A direct slot is the same without a thread:
+ * a reader takes it (under ch->mu) to run one small range request itself, into its small buffer. */
 struct fetcher {
     struct chunker *ch;
     pthread_t tid;
-    uint8_t *staging;
+    uint8_t *staging;            /* a chunk (fetch thread) or CHUNKER_DIRECT_MAX bytes (direct slot);
+                                    NULL: the fetch thread streams into the cache (fetch.c) */
+    uint8_t *carry;              /* streaming: the head of a block cut by a delivery (one block) */
+    size_t ncarry;
+    bool direct;
+    bool used;                   /* direct slot taken (under ch->mu) */
+    /* Direct: its reader's cancel token and deadline; the read stops when the reader gives up. */
+    struct chunker_cancel *cancel;
+    uint64_t reader_deadline;
+    bool reader_gone;
     /* The read in flight (fetch thread only). */
     struct job *job;
+    uint64_t base;               /* the object offset of staging[0] */
     uint64_t seg_lo, want, filled, last_done;
     uint64_t deadline;           /* ns: the job's own timeout */
     struct store_read_result res;
@@ -86,14 +98,16 @@ struct chunker {
     struct fetcher *fetchers;
     unsigned nfetchers;          /* fetcher slots (each with its staging buffer) */
     unsigned nthreads;           /* of which have a running thread */
+    struct fetcher *directs;     /* direct slots */
+    unsigned ndirects;
 
     /* What the store looks like (EWMA), for the demand-first choice; 0 = not measured yet. */
     uint64_t est_ttfb_ns;
     double est_bytes_per_ns;
 
     struct {
-        atomic_uint_fast64_t fetches, range_fetches, store_reads, bytes_fetched, fetch_errors, hits, waits,
-            wait_errors;
+        atomic_uint_fast64_t fetches, range_fetches, direct_reads, store_reads, bytes_fetched, fetch_errors, hits,
+            waits, wait_errors;
     } stats;
 };
 
@@ -102,6 +116,9 @@ void *chunker_fetcher_main(void *arg);
 /* Record the object's size (creating the cache); SNAP_ECHECK if it contradicts a known one.
  * Called with ch->mu held. */
 int chunker_learn_size_locked(struct chunker *ch, uint64_t size);
+/* Run the direct job a reader took in slot f (ch->mu not held), hand the result to every
+ * waiter and give the slot back. */
+void chunker_run_direct(struct fetcher *f);
 /* Wake the waiters whose ranges are complete.  Called with ch->mu held. */
 void chunker_wake_complete_locked(struct chunker *ch);
 

@@ -28,6 +28,25 @@
  * one block; before any measurement, a distance above demand_window (64 KiB) counts as far.  A
  * far (or passed) block gets its own range request covering the reader's missing blocks in the
  * chunk.  So a cold 4 KiB read costs about one time to first byte, wherever it falls.
+ *
+ * Direct reads (demand-first only).  A chunk job needs a fetch thread; with all of them busy
+ * streaming other chunks (random reads over a large object at a queue depth above the thread
+ * count), a queued job would make its reader wait for a whole chunk elsewhere first.  So a reader
+ * whose range request would wait -- its chunk has no job and every fetch thread is taken, or the
+ * chunk's job is still queued, or its stream is far -- runs that request itself, on its own
+ * thread: it takes one of `direct_reads` slots (32), each with a CHUNKER_DIRECT_MAX (128 KiB)
+ * buffer allocated at open, so the request allocates nothing and the memory is bounded whatever
+ * the load.  The request is an ordinary range job, marked running so no fetch thread takes it:
+ * other readers of those blocks join it, its progress fills the cache and wakes them, and its
+ * error reaches them.  It ends early only on evict or close, or when its own reader gives up
+ * (cancel, deadline): then the others are woken to make their own fetch, not failed.  No slot
+ * free, or more than 128 KiB missing: the old way, a queued job.
+ *
+ * Background fill policy.  A chunk's job (the fill around a read) starts only when a fetch thread
+ * is free for it; a reader served by a direct read queues no fill.  So under random load the
+ * store sends about what was asked for plus what the fetch threads can stream meanwhile (bounded
+ * by their count), instead of a whole chunk per read; a later miss in the chunk that finds a
+ * thread free starts its fill then.  Queued jobs are at most 2 x fetchers + 2.
  */
 #include "chunker/chunker-int.h"
 
@@ -49,6 +68,8 @@
 #define CHUNKER_WAITERS_MAX 4096
 #define CHUNKER_TIMEOUT_DEFAULT_MS 60000
 #define CHUNKER_WINDOW_DEFAULT (64u << 10)
+#define CHUNKER_DIRECT_DEFAULT 32
+#define CHUNKER_DIRECT_LIMIT 1024
 
 struct cache *chunker_cache(struct chunker *ch)
 {
@@ -90,16 +111,22 @@ static bool range_job_covers(struct chunker *ch, uint64_t x)
     return false;
 }
 
-static bool start_job(struct chunker *ch, uint64_t k, bool range, uint64_t lo, uint64_t hi, uint64_t start)
+static struct job *start_job(struct chunker *ch, uint64_t k, bool range, uint64_t lo, uint64_t hi,
+                             uint64_t start, bool direct)
 {
     struct job *j = NULL;
-    for (unsigned i = 0; i < ch->njobs && !j; i++)
+    unsigned queued = 0; /* jobs for the fetch threads: at most 2 * fetchers + 2 of them */
+    for (unsigned i = 0; i < ch->njobs; i++) {
         if (ch->jobs[i].state == JOB_FREE)
-            j = &ch->jobs[i];
-    if (!j)
-        return false; /* every slot busy: the waiter retries when one ends */
+            j = j ? j : &ch->jobs[i];
+        else
+            queued += !ch->jobs[i].direct;
+    }
+    if (!j || (!direct && queued >= ch->njobs - ch->ndirects))
+        return NULL; /* every slot busy: the waiter retries when one ends */
     j->state = JOB_QUEUED;
     j->range = range;
+    j->direct = direct;
     j->seq = ch->next_seq++;
     j->chunk = k;
     j->lo = lo;
@@ -113,8 +140,42 @@ static bool start_job(struct chunker *ch, uint64_t k, bool range, uint64_t lo, u
     j->err = 0;
     j->msg[0] = '\0';
     atomic_fetch_add(range ? &ch->stats.range_fetches : &ch->stats.fetches, 1);
-    pthread_cond_signal(&ch->work_cv);
-    return true;
+    if (direct) {
+        j->state = JOB_RUNNING; /* its reader runs it: no fetch thread may pick it up */
+        atomic_fetch_add(&ch->stats.direct_reads, 1);
+    } else {
+        pthread_cond_signal(&ch->work_cv);
+    }
+    return j;
+}
+
+/* Are all fetch threads taken (running or about to run a job)? */
+static bool fetchers_busy(const struct chunker *ch)
+{
+    unsigned n = 0;
+    for (unsigned i = 0; i < ch->njobs; i++)
+        n += ch->jobs[i].state != JOB_FREE && !ch->jobs[i].direct;
+    return n >= ch->nfetchers;
+}
+
+/* Take a direct slot and a job for the reader's range request [lo, hi) in chunk k, marked running
+ * at once so no fetch thread picks it up; NULL when none is free or the range is too large. */
+static struct fetcher *start_direct(struct chunker *ch, uint64_t k, uint64_t lo, uint64_t hi)
+{
+    if (hi - lo > CHUNKER_DIRECT_MAX)
+        return NULL;
+    struct fetcher *f = NULL;
+    for (unsigned i = 0; i < ch->ndirects && !f; i++)
+        if (!ch->directs[i].used)
+            f = &ch->directs[i];
+    if (!f)
+        return NULL;
+    struct job *j = start_job(ch, k, true, lo, hi, lo, true);
+    if (!j)
+        return NULL;
+    f->used = true;
+    f->job = j;
+    return f;
 }
 
 /* End a job that never ran (evict, close). */
@@ -155,11 +216,13 @@ static bool stream_far(struct chunker *ch, const struct job *j, uint64_t x)
     return stream_eta > range_eta * 1.125; /* near-ties go to the stream: one request fewer */
 }
 
-/* Make sure every missing part of w's range has a fetch coming (ch->mu held). */
-static void ensure_fetches_locked(struct chunker *ch, struct waiter *w)
+/* Make sure every missing part of w's range has a fetch coming (ch->mu held).  Returns a direct
+ * slot when the reader should run a range request itself (at most one per call). */
+static struct fetcher *ensure_fetches_locked(struct chunker *ch, struct waiter *w)
 {
     struct cache *c = atomic_load(&ch->cache);
     uint64_t size = atomic_load(&ch->size);
+    struct fetcher *direct = NULL;
     for (uint64_t k = w->off / ch->chunk; k <= (w->end - 1) / ch->chunk; k++) {
         uint64_t clo = chunker_chunk_lo(ch, k), chi = clo + ch->chunk;
         uint64_t plo = snap_max_u64(w->off, clo), phi = snap_min_u64(w->end, chi);
@@ -173,16 +236,28 @@ static void ensure_fetches_locked(struct chunker *ch, struct waiter *w)
         if (c && !cache_find_absent(c, plo, phi - plo, &first))
             continue;
         struct job *j = find_chunk_job(ch, k);
+        uint64_t hi = snap_min_u64(snap_round_up(phi, ch->bs), chi);
         bool started = true;
-        if (!j) {
-            started = start_job(ch, k, false, clo, chi, ch->mode == CHUNKER_DEMAND ? first : clo);
-        } else if (ch->mode == CHUNKER_DEMAND && !range_job_covers(ch, first) && stream_far(ch, j, first)) {
-            uint64_t hi = snap_min_u64(snap_round_up(phi, ch->bs), chi);
-            started = start_job(ch, k, true, first, hi, first);
+        if (ch->mode != CHUNKER_DEMAND) {
+            if (!j)
+                started = start_job(ch, k, false, clo, chi, clo, false) != NULL;
+        } else if (range_job_covers(ch, first)) {
+            /* a range request already brings it */
+        } else if (!j && !fetchers_busy(ch)) {
+            started = start_job(ch, k, false, clo, chi, first, false) != NULL; /* the stream starts at our block */
+        } else if (!j || j->state == JOB_QUEUED || stream_far(ch, j, first)) {
+            /* No fetch thread for this chunk soon, or its stream is far: our own range request, on
+             * this thread when a slot is free and the range small; queued otherwise.  Under pressure
+             * the chunk's background fill waits for a later reader that finds a fetch thread free. */
+            if (!direct && c && (direct = start_direct(ch, k, first, hi)) != NULL)
+                continue;
+            started = (j ? start_job(ch, k, true, first, hi, first, false)
+                         : start_job(ch, k, false, clo, chi, first, false)) != NULL;
         }
         if (!started)
             break; /* every job slot is busy: re-checked when one ends */
     }
+    return direct;
 }
 
 /* ---- readers ---- */
@@ -255,8 +330,17 @@ static int chunker_wait_read(struct chunker *ch, uint64_t off, uint64_t end, voi
                             ch->store->url, ch->key, (unsigned long long)(end - off), (unsigned long long)off, tmo);
             break;
         }
-        if (!ch->evicting)
-            ensure_fetches_locked(ch, w);
+        if (!ch->evicting) {
+            struct fetcher *d = ensure_fetches_locked(ch, w);
+            if (d) {
+                d->cancel = cancel;
+                d->reader_deadline = deadline;
+                pthread_mutex_unlock(&ch->mu);
+                chunker_run_direct(d);
+                pthread_mutex_lock(&ch->mu);
+                continue; /* re-check: our blocks are in, or what is still missing */
+            }
+        }
         pthread_cond_timedwait(&w->cv, &ch->mu, &dl);
     }
     if (err)
@@ -349,6 +433,7 @@ void chunker_stats(struct chunker *ch, struct chunker_stats *out)
 {
     out->fetches = atomic_load(&ch->stats.fetches);
     out->range_fetches = atomic_load(&ch->stats.range_fetches);
+    out->direct_reads = atomic_load(&ch->stats.direct_reads);
     out->store_reads = atomic_load(&ch->stats.store_reads);
     out->bytes_fetched = atomic_load(&ch->stats.bytes_fetched);
     out->fetch_errors = atomic_load(&ch->stats.fetch_errors);
@@ -363,8 +448,14 @@ static void chunker_free(struct chunker *ch)
         for (unsigned i = 0; i < ch->nwaiters; i++)
             pthread_cond_destroy(&ch->waiters[i].cv);
     if (ch->fetchers)
-        for (unsigned i = 0; i < ch->nfetchers; i++)
+        for (unsigned i = 0; i < ch->nfetchers; i++) {
             snap_free(ch->fetchers[i].staging);
+            snap_free(ch->fetchers[i].carry);
+        }
+    if (ch->directs)
+        for (unsigned i = 0; i < ch->ndirects; i++)
+            snap_free(ch->directs[i].staging);
+    snap_free(ch->directs);
     cache_close(atomic_load(&ch->cache));
     pthread_cond_destroy(&ch->work_cv);
     pthread_cond_destroy(&ch->idle_cv);
@@ -410,12 +501,13 @@ int chunker_open(struct store *s, const char *key, const struct chunker_opts *o,
     uint32_t chunk = o->chunk_size ? o->chunk_size : CHUNKER_CHUNK_DEFAULT;
     unsigned nf = o->fetchers ? o->fetchers : CHUNKER_FETCHERS_DEFAULT;
     unsigned nw = o->max_waiters ? o->max_waiters : CHUNKER_WAITERS_DEFAULT;
+    unsigned nd = o->mode != CHUNKER_DEMAND ? 0 : o->direct_reads ? o->direct_reads : CHUNKER_DIRECT_DEFAULT;
     if ((chunk & (chunk - 1)) || (bs & (bs - 1)) || chunk < bs)
         return snap_fail(SNAP_EUSAGE, "%s/%s: chunk size %u must be a power of two and a multiple of the block "
                          "size %u", s->url, key, chunk, bs);
-    if (nf > CHUNKER_FETCHERS_MAX || nw > CHUNKER_WAITERS_MAX)
-        return snap_fail(SNAP_EUSAGE, "%s/%s: %u fetchers and %u waiters (at most %u and %u)", s->url, key, nf, nw,
-                         CHUNKER_FETCHERS_MAX, CHUNKER_WAITERS_MAX);
+    if (nf > CHUNKER_FETCHERS_MAX || nw > CHUNKER_WAITERS_MAX || nd > CHUNKER_DIRECT_LIMIT)
+        return snap_fail(SNAP_EUSAGE, "%s/%s: %u fetchers, %u waiters and %u direct reads (at most %u, %u and %u)",
+                         s->url, key, nf, nw, nd, CHUNKER_FETCHERS_MAX, CHUNKER_WAITERS_MAX, CHUNKER_DIRECT_LIMIT);
     if (!o->cache_path)
         return snap_fail(SNAP_EUSAGE, "%s/%s: the chunker needs a cache file path", s->url, key);
     struct chunker *ch = snap_calloc(1, sizeof *ch);
@@ -439,12 +531,13 @@ int chunker_open(struct store *s, const char *key, const struct chunker_opts *o,
     pthread_cond_init(&ch->idle_cv, &ca);
     ch->key = snap_strdup(key);
     ch->cache_path = snap_strdup(o->cache_path);
-    ch->njobs = 2 * nf + 2;
+    ch->njobs = 2 * nf + 2 + nd;
     ch->jobs = snap_calloc(ch->njobs, sizeof *ch->jobs);
     ch->waiters = snap_calloc(nw, sizeof *ch->waiters);
     ch->fetchers = snap_calloc(nf, sizeof *ch->fetchers);
+    ch->directs = nd ? snap_calloc(nd, sizeof *ch->directs) : NULL;
     int err = 0;
-    if (!ch->key || !ch->cache_path || !ch->jobs || !ch->waiters || !ch->fetchers) {
+    if (!ch->key || !ch->cache_path || !ch->jobs || !ch->waiters || !ch->fetchers || (nd && !ch->directs)) {
         err = snap_fail(SNAP_ENOMEM, "%s/%s: out of memory", s->url, key);
         goto fail;
     }
@@ -454,11 +547,28 @@ int chunker_open(struct store *s, const char *key, const struct chunker_opts *o,
     for (unsigned i = 0; i < ch->njobs; i++)
         atomic_init(&ch->jobs[i].abort, false);
     ch->nfetchers = nf;
+    /* A staging chunk per fetch thread only where the store cannot stream into the cache. */
+    bool streamed = o->mode != CHUNKER_FULL && s->ops->read_stream && o->size != STORE_SIZE_UNKNOWN;
     for (unsigned i = 0; i < nf; i++) {
         ch->fetchers[i].ch = ch;
-        ch->fetchers[i].staging = snap_malloc(chunk);
-        if (!ch->fetchers[i].staging) {
+        if (streamed)
+            ch->fetchers[i].carry = snap_malloc(bs);
+        else
+            ch->fetchers[i].staging = snap_malloc(chunk);
+        if (!ch->fetchers[i].staging && !ch->fetchers[i].carry) {
             err = snap_fail(SNAP_ENOMEM, "%s/%s: out of memory for fetch buffers", s->url, key);
+            goto fail;
+        }
+    }
+    /* Direct slots: their buffers are allocated now, so a demand request allocates nothing; pages
+     * a reader never touched cost no memory. */
+    ch->ndirects = nd;
+    for (unsigned i = 0; i < nd; i++) {
+        ch->directs[i].ch = ch;
+        ch->directs[i].direct = true;
+        ch->directs[i].staging = snap_malloc(CHUNKER_DIRECT_MAX);
+        if (!ch->directs[i].staging) {
+            err = snap_fail(SNAP_ENOMEM, "%s/%s: out of memory for direct read buffers", s->url, key);
             goto fail;
         }
     }

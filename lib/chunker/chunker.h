@@ -6,12 +6,14 @@
  * chunk or starts one, and waits only for the blocks it asked for.  Fetches run on the chunker's
  * own threads, one per chunk however many readers wait on it; they outlive the reader that
  * started them (bounded by their own timeout), and their error reaches every waiter.  Nothing is
- * marked present unless it arrived whole (block granularity); the next read retries.
+ * marked present unless it arrived whole (block granularity); the next read retries.  A fetched
+ * block that is all zeros becomes a zero block (a hole), not a present one.
  *
  * Modes, for the benchmark and for comparison:
  *   CHUNKER_DEMAND     (default) the fetch starts at the first block someone waits for, then
  *                      fills the rest of the chunk (after, then before); a reader whose blocks
- *                      the running stream will not reach soon gets its own small range request
+ *                      the running stream will not reach soon, or whose chunk finds every fetch
+ *                      thread busy, gets its own small range request, run on its own thread
  *   CHUNKER_STREAMING  the whole chunk from its start; readers wake as their bytes arrive
  *   CHUNKER_FULL       the whole chunk; readers wake when all of it is in (the old behaviour)
  *
@@ -51,12 +53,18 @@ struct chunker_opts {
                                     than this many bytes ahead of the stream gets its own range
                                     request; 0: 64 KiB */
     unsigned max_waiters;        /* readers waiting at once (more wait for a slot); 0: 64 */
+    unsigned direct_reads;       /* CHUNKER_DEMAND: range requests readers may run on their own threads
+                                    at once (each with a CHUNKER_DIRECT_MAX buffer); 0: 32 */
 };
+
+/* The largest demand range a reader fetches on its own thread (see chunker.c, "Direct reads"). */
+#define CHUNKER_DIRECT_MAX (128u << 10)
 
 /* Counters since open, for tests and /metrics. */
 struct chunker_stats {
     uint64_t fetches;            /* chunk fetches started */
-    uint64_t range_fetches;      /* demand range requests started */
+    uint64_t range_fetches;      /* demand range requests started (queued or direct) */
+    uint64_t direct_reads;       /* of which ran on their reader's thread */
     uint64_t store_reads;        /* store_read calls */
     uint64_t bytes_fetched;      /* bytes that landed */
     uint64_t fetch_errors;       /* fetches that failed */

@@ -1,7 +1,18 @@
 /* fetch.c -- the chunker's fetch threads: run a job's store reads, fill whole blocks into the
  * cache as they land, wake the readers they complete, and hand the result to every waiter.
  *
- * A job's reads land in the thread's staging buffer (chunk-relative); each progress report
+ * Staging.  A chunk job over a streaming store (http, s3, gs: store_read_stream) whose size is
+ * known, in demand-first or streaming mode, has no staging buffer: each delivery is copied from
+ * the transport's buffer straight into the cache (cache_fill, whole blocks only; a block cut in two
+ * by a delivery is assembled in a one-block carry buffer).  So a fetch thread costs one block of
+ * memory, not one chunk, and the memory no longer grows with the number of fetch threads.  Writing
+ * into the mapping directly from the socket was not chosen: a local write landing in an absent
+ * block while the fetch streams into it would be clobbered, which cache_fill (copy and state change
+ * under the block's stripe lock, absent blocks only) rules out.
+ *
+ * Otherwise (other stores, full mode, the size still unknown: no cache yet to fill) a job's reads
+ * land in the thread's staging buffer (chunk-relative; a direct read's in its slot's small buffer,
+ * relative to the range); each progress report
  * copies the newly whole blocks into the cache with cache_fill (absent blocks only, under the
  * cache's stripe locks) and then, under ch->mu, wakes the waiters whose ranges are complete.
  * The store read itself runs with no lock held.  Progress returns non-zero -- ending the read --
@@ -50,7 +61,19 @@ void chunker_wake_complete_locked(struct chunker *ch)
     }
 }
 
-/* Fill the whole blocks that landed up to `landed` (an object offset) and wake their readers. */
+/* The blocks up to `upto` (an object offset) are in the cache: count them, wake their readers. */
+static void fetch_advance(struct fetcher *f, uint64_t upto)
+{
+    struct chunker *ch = f->ch;
+    atomic_fetch_add(&ch->stats.bytes_fetched, upto - f->filled);
+    f->filled = upto;
+    pthread_mutex_lock(&ch->mu);
+    f->job->pos = upto;
+    chunker_wake_complete_locked(ch);
+    pthread_mutex_unlock(&ch->mu);
+}
+
+/* Staging: fill the whole blocks that landed up to `landed` and wake their readers. */
 static int fetch_fill(struct fetcher *f, uint64_t landed)
 {
     struct chunker *ch = f->ch;
@@ -62,16 +85,10 @@ static int fetch_fill(struct fetcher *f, uint64_t landed)
         upto = size; /* the last, partial block is whole at the object's end */
     if (upto <= f->filled)
         return 0;
-    uint64_t chunk_lo = chunker_chunk_lo(ch, f->job->chunk), n = 0;
-    int err = cache_fill(c, f->filled, upto - f->filled, f->staging + (f->filled - chunk_lo), &n);
+    int err = cache_fill(c, f->filled, upto - f->filled, f->staging + (f->filled - f->base), NULL);
     if (err)
         return err;
-    atomic_fetch_add(&ch->stats.bytes_fetched, upto - f->filled);
-    f->filled = upto;
-    pthread_mutex_lock(&ch->mu);
-    f->job->pos = upto;
-    chunker_wake_complete_locked(ch);
-    pthread_mutex_unlock(&ch->mu);
+    fetch_advance(f, upto);
     return 0;
 }
 
@@ -83,9 +100,9 @@ static int fetch_stop(struct fetcher *f, int err)
     return 1;
 }
 
-static int fetch_progress(void *ctx, uint64_t done)
+/* Every report of bytes landing: `done` bytes of the segment are in.  Non-zero stops the read. */
+static int fetch_check(struct fetcher *f, uint64_t done)
 {
-    struct fetcher *f = ctx;
     struct chunker *ch = f->ch;
     struct job *j = f->job;
     if (done > f->want || done < f->last_done) {
@@ -99,6 +116,11 @@ static int fetch_progress(void *ctx, uint64_t done)
                                        ch->store->url, ch->key, (unsigned long long)j->chunk));
     }
     uint64_t now = snap_now_ns();
+    if (f->direct && ((f->cancel && atomic_load(&f->cancel->canceled)) || now >= f->reader_deadline)) {
+        f->reader_gone = true; /* its reader gave up: nobody else waits on it alone (see chunker.c) */
+        return fetch_stop(f, snap_fail(SNAP_ECANCELED, "%s/%s: range request in chunk %llu stopped: its reader "
+                                       "gave up", ch->store->url, ch->key, (unsigned long long)j->chunk));
+    }
     if (now > f->deadline)
         return fetch_stop(f, snap_fail(SNAP_ETIMEOUT, "%s/%s: fetch of chunk %llu took more than %u ms",
                                        ch->store->url, ch->key, (unsigned long long)j->chunk,
@@ -114,10 +136,63 @@ static int fetch_progress(void *ctx, uint64_t done)
         if (err)
             return fetch_stop(f, err);
     }
-    if (ch->mode == CHUNKER_FULL)
+    return 0;
+}
+
+static int fetch_progress(void *ctx, uint64_t done)
+{
+    struct fetcher *f = ctx;
+    if (fetch_check(f, done))
+        return 1;
+    if (f->ch->mode == CHUNKER_FULL)
         return 0; /* the old behaviour: nothing is visible before the whole chunk is in */
     int err = fetch_fill(f, f->seg_lo + done);
     return err ? fetch_stop(f, err) : 0;
+}
+
+/* No staging (a streaming store, the size known): each delivery goes from the transport's buffer
+ * straight into the cache, whole blocks only; the head of a block cut by the delivery's end waits
+ * in f->carry (one block) for the rest.  f->filled is where the carried bytes start. */
+static int fetch_sink(void *ctx, const uint8_t *p, size_t n)
+{
+    struct fetcher *f = ctx;
+    struct chunker *ch = f->ch;
+    if (fetch_check(f, f->last_done + n))
+        return f->stop_err;
+    struct cache *c = atomic_load(&ch->cache);
+    uint64_t size = cache_size(c), upto = f->filled;
+    int err = 0;
+    if (f->ncarry) {
+        uint64_t blk_end = snap_min_u64(upto + ch->bs, size);
+        size_t m = (size_t)snap_min_u64(n, blk_end - upto - f->ncarry);
+        memcpy(f->carry + f->ncarry, p, m);
+        f->ncarry += m;
+        p += m;
+        n -= m;
+        if (upto + f->ncarry == blk_end) {
+            err = cache_fill(c, upto, f->ncarry, f->carry, NULL);
+            upto = blk_end;
+            f->ncarry = 0;
+        }
+    }
+    if (!err && n && !f->ncarry) {
+        uint64_t end = upto + n, whole = end >= size ? size : end & ~(uint64_t)(ch->bs - 1);
+        if (whole > upto) {
+            err = cache_fill(c, upto, whole - upto, p, NULL);
+            p += whole - upto;
+            n -= (size_t)(whole - upto);
+            upto = whole;
+        }
+        memcpy(f->carry, p, n);
+        f->ncarry = n;
+    }
+    if (err) {
+        fetch_stop(f, err);
+        return err;
+    }
+    if (upto > f->filled)
+        fetch_advance(f, upto);
+    return 0;
 }
 
 /* Fold one read's timing into the estimates of the store's speed (ch->mu held). */
@@ -138,7 +213,6 @@ static int fetch_segment(struct fetcher *f, uint64_t lo, uint64_t hi)
 {
     struct chunker *ch = f->ch;
     struct job *j = f->job;
-    uint64_t chunk_lo = chunker_chunk_lo(ch, j->chunk);
     f->seg_lo = lo;
     f->want = hi - lo;
     f->filled = lo;
@@ -154,7 +228,11 @@ static int fetch_segment(struct fetcher *f, uint64_t lo, uint64_t hi)
     pthread_mutex_unlock(&ch->mu);
 
     atomic_fetch_add(&ch->stats.store_reads, 1);
-    int err = store_read(ch->store, ch->key, lo, hi - lo, f->staging + (lo - chunk_lo), fetch_progress, f, &f->res);
+    bool streamed = !f->staging; /* see chunker_open: no staging only when the sink can be used */
+    f->ncarry = 0;
+    int err = streamed ? store_read_stream(ch->store, ch->key, lo, hi - lo, fetch_sink, f, &f->res)
+                       : store_read(ch->store, ch->key, lo, hi - lo, f->staging + (lo - f->base), fetch_progress, f,
+                                    &f->res);
     if (err && f->stop_err)
         err = snap_fail(f->stop_err, "%s", f->stop_msg); /* our own reason, with its detail */
     uint64_t landed = lo + f->res.bytes;
@@ -186,7 +264,7 @@ static int fetch_segment(struct fetcher *f, uint64_t lo, uint64_t hi)
                         (unsigned long long)f->want, (unsigned long long)lo, (unsigned long long)size);
     /* What arrived whole is kept even when the read failed (except in full mode, which is all or
      * nothing): the next read only fetches the rest. */
-    if (ch->mode != CHUNKER_FULL || !err) {
+    if (!streamed && (ch->mode != CHUNKER_FULL || !err)) {
         int ferr = fetch_fill(f, landed);
         if (!err)
             err = ferr;
@@ -200,6 +278,7 @@ static int fetch_run(struct fetcher *f)
     struct chunker *ch = f->ch;
     struct job *j = f->job;
     f->deadline = snap_now_ns() + (uint64_t)ch->fetch_timeout_ms * 1000000;
+    f->base = f->direct ? j->lo : chunker_chunk_lo(ch, j->chunk);
     uint64_t seg[2][2] = {{j->start, j->hi}, {j->lo, j->start}};
     int nseg = ch->mode == CHUNKER_DEMAND && !j->range ? 2 : 1;
     if (nseg == 1) {
@@ -248,6 +327,35 @@ static void fetch_finish_locked(struct chunker *ch, struct job *j, int err)
     pthread_cond_broadcast(&ch->idle_cv);
 }
 
+/* Record a job's result and end it (ch->mu held). */
+static void fetch_end_locked(struct chunker *ch, struct job *j, int err)
+{
+    j->err = err;
+    j->msg[0] = '\0';
+    if (err) {
+        atomic_fetch_add(&ch->stats.fetch_errors, 1);
+        snprintf(j->msg, sizeof j->msg, "%s", snap_errmsg(err));
+    }
+    fetch_finish_locked(ch, j, err);
+}
+
+void chunker_run_direct(struct fetcher *f)
+{
+    struct chunker *ch = f->ch;
+    struct job *j = f->job;
+    f->reader_gone = false;
+    int err = fetch_run(f);
+    pthread_mutex_lock(&ch->mu);
+    /* Stopped because its own reader gave up: not a failure of the store.  Whoever else waited on
+     * these blocks is woken by the finish below and makes its own fetch; the reader returns its own
+     * cancel or timeout. */
+    fetch_end_locked(ch, j, f->reader_gone && err == SNAP_ECANCELED ? 0 : err);
+    f->job = NULL;
+    f->cancel = NULL;
+    f->used = false;
+    pthread_mutex_unlock(&ch->mu);
+}
+
 void *chunker_fetcher_main(void *arg)
 {
     struct fetcher *f = arg;
@@ -272,13 +380,7 @@ void *chunker_fetcher_main(void *arg)
         int err = fetch_run(f);
 
         pthread_mutex_lock(&ch->mu);
-        j->err = err;
-        j->msg[0] = '\0';
-        if (err) {
-            atomic_fetch_add(&ch->stats.fetch_errors, 1);
-            snprintf(j->msg, sizeof j->msg, "%s", snap_errmsg(err));
-        }
-        fetch_finish_locked(ch, j, err);
+        fetch_end_locked(ch, j, err);
         f->job = NULL;
     }
     pthread_mutex_unlock(&ch->mu);

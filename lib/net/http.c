@@ -192,7 +192,10 @@ int http_do(struct http_client *c, const struct http_request *rq, struct http_re
             }
         } else {
             snap_fail_ctx(e, "%s", x.what);
-            retry = e == SNAP_ENET || e == SNAP_ETIMEOUT || e == SNAP_ESHORT;
+            /* EPROTO here is a head that contradicts itself (a 206 whose Content-Length is not
+             * its Content-Range): a glitch of some proxy as often as not, worth one more try
+             * of an idempotent request; a server that always lies still fails. */
+            retry = e == SNAP_ENET || e == SNAP_ETIMEOUT || e == SNAP_ESHORT || e == SNAP_EPROTO;
         }
         /* Partial delivery: a range resumes; anything else that reached the caller cannot. */
         if (rs->bytes && !rq->range && (rq->sink == HTTP_SINK_BUFFER || rq->sink == HTTP_SINK_CALLBACK))

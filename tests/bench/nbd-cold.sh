@@ -3,7 +3,10 @@
 # plugin under its cow filter and under its cache filter, all three reading the same URL.
 #
 #   SNAPCTL=./snapctl tests/bench/nbd-cold.sh [--size 1G] [--ttfb 20] [--rate 100] [--seconds 10]
-#                                            [--reads 512] [--json FILE]
+#                                            [--reads 512] [--json FILE] [--servers "snapctl cow cache"]
+#
+# --servers snapctl measures serve-nbd alone (about 2 minutes instead of 5-10; ratios print as "-").
+# --threads N passes -t N (worker threads per connection, i.e. requests in flight) to serve-nbd.
 #
 # The store: tests/tools/faultserver.py serving one random object from tmpfs, every request
 # (HEAD or ranged GET) delayed by --ttfb ms before its status line and its body paced at --rate
@@ -29,7 +32,7 @@
 set -euo pipefail
 SNAPCTL=${SNAPCTL:-./snapctl}
 TOP=${TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
-size=1G ttfb=20 rate=100 reads=512 json=""
+size=1G ttfb=20 rate=100 reads=512 json="" servers="snapctl cow cache" threads=()
 while [ $# -gt 0 ]; do
     case $1 in
     --size) size=$2; shift 2 ;;
@@ -37,7 +40,10 @@ while [ $# -gt 0 ]; do
     --rate) rate=$2; shift 2 ;;
     --reads) reads=$2; shift 2 ;;
     --json) json=$2; shift 2 ;;
-    *) echo "usage: $0 [--size 1G] [--ttfb MS] [--rate MBPS] [--reads N] [--json FILE]" >&2; exit 2 ;;
+    --servers) servers=$2; shift 2 ;;
+    --threads) threads=(-t "$2"); shift 2 ;;
+    *) echo "usage: $0 [--size 1G] [--ttfb MS] [--rate MBPS] [--reads N] [--json FILE] [--servers LIST] [--threads N]" >&2
+       exit 2 ;;
     esac
 done
 for p in nbdkit nbdcopy fio python3 curl; do
@@ -66,7 +72,7 @@ start() {
     rm -rf "$T/cache" "$T/$1.sock" "$T/$1.pid"; mkdir "$T/cache"
     local ro=-r; [ "${2:-}" != rw ] || ro=""
     case $1 in
-    snapctl) "$SNAPCTL" serve-nbd $ro --object "$url" --cache-dir "$T/cache" -l "unix:$T/$1.sock" \
+    snapctl) "$SNAPCTL" serve-nbd $ro "${threads[@]}" --object "$url" --cache-dir "$T/cache" -l "unix:$T/$1.sock" \
                  --pid-file "$T/$1.pid" 2>>"$T/$1.log" & ;;
     cow) TMPDIR=$T/cache nbdkit $ro -f -U "$T/$1.sock" -P "$T/$1.pid" --filter=cow curl "$url" \
              cow-on-read=true 2>>"$T/$1.log" & ;;
@@ -80,10 +86,12 @@ start() {
     curl -s -XPOST "$base/_stats/reset" >/dev/null
 }
 stop() { kill "$SRV" 2>/dev/null || true; wait "$SRV" 2>/dev/null || true; }
+# The server's anonymous memory now, in MB (buffers and heap; the mapped cache file is not in it).
+rss_anon() { awk '/^RssAnon:/ {printf "%.1f", $2 / 1024}' "/proc/$SRV/status" 2>/dev/null || echo 0; }
 
 results=$T/results
 : >"$results"
-for srv in snapctl cow cache; do
+for srv in $servers; do
     uri="nbd+unix:///?socket=$T/$srv.sock"
     start $srv
     t0=$(date +%s.%N); nbdcopy "$uri" null:; t1=$(date +%s.%N)
@@ -96,6 +104,7 @@ for srv in snapctl cow cache; do
         fio --name=cold --ioengine=nbd --uri="$uri" --rw=randread --bs=4k --iodepth=$qd --number_ios=$n \
             --size="$bytes" --output-format=json --output="$T/fio.json" >/dev/null 2>&1
         read -r reqs sent < <(stats)
+        echo "$srv rss_qd$qd $(rss_anon) 0 0" >>"$results"
         echo "$srv rand_qd$qd $(python3 - "$T/fio.json" $qd <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))["jobs"][0]["read"]
@@ -135,33 +144,41 @@ PY
     echo "$srv done" >&2
 done
 
-python3 - "$results" "$json" "$size" "$ttfb" "$rate" "$reads" <<'PY'
+python3 - "$results" "$json" "$size" "$ttfb" "$rate" "$reads" "$servers" <<'PY'
 import json, sys
 res = {}
 for srv, what, v, reqs, sent in (l.split() for l in open(sys.argv[1])):
     res[(srv, what)] = (float(v), int(reqs), int(sent))
-size, ttfb, rate, reads = sys.argv[3:7]
+size, ttfb, rate, reads, servers = sys.argv[3:8]
+servers = servers.split()
+nan = float("nan")
+def val(srv, k):
+    return res.get((srv, k), (nan, 0, 0))
 print(f"cold reads of a {size} object over HTTP, {ttfb} ms per request + {rate} MB/s per connection "
       f"(faultserver); every server started empty")
 print(f"{'measurement':40} {'snapctl':>9} {'cow':>9} {'cache':>9} {'vs cow':>7} {'vs cache':>8}")
 labels = {"seq": ("sequential, nbdcopy", "MiB/s"),
           "rand_qd1": ("4 KiB random, qd1, first 100", "ms/read"),
           "rand_qd32": (f"4 KiB random, qd32, first {reads}", "IOPS"),
-          "zeroed": ("zeroed but 6 MiB, nbdcopy --synchronous", "ms")}
-lower_better = {"rand_qd1", "zeroed"}
+          "zeroed": ("zeroed but 6 MiB, nbdcopy --synchronous", "ms"),
+          "rss_qd32": (f"RssAnon after the qd32 reads", "MB")}
+lower_better = {"rand_qd1", "zeroed", "rss_qd32"}
 out = {"size": size, "ttfb_ms": int(ttfb), "rate_mbps": float(rate), "peers": ["nbdkit cow+curl", "nbdkit cache+curl"],
        "results": []}
 for k, (label, unit) in labels.items():
-    s, c, ca = res[("snapctl", k)][0], res[("cow", k)][0], res[("cache", k)][0]
+    s, c, ca = val("snapctl", k)[0], val("cow", k)[0], val("cache", k)[0]
     rc, rca = (c / s, ca / s) if k in lower_better else (s / c, s / ca)
-    print(f"{label:40} {s:9.1f} {c:9.1f} {ca:9.1f} {rc:6.1f}x {rca:7.1f}x  ({unit})")
-    out["results"].append({"what": k, "unit": unit, "snapctl": s, "nbdkit_cow": c, "nbdkit_cache": ca,
-                           "ratio_cow": rc, "ratio_cache": rca,
-                           "store": {srv: {"requests": res[(srv, k)][1], "bytes": res[(srv, k)][2]}
-                                     for srv in ("snapctl", "cow", "cache")}})
+    f = lambda x: f"{x:9.1f}" if x == x else f"{'-':>9}"
+    r = lambda x, w: f"{x:{w}.1f}x" if x == x else f"{'-':>{w + 1}}"
+    print(f"{label:40} {f(s)} {f(c)} {f(ca)} {r(rc, 6)} {r(rca, 7)}  ({unit})")
+    clean = lambda x: x if x == x else None
+    out["results"].append({"what": k, "unit": unit, "snapctl": clean(s), "nbdkit_cow": clean(c),
+                           "nbdkit_cache": clean(ca), "ratio_cow": clean(rc), "ratio_cache": clean(rca),
+                           "store": {srv: {"requests": val(srv, k)[1], "bytes": val(srv, k)[2]}
+                                     for srv in servers}})
 print("store requests / MiB sent: " + "; ".join(
-    f"{k}: " + ", ".join(f"{srv} {res[(srv, k)][1]}/{res[(srv, k)][2] / 1048576:.0f}" for srv in ("snapctl", "cow", "cache"))
-    for k in labels))
+    f"{k}: " + ", ".join(f"{srv} {val(srv, k)[1]}/{val(srv, k)[2] / 1048576:.0f}" for srv in servers)
+    for k in labels if k != "rss_qd32"))
 if sys.argv[2]:
     json.dump(out, open(sys.argv[2], "w"), indent=1)
 PY

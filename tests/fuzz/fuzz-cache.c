@@ -81,7 +81,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 uint64_t bo = b * FBS, bl = bo + FBS > csize ? csize - bo : FBS;
                 if (mstate[b] == CACHE_ABSENT) {
                     memcpy(model + bo, buf + (bo - off), bl);
-                    mstate[b] = CACHE_PRESENT;
+                    mstate[b] = all_zero(model + bo, bl) ? CACHE_ZERO : CACHE_PRESENT; /* fetched zeros: a hole */
                     want += bl;
                 }
             }

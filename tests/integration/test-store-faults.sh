@@ -143,7 +143,7 @@ for s in http s3 gs; do
     [ -z "$(ls -A "$T/cache")" ] || die "$s: endless body left files"
 done
 
-# serve-nbd --object: the buffered read path (HEAD for the size, ranged GETs into the cache).
+# serve-nbd --object: the chunker's fetch path (HEAD for the size, ranged GETs streamed into the cache).
 for s in http s3 gs; do
     CASE="serve-nbd $s"
     rule '{"fault": "status=503,retry-after=1", "count": 1, "method": "HEAD"}' \

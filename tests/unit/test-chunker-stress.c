@@ -25,6 +25,7 @@ struct stress {
     uint64_t stop_ns;
     atomic_uint_fast64_t ok, failed, ranged, wrong, unexpected, slowest_ns;
     atomic_int last_unexpected;
+    uint64_t direct; /* range requests readers ran on their own threads (busy fetch threads) */
 };
 
 struct stress_arg {
@@ -102,6 +103,9 @@ static void run_phase(struct stress *st, bool *good, enum chunker_mode mode, boo
     }
     for (unsigned i = 0; i < ST_READERS; i++)
         pthread_join(t[i], NULL);
+    struct chunker_stats cs;
+    chunker_stats(st->ch, &cs);
+    st->direct = cs.direct_reads;
     chunker_close(st->ch);
     store_close(s);
     *good = true;
@@ -131,6 +135,8 @@ TEST(chunker_stress_faulty_upstream)
         CHECK(atomic_load(&st.ok) > 50);          /* and plenty of reads did succeed */
         CHECK(atomic_load(&st.failed) > 0);       /* while the faults really happened */
         CHECK(atomic_load(&st.ranged) > 0);
+        /* 16 readers, 4 fetch threads: demand-first readers run their own requests too. */
+        CHECK(phases[i].mode != CHUNKER_DEMAND || st.direct > 0);
         /* Never a hang: every read ended within its own bound (plus scheduling slack). */
         CHECK(atomic_load(&st.slowest_ns) < (ST_READ_TIMEOUT_MS + 2000) * 1000000ull);
     }
