@@ -19,30 +19,12 @@
 # are two loopback addresses.
 . tests/integration/functions.sh
 . tests/integration/functions-nbd.sh
-requires radosgw ceph-mon ceph-osd curl nbdcopy qemu-io python3 ss
-AWS=/usr/bin/aws
-[ -x "$AWS" ] || skip "requires awscli"
+requires curl nbdcopy qemu-io python3 ss
 /usr/bin/python3 -c 'import nbd' 2>/dev/null || skip "requires python3-libnbd (nbdsh)"
-RGW_SCRIPTS=${RGW_SCRIPTS:-$TOP/../shared/scripts}
-[ -f "$RGW_SCRIPTS/start-rgw.sh" ] || skip "no shared/scripts/start-rgw.sh beside the repo"
+. tests/integration/functions-rgw.sh
+rgw_requires
 T=$(mktmpdir)
-started=""
-for attempt in 1 2 3; do
-    rport=$(free_port)
-    d=$T/rgw$attempt
-    cleanup_fn sh "$RGW_SCRIPTS/stop-rgw.sh" "$d"
-    if sh "$RGW_SCRIPTS/start-rgw.sh" "$d" "$rport" >"$T/rgw.log" 2>&1; then
-        started=1
-        break
-    fi
-    echo "RGW start attempt $attempt failed; $(tail -n 1 "$T/rgw.log")"
-    sh "$RGW_SCRIPTS/stop-rgw.sh" "$d"
-done
-[ -n "$started" ] || { cat "$T/rgw.log"; die "RGW did not start in three attempts"; }
-export AWS_ACCESS_KEY_ID=CIACCESSKEY AWS_SECRET_ACCESS_KEY=CISECRETKEY AWS_DEFAULT_REGION=us-east-1
-export AWS_ENDPOINT_URL=http://127.0.0.1:$rport AWS_CONFIG_FILE=$T/aws-config AWS_SHARED_CREDENTIALS_FILE=$T/aws-creds
-unset AWS_CA_BUNDLE AWS_PROFILE
-aws() { "$AWS" --endpoint-url "$AWS_ENDPOINT_URL" "$@"; }
+rgw_start "$T"
 aws s3 mb s3://snapctl-e2e >/dev/null
 STORE=s3://snapctl-e2e/builds
 M=1048576

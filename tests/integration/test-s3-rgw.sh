@@ -2,31 +2,11 @@
 # put/get/ranged get/size/multipart/abort from the C test, objects read back with awscli and
 # compared by SHA-256; fetch through s3://; bad credentials give exit 8 with a clear message.
 . tests/integration/functions.sh
-requires radosgw ceph-mon ceph-osd curl
-AWS=/usr/bin/aws
-[ -x "$AWS" ] || skip "requires awscli"
-RGW_SCRIPTS=${RGW_SCRIPTS:-$TOP/../shared/scripts}
-[ -x "$RGW_SCRIPTS/start-rgw.sh" ] || [ -f "$RGW_SCRIPTS/start-rgw.sh" ] || skip "no shared/scripts/start-rgw.sh beside the repo"
+requires curl
+. tests/integration/functions-rgw.sh
+rgw_requires
 T=$(mktmpdir)
-# The cluster's start is occasionally slow to form (the monitor misses the OSD's first call);
-# try up to three times, each on fresh ports and a fresh directory.
-started=""
-for attempt in 1 2 3; do
-    port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-    d=$T/rgw$attempt
-    cleanup_fn sh "$RGW_SCRIPTS/stop-rgw.sh" "$d"
-    if sh "$RGW_SCRIPTS/start-rgw.sh" "$d" "$port" >"$T/rgw.log" 2>&1; then
-        started=1
-        break
-    fi
-    echo "RGW start attempt $attempt failed; $(tail -n 1 "$T/rgw.log")"
-    sh "$RGW_SCRIPTS/stop-rgw.sh" "$d"
-done
-[ -n "$started" ] || { cat "$T/rgw.log"; die "RGW did not start in three attempts"; }
-export AWS_ACCESS_KEY_ID=CIACCESSKEY AWS_SECRET_ACCESS_KEY=CISECRETKEY AWS_DEFAULT_REGION=us-east-1
-export AWS_ENDPOINT_URL=http://127.0.0.1:$port AWS_CONFIG_FILE=$T/aws-config AWS_SHARED_CREDENTIALS_FILE=$T/aws-creds
-unset AWS_CA_BUNDLE AWS_PROFILE
-aws() { "$AWS" --endpoint-url "$AWS_ENDPOINT_URL" "$@"; }
+rgw_start "$T"
 aws s3 mb s3://snapctl-test >/dev/null
 
 SNAPCTL_TEST_S3=s3://snapctl-test/t "$UNIT_TESTS" s3_rgw >"$T/unit.log" 2>&1 || { cat "$T/unit.log"; die "C test against RGW"; }

@@ -4,32 +4,14 @@
 # the 2 GiB upload's peak RSS stays under 64 MiB; an injected permanent failure (through
 # tests/tools/faultproxy.py, SigV4 intact) leaves no multipart upload behind.
 . tests/integration/functions.sh
-requires radosgw ceph-mon ceph-osd curl python3
-AWS=/usr/bin/aws
-[ -x "$AWS" ] || skip "requires awscli"
+requires curl python3
 [ -x /usr/bin/time ] || skip "requires /usr/bin/time (package time)"
-RGW_SCRIPTS=${RGW_SCRIPTS:-$TOP/../shared/scripts}
-[ -f "$RGW_SCRIPTS/start-rgw.sh" ] || skip "no shared/scripts/start-rgw.sh beside the repo"
+. tests/integration/functions-rgw.sh
+rgw_requires
 T=$(mktmpdir)
 free_kib=$(df -Pk "$T" | awk 'NR==2 {print $4}')
 [ "$free_kib" -gt $((3 * 1024 * 1024)) ] || skip "needs 3 GiB free in ${TMPDIR:-/tmp} to read the 2 GiB object back"
-started=""
-for attempt in 1 2 3; do
-    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-    d=$T/rgw$attempt
-    cleanup_fn sh "$RGW_SCRIPTS/stop-rgw.sh" "$d"
-    if sh "$RGW_SCRIPTS/start-rgw.sh" "$d" "$port" >"$T/rgw.log" 2>&1; then
-        started=1
-        break
-    fi
-    echo "RGW start attempt $attempt failed; $(tail -n 1 "$T/rgw.log")"
-    sh "$RGW_SCRIPTS/stop-rgw.sh" "$d"
-done
-[ -n "$started" ] || { cat "$T/rgw.log"; die "RGW did not start in three attempts"; }
-export AWS_ACCESS_KEY_ID=CIACCESSKEY AWS_SECRET_ACCESS_KEY=CISECRETKEY AWS_DEFAULT_REGION=us-east-1
-export AWS_ENDPOINT_URL=http://127.0.0.1:$port AWS_CONFIG_FILE=$T/aws-config AWS_SHARED_CREDENTIALS_FILE=$T/aws-creds
-unset AWS_CA_BUNDLE AWS_PROFILE
-aws() { "$AWS" --endpoint-url "$AWS_ENDPOINT_URL" "$@"; }
+rgw_start "$T"
 aws s3 mb s3://upload-test >/dev/null
 json_field() { python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
 
@@ -82,7 +64,7 @@ fi
 # Ten times the part size, same bound: RSS does not grow with the part size either.  (The old
 # object is deleted and collected first: the RGW keeps data in 4 GiB of memory.)
 aws s3 rm --only-show-errors s3://upload-test/s2g
-timeout 120 radosgw-admin -c "$d/ceph.conf" gc process --include-all >/dev/null 2>&1 || true
+timeout 120 radosgw-admin -c "$RGW_DIR/ceph.conf" gc process --include-all >/dev/null 2>&1 || true
 /usr/bin/time -f '%M' -o "$T/rss2" "$SNAPCTL" upload --quiet --part-size 512MiB --concurrency 4 "$T/s2g" s3://upload-test/s2g
 kib2=$(tail -n 1 "$T/rss2")
 echo "peak RSS of the 2 GiB upload in 512 MiB parts: $kib2 KiB"
