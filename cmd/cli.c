@@ -43,17 +43,6 @@ bool cli_wants_help(int argc, char **argv)
     return false;
 }
 
-int cli_not_built(int argc, char **argv, const char *usage)
-{
-    if (cli_wants_help(argc, argv)) {
-        fputs(usage, stdout);
-        printf("\n(not built yet in this version of snapctl)\n");
-        return 0;
-    }
-    fprintf(stderr, "snapctl %s: not built yet in this version of snapctl\n", cli_applet);
-    return SNAP_EXIT_USAGE;
-}
-
 int cli_peer_opt(struct cli_store_opts *o, int c, const char *arg)
 {
     switch (c) {

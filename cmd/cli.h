@@ -22,8 +22,6 @@ extern const char *cli_applet; /* the running applet's name, for messages */
 int cli_fail(int err, const char *hint);
 /* Print "snapctl APPLET: <message>" and "Try 'snapctl APPLET --help'."; return SNAP_EXIT_USAGE. */
 int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-/* For applets not built yet: say so and return SNAP_EXIT_USAGE (--help still works). */
-int cli_not_built(int argc, char **argv, const char *usage);
 /* True when argv holds --help or -h before any "--". */
 bool cli_wants_help(int argc, char **argv);
 

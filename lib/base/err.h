@@ -43,7 +43,7 @@ enum snap_err {
 enum snap_exit {
     SNAP_EXIT_OK = 0,
     SNAP_EXIT_FAIL = 1,      /* general failure */
-    SNAP_EXIT_USAGE = 2,     /* bad usage, unknown or unbuilt applet */
+    SNAP_EXIT_USAGE = 2,     /* bad usage: unknown applet or option, bad argument */
     SNAP_EXIT_DATA = 3,      /* malformed or inconsistent input data */
     SNAP_EXIT_NOTFOUND = 4,  /* object or file not found */
     SNAP_EXIT_IO = 5,        /* I/O, network or storage error */
