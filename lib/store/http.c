@@ -164,7 +164,7 @@ static int hs_read_stream(struct store *s, const char *key, uint64_t off, uint64
         err = 0;
     else if (err)
         err = hs_error(hs, key, &rs, err);
-    snap_free(rbuf);
+    store_stream_recv_release(rbuf);
     http_response_free(&rs);
     return err;
 }

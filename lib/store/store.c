@@ -5,6 +5,8 @@
 #include "base/mem.h"
 #include "store/peer.h"
 
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -193,13 +195,44 @@ int store_read_stream(struct store *s, const char *key, uint64_t off, uint64_t l
     return err;
 }
 
+/* One receive buffer per thread, kept for the thread's life (a fetch thread streams chunk after
+ * chunk: no allocation per read).  A nested streamed read on the same thread (a sink that reads
+ * another store) gets a buffer of its own. */
+static pthread_key_t recv_key;
+static pthread_once_t recv_once = PTHREAD_ONCE_INIT;
+static __thread uint8_t *recv_tl;
+static __thread bool recv_busy;
+
+static void recv_key_init(void) { pthread_key_create(&recv_key, snap_free); }
+
 uint8_t *store_stream_recv_buf(uint64_t len, size_t *cap)
 {
     *cap = len < STORE_STREAM_RECV ? (size_t)len : STORE_STREAM_RECV;
-    uint8_t *b = *cap ? snap_malloc(*cap) : NULL;
+    if (!*cap)
+        return NULL;
+    if (!recv_busy) {
+        if (!recv_tl) {
+            pthread_once(&recv_once, recv_key_init);
+            if ((recv_tl = snap_malloc(STORE_STREAM_RECV)) != NULL)
+                pthread_setspecific(recv_key, recv_tl); /* freed at thread exit */
+        }
+        if (recv_tl) {
+            recv_busy = true;
+            return recv_tl;
+        }
+    }
+    uint8_t *b = snap_malloc(*cap);
     if (!b)
         *cap = 0;
     return b;
+}
+
+void store_stream_recv_release(uint8_t *buf)
+{
+    if (buf && buf == recv_tl)
+        recv_busy = false;
+    else
+        snap_free(buf);
 }
 
 int store_sink_guard_fn(void *guard, const void *p, size_t n)

@@ -42,11 +42,13 @@ struct store_sink_guard {
 };
 int store_sink_guard_fn(void *guard, const void *p, size_t n);
 int store_sink_guard_result(const struct store_sink_guard *g, int transport_err);
-/* The receive buffer of one streamed read of len bytes (http, s3 read_stream): up to 256 KiB,
- * so a large body arrives in big reads; NULL (cap 0) when memory is short, which is fine.
- * snap_free it after the read. */
+/* The receive buffer of one streamed read of len bytes (http, s3, gs read_stream): up to
+ * 256 KiB, so a large body arrives in big reads; NULL (cap 0) when memory is short, which is
+ * fine.  The thread's own buffer, allocated once per thread, so a fetch thread allocates
+ * nothing per chunk.  Give it back with store_stream_recv_release after the read. */
 #define STORE_STREAM_RECV (256u << 10)
 uint8_t *store_stream_recv_buf(uint64_t len, size_t *cap);
+void store_stream_recv_release(uint8_t *buf);
 
 struct store_read_result {
     uint64_t bytes;      /* bytes written to the destination (< len only at the object's end) */

@@ -327,7 +327,7 @@ int xapi_read_stream(struct store *s, const char *key, uint64_t off, uint64_t le
         err = store_sink_guard_result(&k, err);
     else if (err && rs->status == 416 && rs->total_size == off)
         err = 0;
-    snap_free(rbuf);
+    store_stream_recv_release(rbuf);
     resp_give(x, p);
     return err;
 }
