@@ -3,7 +3,8 @@
 #   make            ./snapctl: static musl binary, stripped (deps built once under build/)
 #   make demo       install what is missing, build, run the demo on a file:// store (tests/demo.sh)
 #   make test       install what is missing, then make check
-#   make check      unit + integration tests on that binary; ends with "N passed, N failed"
+#   make check      unit + integration tests on that binary; ends with "N passed, N failed, N skipped"
+#                   T=PATTERN runs only the tests whose name contains PATTERN (T=unit: unit tests)
 #   make asan       the same suite built with ASan+UBSan (clang, glibc)
 #   make tsan       the same suite built with TSan
 #   make fuzz       every libFuzzer target for FUZZ_TIME seconds each (default 60)
@@ -48,7 +49,7 @@ else
 endif
 
 CFLAGS_ALL := $(BASE_CFLAGS) -I$(DEPS)/include $(VCFLAGS) $(CFLAGS)
-LIBS := -L$(DEPS)/lib -lmbedtls -lmbedx509 -lmbedcrypto -llz4 -lz -lpthread
+LIBS := -L$(DEPS)/lib -lmbedtls -lmbedx509 -lmbedcrypto -llz4 -lzstd -lz -lpthread
 
 LIB_SRCS := $(sort $(wildcard lib/*/*.c))
 CMD_SRCS := $(sort $(wildcard cmd/*.c))
@@ -104,11 +105,11 @@ demo:
 variant-bins: $(B)/snapctl $(B)/unit-tests
 
 variant-check: variant-bins
-	SNAPCTL=$(CURDIR)/$(B)/snapctl UNIT_TESTS=$(CURDIR)/$(B)/unit-tests VARIANT=$(VARIANT) tests/run.sh
+	SNAPCTL=$(CURDIR)/$(B)/snapctl UNIT_TESTS=$(CURDIR)/$(B)/unit-tests VARIANT=$(VARIANT) tests/run.sh $(T)
 
 check: snapctl
 	$(MAKE) -j$(JOBS) VARIANT=release variant-bins
-	SNAPCTL=$(CURDIR)/snapctl UNIT_TESTS=$(CURDIR)/build/release/unit-tests VARIANT=release tests/run.sh
+	SNAPCTL=$(CURDIR)/snapctl UNIT_TESTS=$(CURDIR)/build/release/unit-tests VARIANT=release tests/run.sh $(T)
 
 asan:
 	$(MAKE) -j$(JOBS) VARIANT=asan variant-bins
