@@ -92,13 +92,13 @@ $(B)/fuzz-%: $(B)/obj/tests/fuzz/fuzz-%.o $(LIB_OBJS)
 	$(CC) $(VLDFLAGS) -o $@ $^ $(LIBS) $(LDFLAGS)
 
 deps:
-	tests/install-deps.sh all
+	tests/install-deps.sh test
 
 test: deps
 	$(MAKE) check
 
 demo:
-	tests/install-deps.sh all
+	tests/install-deps.sh demo
 	$(MAKE) -j$(JOBS) snapctl
 	SNAPCTL=$(CURDIR)/snapctl tests/demo.sh
 

@@ -4,12 +4,12 @@
 #
 #   SNAPCTL=./snapctl tests/bench/peer.sh [--size 256M] [--runs 64] [--json FILE]
 #
-# Starts a throwaway RGW (shared/scripts/start-rgw.sh, ~1 GB RAM), uploads one build's memfile
+# Starts a throwaway RGW (tests/tools/rgw.sh, ~1 GB RAM), uploads one build's memfile
 # with awscli, serves the same file with `snapctl peer serve`, runs the bench, stops both.
 set -euo pipefail
 SNAPCTL=${SNAPCTL:-./snapctl}
 TOP=${TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
-RGW_SCRIPTS=${RGW_SCRIPTS:-$TOP/../shared/scripts}
+RGW_TOOL=$TOP/tests/tools/rgw.sh
 size=256M runs=64 json=""
 while [ $# -gt 0 ]; do
     case $1 in
@@ -26,14 +26,14 @@ T=$(mktemp -d)
 pids=()
 cleanup() {
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    sh "$RGW_SCRIPTS/stop-rgw.sh" "$T/rgw" 2>/dev/null || true
+    sh "$RGW_TOOL" stop "$T/rgw" 2>/dev/null || true
     wait 2>/dev/null || true
     rm -rf "$T"
 }
 trap cleanup EXIT
 port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 rport=$(port)
-sh "$RGW_SCRIPTS/start-rgw.sh" "$T/rgw" "$rport" >"$T/rgw.log" 2>&1 || { cat "$T/rgw.log"; exit 1; }
+sh "$RGW_TOOL" start "$T/rgw" "$rport" >"$T/rgw.log" 2>&1 || { cat "$T/rgw.log"; exit 1; }
 export AWS_ACCESS_KEY_ID=CIACCESSKEY AWS_SECRET_ACCESS_KEY=CISECRETKEY AWS_DEFAULT_REGION=us-east-1
 export AWS_ENDPOINT_URL=http://127.0.0.1:$rport AWS_CONFIG_FILE=$T/aws-config AWS_SHARED_CREDENTIALS_FILE=$T/aws-creds
 unset AWS_CA_BUNDLE AWS_PROFILE

@@ -4,7 +4,7 @@
 #
 #   SNAPCTL=./snapctl tests/bench/upload.sh [--size 1G] [--rounds 3] [--json FILE]
 #
-# Starts a throwaway RGW (shared/scripts/start-rgw.sh), then per round uploads the file with
+# Starts a throwaway RGW (tests/tools/rgw.sh), then per round uploads the file with
 # each tool back to back (snapctl, aws, rclone; each tool's defaults), deleting the object and
 # running RGW's garbage collection after each so its in-memory store does not fill (after one
 # untimed warm-up upload: a fresh RGW creates its pools on the first writes).  Prints the
@@ -13,7 +13,7 @@
 set -euo pipefail
 SNAPCTL=${SNAPCTL:-./snapctl}
 TOP=${TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
-RGW_SCRIPTS=${RGW_SCRIPTS:-$TOP/../shared/scripts}
+RGW_TOOL=$TOP/tests/tools/rgw.sh
 size=1G rounds=3 json=""
 while [ $# -gt 0 ]; do
     case $1 in
@@ -26,13 +26,12 @@ done
 for p in /usr/bin/aws rclone radosgw /usr/bin/time python3; do
     command -v $p >/dev/null || { echo "upload.sh: $p is required (tests/install-deps.sh)" >&2; exit 1; }
 done
-[ -f "$RGW_SCRIPTS/start-rgw.sh" ] || { echo "upload.sh: no $RGW_SCRIPTS/start-rgw.sh" >&2; exit 1; }
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/snapctl-bench-upload.XXXXXX")
-cleanup() { sh "$RGW_SCRIPTS/stop-rgw.sh" "$T/rgw" >/dev/null 2>&1 || true; rm -rf "$T"; }
+cleanup() { sh "$RGW_TOOL" stop "$T/rgw" >/dev/null 2>&1 || true; rm -rf "$T"; }
 trap cleanup EXIT
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-sh "$RGW_SCRIPTS/start-rgw.sh" "$T/rgw" "$port" >"$T/rgw.log" 2>&1 || { cat "$T/rgw.log" >&2; exit 1; }
+sh "$RGW_TOOL" start "$T/rgw" "$port" >"$T/rgw.log" 2>&1 || { cat "$T/rgw.log" >&2; exit 1; }
 export AWS_ACCESS_KEY_ID=CIACCESSKEY AWS_SECRET_ACCESS_KEY=CISECRETKEY AWS_DEFAULT_REGION=us-east-1
 export AWS_ENDPOINT_URL=http://127.0.0.1:$port AWS_CONFIG_FILE=$T/aws-config AWS_SHARED_CREDENTIALS_FILE=$T/aws-creds
 unset AWS_CA_BUNDLE AWS_PROFILE

@@ -1,8 +1,8 @@
-# functions-rgw.sh -- a real S3 for a test: Ceph RGW on loopback through shared/scripts/start-rgw.sh.
+# functions-rgw.sh -- a real S3 for a test: Ceph RGW on loopback through tests/tools/rgw.sh.
 #
 #   . tests/integration/functions.sh
 #   . tests/integration/functions-rgw.sh
-#   rgw_requires            # skips (exit 77) without Ceph, awscli or the shared scripts
+#   rgw_requires            # skips (exit 77) without Ceph or awscli
 #   T=$(mktmpdir)
 #   rgw_start "$T"          # sets RGW_PORT and RGW_DIR (its ceph.conf), exports AWS_* for snapctl and awscli, defines aws()
 #   aws s3 mb s3://bucket
@@ -12,12 +12,11 @@
 # and a fresh directory.  awscli 2.9 (Debian) ignores AWS_ENDPOINT_URL: aws() passes it on.
 
 AWS=/usr/bin/aws
-RGW_SCRIPTS=${RGW_SCRIPTS:-$TOP/../shared/scripts}
+RGW_TOOL=$TOP/tests/tools/rgw.sh
 
 rgw_requires() {
     requires radosgw ceph-mon ceph-osd
     [ -x "$AWS" ] || skip "requires awscli"
-    [ -f "$RGW_SCRIPTS/start-rgw.sh" ] || skip "no shared/scripts/start-rgw.sh beside the repo"
 }
 
 rgw_start() { # DIR
@@ -25,13 +24,13 @@ rgw_start() { # DIR
     for attempt in 1 2 3; do
         RGW_PORT=$(free_tcp_port)
         d=$1/rgw$attempt
-        cleanup_fn sh "$RGW_SCRIPTS/stop-rgw.sh" "$d"
-        if sh "$RGW_SCRIPTS/start-rgw.sh" "$d" "$RGW_PORT" >"$1/rgw.log" 2>&1; then
+        cleanup_fn sh "$RGW_TOOL" stop "$d"
+        if sh "$RGW_TOOL" start "$d" "$RGW_PORT" >"$1/rgw.log" 2>&1; then
             started=1
             break
         fi
         echo "RGW start attempt $attempt failed; $(tail -n 1 "$1/rgw.log")"
-        sh "$RGW_SCRIPTS/stop-rgw.sh" "$d"
+        sh "$RGW_TOOL" stop "$d"
     done
     [ -n "$started" ] || { cat "$1/rgw.log"; die "RGW did not start in three attempts"; }
     RGW_DIR=$d

@@ -1,4 +1,4 @@
-# The s3:// backend against a real S3, Ceph RGW on loopback (shared/scripts/start-rgw.sh):
+# The s3:// backend against a real S3, Ceph RGW on loopback (tests/tools/rgw.sh):
 # put/get/ranged get/size/multipart/abort from the C test, objects read back with awscli and
 # compared by SHA-256; fetch through s3://; bad credentials give exit 8 with a clear message.
 . tests/integration/functions.sh
