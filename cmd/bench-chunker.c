@@ -38,6 +38,7 @@
 #include "store/sim.h"
 
 #include <fcntl.h>
+#include <getopt.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -714,47 +715,51 @@ int bench_chunker(int argc, char **argv)
     b.source = "both";
     b.obj_fd = -1;
     bool json = false, faultserver = false;
-    int rc = 0;
-    for (int i = 1; i < argc && !rc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        bool takes_value = true;
-        unsigned n = 0;
-        if (!strcmp(a, "--quick")) {
+    enum { O_QUICK = 256, O_JSON, O_PROFILE, O_CALLERS, O_ITER, O_RUNS, O_SEED, O_CSV, O_SVG, O_SOURCE, O_FAULT };
+    static const struct option longopts[] = {
+        {"quick", no_argument, NULL, O_QUICK},          {"json", no_argument, NULL, O_JSON},
+        {"profile", required_argument, NULL, O_PROFILE}, {"callers", required_argument, NULL, O_CALLERS},
+        {"iterations", required_argument, NULL, O_ITER}, {"runs", required_argument, NULL, O_RUNS},
+        {"seed", required_argument, NULL, O_SEED},       {"csv", required_argument, NULL, O_CSV},
+        {"svg", required_argument, NULL, O_SVG},         {"source", required_argument, NULL, O_SOURCE},
+        {"faultserver", required_argument, NULL, O_FAULT}, {NULL, 0, NULL, 0},
+    };
+    int rc = 0, c;
+    unsigned n = 0;
+    optind = 1;
+    while (!rc && (c = cli_getopt(argc, argv, "+", longopts)) != -1) {
+        const char *v = optarg;
+        switch (c) {
+        case O_QUICK:
             b.iterations = 50;
             b.runs = 1;
-            takes_value = false;
-        } else if (!strcmp(a, "--json")) {
-            json = true;
-            takes_value = false;
-        } else if (!v) {
-            rc = cli_usage_error("unknown option '%s', or it lacks its value", a);
-        } else if (!strcmp(a, "--profile")) {
-            rc = add_profile(&b, v);
-        } else if (!strcmp(a, "--callers")) {
-            rc = parse_count(a, v, 1, MAX_CALLERS, &b.callers);
-        } else if (!strcmp(a, "--iterations")) {
-            rc = parse_count(a, v, 1, 100000, &b.iterations);
-        } else if (!strcmp(a, "--runs")) {
-            rc = parse_count(a, v, 1, 15, &b.runs);
-        } else if (!strcmp(a, "--seed")) {
-            rc = parse_count(a, v, 0, 0x7fffffff, &n);
+            break;
+        case O_JSON: json = true; break;
+        case O_PROFILE: rc = add_profile(&b, v); break;
+        case O_CALLERS: rc = parse_count("--callers", v, 1, MAX_CALLERS, &b.callers); break;
+        case O_ITER: rc = parse_count("--iterations", v, 1, 100000, &b.iterations); break;
+        case O_RUNS: rc = parse_count("--runs", v, 1, 15, &b.runs); break;
+        case O_SEED:
+            rc = parse_count("--seed", v, 0, 0x7fffffff, &n);
             b.seed = n;
-        } else if (!strcmp(a, "--csv")) {
-            csv = v;
-        } else if (!strcmp(a, "--svg")) {
-            svg = v;
-        } else if (!strcmp(a, "--source") || !strcmp(a, "--faultserver")) {
+            break;
+        case O_CSV: csv = v; break;
+        case O_SVG: svg = v; break;
+        case O_SOURCE:
+        case O_FAULT: {
             b.source = v;
-            faultserver = !strcmp(a, "--faultserver");
+            faultserver = c == O_FAULT;
             bool named = !faultserver && (!strcmp(v, "sim") || !strcmp(v, "http") || !strcmp(v, "both"));
             if (!named && strncmp(v, "http://", 7) && strncmp(v, "https://", 8))
-                rc = cli_usage_error("%s %s: want %san http(s):// object URL", a, v,
-                                     faultserver ? "" : "sim, http, both or ");
-        } else {
-            rc = cli_usage_error("unknown option '%s'", a);
+                rc = cli_usage_error("%s %s: want %san http(s):// object URL", faultserver ? "--faultserver" : "--source",
+                                     v, faultserver ? "" : "sim, http, both or ");
+            break;
         }
-        i += takes_value;
+        default: rc = SNAP_EXIT_USAGE; /* CLI_OPT_BAD: cli_getopt said why */
+        }
     }
+    if (!rc && optind < argc)
+        rc = cli_usage_error("unexpected argument '%s'", argv[optind]);
     if (rc)
         return rc;
     if (!b.nprof && (add_profile(&b, "gcs") || add_profile(&b, "nfs")))

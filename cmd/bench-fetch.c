@@ -153,7 +153,7 @@ int bench_fetch(int argc, char **argv)
     bool json = false;
     int opt, err;
     optind = 1;
-    while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    while ((opt = cli_getopt(argc, argv, "h", opts)) != -1) {
         switch (opt) {
         case 'u': x.url = optarg; break;
         case 's': x.hex = optarg; break;
@@ -164,20 +164,20 @@ int bench_fetch(int argc, char **argv)
             break;
         case 'j': json = true; break;
         case 'h': fputs(fetch_bench_usage, stdout); return 0;
-        default: return cli_usage_error("fetch: unknown option");
+        default: return SNAP_EXIT_USAGE; /* CLI_OPT_BAD: cli_getopt said why */
         }
     }
     if (optind < argc)
-        return cli_usage_error("fetch: unexpected argument '%s'", argv[optind]);
+        return cli_usage_error("unexpected argument '%s'", argv[optind]);
     if (!x.url || !x.hex)
-        return cli_usage_error("fetch: --url and --sha256 are required (tests/bench/fetch.sh sets up both)");
+        return cli_usage_error("--url and --sha256 are required (tests/bench/fetch.sh sets up both)");
     if (strncmp(x.url, "http://", 7) != 0 && strncmp(x.url, "https://", 8) != 0)
-        return cli_usage_error("fetch: --url must be http:// or https:// (curl is the peer)");
+        return cli_usage_error("--url must be http:// or https:// (curl is the peer)");
     uint8_t bin[32];
     if (strlen(x.hex) != 64 || snap_unhex(x.hex, bin, 32) || strspn(x.hex, "0123456789abcdef") != 64)
-        return cli_usage_error("fetch: --sha256: expected 64 lowercase hex digits, got '%s'", x.hex);
+        return cli_usage_error("--sha256: expected 64 lowercase hex digits, got '%s'", x.hex);
     if (runs < 1 || runs > BENCH_MAX_RUNS)
-        return cli_usage_error("fetch: --runs must be 1..%d", BENCH_MAX_RUNS);
+        return cli_usage_error("--runs must be 1..%d", BENCH_MAX_RUNS);
 
     ssize_t n = readlink("/proc/self/exe", x.self, sizeof x.self - 1);
     if (n <= 0)

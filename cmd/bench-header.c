@@ -150,9 +150,8 @@ int bench_header(int argc, char **argv)
     bool json = false;
     const char *save = NULL;
     int c, err;
-    opterr = 0;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "+h", longopts, NULL)) != -1) {
+    while ((c = cli_getopt(argc, argv, "+h", longopts)) != -1) {
         switch (c) {
         case 'n':
             if ((err = snap_parse_u64(optarg, &n, "--entries")) || n == 0 || n > HDR_MAX_V5_ENTRIES)
@@ -166,7 +165,7 @@ int bench_header(int argc, char **argv)
         case 'j': json = true; break;
         case 's': save = optarg; break;
         case 'h': fputs(usage, stdout); return 0;
-        default: return cli_usage_error("unknown or incomplete option '%s'", argv[optind - 1]);
+        default: return SNAP_EXIT_USAGE; /* CLI_OPT_BAD: cli_getopt said why */
         }
     }
     if (optind != argc)

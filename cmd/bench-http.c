@@ -202,7 +202,7 @@ int bench_http(int argc, char **argv)
     bool json = false;
     int opt, err = 0, rc;
     optind = 1;
-    while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    while ((opt = cli_getopt(argc, argv, "h", opts)) != -1) {
         switch (opt) {
         case 'u': x->url_text = optarg; break;
         case 's':
@@ -219,12 +219,14 @@ int bench_http(int argc, char **argv)
             break;
         case 'j': json = true; break;
         case 'h': fputs(http_bench_usage, stdout); rc = 0; goto out;
-        default: rc = cli_usage_error("http: unknown option"); goto out;
+        default: rc = SNAP_EXIT_USAGE; goto out; /* CLI_OPT_BAD: cli_getopt said why */
         }
     }
     if (optind < argc || !x->url_text || runs < 1 || runs > BENCH_MAX_RUNS) {
-        rc = cli_usage_error(optind < argc ? "http: unexpected argument" : !x->url_text ? "http: --url is required"
-                                                                          : "http: --runs must be 1..100");
+        if (optind < argc)
+            rc = cli_usage_error("unexpected argument '%s'", argv[optind]);
+        else
+            rc = cli_usage_error(!x->url_text ? "--url is required" : "--runs takes 1 to %d", BENCH_MAX_RUNS);
         goto out;
     }
     if ((err = url_parse(x->url_text, &x->url)) == 0 && x->url.scheme != URL_HTTP && x->url.scheme != URL_HTTPS)

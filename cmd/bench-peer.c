@@ -81,7 +81,7 @@ int bench_peer(int argc, char **argv)
     bool json = false;
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+    while ((c = cli_getopt(argc, argv, "h", longopts)) != -1) {
         switch (c) {
         case PB_STORE: store_url = optarg; break;
         case PB_BUILD: build = optarg; break;
@@ -95,7 +95,7 @@ int bench_peer(int argc, char **argv)
         default: {
             int rc = cli_peer_opt(&so, c, optarg);
             if (rc < 0)
-                return cli_usage_error("unknown option");
+                return SNAP_EXIT_USAGE; /* CLI_OPT_BAD: cli_getopt said why */
             if (rc)
                 return rc;
         }

@@ -75,17 +75,17 @@ static int sha_bench_make_file(const char *dir, uint64_t size)
     struct statvfs vfs;
     if (statvfs(dir, &vfs) == 0 && (uint64_t)vfs.f_bavail * vfs.f_frsize < size + (64u << 20)) {
         char have[32], need[32];
-        return snap_fail(SNAP_ENOSPC, "sha256: %s has %s free, the test file needs %s (use --dir or --size)", dir,
+        return snap_fail(SNAP_ENOSPC, "%s has %s free, the test file needs %s (use --dir or --size)", dir,
                          snap_fmt_size((uint64_t)vfs.f_bavail * vfs.f_frsize, have, sizeof have),
                          snap_fmt_size(size, need, sizeof need));
     }
     if ((size_t)snprintf(sha_bench_tmp, sizeof sha_bench_tmp, "%s/snapctl-bench-sha256.XXXXXX", dir) >=
         sizeof sha_bench_tmp)
-        return snap_fail(SNAP_EUSAGE, "sha256: --dir %s: path too long", dir);
+        return snap_fail(SNAP_EUSAGE, "--dir %s: path too long", dir);
     int fd = mkstemp(sha_bench_tmp);
     if (fd < 0) {
         sha_bench_tmp[0] = '\0';
-        return snap_fail_errno("sha256: creating a test file in %s", dir);
+        return snap_fail_errno("creating a test file in %s", dir);
     }
     static uint64_t buf[SHA_BENCH_BUF / 8];
     uint64_t s = 0x9e3779b97f4a7c15ull;
@@ -108,7 +108,7 @@ static int sha_bench_self(const char *file, enum sha256_impl impl, double *secs,
     uint64_t t0 = snap_now_ns();
     int fd = open(file, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return snap_fail_errno("sha256: %s", file);
+        return snap_fail_errno("%s", file);
     struct sha256_ctx c;
     int err = sha256_init_impl(&c, impl);
     while (!err) {
@@ -116,7 +116,7 @@ static int sha_bench_self(const char *file, enum sha256_impl impl, double *secs,
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0)
-            err = snap_fail_errno("sha256: reading %s", file);
+            err = snap_fail_errno("reading %s", file);
         if (n <= 0)
             break;
         sha256_update(&c, buf, (size_t)n);
@@ -137,7 +137,7 @@ static int sha_bench_child(char *const argv[], double *secs, char hex[65])
     char out[4096];
     int err = bench_run_capture("sha256", argv, secs, out, sizeof out, NULL);
     if (!err && bench_parse_digest(out, hex) != 0)
-        err = snap_fail(SNAP_EPROTO, "sha256: no digest in the output of %s: \"%.100s\"", argv[0], out);
+        err = snap_fail(SNAP_EPROTO, "no digest in the output of %s: \"%.100s\"", argv[0], out);
     return err;
 }
 
@@ -164,7 +164,7 @@ static int sha_bench_measure(struct sha_contender *c, const char *file, int runs
             if (!digest[0])
                 memcpy(digest, hex, 65);
             else if (strcmp(digest, hex) != 0)
-                return snap_fail(SNAP_EHASH, "sha256: %s gave %s, earlier results %s (run %d)", c[i].name, hex,
+                return snap_fail(SNAP_EHASH, "%s gave %s, earlier results %s (run %d)", c[i].name, hex,
                                  digest, r + 1);
         }
     }
@@ -253,7 +253,7 @@ int bench_sha256(int argc, char **argv)
     bool json = false, size_given = false;
     int opt, err;
     optind = 1;
-    while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    while ((opt = cli_getopt(argc, argv, "h", opts)) != -1) {
         switch (opt) {
         case 's':
             if ((err = snap_parse_size(optarg, &size, "--size")))
@@ -268,17 +268,17 @@ int bench_sha256(int argc, char **argv)
             break;
         case 'j': json = true; break;
         case 'h': fputs(sha_bench_usage, stdout); return 0;
-        default: return cli_usage_error("sha256: unknown option");
+        default: return SNAP_EXIT_USAGE; /* CLI_OPT_BAD: cli_getopt said why */
         }
     }
     if (optind < argc)
-        return cli_usage_error("sha256: unexpected argument '%s'", argv[optind]);
+        return cli_usage_error("unexpected argument '%s'", argv[optind]);
     if (runs < 1 || runs > SHA_BENCH_MAX_RUNS)
-        return cli_usage_error("sha256: --runs must be 1..%d", SHA_BENCH_MAX_RUNS);
+        return cli_usage_error("--runs must be 1..%d", SHA_BENCH_MAX_RUNS);
     if (file && (size_given || dir))
-        return cli_usage_error("sha256: --file hashes an existing file; --size and --dir make one");
+        return cli_usage_error("--file hashes an existing file; --size and --dir make one");
     if (!file && size == 0)
-        return cli_usage_error("sha256: --size must be at least 1 byte");
+        return cli_usage_error("--size must be at least 1 byte");
 
     struct sha_contender c[SHA_NCONT] = {
         [SHA_SNAP_NI] = {.name = "snapctl sha-ni", .available = sha256_have_shani()},
@@ -300,8 +300,8 @@ int bench_sha256(int argc, char **argv)
         file = sha_bench_tmp;
     } else {
         struct stat st;
-        err = stat(file, &st) < 0 ? snap_fail_errno("sha256: --file %s", file)
-              : !S_ISREG(st.st_mode) ? snap_fail(SNAP_EUSAGE, "sha256: --file %s is not a regular file", file)
+        err = stat(file, &st) < 0 ? snap_fail_errno("--file %s", file)
+              : !S_ISREG(st.st_mode) ? snap_fail(SNAP_EUSAGE, "--file %s is not a regular file", file)
                                      : 0;
         size = err ? 0 : (uint64_t)st.st_size;
     }
@@ -317,7 +317,7 @@ int bench_sha256(int argc, char **argv)
     if (err)
         return cli_fail(err, NULL);
     if (strcmp(warm, digest) != 0)
-        return cli_fail(snap_fail(SNAP_EHASH, "sha256: the warm-up digest %s differs from %s", warm, digest), NULL);
+        return cli_fail(snap_fail(SNAP_EHASH, "the warm-up digest %s differs from %s", warm, digest), NULL);
     sha_bench_report(c, file, generated, size, (int)runs, digest, json);
     return 0;
 }

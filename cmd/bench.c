@@ -2,6 +2,8 @@
 #include "bench.h"
 #include "cli.h"
 
+#include "base/log.h"
+
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -45,6 +47,7 @@ uint64_t bench_children_peak_rss(void)
 
 int bench_main(int argc, char **argv)
 {
+    static char prefix[80];
     if (argc < 2) {
         usage(stderr);
         return 2;
@@ -54,8 +57,15 @@ int bench_main(int argc, char **argv)
         return 0;
     }
     for (int i = 0; benches[i].name; i++)
-        if (!strcmp(benches[i].name, argv[1]))
+        if (!strcmp(benches[i].name, argv[1])) {
+            /* Messages and their "Try ... --help" name the benchmark: its options are its own. */
+            static char name[64];
+            snprintf(name, sizeof name, "bench %s", benches[i].name);
+            cli_applet = name;
+            snprintf(prefix, sizeof prefix, "snapctl %s", name);
+            snap_log_set_prefix(prefix);
             return benches[i].run(argc - 1, argv + 1);
+        }
     fprintf(stderr, "snapctl bench: unknown benchmark '%s'\n\n", argv[1]);
     usage(stderr);
     return 2;

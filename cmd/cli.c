@@ -6,12 +6,17 @@
 #include "base/log.h"
 #include "base/mem.h"
 #include "base/util.h"
+#include "net/listen.h"
+#include "net/url.h"
 #include "store/peer.h"
 #include "store/store.h"
 #include "store/tiered.h"
 
+#include <getopt.h>
 #include <stdarg.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 int cli_fail(int err, const char *hint)
 {
@@ -41,6 +46,117 @@ bool cli_wants_help(int argc, char **argv)
             return true;
     }
     return false;
+}
+
+/* The long option that "--name" or "--name=value" names: the exact name, else the one option
+ * it abbreviates; NULL when none or several (*nmatch: how many it abbreviates). */
+static const struct option *long_match(const struct option *lo, const char *arg, size_t *nmatch)
+{
+    const char *name = arg + 2;
+    size_t n = strcspn(name, "=");
+    const struct option *hit = NULL;
+    *nmatch = 0;
+    for (; lo->name; lo++) {
+        if (strncmp(lo->name, name, n) != 0)
+            continue;
+        if (strlen(lo->name) == n) {
+            *nmatch = 1;
+            return lo;
+        }
+        hit = lo;
+        (*nmatch)++;
+    }
+    return *nmatch == 1 ? hit : NULL;
+}
+
+/* The message for a mistake getopt_long reported as c ('?' or ':'), naming the option. */
+static int bad_option(int c, const char *arg, const struct option *longopts)
+{
+    size_t nm = 0;
+    bool dashes = strncmp(arg, "--", 2) == 0 && arg[2];
+    const struct option *lo = dashes ? long_match(longopts, arg, &nm) : NULL;
+    int n = (int)strcspn(arg, "=");
+    if (c == '?' && optopt == 0) { /* a long option: unknown or ambiguous */
+        if (nm < 2)
+            return cli_usage_error("unknown option '%.*s'", n, arg);
+        char list[256] = "";
+        size_t len = 0;
+        for (const struct option *o = longopts; o->name && len < sizeof list; o++)
+            if (!strncmp(o->name, arg + 2, (size_t)n - 2))
+                len += (size_t)snprintf(list + len, sizeof list - len, "%s--%s", len ? ", " : "", o->name);
+        return cli_usage_error("option '%.*s' is ambiguous: it could be %s; write it out", n, arg, list);
+    }
+    bool is_long = lo && lo->val == optopt;
+    if (c == ':')
+        return is_long ? cli_usage_error("option '--%s' needs a value: --%s VALUE", lo->name, lo->name)
+                       : cli_usage_error("option '-%c' needs a value: -%c VALUE", optopt, optopt);
+    if (is_long && arg[n] == '=')
+        return cli_usage_error("option '--%s' takes no value: write '--%s' alone, not '%s'", lo->name, lo->name,
+                               arg);
+    return cli_usage_error("unknown option '-%c'", optopt);
+}
+
+int cli_getopt(int argc, char **argv, const char *shortopts, const struct option *longopts)
+{
+    /* A leading ':' (after any '+') makes getopt_long tell a missing value (':') from an
+     * unknown option ('?'); opterr = 0 keeps its own messages out. */
+    char opts[64];
+    bool plus = shortopts[0] == '+';
+    snprintf(opts, sizeof opts, "%s:%s", plus ? "+" : "", shortopts + plus);
+    opterr = 0;
+    int idx = -1;
+    int c = getopt_long(argc, argv, opts, longopts, &idx);
+    if (c == -1)
+        return -1;
+    const char *arg = optind > 0 && optind <= argc ? argv[optind - 1] : "";
+    if (c == '?' || c == ':') {
+        bad_option(c, arg, longopts);
+        return CLI_OPT_BAD;
+    }
+    /* A value taken from the next word that is itself an option: "--file --read-only". */
+    size_t nm = 0;
+    if (optarg && optarg == arg && !strncmp(optarg, "--", 2) && optarg[2] && (long_match(longopts, optarg, &nm), nm)) {
+        const char *name = idx >= 0 ? longopts[idx].name : NULL;
+        for (const struct option *o = longopts; !name && o->name; o++)
+            if (o->val == c) /* -l: say --listen, which takes NAME=VALUE */
+                name = o->name;
+        char self[64];
+        snprintf(self, sizeof self, "--%s", name ? name : "?");
+        cli_usage_error("option '%s' needs a value, but the word after it is the option '%s' (if that is "
+                        "really the value, write %s=%s)", self, optarg, self, optarg);
+        return CLI_OPT_BAD;
+    }
+    return c;
+}
+
+int cli_listen(const char *addr, struct cli_listener *l)
+{
+    memset(l, 0, sizeof *l);
+    l->fd = -1;
+    int err = net_listen(addr, &l->fd);
+    if (err == SNAP_EUSAGE)
+        return cli_usage_error("--listen %s", snap_errmsg(err));
+    if (err)
+        return cli_fail(err, "choose another address with --listen");
+    struct stat st;
+    if (!strncmp(addr, "unix:", 5) && strlen(addr + 5) < sizeof l->path && stat(addr + 5, &st) == 0) {
+        strcpy(l->path, addr + 5);
+        l->dev = st.st_dev;
+        l->ino = st.st_ino;
+    }
+    return 0;
+}
+
+void cli_unlisten(struct cli_listener *l)
+{
+    struct stat st;
+    if (l->fd >= 0)
+        close(l->fd);
+    l->fd = -1;
+    if (l->path[0] && lstat(l->path, &st) == 0 && S_ISSOCK(st.st_mode) && st.st_dev == l->dev &&
+        st.st_ino == l->ino)
+        unlink(l->path);
+    l->path[0] = '\0';
 }
 
 int cli_peer_opt(struct cli_store_opts *o, int c, const char *arg)
@@ -126,6 +242,25 @@ int cli_open_object(const char *url, const struct cli_store_opts *o, struct stor
     snap_free(top);
     snap_free(build);
     return err;
+}
+
+int cli_object_url(const char *arg, char **url)
+{
+    bool is_url;
+    int err = url_check_arg(arg, &is_url);
+    if (err)
+        return err;
+    char cwd[4096] = "";
+    if (!is_url && arg[0] != '/' && !getcwd(cwd, sizeof cwd))
+        return snap_fail_errno("%s: the current directory", arg);
+    size_t n = strlen(cwd) + strlen(arg) + 16;
+    if (!(*url = snap_malloc(n)))
+        return snap_fail(SNAP_ENOMEM, "out of memory");
+    if (is_url)
+        snprintf(*url, n, "%s", arg);
+    else
+        snprintf(*url, n, "file://%s%s%s", cwd, cwd[0] ? "/" : "", arg);
+    return 0;
 }
 
 void cli_store_done(struct store *s, const struct cli_store_opts *o)

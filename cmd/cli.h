@@ -25,6 +25,34 @@ int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* True when argv holds --help or -h before any "--". */
 bool cli_wants_help(int argc, char **argv);
 
+/* getopt_long for the applets, with one message per mistake that names the option and ends
+ * with the --help line: an unknown or ambiguous option, an option missing its value, a value
+ * given to an option that takes none (--json=1), and an option taken as the value of the one
+ * before it (--file --read-only).  Returns the option, -1 after the last one, or CLI_OPT_BAD
+ * once the mistake is printed (the applet then returns SNAP_EXIT_USAGE).
+ *
+ *   while ((c = cli_getopt(argc, argv, "qh", longopts)) != -1)
+ *       switch (c) { ...; case CLI_OPT_BAD: return SNAP_EXIT_USAGE; }
+ */
+struct option;
+#define CLI_OPT_BAD (-2)
+int cli_getopt(int argc, char **argv, const char *shortopts, const struct option *longopts);
+
+/* ---- listening: --listen ADDR -------------------------------------------------------------- */
+#include <sys/types.h>
+
+struct cli_listener {
+    int fd;
+    char path[108];  /* unix:PATH: the socket file made, removed by cli_unlisten; "" for TCP */
+    dev_t dev;
+    ino_t ino;
+};
+/* Listen on ADDR (HOST:PORT, [IPv6]:PORT, unix:PATH): 0, or an exit code once the mistake is
+ * printed (a malformed address is a usage error; a refused bind says what to change). */
+int cli_listen(const char *addr, struct cli_listener *l);
+/* Close it and remove its socket file, if the file there is still the one it made. */
+void cli_unlisten(struct cli_listener *l);
+
 /* ---- opening what an applet reads: --store URL / an object URL, with an optional peer ----
  *
  *   struct cli_store_opts so = {0};
@@ -73,6 +101,9 @@ int cli_open_store(const char *url, const struct cli_store_opts *o, struct store
 /* Open the store of an object URL and the object's key in it.  With a peer the object must be
  * .../{uuid}/{file}: the store is the URL above {uuid} and the key "{uuid}/{file}". */
 int cli_open_object(const char *url, const struct cli_store_opts *o, struct store **out, char **key);
+/* A FILE-or-URL argument as a URL (snap_free it): a store URL as it is, once checked
+ * (url_check_arg), a local path as file:// and its absolute path.  0 or a snap_err. */
+int cli_object_url(const char *arg, char **url);
 /* At the end of a run: log the peer/storage counters of a tiered store (info level) and write
  * them to --peer-stats FILE.  Nothing for a plain store. */
 void cli_store_done(struct store *s, const struct cli_store_opts *o);

@@ -85,7 +85,7 @@ int fetch_main(int argc, char **argv)
     const char *sha = NULL;
     bool json = false, quiet = false;
     int c;
-    while ((c = getopt_long(argc, argv, "qh", longopts, NULL)) != -1) {
+    while ((c = cli_getopt(argc, argv, "qh", longopts)) != -1) {
         switch (c) {
         case OPT_SHA: sha = optarg; break;
         case OPT_DIR: o.cache_dir = optarg; break;
@@ -117,7 +117,7 @@ int fetch_main(int argc, char **argv)
         default: {
             int rc = cli_peer_opt(&so, c, optarg);
             if (rc < 0)
-                return cli_usage_error("unknown option");
+                return SNAP_EXIT_USAGE; /* CLI_OPT_BAD: cli_getopt said why */
             if (rc)
                 return rc;
         }

@@ -8,6 +8,7 @@
 #include "base/mem.h"
 #include "base/util.h"
 #include "header/header.h"
+#include "net/url.h"
 #include "store/store.h"
 
 #include <errno.h>
@@ -402,10 +403,9 @@ static int parse_args(int argc, char **argv, struct opts *o)
         {NULL, 0, NULL, 0},
     };
     memset(o, 0, sizeof *o);
-    opterr = 0;
     optind = 1;
     int c;
-    while ((c = getopt_long(argc, argv, "+h", longopts, NULL)) != -1) {
+    while ((c = cli_getopt(argc, argv, "+h", longopts)) != -1) {
         switch (c) {
         case O_JSON: o->json = true; break;
         case O_SUMMARY: o->summary = true; break;
@@ -426,7 +426,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
         default: {
             int rc = cli_peer_opt(&o->so, c, optarg);
             if (rc < 0)
-                return cli_usage_error("unknown or incomplete option '%s'", argv[optind - 1]);
+                return SNAP_EXIT_USAGE; /* CLI_OPT_BAD: cli_getopt said why */
             if (rc)
                 return rc;
         }
@@ -450,11 +450,18 @@ int inspect_header_main(int argc, char **argv)
     size_t len = 0;
     struct hdr *h = NULL;
     struct totals t = {NULL, 0, 0};
-    int err;
+    /* FILE is a URL when it starts with a scheme ("s3:/x" is a malformed URL, not a file). */
+    bool is_url;
+    int err = url_check_arg(o.path, &is_url);
+    if (err) {
+        char hint[512];
+        snprintf(hint, sizeof hint, "for a local file of that name, write ./%s", o.path);
+        return cli_fail(err, strstr(o.path, "://") ? NULL : hint);
+    }
     if (o.so.peer || o.so.peer_ca || o.so.nallow) {
         struct store *st = NULL;
         char *key = NULL;
-        if (!strstr(o.path, "://"))
+        if (!is_url)
             err = snap_fail(SNAP_EUSAGE, "%s: --peer needs a store URL (STORE/{uuid}/{file}), not a path", o.path);
         else if ((err = cli_open_object(o.path, &o.so, &st, &key)) == 0)
             err = store_read_all(st, key, HDR_FILE_MAX, &buf, &len);
@@ -462,7 +469,7 @@ int inspect_header_main(int argc, char **argv)
         store_close(st);
         snap_free(key);
     } else {
-        err = strstr(o.path, "://") ? store_read_object(o.path, HDR_FILE_MAX, &buf, &len)
+        err = is_url ? store_read_object(o.path, HDR_FILE_MAX, &buf, &len)
                                     : snap_read_file(o.path, HDR_FILE_MAX, &buf, &len);
     }
     if (err) {

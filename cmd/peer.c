@@ -50,10 +50,13 @@ enum { OPT_DIR = 256, OPT_ALLOW, OPT_PIDFILE, OPT_CERT, OPT_KEY };
 
 int peer_main(int argc, char **argv)
 {
-    if (argc < 2 || (strcmp(argv[1], "serve") != 0 && !cli_wants_help(argc, argv))) {
-        fputs(usage, stderr);
-        return SNAP_EXIT_USAGE;
-    }
+    if (argc < 2)
+        return cli_usage_error("missing subcommand: the only one is 'serve', as in snapctl peer serve --data-dir DIR");
+    if (strcmp(argv[1], "serve") != 0 && !cli_wants_help(argc, argv))
+        return cli_usage_error(argv[1][0] == '-' ? "'%s' before the subcommand: options go after it, as in snapctl "
+                                                   "peer serve --data-dir DIR"
+                                                 : "unknown subcommand '%s': the only one is 'serve', as in snapctl "
+                                                   "peer serve --data-dir DIR", argv[1]);
     static const struct option longopts[] = {
         {"data-dir", required_argument, NULL, OPT_DIR},
         {"listen", required_argument, NULL, 'l'},
@@ -70,7 +73,7 @@ int peer_main(int argc, char **argv)
     size_t nallow = 0;
     int c;
     optind = strcmp(argv[1], "serve") == 0 ? 2 : 1;
-    while ((c = getopt_long(argc, argv, "l:vh", longopts, NULL)) != -1) {
+    while ((c = cli_getopt(argc, argv, "l:vh", longopts)) != -1) {
         switch (c) {
         case OPT_DIR: dir = optarg; break;
         case 'l': listen_addr = optarg; break;
@@ -86,7 +89,7 @@ int peer_main(int argc, char **argv)
         case OPT_KEY: key = optarg; break;
         case 'v': snap_log_set_level(SNAP_LOG_INFO); break;
         case 'h': fputs(usage, stdout); return 0;
-        default: return cli_usage_error("unknown option");
+        default: return SNAP_EXIT_USAGE; /* CLI_OPT_BAD: cli_getopt said why */
         }
     }
     if (!dir)
@@ -105,17 +108,17 @@ int peer_main(int argc, char **argv)
         tls_config_free(tls);
         return cli_fail(err, NULL);
     }
-    int lfd;
-    if ((err = net_listen(listen_addr, &lfd)) != 0) {
+    struct cli_listener l;
+    int rc = cli_listen(listen_addr, &l);
+    if (rc) {
         peer_server_close(p);
         tls_config_free(tls);
-        return cli_fail(err, "is another server on that port? choose one with --listen");
+        return rc;
     }
     struct sigaction sa = {.sa_handler = on_signal};
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
-    int rc = 0;
     if (pidfile) {
         char buf[32];
         int n = snprintf(buf, sizeof buf, "%ld\n", (long)getpid());
@@ -124,10 +127,10 @@ int peer_main(int argc, char **argv)
     }
     if (!rc) {
         struct httpd_opts o = {.allow = allow, .nallow = nallow, .tls = tls};
-        if ((err = httpd_run(lfd, &o, peer_handle, p)) != 0)
+        if ((err = httpd_run(l.fd, &o, peer_handle, p)) != 0)
             rc = cli_fail(err, NULL);
     }
-    close(lfd);
+    cli_unlisten(&l);
     if (pidfile)
         unlink(pidfile);
     peer_server_close(p);

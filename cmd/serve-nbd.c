@@ -41,11 +41,12 @@ static const char usage[] =
     "\n"
     "What to export:\n"
     "  --file PATH           a local file or disk image, read and written in place\n"
-    "  --header URL          a build file: its header (e.g. file:///store/ID/memfile.header);\n"
+    "  --header URL          a build file: its header (e.g. file:///store/ID/memfile.header, or\n"
+    "                        a local path such as /store/ID/memfile.header);\n"
     "                        each read resolves through the header chain, zero ranges are\n"
     "                        served without I/O, data is fetched lazily per build\n"
-    "  --store URL           where the builds' objects are (default: the header URL two\n"
-    "                        directories up, i.e. the store holding {ID}/{file}.header)\n"
+    "  --store URL           where the builds' objects are, a URL or a path (default: two\n"
+    "                        directories above the header, the store holding {ID}/{file}.header)\n"
     "  --size SIZE           an empty all-zero device (e.g. 64M): its first export is a base\n"
     "                        build (Generation 0); with --file-name NAME (default rootfs.ext4)\n"
     "  --object URL          one object from any store URL (file://, http(s)://, s3://, gs://),\n"
@@ -206,36 +207,50 @@ static void object_close(void *dev) { objdev_close(dev); }
  * a build still uploading has its header only there. */
 static int header_open(struct dev_args *a, void **dev, uint64_t *size)
 {
-    char *dir = NULL, *name = NULL, *top = NULL, *id = NULL;
+    char *url = NULL, *store = NULL, *dir = NULL, *name = NULL, *top = NULL, *id = NULL;
     uint8_t *buf = NULL;
     size_t len = 0;
     struct hdr *h = NULL;
     struct store *s = NULL;
-    int rc = 0, err = store_split_url(a->header, &dir, &name);
+    const char *hint = NULL;
+    int rc = 0, err = cli_object_url(a->header, &url); /* a plain path is file:// */
+    if (!err)
+        err = store_split_url(url, &dir, &name);
     size_t nl = name ? strlen(name) : 0;
     if (!err && (nl <= 7 || strcmp(name + nl - 7, ".header") != 0)) {
-        rc = cli_usage_error("--header %s: expected a URL ending in {file}.header", a->header);
+        rc = cli_usage_error("--header %s: expected a path or URL ending in {file}.header, such as "
+                             "/store/{ID}/rootfs.ext4.header", a->header);
         goto out;
     }
     if (!err && (err = store_split_url(dir, &top, &id)) != 0)
         snap_fail_ctx(err, "--header %s: no directory above the build's", a->header);
-    if (!err && (err = cli_open_store(a->store ? a->store : top, a->sto, &s)) != 0)
+    if (!err && a->store && (err = cli_object_url(a->store, &store)) != 0) /* a path too */
         snap_fail_ctx(err, "--store");
+    else if (!err && (err = cli_open_store(store ? store : top, a->sto, &s)) != 0) {
+        if (a->store) {
+            snap_fail_ctx(err, "--store");
+        } else {
+            snap_fail_ctx(err, "--header %s: the store two directories up", a->header);
+            hint = "check the path; or say where the builds are with --store URL";
+        }
+    }
     if (!err && a->sto->peer) {
         char key[512];
         if (snprintf(key, sizeof key, "%s/%s", id, name) >= (int)sizeof key)
             err = snap_fail(SNAP_EUSAGE, "--header %s: the URL is too long", a->header);
         else
             err = store_read_all(s, key, HDR_FILE_MAX, &buf, &len);
-    } else if (!err) {
-        err = store_read_object(a->header, HDR_FILE_MAX, &buf, &len);
+    } else if (!err && (err = store_read_object(url, HDR_FILE_MAX, &buf, &len)) != 0) {
+        snap_fail_ctx(err, "--header");
     }
     if (!err && (err = hdr_parse(buf, len, &h)) != 0)
         snap_fail_ctx(err, "%s", a->header);
     if (!err && (err = hdr_check(h)) != 0)
         snap_fail_ctx(err, "%s", a->header);
     if (err) {
-        rc = cli_fail(err, "inspect-header --check URL says more about a header");
+        if (err == SNAP_EFORMAT || err == SNAP_ECHECK || err == SNAP_ETOOBIG)
+            hint = "inspect-header --check says more about a header";
+        rc = cli_fail(err, hint);
         goto out;
     }
     name[nl - 7] = '\0';
@@ -257,6 +272,8 @@ out:
     hdr_free(h);
     store_close(s);
     snap_free(buf);
+    snap_free(url);
+    snap_free(store);
     snap_free(dir);
     snap_free(name);
     snap_free(top);
@@ -472,7 +489,7 @@ int serve_nbd_main(int argc, char **argv)
     struct nbd_server_opts so = {0};
     uint64_t threads = 4, u;
     int c;
-    while ((c = getopt_long(argc, argv, "l:re:t:vh", longopts, NULL)) != -1) {
+    while ((c = cli_getopt(argc, argv, "l:re:t:vh", longopts)) != -1) {
         switch (c) {
         case OPT_FILE: a.file = optarg; break;
         case OPT_HEADER: a.header = optarg; break;
@@ -520,7 +537,7 @@ int serve_nbd_main(int argc, char **argv)
         default: {
             int rc = cli_peer_opt(&sto, c, optarg);
             if (rc < 0)
-                return cli_usage_error("unknown option");
+                return SNAP_EXIT_USAGE; /* CLI_OPT_BAD: cli_getopt said why */
             if (rc)
                 return rc;
         }
@@ -579,7 +596,8 @@ int serve_nbd_main(int argc, char **argv)
     ctl_set_json(json);
     struct exporter ex = {.kind = kind, .dev = dev, .dir = export_dir};
     struct ctl *ctl = NULL;
-    int err, lfds[16], nl = 0;
+    int err, lfds[16], nl = 0, nls = 0;
+    struct cli_listener ls[16];
 
     if (export_dir && (err = ctl_start(control, export_now, &ex, &ctl)) != 0) {
         rc = cli_fail(err, "is the --control path writable?");
@@ -605,11 +623,9 @@ int serve_nbd_main(int argc, char **argv)
         if (nlisten == 0)
             listen_addrs[nlisten++] = "127.0.0.1:10809";
         for (int i = 0; i < nlisten; i++) {
-            if ((err = net_listen(listen_addrs[i], &lfds[nl])) != 0) {
-                rc = cli_fail(err, "is another server on that port? choose one with --listen");
+            if ((rc = cli_listen(listen_addrs[i], &ls[nls])) != 0)
                 goto out;
-            }
-            nl++;
+            lfds[nl++] = ls[nls++].fd;
         }
     }
     g_sig_mode = SIG_LISTEN;
@@ -635,7 +651,9 @@ out:
         export_now(&ex, reply, sizeof reply);
         rc = ctl_print_reply(reply, strlen(reply), json);
     }
-    for (int i = 0; i < nl; i++)
+    for (int i = 0; i < nls; i++)
+        cli_unlisten(&ls[i]); /* and its unix: socket file */
+    for (int i = nls; i < nl; i++)
         close(lfds[i]);
     if (pidfile)
         unlink(pidfile);

@@ -38,7 +38,7 @@ static void usage(FILE *f)
             "\n"
             "Options:\n"
             "  -h, --help       show this help (snapctl APPLET --help for an applet's)\n"
-            "  -V, --version    show the version\n"
+            "  -V, --version    show the version (also APPLET --version)\n"
             "\n"
             "Environment: SNAPCTL_LOG=error|warn|info|debug sets the log level.\n"
             "Exit codes and storage URLs are described in snapctl(1).\n");
@@ -58,6 +58,11 @@ static int run_applet(const struct applet *a, int argc, char **argv)
     cli_applet = a->name;
     snprintf(prefix, sizeof prefix, "snapctl %s", a->name);
     snap_log_set_prefix(prefix);
+    /* `serve-nbd --version` through the applet's symlink, like `snapctl --version`. */
+    if (argc >= 2 && (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-V"))) {
+        printf("snapctl %s\n", SNAPCTL_VERSION);
+        return 0;
+    }
     return a->main(argc, argv);
 }
 

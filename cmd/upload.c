@@ -71,11 +71,14 @@ static void on_signal(int sig)
     signal(sig, SIG_DFL);
 }
 
+static unsigned started; /* objects of a build whose upload began */
+
 static void on_event(void *ctx, const char *name, const char *what)
 {
     (void)ctx;
     progress_end(&bar);
     if (!strcmp(what, "upload")) {
+        started++;
         progress_start(&bar, name, 0);
         if (quiet || json)
             progress_force(&bar, false);
@@ -105,8 +108,13 @@ static int do_build(struct store *s, const char *dir, const char *url, const cha
     uint64_t t0 = snap_now_ns();
     int err = upload_build(s, dir, &bo, id, items);
     progress_end(&bar);
+    /* The hint says what is on the store: nothing when the build was refused before its first
+     * object (the message says why), else the objects before the one that failed. */
     if (err)
-        return cli_fail(err, "objects already uploaded stay; run the same command again to finish");
+        return cli_fail(err, started > 1 ? "objects already uploaded stay; run the same command again to finish"
+                             : started ? "nothing was uploaded (a failed upload leaves no parts); run the same "
+                                         "command again"
+                                       : NULL);
     if (notify) {
         char path[PATH_MAX];
         snprintf(path, sizeof path, "%s/%s/%s", notify, id, PEER_DONE_MARKER);
@@ -166,7 +174,7 @@ int upload_main(int argc, char **argv)
     struct upload_opts o = {.progress = on_progress};
     const char *build = NULL, *notify = NULL;
     int c;
-    while ((c = getopt_long(argc, argv, "qh", longopts, NULL)) != -1) {
+    while ((c = cli_getopt(argc, argv, "qh", longopts)) != -1) {
         switch (c) {
         case OPT_PART:
             if (snap_parse_size(optarg, &o.part_size, "--part-size") || o.part_size < UPLOAD_PART_MIN)
@@ -185,7 +193,7 @@ int upload_main(int argc, char **argv)
         case OPT_JSON: json = true; break;
         case 'q': quiet = true; break;
         case 'h': fputs(usage, stdout); return 0;
-        default: return cli_usage_error("unknown option");
+        default: return SNAP_EXIT_USAGE; /* CLI_OPT_BAD: cli_getopt said why */
         }
     }
     int want = build ? 1 : 2;

@@ -223,6 +223,11 @@ int fetch_run(const struct fetch_opts *in, struct fetch_result *r)
     fetch_clean_stale(o.cache_dir);
 
     if (stat(r->path, &st) == 0) {
+        /* The limit holds for a cached file too: the answer does not depend on the cache. */
+        if ((uint64_t)st.st_size > o.max_size)
+            return snap_fail(SNAP_ETOOBIG, "%s: the cached file is %llu bytes, more than the limit of %llu bytes "
+                             "(--max-size)", r->path, (unsigned long long)st.st_size,
+                             (unsigned long long)o.max_size);
         if (!o.verify) {
             r->hit = true;
             r->size = (uint64_t)st.st_size;

@@ -67,30 +67,40 @@ int net_listen(const char *addr, int *out)
     if (addr[0] == '[') {
         const char *end = strchr(addr, ']');
         if (!end || end[1] != ':' || (size_t)(end - addr - 1) >= sizeof host)
-            return snap_fail(SNAP_EUSAGE, "'%s': expected [IPv6]:PORT", addr);
+            return snap_fail(SNAP_EUSAGE, "'%s': %s: expected [IPv6]:PORT (such as [::1]:10809)", addr,
+                             !end ? "the '[' is never closed by ']'" : "no ':PORT' after the ']'");
         memcpy(host, addr + 1, (size_t)(end - addr - 1));
         host[end - addr - 1] = '\0';
         port = end + 2;
     } else {
         const char *colon = strrchr(addr, ':');
         if (!colon || (size_t)(colon - addr) >= sizeof host)
-            return snap_fail(SNAP_EUSAGE, "'%s': expected HOST:PORT or unix:PATH", addr);
+            return snap_fail(SNAP_EUSAGE, "'%s': expected HOST:PORT, [IPv6]:PORT or unix:PATH (such as "
+                             "127.0.0.1:10809)", addr);
         memcpy(host, addr, (size_t)(colon - addr));
         host[colon - addr] = '\0';
         port = colon + 1;
     }
+    /* The port is checked here: getaddrinfo would only say "Unrecognized service". */
+    char *pend;
+    unsigned long pn = strtoul(port, &pend, 10);
+    if (port[0] < '0' || port[0] > '9' || *pend || pn > 65535)
+        return snap_fail(SNAP_EUSAGE, "'%s': the port '%s' is not a number from 0 to 65535", addr, port);
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV}, *ai;
     int g = getaddrinfo(host[0] ? host : NULL, port, &hints, &ai);
     if (g)
-        return snap_fail(SNAP_EUSAGE, "'%s': %s", addr, gai_strerror(g));
+        return snap_fail(SNAP_EUSAGE, "'%s': '%s' is not an address of this host (%s); give an IP address such "
+                         "as 127.0.0.1, or none for all", addr, host, gai_strerror(g));
     fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     int err = 0, one = 1;
     if (fd < 0)
         err = snap_fail_errno("%s: socket", addr);
     else if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
              bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 64) < 0)
-        err = snap_fail_errno("%s: listen", addr);
+        err = errno == EADDRINUSE ? snap_fail(SNAP_EIO, "%s: the address is in use: is another server "
+                                              "listening there?", addr)
+                                  : snap_fail_errno("%s: listen", addr);
     freeaddrinfo(ai);
     if (err) {
         if (fd >= 0)

@@ -152,6 +152,33 @@ struct span {
     size_t n;
 };
 
+int url_check_arg(const char *s, bool *is_url)
+{
+    static const char *const known[] = {"file", "http", "https", "s3", "gs", "peer", "peers"};
+    size_t sn = strcspn(s, ":/");
+    bool slashes = s[sn] == ':' && strncmp(s + sn, "://", 3) == 0;
+    int k = -1;
+    for (size_t i = 0; s[sn] == ':' && i < sizeof known / sizeof known[0]; i++)
+        if (strlen(known[i]) == sn && strncasecmp(known[i], s, sn) == 0)
+            k = (int)i;
+    *is_url = slashes || k >= 0;
+    if (!*is_url)
+        return 0;
+    if (!slashes)
+        return snap_fail(SNAP_EUSAGE, "'%.200s' is a malformed URL: '%.*s:' must be followed by '//', as in "
+                         "%.*s://%s", s, (int)sn, s, (int)sn, s,
+                         k <= 0 ? "/dir/name" : k <= 2 ? "host/path" : k <= 4 ? "bucket/key" : "host:port");
+    if (k == 1 || k == 2 || k == 5) { /* http, https, peer: the whole URL must parse (file, s3, gs
+                                       * and peers are checked by their stores, taken as written) */
+        struct url u;
+        int err = url_parse(s, &u);
+        if (err)
+            return err == SNAP_ENOMEM ? err : SNAP_EUSAGE;
+        url_free(&u);
+    }
+    return 0;
+}
+
 int url_parse(const char *s, struct url *u)
 {
     size_t n = strnlen(s, URL_MAX + 1);
@@ -217,7 +244,8 @@ int url_parse(const char *s, struct url *u)
     if (host.n && host.p[0] == '[') {
         const char *rb = memchr(host.p, ']', host.n);
         if (!rb)
-            return snap_fail(SNAP_EFORMAT, "URL '%.200s': IPv6 literal without ']'", s);
+            return snap_fail(SNAP_EFORMAT, "URL '%.200s': the '[' that starts the IPv6 address is never closed "
+                             "by ']' (write it as %s://[ADDRESS]:PORT/...)", s, name);
         size_t rest = host.n - (size_t)(rb + 1 - host.p);
         if (rest && rb[1] != ':')
             return snap_fail(SNAP_EFORMAT, "URL '%.200s': junk after the IPv6 literal", s);

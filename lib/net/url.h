@@ -43,6 +43,13 @@ void url_free(struct url *u);
  * base into out (url_free it).  Dot segments are not removed. */
 int url_resolve(const struct url *base, const char *ref, struct url *out);
 
+/* An argument that is a store URL or, where the caller allows it, a local path: *is_url tells
+ * which.  It is a URL when it starts with a scheme and ':' -- a known one (file, http, https,
+ * s3, gs, peer, peers), or any followed by "://".  A URL written wrong is SNAP_EUSAGE naming the
+ * mistake: "s3:/x" (no "//" after the scheme), and for http(s):// and peer:// whatever
+ * url_parse refuses ("http://[::1": the '[' is never closed).  0 otherwise. */
+int url_check_arg(const char *s, bool *is_url);
+
 /* The scheme's default port (80, 443) or 0. */
 uint16_t url_default_port(enum url_scheme scheme);
 bool url_is_tls(const struct url *u);

@@ -3,6 +3,7 @@
 
 #include "base/err.h"
 #include "base/mem.h"
+#include "net/url.h"
 #include "store/peer.h"
 
 #include <pthread.h>
@@ -23,6 +24,10 @@ static const struct store_ops *const backends[] = {
 
 int store_split_url(const char *url, char **base, char **key)
 {
+    bool is_url;
+    int err = url_check_arg(url, &is_url);
+    if (err)
+        return err;
     const char *sep = strstr(url, "://");
     const char *slash = strrchr(url, '/');
     if (!sep || !slash || slash < sep + 3 || slash[1] == '\0' || slash == sep + 2)
@@ -82,6 +87,9 @@ int store_open(const char *url, const struct store_opts *opts, struct store **ou
         o.idle_timeout_ms = idle_s * 1000;
     if (!o.max_attempts && attempts)
         o.max_attempts = attempts;
+    bool is_url;
+    if ((err = url_check_arg(url, &is_url)) != 0)
+        return err;
     const struct store_ops *ops = store_ops_for(url);
     if (!ops) {
         if (!strstr(url, "://"))

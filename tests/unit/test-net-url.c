@@ -69,7 +69,7 @@ static const struct {
     {"http://h:/", SNAP_EFORMAT, "bad port ''"},
     {"http://h:12a/", SNAP_EFORMAT, "bad port '12a'"},
     {"http://h:123456/", SNAP_EFORMAT, "bad port"},
-    {"http://[::1/", SNAP_EFORMAT, "without ']'"},
+    {"http://[::1/", SNAP_EFORMAT, "never closed by ']'"},
     {"http://[::g]/", SNAP_EFORMAT, "not an IPv6 address"},
     {"http://[::1]x/", SNAP_EFORMAT, "junk after the IPv6"},
     {"http://h o/", SNAP_EFORMAT, "offset 8"},
@@ -193,4 +193,29 @@ TEST(net_url_encode_decode)
     char inplace[] = "x%41y";
     CHECK_EQ(url_decode(inplace, 5, inplace, sizeof inplace, &n), 0);
     CHECK_STR(inplace, "xAy");
+}
+
+TEST(net_url_check_arg)
+{
+    bool is_url;
+    /* Paths, including ones with a colon that is not a known scheme's. */
+    const char *paths[] = {"/a/b.header", "rel/x", "a:b", "C:x", "./s3:/x", "dir/http://x", ""};
+    for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
+        is_url = true;
+        CHECK_EQ(url_check_arg(paths[i], &is_url), 0);
+        CHECK_EQ(is_url, false);
+    }
+    const char *urls[] = {"file:///a b/c", "s3://bucket/k y", "gs://bucket/k", "https://[::1]:8080/x",
+                          "peer://h:1", "peers://h:1", "foo://x/y"};
+    for (size_t i = 0; i < sizeof urls / sizeof urls[0]; i++) {
+        is_url = false;
+        CHECK_EQ(url_check_arg(urls[i], &is_url), 0);
+        CHECK_EQ(is_url, true);
+    }
+    CHECK_ERR(url_check_arg("s3:/x", &is_url), SNAP_EUSAGE, "'s3:' must be followed by '//'");
+    CHECK_EQ(is_url, true);
+    CHECK_ERR(url_check_arg("HTTP:host/x", &is_url), SNAP_EUSAGE, "as in HTTP://host/path");
+    CHECK_ERR(url_check_arg("http://[::1", &is_url), SNAP_EUSAGE, "'[' that starts the IPv6 address is never closed");
+    CHECK_ERR(url_check_arg("http://h:99999/x", &is_url), SNAP_EUSAGE, "out of range");
+    CHECK_ERR(url_check_arg("peer://h", &is_url), SNAP_EUSAGE, "needs a port");
 }
