@@ -38,11 +38,14 @@
 #define UPLOAD_HASH_STEP (1ull << 20)
 #define UPLOAD_STACK (512u * 1024)
 
-static volatile sig_atomic_t cancel_requested;
+/* Set from a signal handler, read by the hashing thread and the file copy's thread: a lock-free
+ * atomic, which is both async-signal-safe and race-free. */
+static atomic_int cancel_requested;
+_Static_assert(ATOMIC_INT_LOCK_FREE == 2, "upload_cancel needs a lock-free atomic int");
 
 void upload_cancel(void)
 {
-    cancel_requested = 1;
+    atomic_store(&cancel_requested, 1);
 }
 
 uint64_t upload_part_size(uint64_t size, uint64_t want, uint64_t min)
