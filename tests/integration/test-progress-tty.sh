@@ -65,7 +65,8 @@ t0=$(date +%s.%N)
 wait_screen fetch "$PROGRESS" 60
 line=$(screen fetch | grep -E "$PROGRESS")
 echo "on the screen: $line"
-echo "$line" | grep -Eq '^big\.img +[0-9]+% \[#* *\] [0-9.]+ MiB / 1\.0 GiB  [0-9.]+ MiB/s  ETA 0:[0-5][0-9]$' ||
+U='(B|KiB|MiB|GiB)'
+echo "$line" | grep -Eq "^big\.img +[0-9]+% \[#* *\] [0-9.]+ $U / 1\.0 GiB  [0-9.]+ $U/s  ETA [0-9]+:[0-5][0-9]\$" ||
     die "the fetch progress line has an unexpected format: '$line'"
 sleep 2 # let it redraw a while
 tm send-keys -t fetch C-c
@@ -92,7 +93,7 @@ curl -sf -X POST -d '{"fault": "ttfb=1500", "count": 1000, "method": "PUT", "mat
 head -c $((20 << 20)) /dev/urandom >"$T/f20"
 H=$(sha256 "$T/f20")
 tm_start up $S3ENV "$SNAPCTL" upload --part-size 5MiB --concurrency 1 "$T/f20" s3://bkt/up.bin
-wait_screen up '^f20 +[0-9]+% .*MiB/s  ETA' 60
+wait_screen up '^f20 +[0-9]+% .*/s  ETA' 60
 screen up | grep -E '%'
 [ "$(wait_rc up 60)" = 0 ] || { screen up; die "the upload failed"; }
 screen up | grep -q "s3://bkt/up.bin $H" || { screen up; die "the upload's result line is not on the screen"; }
