@@ -34,6 +34,8 @@ static const char usage[] =
     "  --max-size SIZE     refuse bodies larger than this (default 8GiB; K/M/G, KiB/MiB/GiB)\n"
     "  --mode OCTAL        mode of the cached file (default 0644)\n"
     "  --timeout SECONDS   fail a read when no byte arrives for that long (default 30)\n"
+    "  --limit-rate RATE   download at most RATE bytes a second (K/M/G suffixes, like curl's),\n"
+    "                      to leave bandwidth and disk to others on a shared host\n"
     "  --verify            re-hash a cached file and replace it if it does not match\n"
     "  --json              print {path, size, sha256, source, seconds, cached, resumed}\n"
     "  -q, --quiet         no progress bar (it is shown only on a terminal anyway)\n"
@@ -57,12 +59,13 @@ static void on_progress(void *ctx, uint64_t done, uint64_t total)
 static void on_signal(int sig)
 {
     (void)sig;
+    progress_clear_signal(&bar);
     if (fetch_tmp_path[0])
         unlink(fetch_tmp_path); /* async-signal-safe; nothing partial stays behind */
     _exit(SNAP_EXIT_INTR);
 }
 
-enum { OPT_SHA = 256, OPT_DIR, OPT_PREFIX, OPT_MAX, OPT_MODE, OPT_VERIFY, OPT_JSON, OPT_TIMEOUT };
+enum { OPT_SHA = 256, OPT_DIR, OPT_PREFIX, OPT_MAX, OPT_MODE, OPT_VERIFY, OPT_JSON, OPT_TIMEOUT, OPT_RATE };
 
 int fetch_main(int argc, char **argv)
 {
@@ -74,6 +77,7 @@ int fetch_main(int argc, char **argv)
         {"mode", required_argument, NULL, OPT_MODE},
         {"verify", no_argument, NULL, OPT_VERIFY},
         {"timeout", required_argument, NULL, OPT_TIMEOUT},
+        {"limit-rate", required_argument, NULL, OPT_RATE},
         {"json", no_argument, NULL, OPT_JSON},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
@@ -111,6 +115,11 @@ int fetch_main(int argc, char **argv)
             o.idle_timeout_ms = (unsigned)(t * 1000 + 0.5);
             break;
         }
+        case OPT_RATE:
+            if (snap_parse_size(optarg, &o.limit_rate, "--limit-rate") || o.limit_rate == 0)
+                return cli_usage_error("--limit-rate: '%s' is not a positive rate in bytes a second (like 500K, 20M)",
+                                       optarg);
+            break;
         case OPT_JSON: json = true; break;
         case 'q': quiet = true; break;
         case 'h': fputs(usage, stdout); return 0;

@@ -47,7 +47,8 @@ static const char usage[] =
     "  -q, --quiet         no progress bar and no messages\n"
     "  -h, --help          show this help\n"
     "\n"
-    "SIGINT or SIGTERM stops it: parts in flight finish, the upload is aborted (exit 130).\n"
+    "SIGINT or SIGTERM stops it and commits nothing: parts in flight finish and the multipart\n"
+    "upload is aborted; a file:// copy stops and its temp file is removed (exit 130).\n"
     "Exit status: 0 ok, 2 usage, 4 not found, 5 network or I/O, 8 access denied, 130 interrupted\n"
     "(see snapctl(1)).\n";
 

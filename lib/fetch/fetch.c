@@ -33,7 +33,17 @@ struct sink_state {
     struct fetch_hasher *hasher; /* hashes what is written, on its own thread */
     const struct fetch_opts *o;
     uint64_t total; /* 0 = unknown */
+    const struct store_read_result *res; /* of the read in progress: its total_size, once learned */
+    uint64_t pace_ns;                    /* --limit-rate: when the first byte was written */
 };
+
+/* --limit-rate: sleep until `written` bytes are due at the rate since the first byte. */
+static void pace(struct sink_state *s)
+{
+    if (!s->pace_ns)
+        s->pace_ns = snap_now_ns();
+    snap_sleep_until_ns(s->pace_ns + (uint64_t)((double)s->written * 1e9 / (double)s->o->limit_rate));
+}
 
 static int sink(void *ctx, const uint8_t *p, size_t n)
 {
@@ -41,13 +51,23 @@ static int sink(void *ctx, const uint8_t *p, size_t n)
     if (n > s->max - s->written)
         return snap_fail(SNAP_ETOOBIG, "%s: more than the limit of %llu bytes (--max-size)", s->url,
                          (unsigned long long)s->max);
-    int err = snap_write_full(s->fd, p, n, fetch_tmp_path);
-    if (err)
-        return err;
-    s->written += n;
-    fetch_hasher_wrote(s->hasher, s->written);
-    if (s->o->progress)
-        s->o->progress(s->o->progress_ctx, s->written, s->total);
+    if (s->res->total_size != STORE_SIZE_UNKNOWN) /* from the response head: before the body ends */
+        s->total = s->res->total_size;
+    /* Paced in slices of 1/16 s, so that progress moves smoothly at a low rate. */
+    size_t slice = s->o->limit_rate ? (size_t)snap_max_u64(s->o->limit_rate / 16, 4096) : n;
+    for (size_t off = 0; off < n;) {
+        size_t k = n - off < slice ? n - off : slice;
+        int err = snap_write_full(s->fd, p + off, k, fetch_tmp_path);
+        if (err)
+            return err;
+        off += k;
+        s->written += k;
+        fetch_hasher_wrote(s->hasher, s->written);
+        if (s->o->progress)
+            s->o->progress(s->o->progress_ctx, s->written, s->total);
+        if (s->o->limit_rate)
+            pace(s);
+    }
     return 0;
 }
 
@@ -139,6 +159,7 @@ static int fetch_download(const struct fetch_opts *o, const char *final, struct 
     }
 
     struct store_read_result res;
+    s.res = &res;
     for (;;) {
         /* To the end (bytes=K-): the sink refuses byte max_size + 1, so an oversize or endless
          * source is seen, not truncated, and nothing past that byte is read. */

@@ -18,6 +18,8 @@
 
 struct store;
 
+/* Called after each write to the temp file; total is the object's size as soon as the store
+ * learns it (a response head, fstat), before the body ends; 0 while unknown. */
 typedef void (*fetch_progress_fn)(void *ctx, uint64_t done, uint64_t total /* 0 = unknown */);
 
 struct fetch_opts {
@@ -32,6 +34,7 @@ struct fetch_opts {
     unsigned mode;            /* final file mode, default 0644 when 0 */
     bool verify;              /* on a hit, re-hash and replace a bad file */
     unsigned idle_timeout_ms; /* no byte for this long fails a network read; 0 = 30 s */
+    uint64_t limit_rate;      /* bytes per second, averaged from the first byte; 0 = no limit */
     fetch_progress_fn progress;
     void *progress_ctx;
 };

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #define FILE_READ_STEP (1u << 20)
+#define FILE_COPY_STEP (16u << 20) /* a put_file step between progress reports (and cancels) */
 
 struct file_store {
     struct store base;
@@ -209,13 +210,21 @@ static int file_sidecar(struct file_store *fs, const char *key, const struct sto
     return snap_write_file_atomic(sidecar, hex, 64, 0644);
 }
 
-/* Copy len bytes from the start of in to out in the kernel. */
-static int file_copy(int in, int out, uint64_t len, const char *what)
+static int file_put_canceled(const char *what, uint64_t done)
+{
+    return snap_fail(SNAP_ECANCELED, "%s: canceled after %llu bytes", what, (unsigned long long)done);
+}
+
+/* Copy len bytes from the start of in to out in the kernel, in steps of FILE_COPY_STEP, each
+ * reported to po->progress (which may cancel). */
+static int file_copy(int in, int out, uint64_t len, const char *what, const struct store_put_opts *po)
 {
     loff_t ioff = 0, ooff = 0;
     bool cfr = true;
     while ((uint64_t)ioff < len) {
-        size_t step = (size_t)snap_min_u64(len - (uint64_t)ioff, 1u << 30);
+        if (ioff && po->progress && po->progress(po->progress_ctx, (uint64_t)ioff))
+            return file_put_canceled(what, (uint64_t)ioff);
+        size_t step = (size_t)snap_min_u64(len - (uint64_t)ioff, FILE_COPY_STEP);
         ssize_t r = cfr ? copy_file_range(in, &ioff, out, &ooff, step, 0) : sendfile(out, in, &ioff, step);
         if (r < 0 && errno == EINTR)
             continue;
@@ -243,18 +252,21 @@ static int file_put_file(struct store *s, const char *key, int fd, uint64_t len,
         err = snap_fail(SNAP_EUSAGE, "%s/%s: path too long", s->url, key);
     if (!err)
         err = file_mkdirs(fs, path);
-    if (!err)
-        err = file_sidecar(fs, key, po);
     if (err)
         return snap_fail_ctx(err, "%s/%s: put", s->url, key);
     int out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (out < 0)
         return snap_fail_errno("%s/%s: create %s", s->url, key, tmp);
-    err = file_copy(fd, out, len, tmp);
+    err = file_copy(fd, out, len, tmp, po);
     if (!err && fsync(out) < 0)
         err = snap_fail_errno("%s: fsync", tmp);
     if (close(out) < 0 && !err)
         err = snap_fail_errno("%s: close", tmp);
+    if (!err && po->progress && po->progress(po->progress_ctx, len))
+        err = file_put_canceled(tmp, len);
+    /* The sidecar only now: a put that failed or was canceled leaves an existing object whole. */
+    if (!err)
+        err = file_sidecar(fs, key, po);
     if (!err && rename(tmp, path) < 0)
         err = snap_fail_errno("%s: rename into place", path);
     if (err) {

@@ -143,11 +143,11 @@ static int hs_read_stream(struct store *s, const char *key, uint64_t off, uint64
     int err = hs_target(hs, key, target, sizeof target);
     if (err)
         return err;
-    struct store_sink_guard k = {sink, ctx, 0, ""};
     size_t rcap;
     uint8_t *rbuf = store_stream_recv_buf(len, &rcap);
     struct http_response rs;
     http_response_init(&rs);
+    struct store_sink_guard k = {sink, ctx, 0, "", res, &rs.total_size};
     struct http_request rq = {
         .method = "GET", .url = &hs->url, .target = target, .range = true, .range_off = off,
         .range_len = len == STORE_SIZE_UNKNOWN ? UINT64_MAX - off : len, .sink = HTTP_SINK_CALLBACK,

@@ -246,6 +246,8 @@ void store_stream_recv_release(uint8_t *buf)
 int store_sink_guard_fn(void *guard, const void *p, size_t n)
 {
     struct store_sink_guard *g = guard;
+    if (g->res && g->head_total && *g->head_total != STORE_SIZE_UNKNOWN)
+        g->res->total_size = *g->head_total;
     int err = g->sink(g->ctx, p, n);
     if (err) {
         g->err = err;

@@ -10,7 +10,9 @@
  * report progress as bytes land there, so a reader waiting for the start of a chunk can be woken
  * before the chunk is done.  A read may learn the object's total size for free (Content-Range of
  * a ranged GET, fstat of a file): it is reported in store_read_result, so no separate size
- * request is needed.
+ * request is needed.  A streamed read sets res->total_size as soon as it learns it -- before
+ * the first byte reaches the sink when a response head or fstat gives it -- so a sink that
+ * holds res can show a percentage while the body is still coming.
  */
 #ifndef SNAP_STORE_H
 #define SNAP_STORE_H
@@ -33,12 +35,18 @@ typedef int (*store_progress_fn)(void *ctx, uint64_t done);
 typedef int (*store_sink_fn)(void *ctx, const uint8_t *p, size_t n);
 
 /* For backends whose transport reports a sink's refusal as its own "canceled": wrap the sink,
- * then store_sink_guard_result() gives back the sink's own code and message. */
+ * then store_sink_guard_result() gives back the sink's own code and message.  With res and
+ * head_total set (the transport's total size, filled in from the response head), the guard
+ * copies a known total into res->total_size before each call, so the sink sees the size as
+ * soon as the head arrived. */
+struct store_read_result;
 struct store_sink_guard {
     store_sink_fn sink;
     void *ctx;
     int err;
     char msg[512];
+    struct store_read_result *res;
+    const uint64_t *head_total;
 };
 int store_sink_guard_fn(void *guard, const void *p, size_t n);
 int store_sink_guard_result(const struct store_sink_guard *g, int transport_err);
@@ -65,6 +73,11 @@ struct store_info {
 struct store_put_opts {
     const uint8_t *sha256;   /* if set, stored as object metadata "sha256" (hex) */
     const char *content_type;
+    /* put_file only: called with the bytes copied after each step, and with len once more just
+     * before the object is committed (renamed into place); a non-zero return aborts the put
+     * with SNAP_ECANCELED, the temp file removed and any existing object left as it was. */
+    store_progress_fn progress;
+    void *progress_ctx;
 };
 
 struct store_part {

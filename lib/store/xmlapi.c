@@ -308,11 +308,11 @@ int xapi_read_stream(struct store *s, const char *key, uint64_t off, uint64_t le
     int err = req_init(x, &r, key, NULL, 0);
     if (err)
         return err;
-    struct store_sink_guard k = {sink, ctx, 0, ""};
     struct xapi_resp *p = resp_take(x);
     if (!p)
         return snap_fail(SNAP_ENOMEM, "out of memory");
     struct http_response *rs = &p->rs;
+    struct store_sink_guard k = {sink, ctx, 0, "", res, &rs->total_size};
     size_t rcap;
     uint8_t *rbuf = store_stream_recv_buf(len, &rcap);
     struct http_request rq = {.method = "GET", .range = true, .range_off = off,

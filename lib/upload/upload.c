@@ -38,11 +38,14 @@
 #define UPLOAD_HASH_STEP (1ull << 20)
 #define UPLOAD_STACK (512u * 1024)
 
-static volatile sig_atomic_t cancel_requested;
+/* Set from a signal handler, read by the hashing thread and the file copy's thread: a lock-free
+ * atomic, which is both async-signal-safe and race-free. */
+static atomic_int cancel_requested;
+_Static_assert(ATOMIC_INT_LOCK_FREE == 2, "upload_cancel needs a lock-free atomic int");
 
 void upload_cancel(void)
 {
-    cancel_requested = 1;
+    atomic_store(&cancel_requested, 1);
 }
 
 uint64_t upload_part_size(uint64_t size, uint64_t want, uint64_t min)
@@ -308,19 +311,26 @@ static int multipart(struct store *s, const char *key, const uint8_t *map, uint6
     return err;
 }
 
-/* Hash a mapping, dropping pages behind (the single-PUT and file-copy paths). */
-static void hash_map(const uint8_t *map, uint64_t size, uint8_t out[32])
+/* Hash a mapping, dropping pages behind (the single-PUT and file-copy paths); step (if set) is
+ * told the position after each 8 MiB.  An interrupt stops it: SNAP_EINTR. */
+static int hash_map(struct store *s, const char *key, const uint8_t *map, uint64_t size, uint8_t out[32],
+                    void (*step)(void *ctx, uint64_t pos), void *ctx)
 {
     struct sha256_ctx h;
     sha256_init(&h);
     uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
     for (uint64_t pos = 0; pos < size;) {
+        if (cancel_requested)
+            return snap_fail(SNAP_EINTR, "%s/%s: interrupted; nothing was uploaded", s->url, key);
         uint64_t n = snap_min_u64(size - pos, 8 * UPLOAD_HASH_STEP);
         sha256_update(&h, map + pos, (size_t)n);
         madvise((void *)(map + pos), (size_t)snap_round_up(n, page), MADV_DONTNEED);
         pos += n;
+        if (step)
+            step(ctx, pos);
     }
     sha256_final(&h, out);
+    return cancel_requested ? snap_fail(SNAP_EINTR, "%s/%s: interrupted; nothing was uploaded", s->url, key) : 0;
 }
 
 struct copy_job {
@@ -328,35 +338,72 @@ struct copy_job {
     const char *key;
     int fd;
     uint64_t size;
+    const struct upload_opts *o;
+    _Atomic uint64_t copied;
+    atomic_bool hashed, done;        /* the hash is taken; the copy thread has returned */
     int err;
     char errmsg[1024];
 };
 
+/* put_file's progress: note the bytes copied; before the commit, wait for the hash (so an
+ * interrupt while hashing still commits nothing); a cancel stops the copy. */
+static int copy_progress(void *ctx, uint64_t done)
+{
+    struct copy_job *c = ctx;
+    atomic_store(&c->copied, done);
+    while (done == c->size && !atomic_load(&c->hashed) && !cancel_requested)
+        snap_sleep_until_ns(snap_now_ns() + 5000000);
+    return cancel_requested != 0;
+}
+
 static void *copy_thread(void *arg)
 {
     struct copy_job *c = arg;
-    c->err = store_put_file(c->s, c->key, c->fd, c->size, NULL);
+    struct store_put_opts po = {.progress = copy_progress, .progress_ctx = c};
+    c->err = store_put_file(c->s, c->key, c->fd, c->size, &po);
     if (c->err)
         snprintf(c->errmsg, sizeof c->errmsg, "%s", snap_errmsg(c->err));
+    atomic_store(&c->done, true);
     return NULL;
 }
 
-/* file://: the kernel copies while this thread hashes the mapping; then the sidecar. */
-static int copy_and_hash(struct store *s, const char *key, int fd, const uint8_t *map, uint64_t size,
-                         struct upload_result *r)
+/* Progress while hashing: the part that is both copied and hashed. */
+static void copy_hashed(void *ctx, uint64_t pos)
 {
-    struct copy_job c = {.s = s, .key = key, .fd = fd, .size = size};
+    struct copy_job *c = ctx;
+    if (c->o->progress)
+        c->o->progress(c->o->progress_ctx, snap_min_u64(atomic_load(&c->copied), pos), c->size);
+}
+
+/* Report the copy's progress until it is done (a cancel ends it at its next step). */
+static void copy_wait(struct copy_job *c, const struct upload_opts *o)
+{
+    while (!atomic_load(&c->done)) {
+        if (o->progress)
+            o->progress(o->progress_ctx, atomic_load(&c->copied), c->size);
+        snap_sleep_until_ns(snap_now_ns() + 20000000);
+    }
+}
+
+/* file://: the kernel copies while this thread hashes the mapping; then the sidecar.  Progress
+ * is the copy's; an interrupt stops both, and the temp file is removed. */
+static int copy_and_hash(struct store *s, const char *key, int fd, const uint8_t *map, uint64_t size,
+                         const struct upload_opts *o, struct upload_result *r)
+{
+    struct copy_job c = {.s = s, .key = key, .fd = fd, .size = size, .o = o};
     pthread_t t;
     int rc = pthread_create(&t, NULL, copy_thread, &c);
+    hash_map(s, key, map, size, r->sha256, rc ? NULL : copy_hashed, &c);
+    atomic_store(&c.hashed, true);
     if (rc) {
         copy_thread(&c);
-    }
-    if (size)
-        hash_map(map, size, r->sha256);
-    else
-        sha256("", 0, r->sha256);
-    if (!rc)
+    } else {
+        copy_wait(&c, o);
         pthread_join(t, NULL);
+    }
+    if (c.err == SNAP_ECANCELED && cancel_requested)
+        return snap_fail(SNAP_EINTR, "%s/%s: interrupted; nothing was written (the temp file is removed)",
+                         s->url, key);
     if (c.err)
         return snap_fail(c.err, "%s", c.errmsg);
     struct store_put_opts po = {.sha256 = r->sha256};
@@ -405,24 +452,22 @@ int upload_file(struct store *s, const char *key, const char *path, const struct
     uint64_t psize = upload_part_size(size, o->part_size, min);
     int err;
     if (store_can_put_file(s)) {
-        err = copy_and_hash(s, key, fd, map, size, r);
+        err = copy_and_hash(s, key, fd, map, size, o, r);
     } else if (size <= psize || !store_can_multipart(s)) {
         /* One request: hash first (pages stay hot for the send), metadata in the PUT itself. */
-        if (size)
-            hash_map(map, size, r->sha256);
-        else
-            sha256("", 0, r->sha256);
+        err = hash_map(s, key, map, size, r->sha256, NULL, NULL);
         struct store_put_opts po = {.sha256 = r->sha256};
-        err = store_put(s, key, size ? map : (const void *)"", (size_t)size, &po);
+        if (!err)
+            err = store_put(s, key, size ? map : (const void *)"", (size_t)size, &po);
         struct store_info info;
         if (!err && store_stat(s, key, &info) == 0)
             snprintf(r->etag, sizeof r->etag, "%s", info.etag);
     } else {
         /* A backend that cannot replace metadata afterwards gets the hash first (a read pass). */
         bool known = !store_can_set_meta(s);
-        if (known)
-            hash_map(map, size, r->sha256);
-        err = multipart(s, key, map, size, psize, o, known, r);
+        err = known ? hash_map(s, key, map, size, r->sha256, NULL, NULL) : 0;
+        if (!err)
+            err = multipart(s, key, map, size, psize, o, known, r);
         if (!err && !known) {
             struct store_put_opts po = {.sha256 = r->sha256};
             err = store_set_meta(s, key, size, &po);

@@ -234,21 +234,27 @@ TEST(gs_hmac_sigv4_request)
 
 /* ---- the read path allocates nothing once warm ------------------------------------------- */
 
+/* gs://bkt/p on the test server, with a fixed access token. */
+static int gs_open_at(struct tsrv *srv, struct store **s)
+{
+    char ep[64];
+    snprintf(ep, sizeof ep, "http://127.0.0.1:%u", tsrv_port(srv));
+    setenv("SNAPCTL_GCS_ENDPOINT", ep, 1);
+    setenv("GOOGLE_OAUTH_ACCESS_TOKEN", "ya29.test", 1);
+    int err = store_open("gs://bkt/p", NULL, s);
+    unsetenv("GOOGLE_OAUTH_ACCESS_TOKEN");
+    unsetenv("SNAPCTL_GCS_ENDPOINT");
+    return err;
+}
+
 TEST(gs_read_allocates_nothing)
 {
     struct tsrv_reply r[] = {{"HTTP/1.1 206 Partial Content\r\nContent-Range: bytes 2-5/10\r\n"
                               "Content-Length: 4\r\nx-goog-meta-sha256: 00\r\n\r\nabcd"}};
     struct tsrv *srv = tsrv_start("127.0.0.1", r, 1, true);
     CHECK(srv != NULL);
-    char ep[64];
-    snprintf(ep, sizeof ep, "http://127.0.0.1:%u", tsrv_port(srv));
-    setenv("SNAPCTL_GCS_ENDPOINT", ep, 1);
-    setenv("GOOGLE_OAUTH_ACCESS_TOKEN", "ya29.test", 1);
     struct store *s;
-    int err = store_open("gs://bkt/p", NULL, &s);
-    unsetenv("GOOGLE_OAUTH_ACCESS_TOKEN");
-    unsetenv("SNAPCTL_GCS_ENDPOINT");
-    CHECK_EQ(err, 0);
+    CHECK_EQ(gs_open_at(srv, &s), 0);
     uint8_t buf[4];
     struct store_read_result res;
     CHECK_EQ(store_read(s, "obj", 2, 4, buf, NULL, NULL, &res), 0); /* warm: connection, response */
@@ -269,38 +275,42 @@ TEST(gs_read_allocates_nothing)
     tsrv_stop(srv);
 }
 
+struct counted {
+    size_t got;
+    const struct store_read_result *res;
+    uint64_t total_at_first_byte;
+};
+
 static int count_sink(void *ctx, const uint8_t *p, size_t n)
 {
     (void)p;
-    *(size_t *)ctx += n;
+    struct counted *c = ctx;
+    if (!c->got)
+        c->total_at_first_byte = c->res->total_size;
+    c->got += n;
     return 0;
 }
 
 /* The fetch threads' path: a warm streamed read (its 256 KiB receive buffer is the thread's
- * own, kept between reads) allocates nothing. */
+ * own, kept between reads) allocates nothing.  The sink sees the object's size from the
+ * response head with its first byte (fetch's percentage). */
 TEST(gs_read_stream_allocates_nothing)
 {
     struct tsrv_reply r[] = {{"HTTP/1.1 206 Partial Content\r\nContent-Range: bytes 2-5/10\r\n"
                               "Content-Length: 4\r\n\r\nabcd"}};
     struct tsrv *srv = tsrv_start("127.0.0.1", r, 1, true);
     CHECK(srv != NULL);
-    char ep[64];
-    snprintf(ep, sizeof ep, "http://127.0.0.1:%u", tsrv_port(srv));
-    setenv("SNAPCTL_GCS_ENDPOINT", ep, 1);
-    setenv("GOOGLE_OAUTH_ACCESS_TOKEN", "ya29.test", 1);
     struct store *s;
-    int err = store_open("gs://bkt/p", NULL, &s);
-    unsetenv("GOOGLE_OAUTH_ACCESS_TOKEN");
-    unsetenv("SNAPCTL_GCS_ENDPOINT");
-    CHECK_EQ(err, 0);
+    CHECK_EQ(gs_open_at(srv, &s), 0);
     struct store_read_result res;
-    size_t got = 0;
-    CHECK_EQ(store_read_stream(s, "obj", 2, 4, count_sink, &got, &res), 0); /* warm */
+    struct counted c = {.res = &res};
+    CHECK_EQ(store_read_stream(s, "obj", 2, 4, count_sink, &c, &res), 0); /* warm */
+    CHECK_EQ(c.total_at_first_byte, 10);
     uint64_t before = snap_alloc_count();
     for (int i = 0; i < 50; i++)
-        CHECK_EQ(store_read_stream(s, "obj", 2, 4, count_sink, &got, &res), 0);
+        CHECK_EQ(store_read_stream(s, "obj", 2, 4, count_sink, &c, &res), 0);
     CHECK_EQ(snap_alloc_count() - before, 0);
-    CHECK_EQ(got, 51 * 4);
+    CHECK_EQ(c.got, 51 * 4);
     store_close(s);
     tsrv_stop(srv);
 }
@@ -310,15 +320,8 @@ TEST(gs_part_upload_allocates_nothing)
     struct tsrv_reply r[] = {{"HTTP/1.1 200 OK\r\nETag: \"0123\"\r\nContent-Length: 0\r\n\r\n"}};
     struct tsrv *srv = tsrv_start("127.0.0.1", r, 1, true);
     CHECK(srv != NULL);
-    char ep[64];
-    snprintf(ep, sizeof ep, "http://127.0.0.1:%u", tsrv_port(srv));
-    setenv("SNAPCTL_GCS_ENDPOINT", ep, 1);
-    setenv("GOOGLE_OAUTH_ACCESS_TOKEN", "ya29.test", 1);
     struct store *s;
-    int err = store_open("gs://bkt/p", NULL, &s);
-    unsetenv("GOOGLE_OAUTH_ACCESS_TOKEN");
-    unsetenv("SNAPCTL_GCS_ENDPOINT");
-    CHECK_EQ(err, 0);
+    CHECK_EQ(gs_open_at(srv, &s), 0);
     static uint8_t part[64 << 10];
     char etag[STORE_ETAG_MAX];
     CHECK_EQ(store_mp_part(s, "obj", "up-1", 1, part, sizeof part, etag), 0);
