@@ -451,7 +451,7 @@ int inspect_header_main(int argc, char **argv)
     struct hdr *h = NULL;
     struct totals t = {NULL, 0, 0};
     int err;
-    if (o.so.peer || o.so.peer_ca || o.so.nallow) {
+    if (cli_peer_wanted(&o.so)) {
         struct store *st = NULL;
         char *key = NULL;
         if (!strstr(o.path, "://"))
