@@ -102,27 +102,33 @@ static int reg_command(struct peer_registry *r, int argc, const char *const *arg
     return 0;
 }
 
-static int reg_key(const char *build, char *key, size_t cap)
+/* CMD peer:{build} [extra...] (up to 3 extra arguments, NULL-terminated early). */
+static int reg_build_command(struct peer_registry *r, const char *cmd, const char *build, const char *x1,
+                             const char *x2, const char *x3, struct resp_reply *rep)
 {
-    if ((size_t)snprintf(key, cap, PEER_REGISTRY_PREFIX "%s", build) >= cap)
+    char key[128];
+    if ((size_t)snprintf(key, sizeof key, PEER_REGISTRY_PREFIX "%s", build) >= sizeof key)
         return snap_fail(SNAP_EUSAGE, "peer registry: build id '%.64s...' too long", build);
-    return 0;
+    const char *argv[] = {cmd, key, x1, x2, x3};
+    int argc = 2;
+    while (argc < 5 && argv[argc])
+        argc++;
+    return reg_command(r, argc, argv, rep);
+}
+
+static int reg_unexpected(struct peer_registry *r, const char *cmd, const char *build)
+{
+    return snap_fail(SNAP_EPROTO, "peer registry %s: %s " PEER_REGISTRY_PREFIX "%s: an unexpected reply", r->name,
+                     cmd, build);
 }
 
 int peer_registry_set(struct peer_registry *r, const char *build, const char *addr, unsigned ttl_s)
 {
-    char key[128], ttl[16];
-    int err = reg_key(build, key, sizeof key);
-    if (err)
-        return err;
+    char ttl[16];
     snprintf(ttl, sizeof ttl, "%u", ttl_s ? ttl_s : 1);
-    const char *argv[] = {"SET", key, addr, "EX", ttl};
     struct resp_reply rep;
-    if ((err = reg_command(r, 5, argv, &rep)) != 0)
-        return err;
-    if (rep.type != RESP_SIMPLE)
-        return snap_fail(SNAP_EPROTO, "peer registry %s: SET %s: an unexpected reply", r->name, key);
-    return 0;
+    int err = reg_build_command(r, "SET", build, addr, "EX", ttl, &rep);
+    return err ? err : rep.type == RESP_SIMPLE ? 0 : reg_unexpected(r, "SET", build);
 }
 
 /* Bytes a HOST:PORT (or peer://HOST:PORT, [v6]:PORT) may hold. */
@@ -139,22 +145,16 @@ static bool reg_addr_ok(const char *s, size_t n)
 
 int peer_registry_get(struct peer_registry *r, const char *build, char *addr, size_t cap, bool *found)
 {
-    char key[128];
-    int err = reg_key(build, key, sizeof key);
-    if (err)
-        return err;
-    const char *argv[] = {"GET", key};
     struct resp_reply rep;
     *found = false;
-    if ((err = reg_command(r, 2, argv, &rep)) != 0)
+    int err = reg_build_command(r, "GET", build, NULL, NULL, NULL, &rep);
+    if (err || rep.type == RESP_NIL)
         return err;
-    if (rep.type == RESP_NIL)
-        return 0;
     if (rep.type != RESP_BULK)
-        return snap_fail(SNAP_EPROTO, "peer registry %s: GET %s: an unexpected reply", r->name, key);
+        return reg_unexpected(r, "GET", build);
     if (rep.len >= cap || rep.len >= PEER_REGISTRY_ADDR_MAX || !reg_addr_ok(rep.str, rep.len))
-        return snap_fail(SNAP_EFORMAT, "peer registry %s: %s holds %zu bytes that are not a HOST:PORT", r->name, key,
-                         rep.len);
+        return snap_fail(SNAP_EFORMAT, "peer registry %s: " PEER_REGISTRY_PREFIX "%s holds %zu bytes that are not a HOST:PORT",
+                         r->name, build, rep.len);
     memcpy(addr, rep.str, rep.len);
     addr[rep.len] = '\0';
     *found = true;
@@ -163,29 +163,18 @@ int peer_registry_get(struct peer_registry *r, const char *build, char *addr, si
 
 int peer_registry_del(struct peer_registry *r, const char *build)
 {
-    char key[128];
-    int err = reg_key(build, key, sizeof key);
-    if (err)
-        return err;
-    const char *argv[] = {"DEL", key};
     struct resp_reply rep;
-    if ((err = reg_command(r, 2, argv, &rep)) != 0)
-        return err;
-    return rep.type == RESP_INT ? 0 : snap_fail(SNAP_EPROTO, "peer registry %s: DEL %s: an unexpected reply", r->name, key);
+    int err = reg_build_command(r, "DEL", build, NULL, NULL, NULL, &rep);
+    return err ? err : rep.type == RESP_INT ? 0 : reg_unexpected(r, "DEL", build);
 }
 
 int peer_registry_ttl(struct peer_registry *r, const char *build, int64_t *ttl)
 {
-    char key[128];
-    int err = reg_key(build, key, sizeof key);
-    if (err)
-        return err;
-    const char *argv[] = {"TTL", key};
     struct resp_reply rep;
-    if ((err = reg_command(r, 2, argv, &rep)) != 0)
-        return err;
-    if (rep.type != RESP_INT)
-        return snap_fail(SNAP_EPROTO, "peer registry %s: TTL %s: an unexpected reply", r->name, key);
-    *ttl = rep.integer;
-    return 0;
+    int err = reg_build_command(r, "TTL", build, NULL, NULL, NULL, &rep);
+    if (!err && rep.type != RESP_INT)
+        err = reg_unexpected(r, "TTL", build);
+    if (!err)
+        *ttl = rep.integer;
+    return err;
 }
