@@ -1,0 +1,79 @@
+# The peer registry over rediss:// (issue 17): a TLS-only redis-server with an ACL user and a
+# database number; `peer serve --registry rediss://USER:PASS@...` advertises its build, a reader
+# with `--peer-registry rediss://USER@...` (password from SNAPCTL_REDIS_PASSWORD) finds the peer
+# and reads the build's header from it -- the store (an empty file:// directory) does not have
+# it.  A Redis certificate the reader does not trust, or a wrong password, is reported (never
+# the password) and the read goes to the store; at exit the peer deletes its key.
+. tests/integration/functions.sh
+. tests/integration/functions-nbd.sh
+. tests/integration/functions-tls.sh
+requires redis-server redis-cli openssl nbdcopy python3
+T=$(mktmpdir)
+mkdir -p "$T/redis" "$T/data" "$T/empty"
+tls_make_ca "$T" ca
+tls_make_ca "$T" other
+tls_make_cert "$T" ca redis IP:127.0.0.1
+json_field() { python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])[sys.argv[2]])' "$1" "$2"; }
+
+rp=$(free_port)
+redis-server --port 0 --tls-port "$rp" --bind 127.0.0.1 --tls-cert-file "$T/redis.crt" \
+    --tls-key-file "$T/redis.key" --tls-ca-cert-file "$T/ca.crt" --tls-auth-clients no \
+    --dir "$T/redis" --save '' --appendonly no --loglevel warning \
+    --user default off --user alice on '>al1ce-pw' '~peer:*' '&*' '+@all' >"$T/redis.log" 2>&1 &
+pidR=$!
+cleanup_fn kill_pid "$pidR"
+rcli() { redis-cli --tls --cacert "$T/ca.crt" -h 127.0.0.1 -p "$rp" --user alice --pass al1ce-pw --no-auth-warning -n 2 "$@"; }
+i=0
+until [ "$(rcli ping 2>/dev/null)" = PONG ]; do
+    kill -0 "$pidR" 2>/dev/null || { cat "$T/redis.log"; die "redis-server exited"; }
+    i=$((i + 1)); [ $i -lt 200 ] || die "redis-server did not answer"
+    sleep 0.1
+done
+
+# A build in A's data dir (serve-nbd --export-diff at exit), upload not finished.
+p=$(free_port)
+rm -f "$T/pid"
+start_server "$T/pid" "$SNAPCTL" serve-nbd --size 8M --export-diff "$T/data" --json -l "127.0.0.1:$p" \
+    --pid-file "$T/pid" >"$T/build.json"
+head -c 8388608 /dev/urandom >"$T/img"
+nbdcopy "$T/img" "nbd://127.0.0.1:$p"
+kill -TERM "$_spid"; wait "$_spid" || die "serve-nbd exited $?"
+B=$(json_field "$T/build.json" build_id)
+[ -f "$T/data/$B/rootfs.ext4.header" ] || die "no exported header"
+
+pp=$(free_port)
+rm -f "$T/pidP"
+SSL_CERT_FILE=$T/ca.crt start_server "$T/pidP" "$SNAPCTL" peer serve -v --data-dir "$T/data" \
+    -l "127.0.0.1:$pp" --pid-file "$T/pidP" --registry-scan 100 \
+    --registry "rediss://alice:al1ce-pw@127.0.0.1:$rp/2" --advertise "127.0.0.1:$pp" 2>"$T/peer.err"
+pidP=$_spid
+i=0
+until [ -n "$(rcli get "peer:$B")" ]; do
+    i=$((i + 1)); [ $i -lt 200 ] || { cat "$T/peer.err"; die "the build was not advertised over rediss://"; }
+    sleep 0.1
+done
+echo "redis: peer:$B = $(rcli get "peer:$B") ttl $(rcli ttl "peer:$B")"
+[ "$(rcli get "peer:$B")" = "127.0.0.1:$pp" ] || die "wrong value"
+ttl=$(rcli ttl "peer:$B")
+[ "$ttl" -ge 55 ] && [ "$ttl" -le 60 ] || die "TTL $ttl, expected the default 60"
+
+URL=file://$T/empty/$B/rootfs.ext4.header
+export SNAPCTL_REDIS_PASSWORD=al1ce-pw
+SSL_CERT_FILE=$T/ca.crt "$SNAPCTL" inspect-header --peer-registry "rediss://alice@127.0.0.1:$rp/2" --json "$URL" \
+    >"$T/h.json" 2>"$T/h.err" || { cat "$T/h.err"; die "inspect-header through the registry over TLS"; }
+grep -q '"upload_incomplete":true' "$T/h.json" || die "the header did not come from the peer"
+
+# An untrusted Redis certificate: reported, the store answers (it has nothing: exit 4).
+SSL_CERT_FILE=$T/other.crt expect_exit 4 "$SNAPCTL" inspect-header --peer-registry "rediss://alice@127.0.0.1:$rp/2" "$URL"
+grep -q "not trusted" "$LAST_ERR" || { cat "$LAST_ERR"; die "no certificate message"; }
+# A wrong password: reported by Redis's own words, never echoed.
+SNAPCTL_REDIS_PASSWORD=wr0ng-pw SSL_CERT_FILE=$T/ca.crt expect_exit 4 "$SNAPCTL" inspect-header \
+    --peer-registry "rediss://alice@127.0.0.1:$rp/2" "$URL"
+grep -q "WRONGPASS" "$LAST_ERR" || { cat "$LAST_ERR"; die "no AUTH message"; }
+SSL_CERT_FILE=$T/ca.crt expect_exit 4 "$SNAPCTL" inspect-header --peer-registry "rediss://alice:wr0ng-pw@127.0.0.1:$rp/2" "$URL"
+! grep -q "wr0ng-pw" "$LAST_ERR" || die "the password appears in a message"
+! grep -q "al1ce-pw" "$T/peer.err" "$T/h.err" || die "the password appears in a log"
+
+kill -TERM "$pidP"; wait "$pidP" || die "peer serve exited $?"
+[ "$(rcli ttl "peer:$B")" = -2 ] || die "peer serve left its key at exit"
+echo ok
