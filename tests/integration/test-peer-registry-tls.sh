@@ -3,7 +3,8 @@
 # with `--peer-registry rediss://USER@...` (password from SNAPCTL_REDIS_PASSWORD) finds the peer
 # and reads the build's header from it -- the store (an empty file:// directory) does not have
 # it.  A Redis certificate the reader does not trust, or a wrong password, is reported (never
-# the password) and the read goes to the store; at exit the peer deletes its key.
+# the password) and the read goes to the store; a build that leaves the data directory loses its
+# key, and at exit the peer deletes its keys.
 . tests/integration/functions.sh
 . tests/integration/functions-nbd.sh
 . tests/integration/functions-tls.sh
@@ -56,6 +57,22 @@ echo "redis: peer:$B = $(rcli get "peer:$B") ttl $(rcli ttl "peer:$B")"
 [ "$(rcli get "peer:$B")" = "127.0.0.1:$pp" ] || die "wrong value"
 ttl=$(rcli ttl "peer:$B")
 [ "$ttl" -ge 55 ] && [ "$ttl" -le 60 ] || die "TTL $ttl, expected the default 60"
+
+# A build that appears and then leaves the data directory: its key comes and goes.
+GONE=$(python3 -c 'import uuid; print(uuid.uuid4())')
+mkdir "$T/data/$GONE"
+i=0
+until [ "$(rcli get "peer:$GONE")" = "127.0.0.1:$pp" ]; do
+    i=$((i + 1)); [ $i -lt 200 ] || die "a new build dir was not advertised"
+    sleep 0.1
+done
+rmdir "$T/data/$GONE"
+i=0
+until [ "$(rcli ttl "peer:$GONE")" = -2 ]; do
+    i=$((i + 1)); [ $i -lt 200 ] || die "the key of a build that left the data dir stayed"
+    sleep 0.1
+done
+grep -q "build $GONE left" "$T/peer.err" || die "the peer did not log the build leaving"
 
 URL=file://$T/empty/$B/rootfs.ext4.header
 export SNAPCTL_REDIS_PASSWORD=al1ce-pw
