@@ -1,7 +1,7 @@
 # The peer registry over rediss:// (issue 17): a TLS-only redis-server with an ACL user and a
 # database number; `peer serve --registry rediss://USER:PASS@...` advertises its build, a reader
 # with `--peer-registry rediss://USER@...` (password from SNAPCTL_REDIS_PASSWORD) finds the peer
-# and reads the build's header from it -- the store (an empty file:// directory) does not have
+# and reads the build's header (inspect-header) and data (fetch) from it -- the store (an empty file:// directory) does not have
 # it.  A Redis certificate the reader does not trust, or a wrong password, is reported (never
 # the password) and the read goes to the store; a build that leaves the data directory loses its
 # key, and at exit the peer deletes its keys.
@@ -79,6 +79,11 @@ export SNAPCTL_REDIS_PASSWORD=al1ce-pw
 SSL_CERT_FILE=$T/ca.crt "$SNAPCTL" inspect-header --peer-registry "rediss://alice@127.0.0.1:$rp/2" --json "$URL" \
     >"$T/h.json" 2>"$T/h.err" || { cat "$T/h.err"; die "inspect-header through the registry over TLS"; }
 grep -q '"upload_incomplete":true' "$T/h.json" || die "the header did not come from the peer"
+mkdir "$T/fc"
+SSL_CERT_FILE=$T/ca.crt "$SNAPCTL" fetch --quiet --peer-registry "rediss://alice@127.0.0.1:$rp/2" \
+    --sha256 "$(sha256 "$T/data/$B/rootfs.ext4")" --cache-dir "$T/fc" "file://$T/empty/$B/rootfs.ext4" ||
+    die "fetch through the registry over TLS"
+[ "$(cat "$T"/fc/* | sha256sum | cut -d' ' -f1)" = "$(sha256 "$T/data/$B/rootfs.ext4")" ] || die "fetched bytes differ"
 
 # An untrusted Redis certificate: reported, the store answers (it has nothing: exit 4).
 SSL_CERT_FILE=$T/other.crt expect_exit 4 "$SNAPCTL" inspect-header --peer-registry "rediss://alice@127.0.0.1:$rp/2" "$URL"
