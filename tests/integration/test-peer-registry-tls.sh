@@ -98,4 +98,5 @@ SSL_CERT_FILE=$T/ca.crt expect_exit 4 "$SNAPCTL" inspect-header --peer-registry 
 
 kill -TERM "$pidP"; wait "$pidP" || die "peer serve exited $?"
 [ "$(rcli ttl "peer:$B")" = -2 ] || die "peer serve left its key at exit"
+! grep -l "Sanitizer" "$T"/*.err || die "a sanitizer report (above)"
 echo ok

@@ -168,6 +168,9 @@ cat "$T/s.b2"
 [ "$(stat_of "$T/s.b2" peer_reads_total)" -eq 0 ] || die "B: peer reads with no key"
 [ "$(stat_of "$T/s.b2" storage_bytes_total)" -ge $((8 * M)) ] || die "B: not read from RGW"
 grep -q "no peer holds build $NEW" "$T/b2.err" || die "B did not look the build up"
+# B's peer serve stops: it takes its key back.
+kill -TERM "$pidPB"; wait "$pidPB" || die "B's peer serve exited $?"
+[ "$(rcli ttl "peer:$BOWN")" = -2 ] || die "B's peer serve left peer:$BOWN at exit"
 
 # ---- 6. Redis stopped mid-run ----------------------------------------------------------------
 nbdsh_py - "$A_URI" <<'PY' || die "the guest's second writes on A"
@@ -227,4 +230,9 @@ cat "$T/s.b3"
 [ "$(stat_of "$T/s.b3" storage_reads_total)" -ge 1 ] || die "B3: RGW did not serve the base"
 wait_for "A to notice Redis is gone" grep -q "keeps serving" "$T/pa.err"
 curl -sf "http://127.0.0.1:$ppA/metrics" >/dev/null || die "A's peer stopped serving with Redis gone"
+# A stops cleanly and at once with Redis gone (its DEL at exit fails fast).
+t0=$(date +%s%N)
+kill -TERM "$pidPA"; wait "$pidPA" || die "A's peer serve exited $?"
+echo "A's peer serve stopped in $((($(date +%s%N) - t0) / 1000000)) ms with Redis gone"
+! grep -l "Sanitizer" "$T"/*.err || die "a sanitizer report (above)"
 echo ok
