@@ -14,7 +14,6 @@ mkdir -p "$T/redis" "$T/data" "$T/empty"
 tls_make_ca "$T" ca
 tls_make_ca "$T" other
 tls_make_cert "$T" ca redis IP:127.0.0.1
-json_field() { python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])[sys.argv[2]])' "$1" "$2"; }
 
 rp=$(free_port)
 redis-server --port 0 --tls-port "$rp" --bind 127.0.0.1 --tls-cert-file "$T/redis.crt" \
@@ -32,14 +31,9 @@ until [ "$(rcli ping 2>/dev/null)" = PONG ]; do
 done
 
 # A build in A's data dir (serve-nbd --export-diff at exit), upload not finished.
-p=$(free_port)
-rm -f "$T/pid"
-start_server "$T/pid" "$SNAPCTL" serve-nbd --size 8M --export-diff "$T/data" --json -l "127.0.0.1:$p" \
-    --pid-file "$T/pid" >"$T/build.json"
 head -c 8388608 /dev/urandom >"$T/img"
-nbdcopy "$T/img" "nbd://127.0.0.1:$p"
-kill -TERM "$_spid"; wait "$_spid" || die "serve-nbd exited $?"
-B=$(json_field "$T/build.json" build_id)
+make_build "$T/img" 8M "$T/data" "$T/build.json"
+B=$BUILD_ID
 [ -f "$T/data/$B/rootfs.ext4.header" ] || die "no exported header"
 
 pp=$(free_port)

@@ -52,13 +52,8 @@ gets() { rcli info commandstats | sed -n 's/^cmdstat_get:calls=\([0-9]*\),.*/\1/
 # ---- 1. the base build on RGW; host B's peer serve with a build of its own ---------------------
 head -c $((8 * M)) /dev/urandom >"$T/img0"
 truncate -s $((32 * M)) "$T/img0"
-p=$(free_port)
-rm -f "$T/pid"
-start_server "$T/pid" "$SNAPCTL" serve-nbd --size 32M --export-diff "$T/base" --json \
-    -l "127.0.0.1:$p" --pid-file "$T/pid" >"$T/base.json"
-nbdcopy "$T/img0" "nbd://127.0.0.1:$p"
-wait_gone "$_spid"
-B0=$(json_field "$T/base.json" build_id)
+make_build "$T/img0" 32M "$T/base" "$T/base.json"
+B0=$BUILD_ID
 "$SNAPCTL" upload --quiet --build "$T/base/$B0" "$STORE" || die "upload --build of the base"
 BOWN=$(python3 -c 'import uuid; print(uuid.uuid4())')
 mkdir "$DATA_B/$BOWN"
