@@ -144,7 +144,11 @@ int peer_main(int argc, char **argv)
     if (advertise && (strlen(advertise) >= PEER_REGISTRY_ADDR_MAX || !strchr(advertise, ':')))
         return cli_usage_error("--advertise takes the HOST:PORT readers dial");
     struct tls_config *tls = NULL;
+    struct peer_registry *reg = NULL;
     int err;
+    if (registry && (err = peer_registry_open(registry, 0, &reg)) != 0) /* a bad URL fails before listening */
+        return cli_fail(snap_fail_ctx(err, "--registry"), NULL);
+    peer_registry_close(reg);
     if (cert && (err = tls_server_config_new(cert, key, &tls)) != 0)
         return cli_fail(err, NULL);
     struct peer_server *p;

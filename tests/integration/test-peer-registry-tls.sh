@@ -11,6 +11,12 @@
 requires redis-server redis-cli openssl nbdcopy python3
 T=$(mktmpdir)
 mkdir -p "$T/redis" "$T/data" "$T/empty"
+# A malformed registry URL is bad usage, before anything listens or dials; no password is echoed.
+expect_exit 2 "$SNAPCTL" peer serve --data-dir "$T/data" --registry 'redis://:sekrit@h/x' --advertise 127.0.0.1:1
+grep -q "only /DB" "$LAST_ERR" && ! grep -q sekrit "$LAST_ERR" || die "bad --registry message"
+expect_exit 2 "$SNAPCTL" peer serve --data-dir "$T/data" --registry redis://127.0.0.1:1
+expect_exit 2 "$SNAPCTL" inspect-header --peer-registry 'http://:sekrit@h' "file://$T/empty/x/memfile.header"
+! grep -q sekrit "$LAST_ERR" || die "the password in a usage message"
 tls_make_ca "$T" ca
 tls_make_ca "$T" other
 tls_make_cert "$T" ca redis IP:127.0.0.1
