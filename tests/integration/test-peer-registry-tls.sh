@@ -96,6 +96,24 @@ SSL_CERT_FILE=$T/ca.crt expect_exit 4 "$SNAPCTL" inspect-header --peer-registry 
 ! grep -q "wr0ng-pw" "$LAST_ERR" || die "the password appears in a message"
 ! grep -q "al1ce-pw" "$T/peer.err" "$T/h.err" || die "the password appears in a log"
 
+# A registry URL naming something that is not Redis: the peer's own HTTP port waits for the end
+# of a request head that never comes (the lookup's deadline ends it), a server answering HTTP is
+# "not RESP2"; both times the store answers.
+export SNAPCTL_REDIS_PASSWORD=
+expect_exit 4 "$SNAPCTL" inspect-header --peer-registry "redis://127.0.0.1:$pp" "$URL"
+grep -q "deadline passed\|idle timeout" "$LAST_ERR" || { cat "$LAST_ERR"; die "no timeout message"; }
+/usr/bin/python3 -c 'import socket,sys
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(1)
+open(sys.argv[1] + ".tmp", "w").write(str(s.getsockname()[1])); __import__("os").rename(sys.argv[1] + ".tmp", sys.argv[1])
+c, _ = s.accept(); c.recv(4096); c.sendall(b"HTTP/1.1 400 Bad Request\r\n\r\n"); c.close()' "$T/http.port" &
+pidH=$!
+cleanup_fn kill_pid "$pidH"
+i=0
+until [ -s "$T/http.port" ]; do i=$((i + 1)); [ $i -lt 100 ] || die "the HTTP stand-in did not start"; sleep 0.05; done
+expect_exit 4 "$SNAPCTL" inspect-header --peer-registry "redis://127.0.0.1:$(cat "$T/http.port")" "$URL"
+grep -q "not RESP2" "$LAST_ERR" || { cat "$LAST_ERR"; die "no 'not RESP2' message"; }
+wait "$pidH"
+
 kill -TERM "$pidP"; wait "$pidP" || die "peer serve exited $?"
 [ "$(rcli ttl "peer:$B")" = -2 ] || die "peer serve left its key at exit"
 ! grep -l "Sanitizer" "$T"/*.err || die "a sanitizer report (above)"
