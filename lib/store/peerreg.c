@@ -125,7 +125,8 @@ static struct store *pr_resolve(struct preg_store *p, const char *key)
         bool found = false;
         int err = peer_registry_get(p->reg, id, addr, sizeof addr, &found);
         if (err && !atomic_exchange(&p->warned_down, true))
-            snap_warn("%s; builds are read from storage (this warning is shown once)", snap_errmsg(err));
+            snap_warn("%s; build %s is read from storage, as is every build whose lookup fails (shown once)",
+                      snap_errmsg(err), id);
         else if (err)
             snap_debug("%s; build %s is read from storage", snap_errmsg(err), id);
         else if (!found)
