@@ -168,6 +168,16 @@ int peer_registry_del(struct peer_registry *r, const char *build)
     return err ? err : rep.type == RESP_INT ? 0 : reg_unexpected(r, "DEL", build);
 }
 
+int peer_registry_withdraw(const char *url, const char *build)
+{
+    struct peer_registry *r;
+    int err = peer_registry_open(url, 0, &r);
+    if (!err)
+        err = peer_registry_del(r, build);
+    peer_registry_close(r);
+    return err;
+}
+
 int peer_registry_ttl(struct peer_registry *r, const char *build, int64_t *ttl)
 {
     struct resp_reply rep;

@@ -44,6 +44,8 @@ int peer_registry_get(struct peer_registry *r, const char *build, char *addr, si
 int peer_registry_del(struct peer_registry *r, const char *build);
 /* TTL peer:{build}: seconds left, -1 no expiry, -2 no key. */
 int peer_registry_ttl(struct peer_registry *r, const char *build, int64_t *ttl);
+/* Open url, DEL peer:{build}, close: the build's upload completed. */
+int peer_registry_withdraw(const char *url, const char *build);
 
 struct peer_advertise;
 struct peer_advertise_opts {

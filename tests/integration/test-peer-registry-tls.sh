@@ -114,6 +114,19 @@ expect_exit 4 "$SNAPCTL" inspect-header --peer-registry "redis://127.0.0.1:$(cat
 grep -q "not RESP2" "$LAST_ERR" || { cat "$LAST_ERR"; die "no 'not RESP2' message"; }
 wait "$pidH"
 
+# A key left by a peer that died (no peer serves data2): `upload --build --notify-peer
+# --peer-registry` deletes it as the upload completes.
+mkdir -p "$T/data2" "$T/store"
+make_build "$T/img" 8M "$T/data2" "$T/build2.json"
+B2=$BUILD_ID
+rcli set "peer:$B2" 127.0.0.1:1 ex 600 >/dev/null
+SNAPCTL_REDIS_PASSWORD=al1ce-pw SSL_CERT_FILE=$T/ca.crt "$SNAPCTL" upload --quiet --build "$T/data2/$B2" \
+    "file://$T/store" --notify-peer "$T/data2" --peer-registry "rediss://alice@127.0.0.1:$rp/2" ||
+    die "upload --peer-registry"
+[ "$(rcli ttl "peer:$B2")" = -2 ] || die "upload --peer-registry left peer:$B2"
+[ -e "$T/data2/$B2/.upload-done" ] || die "no marker"
+expect_exit 2 "$SNAPCTL" upload --build "$T/data2/$B2" "file://$T/store" --peer-registry "redis://127.0.0.1:1"
+
 kill -TERM "$pidP"; wait "$pidP" || die "peer serve exited $?"
 [ "$(rcli ttl "peer:$B")" = -2 ] || die "peer serve left its key at exit"
 ! grep -l "Sanitizer" "$T"/*.err || die "a sanitizer report (above)"
