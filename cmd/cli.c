@@ -163,6 +163,7 @@ int cli_peer_opt(struct cli_store_opts *o, int c, const char *arg)
 {
     switch (c) {
     case CLI_OPT_PEER: o->peer = arg; return 0;
+    case CLI_OPT_PEER_REGISTRY: o->registry = arg; return 0;
     case CLI_OPT_PEER_CA: o->peer_ca = arg; return 0;
     case CLI_OPT_PEER_STATS: o->stats_file = arg; return 0;
     case CLI_OPT_PEER_ALLOW:
@@ -183,22 +184,35 @@ int cli_peer_opt(struct cli_store_opts *o, int c, const char *arg)
     }
 }
 
+bool cli_peer_wanted(const struct cli_store_opts *o)
+{
+    return o && (o->peer || o->registry || o->peer_ca || o->nallow);
+}
+
 int cli_open_store(const char *url, const struct cli_store_opts *o, struct store **out)
 {
-    if (!o || !o->peer) {
+    if (!o || (!o->peer && !o->registry)) {
         if (o && (o->peer_ca || o->nallow))
-            return snap_fail(SNAP_EUSAGE, "--peer-ca and --peer-allow only go with --peer HOST:PORT");
+            return snap_fail(SNAP_EUSAGE, "--peer-ca and --peer-allow only go with --peer or --peer-registry");
         return store_open(url, o ? o->store_opts : NULL, out);
     }
-    char purl[512];
-    if ((size_t)snprintf(purl, sizeof purl, "%s%s", strstr(o->peer, "://") ? "" : "peer://", o->peer) >= sizeof purl)
-        return snap_fail(SNAP_EUSAGE, "--peer: address too long");
+    if (o->peer && o->registry)
+        return snap_fail(SNAP_EUSAGE, "--peer and --peer-registry: give one of them");
     struct store_opts po = {.connect_timeout_ms = o->timeout_ms, .idle_timeout_ms = o->timeout_ms,
                             .ca_file = o->peer_ca};
     struct store *front = NULL, *inner = NULL;
-    int err = store_peer_open(purl, &po, o->allow, o->nallow, &front);
-    if (err)
-        return snap_fail_ctx(err, "--peer");
+    int err;
+    if (o->registry) {
+        if ((err = store_peer_registry_open(o->registry, &po, o->allow, o->nallow, &front)) != 0)
+            return snap_fail_ctx(err, "--peer-registry");
+    } else {
+        char purl[512];
+        if ((size_t)snprintf(purl, sizeof purl, "%s%s", strstr(o->peer, "://") ? "" : "peer://", o->peer) >=
+            sizeof purl)
+            return snap_fail(SNAP_EUSAGE, "--peer: address too long");
+        if ((err = store_peer_open(purl, &po, o->allow, o->nallow, &front)) != 0)
+            return snap_fail_ctx(err, "--peer");
+    }
     if ((err = store_open(url, o->store_opts, &inner)) != 0) {
         store_close(front);
         return err;
@@ -212,7 +226,7 @@ int cli_open_object(const char *url, const struct cli_store_opts *o, struct stor
     int err = store_split_url(url, &base, &name);
     if (err)
         return err;
-    if (!o || !o->peer) {
+    if (!o || (!o->peer && !o->registry)) {
         err = cli_open_store(base, o, out);
         snap_free(base);
         if (err) {
@@ -225,7 +239,7 @@ int cli_open_object(const char *url, const struct cli_store_opts *o, struct stor
     snap_uuid u;
     err = store_split_url(base, &top, &build);
     if (!err && snap_uuid_parse(build, &u))
-        err = snap_fail(SNAP_EUSAGE, "%s: with --peer the object must be STORE/{uuid}/{file} ('%s' is not a UUID)",
+        err = snap_fail(SNAP_EUSAGE, "%s: with a peer the object must be STORE/{uuid}/{file} ('%s' is not a UUID)",
                         url, build);
     size_t n = build ? strlen(build) + strlen(name) + 2 : 0;
     if (!err && !(*key = snap_malloc(n)))

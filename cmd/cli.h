@@ -67,24 +67,31 @@ void cli_unlisten(struct cli_listener *l);
 struct store;
 struct store_opts;
 
-enum { CLI_OPT_PEER = 0x1000, CLI_OPT_PEER_CA, CLI_OPT_PEER_ALLOW, CLI_OPT_PEER_TIMEOUT, CLI_OPT_PEER_STATS };
+enum { CLI_OPT_PEER = 0x1000, CLI_OPT_PEER_CA, CLI_OPT_PEER_ALLOW, CLI_OPT_PEER_TIMEOUT, CLI_OPT_PEER_STATS,
+       CLI_OPT_PEER_REGISTRY };
 #define CLI_PEER_LONGOPTS                                                                                    \
     {"peer", required_argument, NULL, CLI_OPT_PEER}, {"peer-ca", required_argument, NULL, CLI_OPT_PEER_CA}, \
         {"peer-allow", required_argument, NULL, CLI_OPT_PEER_ALLOW},                                        \
         {"peer-timeout", required_argument, NULL, CLI_OPT_PEER_TIMEOUT},                                    \
-        {"peer-stats", required_argument, NULL, CLI_OPT_PEER_STATS}
+        {"peer-stats", required_argument, NULL, CLI_OPT_PEER_STATS},                                        \
+        {"peer-registry", required_argument, NULL, CLI_OPT_PEER_REGISTRY}
 #define CLI_PEER_USAGE                                                                                       \
     "Reading from a peer first (snapctl peer serve on the host that made the build):\n"                     \
     "  --peer HOST:PORT      read {uuid}/{file} objects from this peer, falling back to the store on\n"     \
     "                        any peer failure; a build the peer says is uploaded stays on the store\n"       \
+    "  --peer-registry URL   instead of --peer: find each build's peer in Redis (key peer:{buildId}),\n"   \
+    "                        redis://[USER:PASS@]HOST[:PORT][/DB] or rediss://; password also from\n"        \
+    "                        SNAPCTL_REDIS_PASSWORD; no key, or Redis down or slow: the store\n"             \
     "  --peer-ca FILE        speak TLS to the peer and trust only the CAs in FILE\n"                         \
     "  --peer-allow CIDR     addresses the peer may have (repeatable; default loopback only)\n"             \
-    "  --peer-timeout MS     connect and idle timeout of peer reads (default 2000)\n"                        \
+    "  --peer-timeout MS     connect and idle timeout of peer reads (default 2000), and the bound of\n"     \
+    "                        a registry lookup (default 1000)\n"                                              \
     "  --peer-stats FILE     write peer/storage read counters to FILE (Prometheus text) at exit\n"
 
 #define CLI_PEER_ALLOW_MAX 32
 struct cli_store_opts {
     const char *peer;       /* HOST:PORT or peer://HOST:PORT; NULL = no peer */
+    const char *registry;   /* redis://...: the peer of each build from the registry */
     const char *peer_ca;
     const char *stats_file;
     const struct store_opts *store_opts; /* of the store itself (behind the peer); NULL: defaults */
@@ -95,6 +102,8 @@ struct cli_store_opts {
 
 /* Handle one of CLI_PEER_LONGOPTS: 0 done, an exit code (usage error), or -1 if c is not one. */
 int cli_peer_opt(struct cli_store_opts *o, int c, const char *arg);
+/* Was any peer option given (--peer, --peer-registry, or one of their modifiers)? */
+bool cli_peer_wanted(const struct cli_store_opts *o);
 /* Open a store URL, behind the peer when one was given.  A refused peer address, a bad CA file
  * or a malformed peer address fail here, before anything is read.  0 or a snap_err. */
 int cli_open_store(const char *url, const struct cli_store_opts *o, struct store **out);

@@ -153,7 +153,7 @@ int fetch_main(int argc, char **argv)
     struct fetch_result r;
     char *key = NULL;
     int err = 0;
-    if (so.peer || so.peer_ca || so.nallow) {
+    if (cli_peer_wanted(&so)) {
         struct store_opts sop = {.idle_timeout_ms = o.idle_timeout_ms};
         so.store_opts = &sop;
         if ((err = cli_open_object(o.url, &so, &o.store, &key)) != 0) {

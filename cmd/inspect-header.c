@@ -458,7 +458,7 @@ int inspect_header_main(int argc, char **argv)
         snprintf(hint, sizeof hint, "for a local file of that name, write ./%s", o.path);
         return cli_fail(err, strstr(o.path, "://") ? NULL : hint);
     }
-    if (o.so.peer || o.so.peer_ca || o.so.nallow) {
+    if (cli_peer_wanted(&o.so)) {
         struct store *st = NULL;
         char *key = NULL;
         if (!is_url)

@@ -4,10 +4,12 @@
 #include "base/err.h"
 #include "base/io.h"
 #include "base/log.h"
+#include "base/util.h"
 #include "net/httpd.h"
 #include "net/listen.h"
 #include "net/tls.h"
 #include "peer/peer.h"
+#include "peer/registry.h"
 
 #include <getopt.h>
 #include <signal.h>
@@ -18,6 +20,7 @@
 static const char usage[] =
     "Usage: snapctl peer serve --data-dir DIR [--listen ADDR] [--allow CIDR ...]\n"
     "                          [--tls-cert FILE --tls-key FILE]\n"
+    "                          [--registry URL --advertise HOST:PORT [--registry-ttl SEC]]\n"
     "\n"
     "Serve the builds in DIR ({buildId}/{file}, as serve-nbd --export-diff writes them) to other\n"
     "hosts, so they can read a fresh build before its upload to object storage is done:\n"
@@ -33,12 +36,21 @@ static const char usage[] =
     "  --tls-cert FILE    serve TLS only, presenting this PEM certificate (chain); it must list\n"
     "                     the address clients dial (an IP SAN); clients use --peer-ca\n"
     "  --tls-key FILE     the certificate's private key (PEM, unencrypted)\n"
+    "  --registry URL     advertise the builds in DIR whose upload is not finished in the peer\n"
+    "                     registry: Redis key peer:{buildId} = the --advertise address, with a\n"
+    "                     TTL, refreshed, deleted once {uuid}/.upload-done exists or the build\n"
+    "                     leaves DIR (and at exit); redis://[USER:PASS@]HOST[:PORT][/DB] or\n"
+    "                     rediss://; the password may come from SNAPCTL_REDIS_PASSWORD\n"
+    "  --advertise HOST:PORT  the address readers dial for this peer (required with --registry)\n"
+    "  --registry-ttl SEC the keys' TTL (default 60; refreshed every third of it)\n"
+    "  --registry-scan MS how often DIR is looked at (default 1000)\n"
     "  --pid-file FILE    write the PID once listening\n"
     "  -v, --verbose      log refusals and errors\n"
     "  -h, --help         show this help\n"
     "\n"
     "Read from it with --peer HOST:PORT (and --peer-ca FILE for TLS) on fetch, inspect-header and\n"
-    "serve-nbd: peer first, the store behind it (docs/peer.md).\n";
+    "serve-nbd (or --peer-registry URL, to find the peer of each build in the registry): peer first,\n"
+    "the store behind it (docs/peer.md).\n";
 
 static void on_signal(int sig)
 {
@@ -46,7 +58,22 @@ static void on_signal(int sig)
     httpd_stop();
 }
 
-enum { OPT_DIR = 256, OPT_ALLOW, OPT_PIDFILE, OPT_CERT, OPT_KEY };
+enum { OPT_DIR = 256, OPT_ALLOW, OPT_PIDFILE, OPT_CERT, OPT_KEY, OPT_REGISTRY, OPT_ADVERTISE, OPT_TTL, OPT_SCAN };
+
+/* --registry URL --advertise HOST:PORT: start advertising DIR's builds (NULL registry: nothing). */
+static int start_advertise(const char *url, const char *dir, const char *addr, unsigned ttl, unsigned scan,
+                           struct peer_advertise **out)
+{
+    *out = NULL;
+    if (!url)
+        return 0;
+    struct peer_registry *r;
+    int err = peer_registry_open(url, 0, &r);
+    if (err)
+        return err;
+    struct peer_advertise_opts o = {.data_dir = dir, .addr = addr, .ttl_s = ttl, .scan_ms = scan};
+    return peer_advertise_start(r, &o, out);
+}
 
 int peer_main(int argc, char **argv)
 {
@@ -64,11 +91,17 @@ int peer_main(int argc, char **argv)
         {"pid-file", required_argument, NULL, OPT_PIDFILE},
         {"tls-cert", required_argument, NULL, OPT_CERT},
         {"tls-key", required_argument, NULL, OPT_KEY},
+        {"registry", required_argument, NULL, OPT_REGISTRY},
+        {"advertise", required_argument, NULL, OPT_ADVERTISE},
+        {"registry-ttl", required_argument, NULL, OPT_TTL},
+        {"registry-scan", required_argument, NULL, OPT_SCAN},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *dir = NULL, *listen_addr = "127.0.0.1:7070", *pidfile = NULL, *cert = NULL, *key = NULL;
+    const char *registry = NULL, *advertise = NULL;
+    uint64_t ttl = 60, scan = 1000;
     struct httpd_cidr allow[64];
     size_t nallow = 0;
     int c;
@@ -87,6 +120,16 @@ int peer_main(int argc, char **argv)
         case OPT_PIDFILE: pidfile = optarg; break;
         case OPT_CERT: cert = optarg; break;
         case OPT_KEY: key = optarg; break;
+        case OPT_REGISTRY: registry = optarg; break;
+        case OPT_ADVERTISE: advertise = optarg; break;
+        case OPT_TTL:
+            if (snap_parse_u64(optarg, &ttl, "--registry-ttl") || ttl < 3 || ttl > 86400)
+                return cli_usage_error("--registry-ttl takes 3 to 86400 (seconds)");
+            break;
+        case OPT_SCAN:
+            if (snap_parse_u64(optarg, &scan, "--registry-scan") || scan < 10 || scan > 600000)
+                return cli_usage_error("--registry-scan takes 10 to 600000 (milliseconds)");
+            break;
         case 'v': snap_log_set_level(SNAP_LOG_INFO); break;
         case 'h': fputs(usage, stdout); return 0;
         default: return SNAP_EXIT_USAGE; /* CLI_OPT_BAD: cli_getopt said why */
@@ -99,8 +142,16 @@ int peer_main(int argc, char **argv)
 
     if (!cert != !key)
         return cli_usage_error("--tls-cert and --tls-key go together");
+    if (!registry != !advertise)
+        return cli_usage_error("--registry and --advertise HOST:PORT go together");
+    if (advertise && (strlen(advertise) >= PEER_REGISTRY_ADDR_MAX || !strchr(advertise, ':')))
+        return cli_usage_error("--advertise takes the HOST:PORT readers dial");
     struct tls_config *tls = NULL;
+    struct peer_registry *reg = NULL;
     int err;
+    if (registry && (err = peer_registry_open(registry, 0, &reg)) != 0) /* a bad URL fails before listening */
+        return cli_fail(snap_fail_ctx(err, "--registry"), NULL);
+    peer_registry_close(reg);
     if (cert && (err = tls_server_config_new(cert, key, &tls)) != 0)
         return cli_fail(err, NULL);
     struct peer_server *p;
@@ -125,11 +176,15 @@ int peer_main(int argc, char **argv)
         if ((err = snap_write_file_atomic(pidfile, buf, (size_t)n, 0644)) != 0)
             rc = cli_fail(err, NULL);
     }
+    struct peer_advertise *adv = NULL;
+    if (!rc && (err = start_advertise(registry, dir, advertise, (unsigned)ttl, (unsigned)scan, &adv)) != 0)
+        rc = cli_fail(snap_fail_ctx(err, "--registry"), NULL);
     if (!rc) {
         struct httpd_opts o = {.allow = allow, .nallow = nallow, .tls = tls};
         if ((err = httpd_run(l.fd, &o, peer_handle, p)) != 0)
             rc = cli_fail(err, NULL);
     }
+    peer_advertise_stop(adv);
     cli_unlisten(&l);
     if (pidfile)
         unlink(pidfile);

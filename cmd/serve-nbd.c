@@ -234,7 +234,7 @@ static int header_open(struct dev_args *a, void **dev, uint64_t *size)
             hint = "check the path; or say where the builds are with --store URL";
         }
     }
-    if (!err && a->sto->peer) {
+    if (!err && (a->sto->peer || a->sto->registry)) {
         char key[512];
         if (snprintf(key, sizeof key, "%s/%s", id, name) >= (int)sizeof key)
             err = snap_fail(SNAP_EUSAGE, "--header %s: the URL is too long", a->header);
@@ -572,7 +572,7 @@ int serve_nbd_main(int argc, char **argv)
     if (export_dir && !kind->export_diff)
         return cli_usage_error("--export-diff needs --header or --size: %s has no header to diff against "
                                "(serve a build with --header URL to export its changes)", kind->option);
-    if ((sto.peer || sto.peer_ca || sto.nallow) && !a.object && !a.header)
+    if (cli_peer_wanted(&sto) && !a.object && !a.header)
         return cli_usage_error("--peer reads a store: it goes with --object or --header");
     if (control && !export_dir)
         return cli_usage_error("--control takes export requests: add --export-diff DIR");

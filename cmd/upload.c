@@ -4,10 +4,12 @@
 #include "base/err.h"
 #include "base/io.h"
 #include "base/json.h"
+#include "base/log.h"
 #include "base/mem.h"
 #include "base/progress.h"
 #include "base/util.h"
 #include "peer/peer.h"
+#include "peer/registry.h"
 #include "store/store.h"
 #include "upload/upload.h"
 
@@ -42,6 +44,10 @@ static const char usage[] =
     "  --build DIR         upload a build directory instead of one file\n"
     "  --notify-peer DATA_DIR  after a build is up, mark it uploaded for 'snapctl peer serve'\n"
     "                      (DATA_DIR/{buildId}/.upload-done: the peer then answers 410)\n"
+    "  --peer-registry URL with --notify-peer: also delete peer:{buildId} from the peer registry\n"
+    "                      now (redis://[USER:PASS@]HOST[:PORT][/DB], rediss://; password also\n"
+    "                      from SNAPCTL_REDIS_PASSWORD); the peer deletes it too once it sees\n"
+    "                      the marker, so this only matters when the peer is down\n"
     "  --json              print {url, sha256, etag, parts, bytes, seconds} as JSON (a build:\n"
     "                      {build_id, objects: [...], seconds})\n"
     "  -q, --quiet         no progress bar and no messages\n"
@@ -100,7 +106,7 @@ static void json_result(struct json *j, const char *url, const struct upload_res
     json_key(j, "seconds"); json_double(j, r->seconds);
 }
 
-static int do_build(struct store *s, const char *dir, const char *url, const char *notify,
+static int do_build(struct store *s, const char *dir, const char *url, const char *notify, const char *registry,
                     const struct upload_opts *fo)
 {
     struct upload_build_opts bo = {.file = *fo, .event = on_event};
@@ -122,6 +128,9 @@ static int do_build(struct store *s, const char *dir, const char *url, const cha
         if ((err = snap_write_file_atomic(path, "", 0, 0644)) != 0)
             return cli_fail(snap_fail_ctx(err, "--notify-peer"), "the build is uploaded; create the marker by hand");
     }
+    if (registry && (err = peer_registry_withdraw(registry, id)) != 0 && !quiet)
+        snap_warn("%s; the build is uploaded, the key goes when the peer sees the marker or its TTL ends",
+                  snap_errmsg(err));
     double secs = (double)(snap_now_ns() - t0) / 1e9;
     if (json) {
         struct json j;
@@ -158,7 +167,7 @@ static int do_build(struct store *s, const char *dir, const char *url, const cha
     return 0;
 }
 
-enum { OPT_PART = 256, OPT_CONC, OPT_BUILD, OPT_NOTIFY, OPT_JSON };
+enum { OPT_PART = 256, OPT_CONC, OPT_BUILD, OPT_NOTIFY, OPT_JSON, OPT_REGISTRY };
 
 int upload_main(int argc, char **argv)
 {
@@ -167,13 +176,14 @@ int upload_main(int argc, char **argv)
         {"concurrency", required_argument, NULL, OPT_CONC},
         {"build", required_argument, NULL, OPT_BUILD},
         {"notify-peer", required_argument, NULL, OPT_NOTIFY},
+        {"peer-registry", required_argument, NULL, OPT_REGISTRY},
         {"json", no_argument, NULL, OPT_JSON},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     struct upload_opts o = {.progress = on_progress};
-    const char *build = NULL, *notify = NULL;
+    const char *build = NULL, *notify = NULL, *registry = NULL;
     int c;
     while ((c = cli_getopt(argc, argv, "qh", longopts)) != -1) {
         switch (c) {
@@ -191,6 +201,7 @@ int upload_main(int argc, char **argv)
         }
         case OPT_BUILD: build = optarg; break;
         case OPT_NOTIFY: notify = optarg; break;
+        case OPT_REGISTRY: registry = optarg; break;
         case OPT_JSON: json = true; break;
         case 'q': quiet = true; break;
         case 'h': fputs(usage, stdout); return 0;
@@ -203,6 +214,13 @@ int upload_main(int argc, char **argv)
                                                     : "too many arguments");
     if (notify && !build)
         return cli_usage_error("--notify-peer goes with --build");
+    if (registry && !notify)
+        return cli_usage_error("--peer-registry goes with --notify-peer (or the peer would advertise the build again)");
+    struct peer_registry *reg = NULL;
+    int rerr = registry ? peer_registry_open(registry, 0, &reg) : 0; /* a bad URL fails before uploading */
+    peer_registry_close(reg);
+    if (rerr)
+        return cli_fail(snap_fail_ctx(rerr, "--peer-registry"), NULL);
     struct sigaction sa = {.sa_handler = on_signal};
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
@@ -218,7 +236,7 @@ int upload_main(int argc, char **argv)
         base = snap_strndup(url, n);
         err = base ? store_open(base, NULL, &s) : snap_fail(SNAP_ENOMEM, "out of memory");
         if (!err)
-            err = do_build(s, build, base, notify, &o);
+            err = do_build(s, build, base, notify, registry, &o);
         else
             err = cli_fail(err, NULL);
         store_close(s);

@@ -26,7 +26,7 @@ struct peer_store {
 
 bool store_is_peer(const struct store *s)
 {
-    return s && (s->ops == &store_peer_ops || s->ops == &store_peers_ops);
+    return s && (s->ops == &store_peer_ops || s->ops == &store_peers_ops || s->ops == &store_peer_registry_ops);
 }
 
 int store_peer_check_addr(const char *host, const struct httpd_cidr *allow, size_t nallow, char *numeric,
@@ -175,6 +175,8 @@ static int ps_error(struct peer_store *ps, const char *key, const struct http_re
 
 int store_peer_stat_ex(struct store *s, const char *key, struct store_info *info, bool *use_storage)
 {
+    if (store_is_peer_registry(s))
+        return store_peer_registry_stat_ex(s, key, info, use_storage);
     struct peer_store *ps = (struct peer_store *)s;
     *use_storage = false;
     char target[256];
@@ -198,6 +200,8 @@ int store_peer_stat_ex(struct store *s, const char *key, struct store_info *info
 int store_peer_read_ex(struct store *s, const char *key, uint64_t off, uint64_t len, void *dst,
                        store_progress_fn progress, void *ctx, struct store_read_result *res, bool *use_storage)
 {
+    if (store_is_peer_registry(s))
+        return store_peer_registry_read_ex(s, key, off, len, dst, progress, ctx, res, use_storage);
     struct peer_store *ps = (struct peer_store *)s;
     *use_storage = false;
     char target[256];

@@ -42,4 +42,21 @@ int store_peer_stat_ex(struct store *s, const char *key, struct store_info *info
 int store_peer_read_ex(struct store *s, const char *key, uint64_t off, uint64_t len, void *dst,
                        store_progress_fn progress, void *ctx, struct store_read_result *res, bool *use_storage);
 
+/* ---- the peer of each build found in the peer registry (lib/store/peerreg.c) ----
+ *
+ * A read-only front for the tiered store: the build of a key {uuid}/{file} is looked up once in
+ * the registry at url (redis://..., lib/peer/registry.h; timeout o->connect_timeout_ms, default
+ * 1 s), and its reads go to the peer:// store of the address found there, opened with o, allow
+ * and nallow exactly as store_peer_open (allowlist, TLS).  A build with no usable peer (no key,
+ * Redis down or slow, an address refused or malformed) answers "use storage" for good.
+ * store_is_peer() is true for it, and the _ex calls above take it too. */
+int store_peer_registry_open(const char *url, const struct store_opts *o, const struct httpd_cidr *allow,
+                             size_t nallow, struct store **out);
+bool store_is_peer_registry(const struct store *s);
+int store_peer_registry_stat_ex(struct store *s, const char *key, struct store_info *info, bool *use_storage);
+int store_peer_registry_read_ex(struct store *s, const char *key, uint64_t off, uint64_t len, void *dst,
+                                store_progress_fn progress, void *ctx, struct store_read_result *res,
+                                bool *use_storage);
+extern const struct store_ops store_peer_registry_ops;
+
 #endif

@@ -73,7 +73,7 @@ bool store_tiered_build_gone(struct store *s, const char *uuid)
     return g;
 }
 
-static void mark_gone(struct tiered *t, const char *key)
+static void mark_gone(struct tiered *t, const char *key, int err)
 {
     size_t n = build_len(key);
     pthread_mutex_lock(&t->lock);
@@ -86,8 +86,7 @@ static void mark_gone(struct tiered *t, const char *key)
             t->ngone++;
         }
         t->gone_builds++;
-        snap_info("tiered: %.*s: the peer's upload finished; this build is read from storage from now on",
-                  (int)n, key);
+        snap_info("tiered: %s; build %.*s is read from storage from now on", snap_errmsg(err), (int)n, key);
     }
     pthread_mutex_unlock(&t->lock);
 }
@@ -146,7 +145,7 @@ static void peer_failed(struct tiered *t, const char *key, int err, bool use_sto
 {
     t->fallbacks++;
     if (use_storage) {
-        mark_gone(t, key);
+        mark_gone(t, key, err);
     } else if (err == SNAP_ETIMEOUT && t->skip_ms != TIERED_NO_SKIP) {
         pthread_mutex_lock(&t->lock);
         t->skip_until_ns = snap_now_ns() + (uint64_t)t->skip_ms * 1000000;

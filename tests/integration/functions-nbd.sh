@@ -23,3 +23,17 @@ start_server() {
 
 # nbdsh needs Debian's python3 (python3-libnbd), not another python first on PATH.
 nbdsh_py() { PATH=/usr/bin:$PATH /usr/bin/python3 "$@"; }
+
+# make_build IMAGE SIZE DIR JSON: a new build of IMAGE in DIR/{buildId}/ -- written by nbdcopy
+# through `serve-nbd --size SIZE --export-diff DIR`, exported when it stops; serve-nbd's --json
+# output goes to JSON; sets BUILD_ID.
+make_build() {
+    _mbp=$(free_port)
+    rm -f "$4.pid"
+    start_server "$4.pid" "$SNAPCTL" serve-nbd --size "$2" --export-diff "$3" --json \
+        -l "127.0.0.1:$_mbp" --pid-file "$4.pid" >"$4"
+    nbdcopy "$1" "nbd://127.0.0.1:$_mbp" || die "nbdcopy into the new build"
+    kill -TERM "$_spid"
+    wait "$_spid" || die "serve-nbd --export-diff exited $?"
+    BUILD_ID=$(/usr/bin/python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])["build_id"])' "$4")
+}

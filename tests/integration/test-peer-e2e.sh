@@ -56,13 +56,8 @@ head -c $((16 * M)) /dev/urandom >"$T/img0"
 truncate -s $((32 * M)) "$T/img0"
 head -c $((4 * M)) /dev/urandom >>"$T/img0"
 truncate -s $((64 * M)) "$T/img0"
-p=$(free_port)
-rm -f "$T/pid"
-start_server "$T/pid" "$SNAPCTL" serve-nbd --size 64M --export-diff "$T/base" --json \
-    -l "127.0.0.1:$p" --pid-file "$T/pid" >"$T/base.json"
-nbdcopy "$T/img0" "nbd://127.0.0.1:$p"
-wait_gone "$_spid"
-B0=$(json_field "$T/base.json" build_id)
+make_build "$T/img0" 64M "$T/base" "$T/base.json"
+B0=$BUILD_ID
 "$SNAPCTL" upload --quiet --build "$T/base/$B0" "$STORE" || die "upload --build of the base"
 aws s3 ls "$STORE/$B0/rootfs.ext4.header" >/dev/null || die "the base header is not on RGW"
 

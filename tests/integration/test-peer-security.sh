@@ -82,17 +82,9 @@ grep -q "not in the peer allowlist (--peer-allow)" "$LAST_ERR" || die "allowlist
 [ -z "$(ls "$T/cache")" ] || die "something was cached by a refused fetch"
 
 # TLS: a CA, a server certificate for 127.0.0.1, and another CA that signed nothing here.
-mkca() {
-    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/$1.key" -out "$T/$1.crt" \
-        -days 2 -subj "/CN=snapctl-test-$1" -addext basicConstraints=critical,CA:TRUE \
-        -addext keyUsage=critical,keyCertSign,cRLSign >/dev/null 2>&1 || die "openssl CA $1"
-}
-mkca ca; mkca other
-printf 'subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n' >"$T/ext.cnf"
-openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/srv.key" -out "$T/srv.csr" \
-    -subj /CN=peer >/dev/null 2>&1 || die "openssl csr"
-openssl x509 -req -in "$T/srv.csr" -CA "$T/ca.crt" -CAkey "$T/ca.key" -CAcreateserial -out "$T/srv.crt" \
-    -days 2 -extfile "$T/ext.cnf" >/dev/null 2>&1 || die "openssl sign"
+. tests/integration/functions-tls.sh
+tls_make_ca "$T" ca; tls_make_ca "$T" other
+tls_make_cert "$T" ca srv IP:127.0.0.1
 expect_exit 2 "$SNAPCTL" peer serve --data-dir "$T/data" --tls-cert "$T/srv.crt"
 expect_exit 8 "$SNAPCTL" peer serve --data-dir "$T/data" --tls-cert "$T/srv.crt" --tls-key "$T/other.key" \
     -l "127.0.0.1:$(free_port)"
