@@ -34,6 +34,12 @@ static const char usage[] =
     "  --max-size SIZE     refuse bodies larger than this (default 8GiB; K/M/G, KiB/MiB/GiB)\n"
     "  --mode OCTAL        mode of the cached file (default 0644)\n"
     "  --timeout SECONDS   fail a read when no byte arrives for that long (default 30)\n"
+    "  --max-time SECONDS  give up when the whole fetch, retries included, takes longer (default none)\n"
+    "  --head-timeout SECONDS  a response head must be complete this long after its request (default 30)\n"
+    "  --speed-limit BYTES/--speed-time SECONDS  fail a body slower than BYTES/s over any SECONDS\n"
+    "                      (default 1KiB over 60; --speed-limit 0: no minimum)\n"
+    "  --allow-private-redirects  follow redirects into loopback, private, link-local or metadata\n"
+    "                      addresses when the URL itself is not one (refused by default)\n"
     "  --verify            re-hash a cached file and replace it if it does not match\n"
     "  --json              print {path, size, sha256, source, seconds, cached, resumed}\n"
     "  -q, --quiet         no progress bar (it is shown only on a terminal anyway)\n"
@@ -62,7 +68,16 @@ static void on_signal(int sig)
     _exit(SNAP_EXIT_INTR);
 }
 
-enum { OPT_SHA = 256, OPT_DIR, OPT_PREFIX, OPT_MAX, OPT_MODE, OPT_VERIFY, OPT_JSON, OPT_TIMEOUT };
+enum { OPT_SHA = 256, OPT_DIR, OPT_PREFIX, OPT_MAX, OPT_MODE, OPT_VERIFY, OPT_JSON, OPT_TIMEOUT, OPT_MAXTIME,
+       OPT_HEADTIME, OPT_SPEED, OPT_SPEEDTIME, OPT_PRIVREDIR };
+
+/* A --NAME SECONDS option (0.001 to 86400) in ms; 0 when it is not one. */
+static unsigned seconds_opt(const char *arg)
+{
+    char *end;
+    double t = strtod(arg, &end);
+    return *end || !*arg || !(t >= 0.001 && t <= 86400) ? 0 : (unsigned)(t * 1000 + 0.5);
+}
 
 int fetch_main(int argc, char **argv)
 {
@@ -74,6 +89,11 @@ int fetch_main(int argc, char **argv)
         {"mode", required_argument, NULL, OPT_MODE},
         {"verify", no_argument, NULL, OPT_VERIFY},
         {"timeout", required_argument, NULL, OPT_TIMEOUT},
+        {"max-time", required_argument, NULL, OPT_MAXTIME},
+        {"head-timeout", required_argument, NULL, OPT_HEADTIME},
+        {"speed-limit", required_argument, NULL, OPT_SPEED},
+        {"speed-time", required_argument, NULL, OPT_SPEEDTIME},
+        {"allow-private-redirects", no_argument, NULL, OPT_PRIVREDIR},
         {"json", no_argument, NULL, OPT_JSON},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
@@ -84,8 +104,8 @@ int fetch_main(int argc, char **argv)
     struct cli_store_opts so = {0};
     const char *sha = NULL;
     bool json = false, quiet = false;
-    int c;
-    while ((c = getopt_long(argc, argv, "qh", longopts, NULL)) != -1) {
+    int c, li = 0;
+    while ((c = getopt_long(argc, argv, "qh", longopts, &li)) != -1) {
         switch (c) {
         case OPT_SHA: sha = optarg; break;
         case OPT_DIR: o.cache_dir = optarg; break;
@@ -103,14 +123,23 @@ int fetch_main(int argc, char **argv)
             break;
         }
         case OPT_VERIFY: o.verify = true; break;
-        case OPT_TIMEOUT: {
-            char *end;
-            double t = strtod(optarg, &end);
-            if (*end || !*optarg || !(t >= 0.001 && t <= 86400))
-                return cli_usage_error("--timeout: '%s' is not a number of seconds (0.001 to 86400)", optarg);
-            o.idle_timeout_ms = (unsigned)(t * 1000 + 0.5);
+        case OPT_TIMEOUT: case OPT_MAXTIME: case OPT_HEADTIME: case OPT_SPEEDTIME: {
+            unsigned ms = seconds_opt(optarg);
+            unsigned *to = c == OPT_TIMEOUT ? &o.idle_timeout_ms : c == OPT_MAXTIME ? &o.max_time_ms
+                         : c == OPT_HEADTIME ? &o.head_timeout_ms : &o.speed_time_ms;
+            if (!ms)
+                return cli_usage_error("--%s: '%s' is not a number of seconds (0.001 to 86400)", longopts[li].name,
+                                       optarg);
+            *to = ms;
             break;
         }
+        case OPT_SPEED:
+            if (snap_parse_size(optarg, &o.speed_limit, "--speed-limit"))
+                return cli_usage_error("--speed-limit: '%s' is not a number of bytes per second", optarg);
+            if (!o.speed_limit)
+                o.speed_limit = FETCH_SPEED_NONE;
+            break;
+        case OPT_PRIVREDIR: o.allow_private_redirects = true; break;
         case OPT_JSON: json = true; break;
         case 'q': quiet = true; break;
         case 'h': fputs(usage, stdout); return 0;
@@ -145,7 +174,8 @@ int fetch_main(int argc, char **argv)
     char *key = NULL;
     int err = 0;
     if (so.peer || so.peer_ca || so.nallow) {
-        struct store_opts sop = {.idle_timeout_ms = o.idle_timeout_ms};
+        struct store_opts sop;
+        fetch_store_opts(&o, &sop);
         so.store_opts = &sop;
         if ((err = cli_open_object(o.url, &so, &o.store, &key)) != 0) {
             progress_end(&bar);
