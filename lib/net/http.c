@@ -90,7 +90,7 @@ static int follow(struct http_xfer *x, struct url *owned)
     if (e)
         return snap_fail_ctx(SNAP_EPROTO, "%s: HTTP %d Location", x->what, rs->status);
     if (next.scheme != URL_HTTP && next.scheme != URL_HTTPS) {
-        e = snap_fail(SNAP_EPROTO, "%s: HTTP %d redirect to a %s:// URL refused (only http:// and https:// "
+        e = snap_fail(SNAP_EPROTO, "%s: HTTP %d redirect to %s:// refused (only http:// and https:// "
                       "redirects are followed)", x->what, rs->status, next.scheme_name);
         url_free(&next);
         return e;

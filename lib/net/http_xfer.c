@@ -303,6 +303,12 @@ static int parse_content_range(const char *v, uint64_t *a, uint64_t *b, uint64_t
     return 0;
 }
 
+static int too_big(uint64_t size, const char *field, uint64_t max)
+{
+    return snap_fail(SNAP_ETOOBIG, "the object is %" PRIu64 " bytes (%s), over the limit of %" PRIu64
+                     " bytes; nothing of it was read", size, field, max);
+}
+
 /* Decide framing and destination of the body that follows the head. */
 static int resp_setup(struct http_xfer *x, bool following)
 {
@@ -338,10 +344,14 @@ static int resp_setup(struct http_xfer *x, bool following)
         return 0;
     }
     x->sink = SK_CALLER;
+    uint64_t max = x->c->o.max_object_size;
     if (rq->range && st == 206) {
         const char *cr = http_head_get(h, "Content-Range");
         uint64_t a, b, t, last = x->off + x->len - 1;
-        if (parse_content_range(cr, &a, &b, &t) != 0 || a != x->off || b > last ||
+        int bad = parse_content_range(cr, &a, &b, &t);
+        if (!bad && max && t != HTTP_SIZE_UNKNOWN && t > max)
+            return too_big(t, "Content-Range", max);
+        if (bad || a != x->off || b > last ||
             (b < last && b + 1 != t))
             return snap_fail(SNAP_EPROTO, "206 with Content-Range '%.80s' for bytes=%" PRIu64 "-%" PRIu64,
                              cr ? cr : "(none)", x->off, last);
@@ -357,11 +367,8 @@ static int resp_setup(struct http_xfer *x, bool following)
         x->skip = x->off;
         x->limit = x->len;
     }
-    uint64_t max = x->c->o.max_object_size;
-    if (max && rs->total_size != HTTP_SIZE_UNKNOWN && rs->total_size > max)
-        return snap_fail(SNAP_ETOOBIG, "the object is %" PRIu64 " bytes (%s), over the limit of %" PRIu64
-                         " bytes; nothing of it was read", rs->total_size, st == 206 ? "Content-Range" :
-                         "Content-Length", max);
+    if (st != 206 && max && h->has_length && h->content_length > max)
+        return too_big(h->content_length, "Content-Length", max);
     uint64_t coming = h->content_length < x->limit ? h->content_length : x->limit;
     if (rq->sink == HTTP_SINK_BUFFER && x->mode == BM_LENGTH && x->skip == 0 && coming > rq->dst_len - rs->bytes)
         return snap_fail(SNAP_ETOOBIG, "body of %" PRIu64 " bytes does not fit the %" PRIu64 "-byte buffer",
