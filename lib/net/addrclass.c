@@ -24,7 +24,7 @@ static enum net_addr_class v4_class(uint32_t a)
 static enum net_addr_class v6_class(const uint8_t *b)
 {
     static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-    static const uint8_t ec2[16] = {0xfd, 0, 0, 0xec, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x54}; /* fd00:ec2::254 */
+    static const uint8_t ec2[16] = {0xfd, 0, 0x0e, 0xc2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x02, 0x54}; /* fd00:ec2::254 */
     static const uint8_t zero[15] = {0};
     if (memcmp(b, mapped, 12) == 0)
         return v4_class((uint32_t)b[12] << 24 | (uint32_t)b[13] << 16 | (uint32_t)b[14] << 8 | b[15]);

@@ -617,10 +617,9 @@ static int addr_check(struct http_xfer *x)
         (x->origin_known && k->addr_class == x->origin_class))
         return 0;
     x->no_retry = true;
-    return snap_fail(SNAP_EAUTH, "%s: refused: a redirect from a %s address to %s, a %s address (a "
-                     "redirect must not lead into loopback, private, link-local or metadata addresses "
-                     "unless the original URL was one; --allow-private-redirects allows it)", x->what,
-                     x->origin_known ? net_addr_class_name(x->origin_class) : "?", k->addr,
+    return snap_fail(SNAP_EAUTH, "refused: a redirect from a %s address to %s, a %s address (a redirect "
+                     "must not lead into loopback, private, link-local or metadata addresses unless the "
+                     "original URL was one; --allow-private-redirects allows it)", x->origin_known ? net_addr_class_name(x->origin_class) : "?", k->addr,
                      net_addr_class_name(k->addr_class));
 }
 

@@ -1072,7 +1072,7 @@ def main():
     args = ap.parse_args()
 
     host = "127.0.0.1" if args.host == "localhost" else args.host
-    if not ipaddress.ip_address(host).is_loopback and not (args.netns and os.listdir("/sys/class/net") == ["lo"]):
+    if not ipaddress.ip_address(host).is_loopback and not (args.netns and [n for _, n in socket.if_nameindex()] == ["lo"]):
         ap.error("--host must be a loopback address (any address only with --netns, in a network "
                  "namespace whose only interface is lo)")
     if not os.path.isdir(args.root):
