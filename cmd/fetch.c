@@ -34,12 +34,14 @@ static const char usage[] =
     "  --max-size SIZE     refuse bodies larger than this (default 8GiB; K/M/G, KiB/MiB/GiB)\n"
     "  --mode OCTAL        mode of the cached file (default 0644)\n"
     "  --timeout SECONDS   fail a read when no byte arrives for that long (default 30)\n"
-    "  --max-time SECONDS  give up when the whole fetch, retries included, takes longer (default none)\n"
-    "  --head-timeout SECONDS  a response head must be complete this long after its request (default 30)\n"
-    "  --speed-limit BYTES/--speed-time SECONDS  fail a body slower than BYTES/s over any SECONDS\n"
-    "                      (default 1KiB over 60; --speed-limit 0: no minimum)\n"
-    "  --allow-private-redirects  follow redirects into loopback, private, link-local or metadata\n"
-    "                      addresses when the URL itself is not one (refused by default)\n"
+    "  --max-time SECONDS  give up after this long in all, retries included (default none)\n"
+    "  --head-timeout SECONDS\n"
+    "                      a response head must arrive whole within this (default 30)\n"
+    "  --speed-limit BYTES, --speed-time SECONDS\n"
+    "                      fail a body slower than BYTES/s over SECONDS (default 1K, 60; 0: off)\n"
+    "  --allow-private-redirects\n"
+    "                      follow redirects into loopback, private, link-local or metadata\n"
+    "                      addresses from a URL outside that class (refused by default: exit 8)\n"
     "  --verify            re-hash a cached file and replace it if it does not match\n"
     "  --json              print {path, size, sha256, source, seconds, cached, resumed}\n"
     "  -q, --quiet         no progress bar (it is shown only on a terminal anyway)\n"
@@ -48,7 +50,8 @@ static const char usage[] =
     CLI_PEER_USAGE
     "\n"
     "Prints the cached file's path. Exit status: 0 ok, 2 usage, 4 not found, 5 network or I/O,\n"
-    "6 SHA-256 mismatch, 7 over --max-size, 9 disk full, 130 interrupted (see snapctl(1)).\n";
+    "6 SHA-256 mismatch, 7 over --max-size, 8 redirect refused, 9 disk full, 130 interrupted\n"
+    "(see snapctl(1)).\n";
 
 static struct progress bar;
 

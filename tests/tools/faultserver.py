@@ -568,13 +568,14 @@ class Handler(BaseHTTPRequestHandler):
         """The head as BaseHTTPRequestHandler built it; with trickle, one byte at a time."""
         head = b"".join(getattr(self, "_headers_buffer", []))
         self._headers_buffer = []
-        if "trickle" not in self.fault or self.command is None:
+        fault = getattr(self, "fault", NO_FAULT)  # unset before dispatch (a 100 Continue, an error)
+        if "trickle" not in fault:
             self.wfile.write(head)
             return
         for i in range(len(head)):
             self.wfile.write(head[i:i + 1])
             self.wfile.flush()
-            time.sleep(self.fault.get("trickle") / 1000)
+            time.sleep(fault.get("trickle") / 1000)
 
     def send_chunked(self, headers, content_range, body, fileobj, offset, length):
         f = self.fault
@@ -1072,7 +1073,8 @@ def main():
     args = ap.parse_args()
 
     host = "127.0.0.1" if args.host == "localhost" else args.host
-    if not ipaddress.ip_address(host).is_loopback and not (args.netns and [n for _, n in socket.if_nameindex()] == ["lo"]):
+    alone = [n for _, n in socket.if_nameindex()] == ["lo"]
+    if not ipaddress.ip_address(host).is_loopback and not (args.netns and alone):
         ap.error("--host must be a loopback address (any address only with --netns, in a network "
                  "namespace whose only interface is lo)")
     if not os.path.isdir(args.root):
