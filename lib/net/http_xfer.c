@@ -495,13 +495,17 @@ static int body_eof(struct http_xfer *x)
 }
 
 /* The minimum-rate rule: a window of speed_time_ms must move speed_limit bytes per second. */
+static uint64_t rate_need(const struct http_opts *o)
+{
+    uint64_t ms = o->speed_time_ms;
+    uint64_t need = o->speed_limit > UINT64_MAX / (ms ? ms : 1) ? UINT64_MAX : o->speed_limit * ms / 1000;
+    return need ? need : 1;
+}
+
 static void rate_window(struct http_xfer *x, uint64_t now)
 {
-    const struct http_opts *o = &x->c->o;
-    x->win_end = now + (uint64_t)o->speed_time_ms * 1000000;
-    x->win_bytes = o->speed_limit * o->speed_time_ms / 1000;
-    if (!x->win_bytes)
-        x->win_bytes = 1;
+    x->win_end = now + (uint64_t)x->c->o.speed_time_ms * 1000000;
+    x->win_bytes = rate_need(&x->c->o);
 }
 
 /* A read of body bytes; the poll wakes at the end of the rate window to judge it. */
@@ -515,7 +519,7 @@ static int body_read(struct http_xfer *x, void *buf, size_t len, size_t *got)
         uint64_t now = snap_now_ns();
         if (now >= x->win_end) {
             if (x->win_bytes) {
-                uint64_t moved = o->speed_limit * o->speed_time_ms / 1000 - x->win_bytes;
+                uint64_t moved = rate_need(o) - x->win_bytes;
                 x->no_retry = true;
                 return snap_fail(SNAP_ETIMEOUT, "%s: the body moved %" PRIu64 " bytes in %u ms, below the "
                                  "minimum rate of %" PRIu64 " bytes/s (speed limit)", sk->peer, moved,
@@ -619,8 +623,8 @@ static int addr_check(struct http_xfer *x)
     x->no_retry = true;
     return snap_fail(SNAP_EAUTH, "refused: a redirect from a %s address to %s, a %s address (a redirect "
                      "must not lead into loopback, private, link-local or metadata addresses unless the "
-                     "original URL was one; --allow-private-redirects allows it)", x->origin_known ? net_addr_class_name(x->origin_class) : "?", k->addr,
-                     net_addr_class_name(k->addr_class));
+                     "original URL was one; --allow-private-redirects allows it)",
+                     net_addr_class_name(x->origin_class), k->addr, net_addr_class_name(k->addr_class));
 }
 
 /* One attempt: a connection, the request, the whole response. */
