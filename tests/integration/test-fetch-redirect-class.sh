@@ -7,7 +7,7 @@
 #
 # Runs only inside a network namespace of its own (re-executed under `unshare -n`): the
 # addresses 203.0.113.1-2 (documentation range, standing for "public"), 10.0.0.1-2,
-# 169.254.169.254 and 169.254.7.7 are added to that namespace's lo, so no real non-loopback
+# 169.254.169.254, 169.254.7.7 and fd00::1 are added to that namespace's lo, so no real non-loopback
 # address is ever touched.
 if [ -z "${SNAPCTL_NETNS:-}" ] && command -v unshare >/dev/null 2>&1 && unshare -n true 2>/dev/null; then
     SNAPCTL_NETNS=1 exec unshare -n sh "$0" "$@"
@@ -21,12 +21,13 @@ ip link set lo up
 for a in 203.0.113.1 203.0.113.2 10.0.0.1 10.0.0.2 169.254.169.254 169.254.7.7; do
     ip addr add "$a/32" dev lo
 done
+ip -6 addr add fd00::1/128 dev lo
 
 T=$(mktmpdir)
 mkdir -p "$T/www" "$T/cache"
 head -c 100000 /dev/urandom >"$T/www/a.bin"
 H=$(sha256 "$T/www/a.bin")
-faultserver_start "$T/www" --quiet --host 0.0.0.0 --netns
+faultserver_start "$T/www" --quiet --host :: --netns # both families (bindv6only is 0)
 P=$FS_PORT
 C=$T/cache
 
@@ -51,7 +52,7 @@ followed() {
     rm "$C/$H"
     echo "$1 -> $2: followed"
 }
-class_of() { case $1 in 203.*) echo public ;; 10.*) echo private ;; 127.*) echo loopback ;; esac; }
+class_of() { case $1 in 203.*) echo public ;; 10.* | \[fd*) echo private ;; 127.*) echo loopback ;; esac; }
 
 # From a public address into each other class: refused.
 refused 203.0.113.1 127.0.0.1 loopback
@@ -59,6 +60,8 @@ refused 203.0.113.1 10.0.0.1 private
 refused 203.0.113.1 169.254.169.254 metadata
 refused 203.0.113.1 169.254.7.7 link-local
 refused 203.0.113.1 '[::ffff:127.0.0.1]' loopback
+refused 203.0.113.1 '[fd00::1]' private
+refused '[fd00::1]' '[::1]' loopback
 # From loopback or private into another non-public class: refused too.
 refused 127.0.0.1 10.0.0.1 private
 refused 10.0.0.1 169.254.169.254 metadata
