@@ -169,7 +169,7 @@ static long tmp_pid(const char *name, const char *tag)
     char *end;
     t += strlen(tag);
     long pid = *t >= '1' && *t <= '9' ? strtol(t, &end, 10) : 0;
-    return pid > 0 && (*end == '\0' || *end == '.') ? pid : 0;
+    return pid > 0 && pid <= INT_MAX && (*end == '\0' || *end == '.') ? pid : 0;
 }
 
 int snap_clean_stale_tmp(const char *dir, const char *tag)

@@ -89,14 +89,20 @@ static bool retryable(int err)
     return err == SNAP_ENET || err == SNAP_ETIMEOUT || err == SNAP_ESHORT || err == SNAP_EPROTO;
 }
 
-void fetch_store_opts(const struct fetch_opts *o, struct store_opts *so)
+/* The minimum rate in bytes/s, 0 for none. */
+static uint64_t speed_limit(const struct fetch_opts *o)
 {
     uint64_t limit = o->speed_limit ? o->speed_limit : FETCH_SPEED_LIMIT;
+    return limit == FETCH_SPEED_NONE ? 0 : limit;
+}
+
+void fetch_store_opts(const struct fetch_opts *o, struct store_opts *so)
+{
     *so = (struct store_opts){
         .idle_timeout_ms = o->idle_timeout_ms,
         .deadline_ns = o->max_time_ms ? snap_now_ns() + (uint64_t)o->max_time_ms * 1000000 : 0,
         .head_timeout_ms = o->head_timeout_ms ? o->head_timeout_ms : FETCH_HEAD_TIMEOUT_MS,
-        .speed_limit = limit == FETCH_SPEED_NONE ? 0 : limit,
+        .speed_limit = speed_limit(o),
         .speed_time_ms = o->speed_time_ms ? o->speed_time_ms : FETCH_SPEED_TIME_MS,
         .max_object_size = o->max_size ? o->max_size : FETCH_DEFAULT_MAX,
         .allow_private_redirects = o->allow_private_redirects,
@@ -107,10 +113,9 @@ void fetch_store_opts(const struct fetch_opts *o, struct store_opts *so)
 static bool fetch_resume_ok(const struct fetch_opts *o, int err, uint64_t moved, uint64_t t0, uint64_t deadline)
 {
     uint64_t now = snap_now_ns(), ms = (now - t0) / 1000000 + 1;
-    uint64_t limit = o->speed_limit ? o->speed_limit : FETCH_SPEED_LIMIT;
     if (!retryable(err) || moved == 0 || (deadline && now >= deadline))
         return false;
-    return limit == FETCH_SPEED_NONE || moved >= limit * ms / 1000;
+    return (double)moved * 1000 / (double)ms >= (double)speed_limit(o);
 }
 
 static int fetch_download(const struct fetch_opts *o, const char *final, struct fetch_result *r)
