@@ -4,8 +4,8 @@
  * SHA-256 matched; it is streamed into a temp file in the same directory, hashed in the same
  * pass, fsync'd, renamed into place, and the directory fsync'd.  Any failure removes the temp
  * file.  A break mid-body is resumed with an open-ended ranged read (bytes=K-) from the bytes
- * already written (the hash state carries over), for as long as each break moved the file on;
- * a break that made no progress ends the fetch, since the transport below (lib/net's retries
+ * already written (the hash state carries over), for as long as each break moved the file on
+ * at the minimum rate; a break that did not ends the fetch, since the transport below (lib/net's retries
  * with backoff) has already retried it -- two nested retry loops would multiply a stall.
  * Hashing uses the SHA-NI path when the CPU has it.
  */
