@@ -83,6 +83,9 @@ int store_open(const char *url, const struct store_opts *opts, struct store **ou
         o.idle_timeout_ms = idle_s * 1000;
     if (!o.max_attempts && attempts)
         o.max_attempts = attempts;
+    const char *priv = getenv("SNAPCTL_ALLOW_PRIVATE_REDIRECTS");
+    if (priv && strcmp(priv, "1") == 0)
+        o.allow_private_redirects = true;
     const struct store_ops *ops = store_ops_for(url);
     if (!ops) {
         if (!strstr(url, "://"))

@@ -128,7 +128,8 @@ struct store {
 };
 
 /* Open the backend for url's scheme.  Zero idle_timeout_ms / max_attempts are taken from
- * SNAPCTL_IDLE_TIMEOUT (seconds) / SNAPCTL_MAX_ATTEMPTS when set, else the backend defaults. */
+ * SNAPCTL_IDLE_TIMEOUT (seconds) / SNAPCTL_MAX_ATTEMPTS when set, else the backend defaults;
+ * SNAPCTL_ALLOW_PRIVATE_REDIRECTS=1 sets allow_private_redirects. */
 int store_open(const char *url, const struct store_opts *opts, struct store **out);
 void store_close(struct store *s);
 

@@ -79,4 +79,8 @@ grep -q "a redirect from a public address to 127.0.0.1" "$LAST_ERR" || die "two 
 fetch "$(url 203.0.113.1 169.254.169.254)" --allow-private-redirects >/dev/null 2>"$T/err" ||
     { cat "$T/err"; die "--allow-private-redirects did not follow"; }
 rm "$C/$H"
+# So does SNAPCTL_ALLOW_PRIVATE_REDIRECTS=1, for every HTTP-based store.
+SNAPCTL_ALLOW_PRIVATE_REDIRECTS=1 fetch "$(url 203.0.113.1 10.0.0.1)" >/dev/null 2>"$T/err" ||
+    { cat "$T/err"; die "SNAPCTL_ALLOW_PRIVATE_REDIRECTS=1 did not follow"; }
+rm "$C/$H"
 echo "redirect-class: refused and followed as expected"
