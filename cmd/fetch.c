@@ -36,6 +36,14 @@ static const char usage[] =
     "  --timeout SECONDS   fail a read when no byte arrives for that long (default 30)\n"
     "  --limit-rate RATE   download at most RATE bytes a second (K/M/G suffixes, like curl's),\n"
     "                      to leave bandwidth and disk to others on a shared host\n"
+    "  --max-time SECONDS  give up after this long in all, retries included (default none)\n"
+    "  --head-timeout SECONDS\n"
+    "                      a response head must arrive whole within this (default 30)\n"
+    "  --speed-limit BYTES, --speed-time SECONDS\n"
+    "                      fail a body slower than BYTES/s over SECONDS (default 1K, 60; 0: off)\n"
+    "  --allow-private-redirects\n"
+    "                      follow redirects into loopback, private, link-local or metadata\n"
+    "                      addresses from a URL outside that class (refused by default: exit 8)\n"
     "  --verify            re-hash a cached file and replace it if it does not match\n"
     "  --json              print {path, size, sha256, source, seconds, cached, resumed}\n"
     "  -q, --quiet         no progress bar (it is shown only on a terminal anyway)\n"
@@ -44,7 +52,8 @@ static const char usage[] =
     CLI_PEER_USAGE
     "\n"
     "Prints the cached file's path. Exit status: 0 ok, 2 usage, 4 not found, 5 network or I/O,\n"
-    "6 SHA-256 mismatch, 7 over --max-size, 9 disk full, 130 interrupted (see snapctl(1)).\n";
+    "6 SHA-256 mismatch, 7 over --max-size, 8 redirect refused, 9 disk full, 130 interrupted\n"
+    "(see snapctl(1)).\n";
 
 static struct progress bar;
 
@@ -65,7 +74,16 @@ static void on_signal(int sig)
     _exit(SNAP_EXIT_INTR);
 }
 
-enum { OPT_SHA = 256, OPT_DIR, OPT_PREFIX, OPT_MAX, OPT_MODE, OPT_VERIFY, OPT_JSON, OPT_TIMEOUT, OPT_RATE };
+enum { OPT_SHA = 256, OPT_DIR, OPT_PREFIX, OPT_MAX, OPT_MODE, OPT_VERIFY, OPT_JSON, OPT_TIMEOUT, OPT_MAXTIME,
+       OPT_HEADTIME, OPT_SPEED, OPT_SPEEDTIME, OPT_PRIVREDIR, OPT_RATE };
+
+/* A --NAME SECONDS option (0.001 to 86400) in ms; 0 when it is not one. */
+static unsigned seconds_opt(const char *arg)
+{
+    char *end;
+    double t = strtod(arg, &end);
+    return *end || !*arg || !(t >= 0.001 && t <= 86400) ? 0 : (unsigned)(t * 1000 + 0.5);
+}
 
 int fetch_main(int argc, char **argv)
 {
@@ -78,6 +96,11 @@ int fetch_main(int argc, char **argv)
         {"verify", no_argument, NULL, OPT_VERIFY},
         {"timeout", required_argument, NULL, OPT_TIMEOUT},
         {"limit-rate", required_argument, NULL, OPT_RATE},
+        {"max-time", required_argument, NULL, OPT_MAXTIME},
+        {"head-timeout", required_argument, NULL, OPT_HEADTIME},
+        {"speed-limit", required_argument, NULL, OPT_SPEED},
+        {"speed-time", required_argument, NULL, OPT_SPEEDTIME},
+        {"allow-private-redirects", no_argument, NULL, OPT_PRIVREDIR},
         {"json", no_argument, NULL, OPT_JSON},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
@@ -107,12 +130,15 @@ int fetch_main(int argc, char **argv)
             break;
         }
         case OPT_VERIFY: o.verify = true; break;
-        case OPT_TIMEOUT: {
-            char *end;
-            double t = strtod(optarg, &end);
-            if (*end || !*optarg || !(t >= 0.001 && t <= 86400))
-                return cli_usage_error("--timeout: '%s' is not a number of seconds (0.001 to 86400)", optarg);
-            o.idle_timeout_ms = (unsigned)(t * 1000 + 0.5);
+        case OPT_TIMEOUT: case OPT_MAXTIME: case OPT_HEADTIME: case OPT_SPEEDTIME: {
+            unsigned ms = seconds_opt(optarg);
+            unsigned *to = c == OPT_TIMEOUT ? &o.idle_timeout_ms : c == OPT_MAXTIME ? &o.max_time_ms
+                         : c == OPT_HEADTIME ? &o.head_timeout_ms : &o.speed_time_ms;
+            if (!ms)
+                return cli_usage_error("--%s: '%s' is not a number of seconds (0.001 to 86400)",
+                                       c == OPT_TIMEOUT ? "timeout" : c == OPT_MAXTIME ? "max-time"
+                                       : c == OPT_HEADTIME ? "head-timeout" : "speed-time", optarg);
+            *to = ms;
             break;
         }
         case OPT_RATE:
@@ -120,6 +146,13 @@ int fetch_main(int argc, char **argv)
                 return cli_usage_error("--limit-rate: '%s' is not a positive rate in bytes a second (like 500K, 20M)",
                                        optarg);
             break;
+        case OPT_SPEED:
+            if (snap_parse_size(optarg, &o.speed_limit, "--speed-limit"))
+                return cli_usage_error("--speed-limit: '%s' is not a number of bytes per second", optarg);
+            if (!o.speed_limit)
+                o.speed_limit = FETCH_SPEED_NONE;
+            break;
+        case OPT_PRIVREDIR: o.allow_private_redirects = true; break;
         case OPT_JSON: json = true; break;
         case 'q': quiet = true; break;
         case 'h': fputs(usage, stdout); return 0;
@@ -154,7 +187,8 @@ int fetch_main(int argc, char **argv)
     char *key = NULL;
     int err = 0;
     if (cli_peer_wanted(&so)) {
-        struct store_opts sop = {.idle_timeout_ms = o.idle_timeout_ms};
+        struct store_opts sop;
+        fetch_store_opts(&o, &sop);
         so.store_opts = &sop;
         if ((err = cli_open_object(o.url, &so, &o.store, &key)) != 0) {
             progress_end(&bar);

@@ -4,11 +4,15 @@
 #include "base/err.h"
 #include "base/mem.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <time.h>
@@ -146,12 +150,58 @@ out:
     return err;
 }
 
+int snap_tmp_open(const char *path, int flags, unsigned mode)
+{
+    int fd = open(path, flags | O_CREAT | O_CLOEXEC, mode);
+    if (fd >= 0)
+        flock(fd, LOCK_EX | LOCK_NB); /* held until close; best effort (only the cleaner asks) */
+    return fd;
+}
+
+/* The PID after the last tag in name ("x.tmp.123", "x.tmp.123.abc"), or 0. */
+static long tmp_pid(const char *name, const char *tag)
+{
+    const char *t = NULL;
+    for (const char *p = name; (p = strstr(p, tag)) != NULL; p++)
+        t = p;
+    if (!t || t == name)
+        return 0;
+    char *end;
+    t += strlen(tag);
+    long pid = *t >= '1' && *t <= '9' ? strtol(t, &end, 10) : 0;
+    return pid > 0 && pid <= INT_MAX && (*end == '\0' || *end == '.') ? pid : 0;
+}
+
+int snap_clean_stale_tmp(const char *dir, const char *tag)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return 0;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        long pid = tmp_pid(e->d_name, tag);
+        if (!pid || pid == (long)getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+            continue; /* not a temp file, or its writer may be running */
+        int fd = openat(dirfd(d), e->d_name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+        struct stat st;
+        if (fd < 0)
+            continue;
+        if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && flock(fd, LOCK_EX | LOCK_NB) == 0 &&
+            unlinkat(dirfd(d), e->d_name, 0) == 0)
+            n++;
+        close(fd);
+    }
+    closedir(d);
+    return n;
+}
+
 int snap_write_file_atomic(const char *path, const void *buf, size_t len, unsigned mode)
 {
     char tmp[PATH_MAX], dir[PATH_MAX];
     if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp)
         return snap_fail(SNAP_EUSAGE, "%s: path too long", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+    int fd = snap_tmp_open(tmp, O_WRONLY | O_TRUNC, mode);
     if (fd < 0)
         return snap_fail_errno("%s", tmp);
     int err = snap_write_full(fd, buf, len, tmp);

@@ -22,6 +22,13 @@ int snap_read_file(const char *path, size_t max, uint8_t **out, size_t *outlen);
 /* Write buf to path atomically: temp file in the same directory, fsync, rename, fsync dir. */
 int snap_write_file_atomic(const char *path, const void *buf, size_t len, unsigned mode);
 
+/* Temp files of a writer that may crash: name them PATH + tag + PID (+ anything after a '.'),
+ * open them with snap_tmp_open (which holds an flock on them while the writer lives), and
+ * snap_clean_stale_tmp removes in dir those whose PID is gone and whose lock is free -- never
+ * a live writer's, even one in another PID namespace.  It returns how many it removed. */
+int snap_tmp_open(const char *path, int flags, unsigned mode);
+int snap_clean_stale_tmp(const char *dir, const char *tag);
+
 /* Monotonic clock in nanoseconds. */
 uint64_t snap_now_ns(void);
 /* Sleep until snap_now_ns() reaches t_ns (an absolute deadline, so repeated sleeps do not

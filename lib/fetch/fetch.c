@@ -10,10 +10,8 @@
 #include "fetch/hasher.h"
 #include "store/store.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -100,24 +98,9 @@ static int hash_file(const char *path, uint8_t out[32], uint64_t *size)
 
 int fetch_clean_stale(const char *dir)
 {
-    DIR *d = opendir(dir);
-    if (!d)
-        return 0;
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        const char *tag = strstr(e->d_name, TMP_TAG);
-        if (!tag || e->d_name[0] != '.')
-            continue;
-        long pid = strtol(tag + strlen(TMP_TAG), NULL, 10);
-        if (pid > 0 && (kill((pid_t)pid, 0) == 0 || errno != ESRCH))
-            continue; /* still running (or not ours to judge) */
-        if (unlinkat(dirfd(d), e->d_name, 0) == 0) {
-            snap_info("removed stale temp file %s/%s", dir, e->d_name);
-            n++;
-        }
-    }
-    closedir(d);
+    int n = snap_clean_stale_tmp(dir, TMP_TAG);
+    if (n)
+        snap_info("removed %d stale temp file%s in %s", n, n == 1 ? "" : "s", dir);
     return n;
 }
 
@@ -126,11 +109,41 @@ static bool retryable(int err)
     return err == SNAP_ENET || err == SNAP_ETIMEOUT || err == SNAP_ESHORT || err == SNAP_EPROTO;
 }
 
+/* The minimum rate in bytes/s, 0 for none. */
+static uint64_t speed_limit(const struct fetch_opts *o)
+{
+    uint64_t limit = o->speed_limit ? o->speed_limit : FETCH_SPEED_LIMIT;
+    return limit == FETCH_SPEED_NONE ? 0 : limit;
+}
+
+void fetch_store_opts(const struct fetch_opts *o, struct store_opts *so)
+{
+    *so = (struct store_opts){
+        .idle_timeout_ms = o->idle_timeout_ms,
+        .deadline_ns = o->max_time_ms ? snap_now_ns() + (uint64_t)o->max_time_ms * 1000000 : 0,
+        .head_timeout_ms = o->head_timeout_ms ? o->head_timeout_ms : FETCH_HEAD_TIMEOUT_MS,
+        .speed_limit = speed_limit(o),
+        .speed_time_ms = o->speed_time_ms ? o->speed_time_ms : FETCH_SPEED_TIME_MS,
+        .max_object_size = o->max_size ? o->max_size : FETCH_DEFAULT_MAX,
+        .allow_private_redirects = o->allow_private_redirects,
+    };
+}
+
+/* Resume after a break?  Only one that moved the file on at the minimum rate, within max_time. */
+static bool fetch_resume_ok(const struct fetch_opts *o, int err, uint64_t moved, uint64_t t0, uint64_t deadline)
+{
+    uint64_t now = snap_now_ns(), ms = (now - t0) / 1000000 + 1;
+    if (!retryable(err) || moved == 0 || (deadline && now >= deadline))
+        return false;
+    return (double)moved * 1000 / (double)ms >= (double)speed_limit(o);
+}
+
 static int fetch_download(const struct fetch_opts *o, const char *final, struct fetch_result *r)
 {
     char *base = NULL, *key = NULL;
     struct store *st = NULL;
-    struct store_opts so = {.idle_timeout_ms = o->idle_timeout_ms};
+    struct store_opts so;
+    fetch_store_opts(o, &so);
     int err = 0;
     if (o->store) {
         st = o->store;
@@ -146,7 +159,7 @@ static int fetch_download(const struct fetch_opts *o, const char *final, struct 
     snprintf(fetch_tmp_path, sizeof fetch_tmp_path, "%.*s/.%s%s%ld.%08x", (int)(slash - final), final,
              slash + 1, TMP_TAG, (long)getpid(), (unsigned)(snap_now_ns() & 0xffffffff));
     struct sink_state s = {.url = o->url, .max = o->max_size, .o = o};
-    s.fd = open(fetch_tmp_path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    s.fd = snap_tmp_open(fetch_tmp_path, O_RDWR | O_EXCL, 0600);
     if (s.fd < 0) {
         err = snap_fail_errno("%s: create temp file", fetch_tmp_path);
         goto out;
@@ -163,7 +176,7 @@ static int fetch_download(const struct fetch_opts *o, const char *final, struct 
     for (;;) {
         /* To the end (bytes=K-): the sink refuses byte max_size + 1, so an oversize or endless
          * source is seen, not truncated, and nothing past that byte is read. */
-        uint64_t before = s.written;
+        uint64_t before = s.written, t_try = snap_now_ns();
         err = store_read_stream(st, key, s.written, STORE_SIZE_UNKNOWN, sink, &s, &res);
         if (res.total_size != STORE_SIZE_UNKNOWN)
             s.total = res.total_size;
@@ -171,12 +184,14 @@ static int fetch_download(const struct fetch_opts *o, const char *final, struct 
             err = snap_fail(SNAP_ESHORT, "%s: body ended after %llu of %llu bytes", o->url,
                             (unsigned long long)s.written, (unsigned long long)s.total);
         /* The transport has retried already; resume only a break that moved the file on. */
-        if (!err || !retryable(err) || s.written == before)
+        if (!err || !fetch_resume_ok(o, err, s.written - before, t_try, so.deadline_ns))
             break;
         /* Resume from what is on disk; the hash state already covers it. */
         snap_warn("%s: %s; resuming at byte %llu", o->url, snap_errmsg(err), (unsigned long long)s.written);
         r->resumed++;
     }
+    if (err == SNAP_ETIMEOUT && so.deadline_ns && snap_now_ns() >= so.deadline_ns)
+        snap_fail_ctx(err, "%s: not done within the time limit of %u ms (--max-time)", o->url, o->max_time_ms);
     uint8_t got[32];
     if (err)
         fetch_hasher_abort(s.hasher);

@@ -4,8 +4,8 @@
  * SHA-256 matched; it is streamed into a temp file in the same directory, hashed in the same
  * pass, fsync'd, renamed into place, and the directory fsync'd.  Any failure removes the temp
  * file.  A break mid-body is resumed with an open-ended ranged read (bytes=K-) from the bytes
- * already written (the hash state carries over), for as long as each break moved the file on;
- * a break that made no progress ends the fetch, since the transport below (lib/net's retries
+ * already written (the hash state carries over), for as long as each break moved the file on
+ * at the minimum rate; a break that did not ends the fetch, since the transport below (lib/net's retries
  * with backoff) has already retried it -- two nested retry loops would multiply a stall.
  * Hashing uses the SHA-NI path when the CPU has it.
  */
@@ -35,6 +35,12 @@ struct fetch_opts {
     bool verify;              /* on a hit, re-hash and replace a bad file */
     unsigned idle_timeout_ms; /* no byte for this long fails a network read; 0 = 30 s */
     uint64_t limit_rate;      /* bytes per second, averaged from the first byte; 0 = no limit */
+    /* A slow or hostile origin cannot hold a fetch forever (HTTP-based sources): */
+    unsigned max_time_ms;     /* the whole fetch, retries and resumes included; 0 = no limit */
+    unsigned head_timeout_ms; /* a response head must be complete this long after its request; 0 = 30 s */
+    uint64_t speed_limit;     /* minimum body rate in bytes/s ... 0 = 1 KiB/s, FETCH_SPEED_NONE = no minimum */
+    unsigned speed_time_ms;   /* ... over every window this long; 0 = 60 s */
+    bool allow_private_redirects; /* follow redirects into other loopback/private/link-local/metadata addresses */
     fetch_progress_fn progress;
     void *progress_ctx;
 };
@@ -48,7 +54,20 @@ struct fetch_result {
     double seconds;
 };
 
+#define FETCH_SPEED_NONE UINT64_MAX
+#define FETCH_HEAD_TIMEOUT_MS 30000
+#define FETCH_SPEED_LIMIT 1024
+#define FETCH_SPEED_TIME_MS 60000
+
+/* A body over max_size is refused: as soon as the response announces it (Content-Length,
+ * Content-Range), else at byte max_size + 1.  A break is resumed only when it moved the file on
+ * at the minimum rate, and never past max_time. */
 int fetch_run(const struct fetch_opts *o, struct fetch_result *r);
+
+struct store_opts;
+/* The options of a store opened for this fetch (when the caller opens it, as with --peer):
+ * timeouts, the minimum rate, the size limit, the redirect rule, and the deadline from now. */
+void fetch_store_opts(const struct fetch_opts *o, struct store_opts *so);
 
 /* The temp file of a download in progress, or "" -- for a signal handler that unlinks it
  * (unlink is async-signal-safe) before exiting. */

@@ -90,8 +90,10 @@ static int follow(struct http_xfer *x, struct url *owned)
     if (e)
         return snap_fail_ctx(SNAP_EPROTO, "%s: HTTP %d Location", x->what, rs->status);
     if (next.scheme != URL_HTTP && next.scheme != URL_HTTPS) {
+        e = snap_fail(SNAP_EPROTO, "%s: HTTP %d redirect to %s:// refused (only http:// and https:// "
+                      "redirects are followed)", x->what, rs->status, next.scheme_name);
         url_free(&next);
-        return snap_fail(SNAP_EPROTO, "%s: HTTP %d to a %s:// URL", x->what, rs->status, next.scheme_name);
+        return e;
     }
     url_free(owned);
     *owned = next;
@@ -157,6 +159,8 @@ int http_do(struct http_client *c, const struct http_request *rq, struct http_re
     };
     if (c->o.total_timeout_ms)
         x.deadline = snap_now_ns() + (uint64_t)c->o.total_timeout_ms * 1000000;
+    if (c->o.deadline_ns && (!x.deadline || c->o.deadline_ns < x.deadline))
+        x.deadline = c->o.deadline_ns;
     x.target = rq->target ? rq->target : url_target(rq->url, x.tbuf, sizeof x.tbuf) == 0 ? x.tbuf : NULL;
     if (!x.target)
         return snap_fail(SNAP_ETOOBIG, "%s: URL target too long", rq->method);
@@ -197,6 +201,8 @@ int http_do(struct http_client *c, const struct http_request *rq, struct http_re
              * of an idempotent request; a server that always lies still fails. */
             retry = e == SNAP_ENET || e == SNAP_ETIMEOUT || e == SNAP_ESHORT || e == SNAP_EPROTO;
         }
+        if (x.no_retry)
+            retry = false;
         /* Partial delivery: a range resumes; anything else that reached the caller cannot. */
         if (rs->bytes && !rq->range && (rq->sink == HTTP_SINK_BUFFER || rq->sink == HTTP_SINK_CALLBACK))
             retry = false;

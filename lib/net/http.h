@@ -14,8 +14,10 @@
  * rs.body (capped), or discarded.  Bodies of non-2xx answers never reach the sink: they are
  * kept in rs.body (first 64 KiB) for the caller to read (S3 error XML).
  *
- * Errors: SNAP_ENET, SNAP_ETIMEOUT, SNAP_ETLS, SNAP_EPROTO, SNAP_ESHORT, SNAP_ETOOBIG,
- * SNAP_ECANCELED (a callback said stop), SNAP_EHTTP (a status the caller must look at),
+ * Errors: SNAP_ENET, SNAP_ETIMEOUT, SNAP_ETLS, SNAP_EPROTO, SNAP_ESHORT, SNAP_ETOOBIG (a limit
+ * of the caller's: a sink, max_object_size; a peer over the parser's caps is SNAP_EPROTO),
+ * SNAP_EAUTH (a refused redirect), SNAP_ECANCELED (a callback said stop), SNAP_EHTTP (a status
+ * the caller must look at),
  * SNAP_ERANGE (416: the range starts past the end; rs.total_size has the size).  Messages
  * start with "METHOD URL" (userinfo and signed query values removed) and name the status.
  * See docs/net.md for pooling, retries and timeouts.
@@ -88,12 +90,27 @@ struct http_opts {
     unsigned tls_timeout_ms;     /* handshake, default 10000 */
     unsigned idle_timeout_ms;    /* no byte moved for this long fails the attempt, default 30000 */
     unsigned total_timeout_ms;   /* one http_do, retries and backoff included; default 0 = none */
+    uint64_t deadline_ns;        /* absolute (snap_now_ns clock): no http_do runs past it; 0 = none */
+    unsigned head_timeout_ms;    /* the final response head (after any 1xx) must be complete this
+                                    long after the request was sent; 0 = no limit */
+    uint64_t speed_limit;        /* minimum rate of a response body, bytes/s, judged over ... */
+    unsigned speed_time_ms;      /* ... every window this long (like curl's --speed-limit/-time);
+                                    0 = no minimum.  Head timeout and minimum rate fail with
+                                    SNAP_ETIMEOUT and are not retried: a slow origin stays slow. */
+    uint64_t max_object_size;    /* a 2xx announcing more (200 Content-Length, 206 Content-Range
+                                    total) is SNAP_ETOOBIG before its body is read; 0 = no limit */
+    bool allow_private_redirects; /* see below */
     unsigned max_idle;           /* idle connections kept in the pool, default 64 */
     unsigned max_idle_age_ms;    /* an idle connection older than this is closed, default 30000 */
     const char *ca_file;         /* trust only this PEM bundle; NULL = the system's (SSL_CERT_FILE) */
     const char *user_agent;      /* default "snapctl/VERSION" */
     struct http_retry retry;
 };
+
+/* Redirects never lead from the original URL's address class into another non-public one
+ * (loopback, private, link-local, metadata: lib/net/addrclass.h), judged on the address each
+ * connection is actually made to, so a name that resolves differently later changes nothing:
+ * SNAP_EAUTH, unless allow_private_redirects.  Only http:// and https:// targets are followed. */
 
 struct http_stats {
     uint64_t requests;     /* attempts sent */

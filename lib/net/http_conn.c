@@ -121,6 +121,7 @@ static int conn_open(struct http_client *c, const struct url *u, uint64_t deadli
         conn_close(k);
         return e;
     }
+    k->addr_class = net_addr_peer(k->sock.fd, k->addr, sizeof k->addr);
     atomic_fetch_add(&c->n_connects, 1);
     *out = k;
     return 0;

@@ -2,6 +2,7 @@
 #ifndef SNAP_NET_HTTP_INT_H
 #define SNAP_NET_HTTP_INT_H
 
+#include "net/addrclass.h"
 #include "net/http.h"
 #include "net/sock.h"
 #include "net/tls.h"
@@ -22,6 +23,8 @@ struct http_conn {
     enum url_scheme scheme;
     uint16_t port;
     char host[URL_HOST_MAX + 1];
+    enum net_addr_class addr_class; /* of the address it is connected to */
+    char addr[48];                  /* that address, for messages */
     uint64_t idle_since_ns;
     uint8_t *rbuf;            /* bytes read but not yet parsed are rbuf[rpos..rend) */
     size_t rcap, rpos, rend;
@@ -49,6 +52,7 @@ int http_conn_read(struct http_conn *k, void *buf, size_t len, size_t *got);
 int http_conn_writev(struct http_conn *k, struct iovec *iov, int n);
 
 #define HTTP_DRAIN_MAX (256u * 1024) /* body bytes we read and drop to keep a connection */
+#define HTTP_INTERIM_MAX 16          /* interim (1xx) responses before the final one */
 
 enum http_body_mode { BM_NONE, BM_LENGTH, BM_CHUNKED, BM_CLOSE };
 enum http_sink_kind { SK_CALLER, SK_ERROR, SK_DRAIN };
@@ -67,6 +71,11 @@ struct http_xfer {
     uint64_t deadline;
     uint64_t off, len;           /* the part of the range still wanted */
     char what[600];              /* "GET http://host/path" for messages */
+    bool no_retry;               /* the failure is not worth another attempt (too slow, refused) */
+    bool origin_known;           /* origin_class is the class of the original URL's address */
+    enum net_addr_class origin_class;
+    uint64_t win_end;            /* minimum-rate rule: the current window ends then ... */
+    uint64_t win_bytes;          /* ... and must have moved this many body bytes by then */
     /* Per response. */
     struct http_conn *k;
     enum http_body_mode mode;

@@ -212,7 +212,7 @@ static int head_line(struct http_head *h)
             return head_fail(h, SNAP_EPROTO, "control character in header '%s'", shown(s, j, tmp, 40));
     }
     if (h->nfields == HTTP_FIELDS_MAX)
-        return head_fail(h, SNAP_ETOOBIG, "more than %d header fields in response", HTTP_FIELDS_MAX);
+        return head_fail(h, SNAP_EPROTO, "more than %d header fields in the response head", HTTP_FIELDS_MAX);
     h->fields[h->nfields].name = (uint32_t)h->line;
     h->fields[h->nfields].value = (uint32_t)(h->line + v);
     h->nfields++;
@@ -242,7 +242,7 @@ int http_head_feed(struct http_head *h, const void *buf, size_t len, size_t *con
         }
         size_t need = h->len + n + 1; /* +1: the NUL that replaces the LF */
         if (need > HTTP_HEAD_MAX)
-            return head_fail(h, SNAP_ETOOBIG, "response head larger than %d KiB", HTTP_HEAD_MAX / 1024);
+            return head_fail(h, SNAP_EPROTO, "response head larger than %d KiB", HTTP_HEAD_MAX / 1024);
         if (need > h->cap) {
             size_t cap = h->cap ? h->cap : 1024;
             while (cap < need)
@@ -340,7 +340,7 @@ int http_chunked_feed(struct http_chunked *c, const void *buf, size_t len, size_
             int v = hexdig(ch);
             if (v >= 0) {
                 if (++c->digits > HTTP_CHUNK_HEX_MAX)
-                    return chunk_fail(c, SNAP_ETOOBIG, "chunk size of more than 16 hex digits");
+                    return chunk_fail(c, SNAP_EPROTO, "chunk size of more than 16 hex digits");
                 c->left = c->left << 4 | (uint64_t)v;
                 break;
             }
@@ -374,7 +374,7 @@ int http_chunked_feed(struct http_chunked *c, const void *buf, size_t len, size_
             else if (ch == '\n')
                 chunk_size_done(c);
             else if (++c->line > HTTP_CHUNK_LINE_MAX)
-                return chunk_fail(c, SNAP_ETOOBIG, "chunk extension longer than 4 KiB");
+                return chunk_fail(c, SNAP_EPROTO, "chunk extension longer than 4 KiB");
             break;
         case CH_SIZE_LF:
             if (ch != '\n')
@@ -415,11 +415,11 @@ int http_chunked_feed(struct http_chunked *c, const void *buf, size_t len, size_
             else
                 c->state = CH_TRAILER_LINE;
             if (c->state == CH_TRAILER_LINE && ++c->trailer > HTTP_TRAILER_MAX)
-                return chunk_fail(c, SNAP_ETOOBIG, "trailers larger than 16 KiB");
+                return chunk_fail(c, SNAP_EPROTO, "trailers larger than 16 KiB");
             break;
         case CH_TRAILER_LINE:
             if (++c->trailer > HTTP_TRAILER_MAX)
-                return chunk_fail(c, SNAP_ETOOBIG, "trailers larger than 16 KiB");
+                return chunk_fail(c, SNAP_EPROTO, "trailers larger than 16 KiB");
             if (ch == '\n')
                 c->state = CH_TRAILER;
             break;

@@ -52,7 +52,8 @@ void http_head_init(struct http_head *h);
 void http_head_reset(struct http_head *h);
 void http_head_free(struct http_head *h);
 /* Feed bytes; *consumed says how many were used (all of them until the head is complete,
- * then up to and including the blank line).  0, or SNAP_EPROTO / SNAP_ETOOBIG / SNAP_ENOMEM. */
+ * then up to and including the blank line).  0, SNAP_ENOMEM, or SNAP_EPROTO: malformed, or
+ * over one of the caps above (a fault of the peer, not a size limit of the caller's). */
 int http_head_feed(struct http_head *h, const void *buf, size_t len, size_t *consumed);
 bool http_head_done(const struct http_head *h);
 /* The value of the first field called name (any case), or NULL. */

@@ -209,10 +209,11 @@ static int req_send(struct http_xfer *x)
 /* ---- receiving ---- */
 
 /* Read the response head (skipping 1xx) into rs->head.  *got_byte: something arrived. */
-static int resp_head(struct http_xfer *x, bool *got_byte)
+static int resp_head_read(struct http_xfer *x, bool *got_byte)
 {
     struct http_conn *k = x->k;
     struct http_head *h = &x->rs->head;
+    unsigned interim = 0;
     http_head_reset(h);
     for (;;) {
         if (k->rpos == k->rend) {
@@ -239,8 +240,32 @@ static int resp_head(struct http_xfer *x, bool *got_byte)
             return 0;
         if (h->status == 101)
             return snap_fail(SNAP_EPROTO, "unexpected 101 Switching Protocols");
+        if (++interim > HTTP_INTERIM_MAX) {
+            x->no_retry = true;
+            return snap_fail(SNAP_EPROTO, "more than %d interim (1xx) responses before the answer",
+                             HTTP_INTERIM_MAX);
+        }
         http_head_reset(h); /* 100 Continue, 103 Early Hints: the real answer follows */
     }
+}
+
+/* The head, under the client's head timeout (counted from now: the request was just sent). */
+static int resp_head(struct http_xfer *x, bool *got_byte)
+{
+    struct sock *sk = &x->k->sock;
+    unsigned ms = x->c->o.head_timeout_ms;
+    uint64_t saved = sk->deadline_ns, hd = ms ? snap_now_ns() + (uint64_t)ms * 1000000 : 0;
+    if (hd && (!saved || hd < saved))
+        sk->deadline_ns = hd;
+    int e = resp_head_read(x, got_byte);
+    bool ours = sk->deadline_ns != saved;
+    sk->deadline_ns = saved;
+    if (e == SNAP_ETIMEOUT && ours && snap_now_ns() >= hd) {
+        x->no_retry = true;
+        return snap_fail(SNAP_ETIMEOUT, "%s: no complete response head %u ms after the request (head timeout)",
+                         sk->peer, ms);
+    }
+    return e;
 }
 
 /* "bytes a-b/total", "bytes a-b/ *" or "bytes * /total" (without the spaces around '/'). */
@@ -278,6 +303,12 @@ static int parse_content_range(const char *v, uint64_t *a, uint64_t *b, uint64_t
     return 0;
 }
 
+static int too_big(uint64_t size, const char *field, uint64_t max)
+{
+    return snap_fail(SNAP_ETOOBIG, "the object is %" PRIu64 " bytes (%s), over the limit of %" PRIu64
+                     " bytes; nothing of it was read", size, field, max);
+}
+
 /* Decide framing and destination of the body that follows the head. */
 static int resp_setup(struct http_xfer *x, bool following)
 {
@@ -313,10 +344,14 @@ static int resp_setup(struct http_xfer *x, bool following)
         return 0;
     }
     x->sink = SK_CALLER;
+    uint64_t max = x->c->o.max_object_size;
     if (rq->range && st == 206) {
         const char *cr = http_head_get(h, "Content-Range");
         uint64_t a, b, t, last = x->off + x->len - 1;
-        if (parse_content_range(cr, &a, &b, &t) != 0 || a != x->off || b > last ||
+        int bad = parse_content_range(cr, &a, &b, &t);
+        if (!bad && max && t != HTTP_SIZE_UNKNOWN && t > max)
+            return too_big(t, "Content-Range", max);
+        if (bad || a != x->off || b > last ||
             (b < last && b + 1 != t))
             return snap_fail(SNAP_EPROTO, "206 with Content-Range '%.80s' for bytes=%" PRIu64 "-%" PRIu64,
                              cr ? cr : "(none)", x->off, last);
@@ -332,6 +367,8 @@ static int resp_setup(struct http_xfer *x, bool following)
         x->skip = x->off;
         x->limit = x->len;
     }
+    if (st != 206 && max && h->has_length && h->content_length > max)
+        return too_big(h->content_length, "Content-Length", max);
     uint64_t coming = h->content_length < x->limit ? h->content_length : x->limit;
     if (rq->sink == HTTP_SINK_BUFFER && x->mode == BM_LENGTH && x->skip == 0 && coming > rq->dst_len - rs->bytes)
         return snap_fail(SNAP_ETOOBIG, "body of %" PRIu64 " bytes does not fit the %" PRIu64 "-byte buffer",
@@ -457,10 +494,58 @@ static int body_eof(struct http_xfer *x)
     return snap_fail(SNAP_ESHORT, "connection closed inside the chunked body");
 }
 
+/* The minimum-rate rule: a window of speed_time_ms must move speed_limit bytes per second. */
+static uint64_t rate_need(const struct http_opts *o)
+{
+    uint64_t ms = o->speed_time_ms;
+    uint64_t need = o->speed_limit > UINT64_MAX / (ms ? ms : 1) ? UINT64_MAX : o->speed_limit * ms / 1000;
+    return need ? need : 1;
+}
+
+static void rate_window(struct http_xfer *x, uint64_t now)
+{
+    x->win_end = now + (uint64_t)x->c->o.speed_time_ms * 1000000;
+    x->win_bytes = rate_need(&x->c->o);
+}
+
+/* A read of body bytes; the poll wakes at the end of the rate window to judge it. */
+static int body_read(struct http_xfer *x, void *buf, size_t len, size_t *got)
+{
+    const struct http_opts *o = &x->c->o;
+    struct sock *sk = &x->k->sock;
+    if (!o->speed_limit || !o->speed_time_ms)
+        return http_conn_read(x->k, buf, len, got);
+    for (;;) {
+        uint64_t now = snap_now_ns();
+        if (now >= x->win_end) {
+            if (x->win_bytes) {
+                uint64_t moved = rate_need(o) - x->win_bytes;
+                x->no_retry = true;
+                return snap_fail(SNAP_ETIMEOUT, "%s: the body moved %" PRIu64 " bytes in %u ms, below the "
+                                 "minimum rate of %" PRIu64 " bytes/s (speed limit)", sk->peer, moved,
+                                 o->speed_time_ms, o->speed_limit);
+            }
+            rate_window(x, now);
+        }
+        uint64_t saved = sk->deadline_ns;
+        if (!saved || x->win_end < saved)
+            sk->deadline_ns = x->win_end;
+        int e = http_conn_read(x->k, buf, len, got);
+        bool ours = sk->deadline_ns != saved;
+        sk->deadline_ns = saved;
+        if (e == SNAP_ETIMEOUT && ours && snap_now_ns() >= x->win_end)
+            continue; /* the window ended: judge it */
+        if (!e)
+            x->win_bytes -= *got < x->win_bytes ? *got : x->win_bytes;
+        return e;
+    }
+}
+
 static int body_pump(struct http_xfer *x)
 {
     struct http_conn *k = x->k;
     int e = 0;
+    rate_window(x, snap_now_ns());
     while (!e && !body_done(x) && !x->cut) {
         if (k->rpos < k->rend) {
             const uint8_t *p = k->rbuf + k->rpos;
@@ -488,7 +573,7 @@ static int body_pump(struct http_xfer *x)
         size_t got;
         if (d) {
             size_t n = (size_t)(want < room ? want : room);
-            if ((e = http_conn_read(k, d, n, &got)))
+            if ((e = body_read(x, d, n, &got)))
                 break;
             if (got == 0) {
                 e = body_eof(x);
@@ -503,7 +588,7 @@ static int body_pump(struct http_xfer *x)
                    want) {
             /* The caller's bigger buffer: fewer reads for a callback or a discard. */
             size_t n = (size_t)(want < x->rq->recv_buf_len ? want : x->rq->recv_buf_len);
-            if ((e = http_conn_read(k, x->rq->recv_buf, n, &got)))
+            if ((e = body_read(x, x->rq->recv_buf, n, &got)))
                 break;
             if (got == 0) {
                 e = body_eof(x);
@@ -514,7 +599,7 @@ static int body_pump(struct http_xfer *x)
             e = deliver(x, x->rq->recv_buf, got);
         } else {
             k->rpos = k->rend = 0;
-            if ((e = http_conn_read(k, k->rbuf, k->rcap, &got)))
+            if ((e = body_read(x, k->rbuf, k->rcap, &got)))
                 break;
             if (got == 0)
                 e = body_eof(x);
@@ -522,6 +607,24 @@ static int body_pump(struct http_xfer *x)
         }
     }
     return e;
+}
+
+/* The redirect rule (http.h): the original URL's address class is learned from its connection. */
+static int addr_check(struct http_xfer *x)
+{
+    const struct http_conn *k = x->k;
+    if (!x->origin_known && !x->rs->redirects) {
+        x->origin_known = true;
+        x->origin_class = k->addr_class;
+    }
+    if (!x->rs->redirects || x->c->o.allow_private_redirects || k->addr_class == NET_ADDR_PUBLIC ||
+        (x->origin_known && k->addr_class == x->origin_class))
+        return 0;
+    x->no_retry = true;
+    return snap_fail(SNAP_EAUTH, "refused: a redirect from a %s address to %s, a %s address (a redirect "
+                     "must not lead into loopback, private, link-local or metadata addresses unless the "
+                     "original URL was one; --allow-private-redirects allows it)",
+                     net_addr_class_name(x->origin_class), k->addr, net_addr_class_name(k->addr_class));
 }
 
 /* One attempt: a connection, the request, the whole response. */
@@ -536,6 +639,11 @@ int http_xfer_attempt(struct http_xfer *x, bool following_ok)
             return e;
         if (reused)
             atomic_fetch_add(&c->n_reused, 1);
+        if ((e = addr_check(x))) {
+            http_conn_release(c, x->k, true);
+            x->k = NULL;
+            return e;
+        }
         x->k->sock.idle_ms = c->o.idle_timeout_ms;
         x->k->sock.deadline_ns = x->deadline;
         e = req_send(x);

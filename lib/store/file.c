@@ -254,7 +254,12 @@ static int file_put_file(struct store *s, const char *key, int fd, uint64_t len,
         err = file_mkdirs(fs, path);
     if (err)
         return snap_fail_ctx(err, "%s/%s: put", s->url, key);
-    int out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    /* Leftovers of uploads killed mid-copy (their PID gone): they can be GiBs. */
+    char *slash = strrchr(tmp, '/');
+    *slash = '\0';
+    snap_clean_stale_tmp(tmp, ".tmp.");
+    *slash = '/';
+    int out = snap_tmp_open(tmp, O_WRONLY | O_TRUNC, 0644);
     if (out < 0)
         return snap_fail_errno("%s/%s: create %s", s->url, key, tmp);
     err = file_copy(fd, out, len, tmp, po);
@@ -273,7 +278,7 @@ static int file_put_file(struct store *s, const char *key, int fd, uint64_t len,
         unlink(tmp);
         return snap_fail_ctx(err, "%s/%s: put", s->url, key);
     }
-    char *slash = strrchr(path, '/');
+    slash = strrchr(path, '/');
     *slash = '\0';
     int dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd >= 0) {

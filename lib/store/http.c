@@ -32,12 +32,8 @@ static int hs_open(const char *u, const struct store_opts *o, struct store **out
         snap_free(hs);
         return err;
     }
-    struct http_opts ho = {
-        .connect_timeout_ms = o->connect_timeout_ms, .idle_timeout_ms = o->idle_timeout_ms, .ca_file = o->ca_file,
-    };
-    http_retry_defaults(&ho.retry);
-    if (o->max_attempts)
-        ho.retry.max_attempts = o->max_attempts;
+    struct http_opts ho;
+    store_http_opts(o, &ho);
     if ((err = http_client_new(&ho, &hs->client)) != 0 || !(hs->base.url = snap_strdup(u))) {
         if (!err)
             err = snap_fail(SNAP_ENOMEM, "out of memory");

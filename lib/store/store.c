@@ -4,6 +4,7 @@
 #include "base/err.h"
 #include "base/mem.h"
 #include "net/url.h"
+#include "net/http.h"
 #include "store/peer.h"
 
 #include <pthread.h>
@@ -90,6 +91,9 @@ int store_open(const char *url, const struct store_opts *opts, struct store **ou
     bool is_url;
     if ((err = url_check_arg(url, &is_url)) != 0)
         return err;
+    const char *priv = getenv("SNAPCTL_ALLOW_PRIVATE_REDIRECTS");
+    if (priv && strcmp(priv, "1") == 0)
+        o.allow_private_redirects = true;
     const struct store_ops *ops = store_ops_for(url);
     if (!ops) {
         if (!strstr(url, "://"))
@@ -98,6 +102,19 @@ int store_open(const char *url, const struct store_opts *opts, struct store **ou
         return snap_fail(SNAP_ENOTSUP, "%s: this build of snapctl has no backend for that URL scheme", url);
     }
     return ops->open(url, &o, out);
+}
+
+void store_http_opts(const struct store_opts *o, struct http_opts *ho)
+{
+    *ho = (struct http_opts){
+        .connect_timeout_ms = o->connect_timeout_ms, .idle_timeout_ms = o->idle_timeout_ms, .ca_file = o->ca_file,
+        .deadline_ns = o->deadline_ns, .head_timeout_ms = o->head_timeout_ms, .speed_limit = o->speed_limit,
+        .speed_time_ms = o->speed_time_ms, .max_object_size = o->max_object_size,
+        .allow_private_redirects = o->allow_private_redirects,
+    };
+    http_retry_defaults(&ho->retry);
+    if (o->max_attempts)
+        ho->retry.max_attempts = o->max_attempts;
 }
 
 void store_close(struct store *s)

@@ -91,7 +91,18 @@ struct store_opts {
     unsigned idle_timeout_ms;    /* default 30 s: no byte for this long fails a read */
     unsigned max_attempts;       /* default 5: retries of retryable failures */
     const char *ca_file;         /* TLS CA bundle override */
+    /* HTTP-based backends (http, https, s3, gs); zero = none.  See struct http_opts. */
+    uint64_t deadline_ns;        /* absolute, snap_now_ns() clock: no request runs past it */
+    unsigned head_timeout_ms;    /* a response head must be complete this long after the request */
+    uint64_t speed_limit;        /* minimum body rate, bytes/s, over every speed_time_ms window */
+    unsigned speed_time_ms;
+    uint64_t max_object_size;    /* a read of an object announced larger: SNAP_ETOOBIG, nothing read */
+    bool allow_private_redirects; /* follow redirects into loopback/private/link-local/metadata */
 };
+
+struct http_opts;
+/* The HTTP client options of a backend opened with o (retry defaults applied). */
+void store_http_opts(const struct store_opts *o, struct http_opts *ho);
 
 struct store_ops {
     const char *scheme;
@@ -130,7 +141,8 @@ struct store {
 };
 
 /* Open the backend for url's scheme.  Zero idle_timeout_ms / max_attempts are taken from
- * SNAPCTL_IDLE_TIMEOUT (seconds) / SNAPCTL_MAX_ATTEMPTS when set, else the backend defaults. */
+ * SNAPCTL_IDLE_TIMEOUT (seconds) / SNAPCTL_MAX_ATTEMPTS when set, else the backend defaults;
+ * SNAPCTL_ALLOW_PRIVATE_REDIRECTS=1 sets allow_private_redirects. */
 int store_open(const char *url, const struct store_opts *opts, struct store **out);
 void store_close(struct store *s);
 

@@ -54,11 +54,8 @@ int xapi_connect(struct xapi *x, const char *endpoint, const struct store_opts *
     int err = url_parse(endpoint, &x->endpoint);
     if (err)
         return snap_fail_ctx(err, "%s: endpoint '%s'", x->base.url, endpoint);
-    struct http_opts ho = {.connect_timeout_ms = o->connect_timeout_ms, .idle_timeout_ms = o->idle_timeout_ms,
-                           .ca_file = o->ca_file};
-    http_retry_defaults(&ho.retry);
-    if (o->max_attempts)
-        ho.retry.max_attempts = o->max_attempts;
+    struct http_opts ho;
+    store_http_opts(o, &ho);
     return http_client_new(&ho, &x->client);
 }
 

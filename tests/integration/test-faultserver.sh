@@ -154,6 +154,24 @@ for spec in "4 $N" "10 $((2 * N))"; do
         "$(awk "BEGIN {print $want * 1.9}")"
 done
 
+# -- hostile heads and framing ----------------------------------------------------------------
+# trickle: the head (over 125 bytes) at 20 ms a byte takes >= 2.5 s; the first byte comes at once.
+t=$(curl -s -o "$T/o" -w '%{time_starttransfer} %{time_total}' "$U/_fault/trickle=20/small.txt")
+within "trickle=20 first byte" "${t% *}" 0 1.5
+within "trickle=20 whole answer" "${t#* }" 2.5 20
+expect "trickle body" "$(cat "$T/o")" "hello world"
+# interim: N "100 Continue" heads before the answer (curl shows them with -i).
+expect "interim=3" "$(curl -s -i "$U/_fault/interim=3/small.txt" | grep -c '^HTTP/1.1 100 Continue')" 3
+fetch "$T/o" "$U/_fault/fields=150/small.txt"
+expect "fields=150" "$(grep -c '^X-Filler-' "$T/o.h") $(hdr X-Filler-150 "$T/o.h")" "150 150"
+fetch "$T/o" "$U/_fault/head-pad=70000/small.txt"
+expect "head-pad" "$(hdr X-Pad "$T/o.h" | wc -c)" 70001
+# chunked, with an extension and trailers, seen raw.
+raw=$(curl -s --raw "$U/_fault/chunked,chunk-ext=10,trailers=100/small.txt" | tr -d '\r')
+expect "chunked raw" "$(echo "$raw" | head -n 2 | tr '\n' '|')" "c;x=eeeeeee|hello world|"
+echo "$raw" | grep -q '^X-Trailer-0: t*$' || die "trailers: $raw"
+expect "chunked decoded" "$(curl -s "$U/_fault/chunked/small.txt")" "hello world"
+
 # -- uploads cut mid-body --------------------------------------------------------------------
 fetch "$T/o" -T "$T/root/f.bin" "$U/_fault/reset-in=65536/bucket/cut"
 [ "$RC" = 55 ] || [ "$RC" = 56 ] || die "reset-in: curl exit $RC"

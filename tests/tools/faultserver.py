@@ -2,7 +2,7 @@
 """faultserver.py -- snapctl's fault-injecting HTTP/1.1 test peer (python3 standard library only).
 
 Usage:
-  faultserver.py --root DIR [--host 127.0.0.1] [--port 0] [--port-file F] [--pid-file P]
+  faultserver.py --root DIR [--host 127.0.0.1 [--netns]] [--port 0] [--port-file F] [--pid-file P]
                  [--jwt-pubkey PEM] [--jwt-iss EMAIL] [--jwt-aud URL] [--require-auth]
                  [--token-ttl SECONDS] [--min-part-size BYTES] [--quiet]
 
@@ -44,6 +44,15 @@ commas (in a query parameter, once more by the query decoding): crange=bytes%200
   crange=VALUE       206 with this literal Content-Range
   endless            200 with no Content-Length and a body that never ends (until the client closes)
   no-range           ignore a Range header: 200 with the whole object (a server without ranges)
+Hostile heads and framing (a client must give up on these in bounded time and memory):
+  trickle=MS         send the response head one byte every MS ms
+  interim=N          send N "100 Continue" interim responses before the answer (N large: endless,
+                     until the client closes)
+  fields=N           add N header fields to the head (X-Filler-1: 1 ...)
+  head-pad=N         add one header field with an N-byte value
+  chunked            send the body with Transfer-Encoding: chunked (one chunk, then the last)
+  chunk-ext=N        with chunked: an N-byte extension on the first chunk-size line
+  trailers=N         with chunked: about N bytes of trailer fields after the last chunk
 K is capped at the body's length.  Faults apply to every route below except /_control, /_stats
 and /_uploads; the request body is always read first (unless reset-in), so a connection stays
 usable after a replaced answer.
@@ -132,9 +141,9 @@ class Aborted(Exception):
 
 class Fault:
     INT_KEYS = {"status", "retry-after", "ws", "redirect", "stall", "stall-at", "ttfb", "reset",
-                "reset-in", "truncate"}
+                "reset-in", "truncate", "trickle", "interim", "fields", "head-pad", "chunk-ext", "trailers"}
     STR_KEYS = {"code", "message", "location", "crange", "clen", "error200", "rate"}
-    FLAG_KEYS = {"bad-range", "endless", "error200", "no-range"}
+    FLAG_KEYS = {"bad-range", "endless", "error200", "no-range", "chunked"}
 
     def __init__(self, text):
         self.text = text
@@ -518,9 +527,16 @@ class Handler(BaseHTTPRequestHandler):
         lying = "clen" in f
         if lying:
             announced = max(0, length + int(f.get("clen")))
+        self.send_interim()
         self.send_response(code)
         for k, v in headers:
             self.send_header(k, v)
+        for i in range(f.get("fields", 0)):
+            self.send_header("X-Filler-%d" % (i + 1), str(i + 1))
+        if "head-pad" in f:
+            self.send_header("X-Pad", "p" * f.get("head-pad"))
+        if "chunked" in f and not endless and self.command != "HEAD" and code not in (204, 304):
+            return self.send_chunked(headers, content_range, body, fileobj, offset, length)
         if content_range is not None:
             self.send_header("Content-Range", content_range)
         if endless:
@@ -543,6 +559,44 @@ class Handler(BaseHTTPRequestHandler):
             self.paced_body(body, fileobj, offset, length, cut, rate, endless)
         if lying:
             raise self.abort(rst=False)
+
+    def send_interim(self):
+        for _ in range(self.fault.get("interim", 0)):
+            self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+
+    def flush_headers(self):
+        """The head as BaseHTTPRequestHandler built it; with trickle, one byte at a time."""
+        head = b"".join(getattr(self, "_headers_buffer", []))
+        self._headers_buffer = []
+        fault = getattr(self, "fault", NO_FAULT)  # unset before dispatch (a 100 Continue, an error)
+        if "trickle" not in fault:
+            self.wfile.write(head)
+            return
+        for i in range(len(head)):
+            self.wfile.write(head[i:i + 1])
+            self.wfile.flush()
+            time.sleep(fault.get("trickle") / 1000)
+
+    def send_chunked(self, headers, content_range, body, fileobj, offset, length):
+        f = self.fault
+        if content_range is not None:
+            self.send_header("Content-Range", content_range)
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        if fileobj is not None:
+            fileobj.seek(offset)
+            body = fileobj.read(length)
+        ext = (";x=" + "e" * max(0, f.get("chunk-ext", 0) - 3)).encode() if "chunk-ext" in f else b""
+        out = b"%x%s\r\n%s\r\n" % (len(body), ext, body) if body else b""
+        out += b"0\r\n"
+        n, i = f.get("trailers", 0), 0
+        while n > 0:
+            line = b"X-Trailer-%d: %s\r\n" % (i, b"t" * min(1000, n))
+            out += line
+            n -= len(line)
+            i += 1
+        self.wfile.write(out + b"\r\n")
+        self.count_sent(len(body))
 
     def count_sent(self, n):
         if self.record is not None:  # control endpoints are not counted
@@ -1014,11 +1068,15 @@ def main():
     ap.add_argument("--token-ttl", type=int, default=3600, help="lifetime of issued tokens, seconds")
     ap.add_argument("--min-part-size", type=int, default=5 << 20, help="multipart minimum for all but the last part")
     ap.add_argument("--quiet", action="store_true", help="no per-request log on stderr")
+    ap.add_argument("--netns", action="store_true",
+                    help="allow a non-loopback --host: only inside a network namespace with lo alone")
     args = ap.parse_args()
 
     host = "127.0.0.1" if args.host == "localhost" else args.host
-    if not ipaddress.ip_address(host).is_loopback:
-        ap.error("--host must be a loopback address")
+    alone = [n for _, n in socket.if_nameindex()] == ["lo"]
+    if not ipaddress.ip_address(host).is_loopback and not (args.netns and alone):
+        ap.error("--host must be a loopback address (any address only with --netns, in a network "
+                 "namespace whose only interface is lo)")
     if not os.path.isdir(args.root):
         ap.error("--root %s is not a directory" % args.root)
 

@@ -212,7 +212,7 @@ TEST(net_parse_head_caps)
             CHECK(http_head_done(&h));
             CHECK_EQ(h.cap, HTTP_HEAD_MAX);
         } else {
-            CHECK_EQ(e, SNAP_ETOOBIG);
+            CHECK_EQ(e, SNAP_EPROTO);
             CHECK(strstr(snap_errmsg(e), "larger than 64 KiB"));
         }
     }
@@ -222,7 +222,7 @@ TEST(net_parse_head_caps)
     for (int i = 0; i <= HTTP_FIELDS_MAX; i++)
         o += (size_t)snprintf(big + o, n - o, "F%d: %d\r\n", i, i);
     o += (size_t)snprintf(big + o, n - o, "\r\n");
-    CHECK_ERR(http_head_feed(&h, big, o, &used), SNAP_ETOOBIG, "more than 128 header fields");
+    CHECK_ERR(http_head_feed(&h, big, o, &used), SNAP_EPROTO, "more than 128 header fields");
     /* A peer that is not HTTP is told apart by its first bytes, whatever their size. */
     memset(big, 'X', n);
     for (size_t split = 0; split < 3; split++) {
@@ -298,7 +298,7 @@ static const struct {
     {"5\rx", SNAP_EPROTO, "CR without LF"},
     {"3\r\nabcd\r\n", SNAP_EPROTO, "chunk data longer than its size"},
     {"3\r\nabc\rx", SNAP_EPROTO, "CR without LF after chunk data"},
-    {"00000000000000001\r\n", SNAP_ETOOBIG, "more than 16 hex digits"},
+    {"00000000000000001\r\n", SNAP_EPROTO, "more than 16 hex digits"},
     {"0\r\nTrailer\r\rx", SNAP_EPROTO, NULL},
     {"0\r\n\rx", SNAP_EPROTO, "CR without LF at the end"},
 };
@@ -340,10 +340,10 @@ TEST(net_parse_chunked_rejects)
     http_chunked_init(&c);
     memset(big, 'e', sizeof big);
     memcpy(big, "1;", 2);
-    CHECK_ERR(http_chunked_feed(&c, big, HTTP_CHUNK_LINE_MAX + 3, &used, &d, &dl), SNAP_ETOOBIG, "extension");
+    CHECK_ERR(http_chunked_feed(&c, big, HTTP_CHUNK_LINE_MAX + 3, &used, &d, &dl), SNAP_EPROTO, "extension");
     http_chunked_init(&c);
     CHECK_EQ(http_chunked_feed(&c, big, HTTP_CHUNK_LINE_MAX + 2, &used, &d, &dl), 0);
     http_chunked_init(&c);
     memcpy(big, "0\r\n", 3);
-    CHECK_ERR(http_chunked_feed(&c, big, sizeof big, &used, &d, &dl), SNAP_ETOOBIG, "trailers larger");
+    CHECK_ERR(http_chunked_feed(&c, big, sizeof big, &used, &d, &dl), SNAP_EPROTO, "trailers larger");
 }
