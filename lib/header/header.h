@@ -128,6 +128,25 @@ static inline const struct hdr_frame *hdr_build_frames(const struct hdr *h, cons
 {
     return h->frames ? h->frames + b->first_frame : NULL;
 }
+/* Compressed data frames (docs/header.md, "Compressed builds").  A decoder holds liblz4's and
+ * libzstd's contexts, allocated once and reused frame after frame (one per thread). */
+#define HDR_FRAME_MAX (32u << 20)        /* largest sizeU / sizeC this version decodes */
+#define HDR_FRAME_SIZE (2u << 20)        /* uncompressed bytes per frame, as the reference writes */
+struct hdr_frame_dec;
+int hdr_frame_dec_new(struct hdr_frame_dec **out);
+void hdr_frame_dec_free(struct hdr_frame_dec *d);
+/* Decompress src[0..srclen), exactly one complete frame of type comp (HDR_COMP_LZ4: an LZ4
+ * frame; HDR_COMP_ZSTD: a zstd frame), into dst, which must receive exactly `want` bytes.
+ * Checksums the frame carries are verified.  0, SNAP_EHASH (a checksum does not match),
+ * SNAP_EFORMAT (not such a frame, cut off, bytes after it, more or fewer than want bytes out)
+ * or SNAP_ENOMEM; the message is the reason alone, for the caller to prefix with the object
+ * and frame.  On failure dst holds garbage. */
+int hdr_frame_decode(struct hdr_frame_dec *d, enum hdr_comp comp, const uint8_t *src, size_t srclen,
+                     uint8_t *dst, size_t want);
+/* The frame of build b that holds uncompressed offset x (binary search), or NULL. */
+const struct hdr_frame *hdr_frame_at(const struct hdr *h, const struct hdr_build *b, uint64_t x);
+const char *hdr_comp_name(uint32_t comp);
+
 /* The UUID of an entry's build (the zero UUID for HDR_ZERO). */
 const snap_uuid *hdr_entry_build(const struct hdr *h, const struct hdr_entry *e);
 

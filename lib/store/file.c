@@ -100,6 +100,19 @@ static int file_stat(struct store *s, const char *key, struct store_info *info)
                 info->has_sha256 = true;
         }
     }
+    if (file_path(fs, key, ".uncompressed-size", sidecar, sizeof sidecar) == 0) {
+        char num[24] = {0};
+        int fd = open(sidecar, O_RDONLY | O_CLOEXEC);
+        if (fd >= 0) {
+            ssize_t r = read(fd, num, sizeof num - 1);
+            close(fd);
+            while (r > 0 && (num[r - 1] == '\n' || num[r - 1] == ' '))
+                num[--r] = '\0';
+            uint64_t v;
+            if (r > 0 && snap_parse_u64(num, &v, "uncompressed-size") == 0)
+                info->uncompressed_size = v;
+        }
+    }
     return 0;
 }
 

@@ -268,6 +268,10 @@ int xapi_stat(struct store *s, const char *key, struct store_info *info)
             snprintf(info->etag, sizeof info->etag, "%s", etag);
         if (sum && strlen(sum) == 64 && snap_unhex(sum, info->sha256, 32) == 0)
             info->has_sha256 = true;
+        const char *us = http_head_get(&rs->head, x->meta_usize);
+        uint64_t v;
+        if (us && snap_parse_u64(us, &v, "uncompressed-size") == 0)
+            info->uncompressed_size = v;
         if (rs->total_size == HTTP_SIZE_UNKNOWN)
             err = snap_fail(SNAP_EPROTO, "%s/%s: HEAD: no Content-Length in the answer", s->url, key);
     }
