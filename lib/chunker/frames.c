@@ -19,6 +19,7 @@
 
 #include "base/err.h"
 #include "base/io.h"
+#include "base/log.h"
 #include "base/mem.h"
 #include "base/util.h"
 #include "cache/cache.h"
@@ -46,7 +47,7 @@ struct fr_job {
     uint64_t seq;
     unsigned waiters;
     int err;
-    char msg[CHUNKER_MSG_MAX];
+    char msg[512];                /* build, frame, ranges, object and reason */
 };
 
 struct fr_fetcher {
@@ -275,6 +276,8 @@ static void *fr_fetcher_main(void *arg)
         if (err) {
             snprintf(j->msg, sizeof j->msg, "%s", snap_errmsg(err));
             atomic_fetch_add_explicit(&c->stats.fetch_errors, 1, memory_order_relaxed);
+            if (err != SNAP_ECANCELED) /* once per failed fetch, however many readers wait */
+                snap_warn("%s; its readers fail, the next read fetches it again", j->msg);
         }
         c->job_of[i] = 0; /* the next read of a failed frame fetches it again */
         j->state = j->waiters ? FR_DONE : FR_FREE;
