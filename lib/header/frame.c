@@ -161,3 +161,19 @@ const struct hdr_frame *hdr_frame_at(const struct hdr *h, const struct hdr_build
     const struct hdr_frame *c = &f[lo - 1];
     return x < (uint64_t)c->start_u + (uint64_t)c->size_u ? c : NULL;
 }
+
+void hdr_frames_summary(const struct hdr *h, const struct hdr_build *b, struct hdr_frames_sum *s)
+{
+    memset(s, 0, sizeof *s);
+    const struct hdr_frame *f = hdr_build_frames(h, b);
+    if (!f || !b->nframes)
+        return;
+    s->nframes = b->nframes;
+    s->u_start = (uint64_t)f[0].start_u;
+    s->u_end = (uint64_t)f[b->nframes - 1].start_u + (uint64_t)f[b->nframes - 1].size_u;
+    for (uint32_t j = 0; j < b->nframes; j++) {
+        s->bytes_u += (uint64_t)f[j].size_u;
+        s->bytes_c += (uint64_t)f[j].size_c;
+    }
+    s->ratio = s->bytes_c ? (double)s->bytes_u / (double)s->bytes_c : 0;
+}

@@ -146,6 +146,16 @@ int hdr_frame_decode(struct hdr_frame_dec *d, enum hdr_comp comp, const uint8_t 
 /* The frame of build b that holds uncompressed offset x (binary search), or NULL. */
 const struct hdr_frame *hdr_frame_at(const struct hdr *h, const struct hdr_build *b, uint64_t x);
 const char *hdr_comp_name(uint32_t comp);
+/* What a build's frame table adds up to (all zero without frames): the uncompressed range the
+ * listed frames span, their uncompressed and compressed bytes and the ratio uncompressed /
+ * compressed (0 without compressed bytes).  A trimmed table counts only its listed frames. */
+struct hdr_frames_sum {
+    uint32_t nframes;
+    uint64_t u_start, u_end;
+    uint64_t bytes_u, bytes_c;
+    double ratio;
+};
+void hdr_frames_summary(const struct hdr *h, const struct hdr_build *b, struct hdr_frames_sum *s);
 
 /* The UUID of an entry's build (the zero UUID for HDR_ZERO). */
 const snap_uuid *hdr_entry_build(const struct hdr *h, const struct hdr_entry *e);

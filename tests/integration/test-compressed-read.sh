@@ -1,5 +1,7 @@
 # serve-nbd --header over compressed builds, against fixtures made by an independent writer
 # (tests/tools/gen-compressed.py: python3-lz4 + python3-zstandard, following docs/formats.md):
+#   inspect-header --json --frames agrees with the generator on every metadata and builds-section
+#   field (compression, frame count, frame table, uncompressed/compressed bytes, ratio);
 #   chains mixing plain, lz4 and zstd builds, v4 and v5 headers, 4 KiB and 2 MiB block sizes,
 #   zero ranges and trimmed frame tables each read back (nbdcopy) with the generator's SHA-256;
 #   one flipped byte in a frame: every concurrent reader of that frame gets EIO, the other frames
@@ -32,9 +34,26 @@ serve() {
 }
 stop() { kill_pid "$SPID"; }
 
-# --- every chain reads back as the generator's image ------------------------------------------
+# --- inspect-header agrees with the generator on every field of every header ------------------
+# --- and every chain reads back as the generator's image ---------------------------------------
 n=0
 while read -r name kind file leaf size sum; do
+    "$SNAPCTL" inspect-header --json --frames --summary "$S/$leaf/$file.header" >"$T/$name.json"
+    /usr/bin/python3 - "$T/gen/$name.builds.json" "$T/$name.json" <<'EOF' || die "$name: inspect-header disagrees"
+import json, sys
+want, got = (json.load(open(p)) for p in sys.argv[1:])
+for k in ("format", "block_size", "size", "generation", "build_id", "base_build_id"):
+    assert got[k] == want[k], (k, got[k], want[k])
+assert len(got["builds"]) == len(want["builds"]), "build count"
+for g, w in zip(got["builds"], want["builds"]):
+    for k, v in w.items():
+        assert g[k] == v, (w["id"], k, g[k], v)
+    if w["frames"]:
+        r = w["frames_uncompressed_bytes"] / w["frames_compressed_bytes"]
+        assert abs(g["ratio"] - r) < 1e-6 * r, ("ratio", g["ratio"], r)
+EOF
+    "$SNAPCTL" inspect-header --frames --summary "$S/$leaf/$file.header" | grep -q "^Frames of .* (\(lz4\|zstd\), [0-9]*):" ||
+        die "$name: inspect-header --frames lists no frame table"
     [ "$kind" = good ] || continue
     serve "$name"
     rm -f "$T/copy"

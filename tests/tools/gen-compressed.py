@@ -6,7 +6,8 @@ An independent writer of the bucket layout described in docs/formats.md ("Header
 snapctl.  Into the file store directory STORE it writes, per chain, every build's data object
 ({id}/{file}, or {id}/{file}.lz4 / .zstd with the sidecar {object}.uncompressed-size) and the
 leaf's header {leaf}/{file}.header; into OUT the image the leaf must read as ({name}.img) and
-a manifest OUT/chains.txt, one line per chain:
+what inspect-header --json --frames must report ({name}.builds.json) and a manifest
+OUT/chains.txt, one line per chain:
 
     name  kind  file  leaf-id  size  sha256-of-image
 
@@ -19,6 +20,7 @@ Chains mix uncompressed (no builds-section entry, or an entry of type 0), lz4 an
 v4 and v5 headers, 4 KiB and 2 MiB block sizes, zero ranges, and trimmed frame tables.
 """
 import hashlib
+import json
 import os
 import random
 import struct
@@ -142,6 +144,20 @@ def uvarint(v):
             return bytes(out)
 
 
+def section_json(builds, trim):
+    """What inspect-header --json --frames must say about the builds section."""
+    out = []
+    for b in sorted((b for b in builds if b.in_section), key=lambda b: b.id.bytes):
+        table = frame_table(b, trim) if b.comp != "none" else []
+        out.append({"id": str(b.id), "file_size": len(b.data) if b.size_in_entry else 0,
+                    "sha256": hashlib.sha256(b.data).hexdigest(), "compression": b.comp,
+                    "frames": len(table),
+                    "frames_uncompressed_bytes": sum(f[2] for f in table),
+                    "frames_compressed_bytes": sum(f[3] for f in table),
+                    "frame_table": [dict(start_u=f[0], start_c=f[1], size_u=f[2], size_c=f[3]) for f in table]})
+    return out
+
+
 def header(meta, fmt, builds, entries, trim):
     version, block_size, size, generation, build_id, base_id = meta
     m = struct.pack("<QQQQ", version | fmt, block_size, size, generation) + build_id.bytes + base_id.bytes
@@ -221,6 +237,10 @@ def chain(store, out, manifest, name, seed, spec):
             write(os.path.join(store, key + ".uncompressed-size"), b"%d" % len(b.data))
     write(os.path.join(store, f"{leaf}/{f}.header"), header(meta, spec["fmt"], builds, entries, spec["trim"]))
     write(os.path.join(out, name + ".img"), bytes(image))
+    with open(os.path.join(out, name + ".builds.json"), "w") as bj:
+        json.dump({"format": spec["fmt"], "block_size": spec["block_size"], "size": spec["size"],
+                   "generation": len(builds), "build_id": str(leaf), "base_build_id": str(base),
+                   "builds": section_json(builds, spec["trim"])}, bj, indent=1)
     with open(os.path.join(out, name + ".frames"), "w") as fr:
         for b in builds:
             for k, (su, sc, nu, nc) in enumerate(b.frames):
