@@ -7,11 +7,13 @@
 #include "base/mem.h"
 #include "base/progress.h"
 #include "base/util.h"
+#include "header/header.h"
 #include "peer/peer.h"
 #include "store/store.h"
 #include "upload/upload.h"
 
 #include <getopt.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <limits.h>
 #include <stdio.h>
@@ -40,6 +42,13 @@ static const char usage[] =
     "                      to stay within 10,000 parts)\n"
     "  --concurrency N     parts in flight (default 16, at most 256)\n"
     "  --build DIR         upload a build directory instead of one file\n"
+    "  --compress lz4|zstd with --build: memfile and rootfs.ext4 go up compressed frame by frame\n"
+    "                      (2 MiB frames on two threads) as NAME.lz4 / NAME.zstd with their\n"
+    "                      uncompressed-size metadata; their headers get the frame table,\n"
+    "                      the uncompressed size and its SHA-256 (v4, or the header's v5)\n"
+    "  --level N           compression level (default: the library's: lz4 fast, zstd 3)\n"
+    "  --frame-size SIZE   uncompressed bytes per frame (default 2MiB, a multiple of 4KiB)\n"
+    "  --header-format 4|5 format of the rewritten headers (default: the header's, at least 4)\n"
     "  --notify-peer DATA_DIR  after a build is up, mark it uploaded for 'snapctl peer serve'\n"
     "                      (DATA_DIR/{buildId}/.upload-done: the peer then answers 410)\n"
     "  --json              print {url, sha256, etag, parts, bytes, seconds} as JSON (a build:\n"
@@ -97,9 +106,11 @@ static void json_result(struct json *j, const char *url, const struct upload_res
 }
 
 static int do_build(struct store *s, const char *dir, const char *url, const char *notify,
-                    const struct upload_opts *fo)
+                    const struct upload_opts *fo, const struct upload_build_opts *co)
 {
-    struct upload_build_opts bo = {.file = *fo, .event = on_event};
+    struct upload_build_opts bo = *co;
+    bo.file = *fo;
+    bo.event = on_event;
     struct upload_build_item items[UPLOAD_BUILD_FILES];
     char id[37];
     uint64_t t0 = snap_now_ns();
@@ -129,6 +140,12 @@ static int do_build(struct store *s, const char *dir, const char *url, const cha
             json_obj_begin(&j);
             json_key(&j, "name"); json_str(&j, items[i].name);
             json_key(&j, "skipped"); json_bool(&j, items[i].skipped);
+            if (items[i].comp) {
+                snprintf(ou, sizeof ou, "%s/%s/%s.%s", url, id, items[i].name, hdr_comp_name(items[i].comp));
+                json_key(&j, "compression"); json_str(&j, hdr_comp_name(items[i].comp));
+                json_key(&j, "frames"); json_u64(&j, items[i].nframes);
+                json_key(&j, "uncompressed_bytes"); json_u64(&j, items[i].usize);
+            }
             if (!items[i].skipped)
                 json_result(&j, ou, &items[i].r);
             json_obj_end(&j);
@@ -143,13 +160,46 @@ static int do_build(struct store *s, const char *dir, const char *url, const cha
                 continue;
             char hex[65];
             snap_hex(items[i].r.sha256, 32, hex);
-            printf("%s/%s/%s %s\n", url, id, items[i].name, hex);
+            if (items[i].comp)
+                printf("%s/%s/%s.%s %s (%u frames, %" PRIu64 " bytes -> %" PRIu64 ")\n", url, id, items[i].name,
+                       hdr_comp_name(items[i].comp), hex, items[i].nframes, items[i].usize, items[i].r.bytes);
+            else
+                printf("%s/%s/%s %s\n", url, id, items[i].name, hex);
         }
     }
     return 0;
 }
 
-enum { OPT_PART = 256, OPT_CONC, OPT_BUILD, OPT_NOTIFY, OPT_JSON };
+enum { OPT_PART = 256, OPT_CONC, OPT_BUILD, OPT_NOTIFY, OPT_JSON, OPT_COMPRESS, OPT_LEVEL, OPT_FRAME, OPT_HFMT };
+
+/* The compression options: 0 handled, -1 not one of them, else a usage error's exit code. */
+static int compress_opt(int c, const char *arg, struct upload_build_opts *bo)
+{
+    uint64_t n;
+    switch (c) {
+    case OPT_COMPRESS:
+        if (strcmp(arg, "lz4") && strcmp(arg, "zstd"))
+            return cli_usage_error("--compress: '%s' is not lz4 or zstd", arg);
+        bo->compress.comp = strcmp(arg, "lz4") ? HDR_COMP_ZSTD : HDR_COMP_LZ4;
+        return 0;
+    case OPT_LEVEL:
+        if (snap_parse_u64(arg, &n, "--level") || n > 22)
+            return cli_usage_error("--level: '%s' is not a number from 0 to 22", arg);
+        bo->compress.level = (int)n;
+        return 0;
+    case OPT_FRAME:
+        if (snap_parse_size(arg, &n, "--frame-size") || n == 0 || n % 4096 || n > HDR_FRAME_MAX)
+            return cli_usage_error("--frame-size: '%s' is not a multiple of 4KiB up to 32MiB", arg);
+        bo->compress.frame_size = (uint32_t)n;
+        return 0;
+    case OPT_HFMT:
+        if (strcmp(arg, "4") && strcmp(arg, "5"))
+            return cli_usage_error("--header-format: '%s' is not 4 or 5", arg);
+        bo->header_format = (unsigned)(arg[0] - '0');
+        return 0;
+    }
+    return -1;
+}
 
 int upload_main(int argc, char **argv)
 {
@@ -159,13 +209,18 @@ int upload_main(int argc, char **argv)
         {"build", required_argument, NULL, OPT_BUILD},
         {"notify-peer", required_argument, NULL, OPT_NOTIFY},
         {"json", no_argument, NULL, OPT_JSON},
+        {"compress", required_argument, NULL, OPT_COMPRESS},
+        {"level", required_argument, NULL, OPT_LEVEL},
+        {"frame-size", required_argument, NULL, OPT_FRAME},
+        {"header-format", required_argument, NULL, OPT_HFMT},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     struct upload_opts o = {.progress = on_progress};
     const char *build = NULL, *notify = NULL;
-    int c;
+    struct upload_build_opts bo = {.compress.tmp_dir = getenv("TMPDIR")};
+    int c, rc;
     while ((c = getopt_long(argc, argv, "qh", longopts, NULL)) != -1) {
         switch (c) {
         case OPT_PART:
@@ -185,7 +240,11 @@ int upload_main(int argc, char **argv)
         case OPT_JSON: json = true; break;
         case 'q': quiet = true; break;
         case 'h': fputs(usage, stdout); return 0;
-        default: return cli_usage_error("unknown option");
+        default:
+            if ((rc = compress_opt(c, optarg, &bo)) < 0)
+                return cli_usage_error("unknown option");
+            if (rc)
+                return rc;
         }
     }
     int want = build ? 1 : 2;
@@ -194,6 +253,10 @@ int upload_main(int argc, char **argv)
                                                     : "too many arguments");
     if (notify && !build)
         return cli_usage_error("--notify-peer goes with --build");
+    if (!build && (bo.compress.comp || bo.compress.level || bo.compress.frame_size || bo.header_format))
+        return cli_usage_error("--compress, --level, --frame-size and --header-format go with --build");
+    if (!bo.compress.comp && (bo.compress.level || bo.compress.frame_size || bo.header_format))
+        return cli_usage_error("--level, --frame-size and --header-format go with --compress");
     struct sigaction sa = {.sa_handler = on_signal};
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
@@ -209,7 +272,7 @@ int upload_main(int argc, char **argv)
         base = snap_strndup(url, n);
         err = base ? store_open(base, NULL, &s) : snap_fail(SNAP_ENOMEM, "out of memory");
         if (!err)
-            err = do_build(s, build, base, notify, &o);
+            err = do_build(s, build, base, notify, &o, &bo);
         else
             err = cli_fail(err, NULL);
         store_close(s);

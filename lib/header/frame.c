@@ -177,3 +177,89 @@ void hdr_frames_summary(const struct hdr *h, const struct hdr_build *b, struct h
     }
     s->ratio = s->bytes_c ? (double)s->bytes_u / (double)s->bytes_c : 0;
 }
+
+struct hdr_frame_enc {
+    uint32_t comp;
+    int level;
+    LZ4F_cctx *lz4;
+    ZSTD_CCtx *zstd;
+};
+
+int hdr_frame_enc_new(uint32_t comp, int level, struct hdr_frame_enc **out)
+{
+    if (comp != HDR_COMP_LZ4 && comp != HDR_COMP_ZSTD)
+        return snap_fail(SNAP_EUSAGE, "compression type %u is not lz4 or zstd", comp);
+    struct hdr_frame_enc *e = snap_calloc(1, sizeof *e);
+    if (e) {
+        e->comp = comp;
+        e->level = level;
+        if (comp == HDR_COMP_LZ4)
+            e->lz4 = LZ4F_createCompressionContext_advanced(hdr_lz4_mem, LZ4F_VERSION);
+        else
+            e->zstd = ZSTD_createCCtx_advanced((ZSTD_customMem){zmem_alloc, zmem_free, NULL});
+    }
+    if (!e || (!e->lz4 && !e->zstd)) {
+        hdr_frame_enc_free(e);
+        return snap_fail(SNAP_ENOMEM, "cannot allocate the frame encoder");
+    }
+    *out = e;
+    return 0;
+}
+
+void hdr_frame_enc_free(struct hdr_frame_enc *e)
+{
+    if (!e)
+        return;
+    LZ4F_freeCompressionContext(e->lz4);
+    ZSTD_freeCCtx(e->zstd);
+    snap_free(e);
+}
+
+static void frame_lz4_prefs(LZ4F_preferences_t *p, int level)
+{
+    memset(p, 0, sizeof *p);
+    p->frameInfo.blockSizeID = LZ4F_max4MB;
+    p->frameInfo.blockMode = LZ4F_blockIndependent;
+    p->frameInfo.blockChecksumFlag = LZ4F_blockChecksumEnabled;
+    p->compressionLevel = level;
+}
+
+size_t hdr_frame_bound(const struct hdr_frame_enc *e, size_t n)
+{
+    if (e->comp == HDR_COMP_ZSTD)
+        return ZSTD_compressBound(n);
+    LZ4F_preferences_t p;
+    frame_lz4_prefs(&p, e->level);
+    return LZ4F_HEADER_SIZE_MAX + LZ4F_compressBound(n, &p);
+}
+
+int hdr_frame_encode(struct hdr_frame_enc *e, const uint8_t *src, size_t n, uint8_t *dst, size_t cap,
+                     size_t *outlen)
+{
+    if (e->comp == HDR_COMP_LZ4) {
+        /* Begin/update/end rather than compressFrame, which would shrink the declared block
+         * size of a short frame: every frame declares 4 MiB blocks, as the format says. */
+        LZ4F_preferences_t p;
+        frame_lz4_prefs(&p, e->level);
+        size_t h = LZ4F_compressBegin(e->lz4, dst, cap, &p), b = 0, t = 0;
+        if (!LZ4F_isError(h))
+            b = LZ4F_compressUpdate(e->lz4, dst + h, cap - h, src, n, NULL);
+        if (!LZ4F_isError(h) && !LZ4F_isError(b))
+            t = LZ4F_compressEnd(e->lz4, dst + h + b, cap - h - b, NULL);
+        size_t bad = LZ4F_isError(h) ? h : LZ4F_isError(b) ? b : t;
+        if (LZ4F_isError(bad))
+            return hdr_lz4_fail(bad, "frame", "LZ4 compression");
+        *outlen = h + b + t;
+        return 0;
+    }
+    ZSTD_CCtx_reset(e->zstd, ZSTD_reset_session_and_parameters);
+    ZSTD_CCtx_setParameter(e->zstd, ZSTD_c_compressionLevel, e->level);
+    ZSTD_CCtx_setParameter(e->zstd, ZSTD_c_checksumFlag, 1);
+    ZSTD_CCtx_setParameter(e->zstd, ZSTD_c_contentSizeFlag, 1);
+    size_t r = ZSTD_compress2(e->zstd, dst, cap, src, n);
+    if (ZSTD_isError(r))
+        return snap_fail(ZSTD_getErrorCode(r) == ZSTD_error_memory_allocation ? SNAP_ENOMEM : SNAP_EINTERNAL,
+                         "zstd compression: %s", ZSTD_getErrorName(r));
+    *outlen = r;
+    return 0;
+}

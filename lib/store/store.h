@@ -69,6 +69,7 @@ struct store_info {
 struct store_put_opts {
     const uint8_t *sha256;   /* if set, stored as object metadata "sha256" (hex) */
     const char *content_type;
+    uint64_t uncompressed_size; /* if not 0, stored as metadata "uncompressed-size" (decimal) */
 };
 
 struct store_part {

@@ -247,7 +247,7 @@ static int multipart(struct store *s, const char *key, const uint8_t *map, uint6
     if (!j.parts || !j.hi || !th)
         err = snap_fail(SNAP_ENOMEM, "%s/%s: out of memory for %u parts", s->url, key, j.nparts);
     if (!err)
-        err = store_mp_create(s, key, &(struct store_put_opts){.sha256 = known ? r->sha256 : NULL}, &id);
+        err = store_mp_create(s, key, &(struct store_put_opts){.sha256 = known ? r->sha256 : NULL, .uncompressed_size = o->uncompressed_size}, &id);
     if (err) {
         snap_free(j.parts);
         snap_free((void *)j.hi);
@@ -343,7 +343,7 @@ static void *copy_thread(void *arg)
 
 /* file://: the kernel copies while this thread hashes the mapping; then the sidecar. */
 static int copy_and_hash(struct store *s, const char *key, int fd, const uint8_t *map, uint64_t size,
-                         struct upload_result *r)
+                         uint64_t usize, struct upload_result *r)
 {
     struct copy_job c = {.s = s, .key = key, .fd = fd, .size = size};
     pthread_t t;
@@ -359,7 +359,7 @@ static int copy_and_hash(struct store *s, const char *key, int fd, const uint8_t
         pthread_join(t, NULL);
     if (c.err)
         return snap_fail(c.err, "%s", c.errmsg);
-    struct store_put_opts po = {.sha256 = r->sha256};
+    struct store_put_opts po = {.sha256 = r->sha256, .uncompressed_size = usize};
     int err = store_set_meta(s, key, size, &po);
     struct store_info info;
     if (!err && store_stat(s, key, &info) == 0)
@@ -405,14 +405,14 @@ int upload_file(struct store *s, const char *key, const char *path, const struct
     uint64_t psize = upload_part_size(size, o->part_size, min);
     int err;
     if (store_can_put_file(s)) {
-        err = copy_and_hash(s, key, fd, map, size, r);
+        err = copy_and_hash(s, key, fd, map, size, o->uncompressed_size, r);
     } else if (size <= psize || !store_can_multipart(s)) {
         /* One request: hash first (pages stay hot for the send), metadata in the PUT itself. */
         if (size)
             hash_map(map, size, r->sha256);
         else
             sha256("", 0, r->sha256);
-        struct store_put_opts po = {.sha256 = r->sha256};
+        struct store_put_opts po = {.sha256 = r->sha256, .uncompressed_size = o->uncompressed_size};
         err = store_put(s, key, size ? map : (const void *)"", (size_t)size, &po);
         struct store_info info;
         if (!err && store_stat(s, key, &info) == 0)
@@ -424,7 +424,7 @@ int upload_file(struct store *s, const char *key, const char *path, const struct
             hash_map(map, size, r->sha256);
         err = multipart(s, key, map, size, psize, o, known, r);
         if (!err && !known) {
-            struct store_put_opts po = {.sha256 = r->sha256};
+            struct store_put_opts po = {.sha256 = r->sha256, .uncompressed_size = o->uncompressed_size};
             err = store_set_meta(s, key, size, &po);
             if (err)
                 snap_fail_ctx(err, "%s/%s: uploaded, but its sha256 metadata could not be set", s->url, key);
