@@ -7,30 +7,12 @@
 # writes v5; misuse of the options is a usage error.
 . tests/integration/functions.sh
 . tests/integration/functions-nbd.sh
-requires nbdcopy
-/usr/bin/python3 -c 'import lz4.frame, zstandard' 2>/dev/null ||
-    skip "requires python3-lz4 and python3-zstandard (not installed)"
+. tests/integration/functions-compressed.sh
+compressed_requires
 T=$(mktmpdir)
-mkdir -p "$T/out" "$T/cache"
+mkdir -p "$T/cache"
 export TMPDIR=$T/cache
-
-# A 20 MiB rootfs-like image: text runs, zero runs, random runs.
-/usr/bin/python3 - "$T/img" <<'EOF'
-import random, sys
-r = random.Random(3)
-out = bytearray()
-while len(out) < 20 << 20:
-    k, m = r.random(), r.randrange(1, 256) * 4096
-    out += (b"inode extent journal " * (m // 21 + 1))[:m] if k < 0.5 else bytes(m) if k < 0.7 else r.randbytes(m)
-open(sys.argv[1], "wb").write(bytes(out[:20 << 20]))
-EOF
-p=$(free_port)
-start_server "$T/pid" "$SNAPCTL" serve-nbd --size 20M --export-diff "$T/out" -l "127.0.0.1:$p" --pid-file "$T/pid"
-nbdcopy "$T/img" "nbd://127.0.0.1:$p"
-kill -TERM "$_spid"
-wait "$_spid" || die "serve-nbd did not export the base build"
-B=$(ls "$T/out")
-[ -s "$T/out/$B/rootfs.ext4" ] || die "no base build exported"
+base_build "$T"
 
 expect_exit 2 "$SNAPCTL" upload --compress lz4 "$T/img" "file://$T/x/img"
 expect_exit 2 "$SNAPCTL" upload --build "$T/out/$B" --compress gzip "file://$T/x"
@@ -82,13 +64,6 @@ EOF
         die "$c: the uploaded object or header is not as docs/formats.md says"
     grep -q '"compression": *"'"$c"'"' "$T/up-$c.json" || die "$c: upload --json does not say the compression"
 
-    rm -f "$T/pid"
-    p=$(free_port)
-    start_server "$T/pid" "$SNAPCTL" serve-nbd --header "file://$S/$B/rootfs.ext4.header" \
-        -l "127.0.0.1:$p" --pid-file "$T/pid"
-    rm -f "$T/copy"
-    nbdcopy "nbd://127.0.0.1:$p" "$T/copy"
-    [ "$(sha256 "$T/copy")" = "$(sha256 "$T/img")" ] || die "$c: the uploaded build reads back different"
-    kill_pid "$_spid"
+    serve_compare "file://$S/$B/rootfs.ext4.header" "$T/img"
 done
 echo "compressed upload: zstd and lz4 round trips identical"
