@@ -21,7 +21,8 @@ static const char usage[] =
     "Usage: snapctl inspect-header [OPTIONS] FILE\n"
     "\n"
     "Print a snapshot header of any version (1 to 5): its metadata, the builds section\n"
-    "(file sizes, checksums, frame tables), the mapping table (device range -> build and\n"
+    "(file sizes, checksums, compression: frame count, uncompressed and compressed bytes,\n"
+    "ratio), the mapping table (device range -> build and\n"
     "storage range) and how many bytes each build provides.\n"
     "\n"
     "FILE is a local path or a store URL: file:///dir/{id}/memfile.header,\n"
@@ -30,6 +31,8 @@ static const char usage[] =
     "Options:\n"
     "  --json             print as one JSON object, for scripts\n"
     "  --summary          leave out the mapping table (large headers)\n"
+    "  --frames           also list each compressed build's frame table: uncompressed and\n"
+    "                     compressed range and ratio of every frame (JSON: frame_table)\n"
     "  --check            check that the mapping covers [0, Size) contiguously with aligned,\n"
     "                     non-empty entries; on failure exit 3 naming the first hole,\n"
     "                     overlap or misalignment with its offsets\n"
@@ -54,7 +57,7 @@ static const char usage[] =
     "the size), 4 FILE not found (or OFFSET in a hole), 5 I/O error.\n";
 
 struct opts {
-    bool json, summary, check, force;
+    bool json, summary, check, force, frames;
     const char *lookup;
     unsigned convert;
     const char *out;
@@ -76,11 +79,6 @@ static const char *hint_for(int err)
     default:
         return NULL;
     }
-}
-
-static const char *comp_name(uint32_t c)
-{
-    return c == HDR_COMP_NONE ? "none" : c == HDR_COMP_ZSTD ? "zstd" : "lz4";
 }
 
 /* Bytes per build (index into h->ids) and zero bytes. */
@@ -106,25 +104,32 @@ static int totals_compute(const struct hdr *h, struct totals *t)
     return 0;
 }
 
-static void frames_summary(const struct hdr *h, const struct hdr_build *b, uint64_t *u0,
-                           uint64_t *u1, uint64_t *csum)
-{
-    const struct hdr_frame *f = hdr_build_frames(h, b);
-    *u0 = *u1 = *csum = 0;
-    if (!b->nframes)
-        return;
-    *u0 = (uint64_t)f[0].start_u;
-    *u1 = (uint64_t)f[b->nframes - 1].start_u + (uint64_t)f[b->nframes - 1].size_u;
-    for (uint32_t j = 0; j < b->nframes; j++)
-        *csum += (uint64_t)f[j].size_c;
-}
-
 static bool sha_known(const uint8_t sha[32])
 {
     for (int i = 0; i < 32; i++)
         if (sha[i])
             return true;
     return false;
+}
+
+static void print_frames_text(const struct hdr *h)
+{
+    char u[SNAP_UUID_STRLEN + 1];
+    for (uint32_t i = 0; i < h->nbuilds; i++) {
+        const struct hdr_build *b = &h->builds[i];
+        const struct hdr_frame *f = hdr_build_frames(h, b);
+        if (!b->nframes)
+            continue;
+        snap_uuid_format(&b->id, u);
+        printf("\nFrames of %s (%s, %u):\n", u, hdr_comp_name(b->comp), b->nframes);
+        printf("  %8s  %-34s  %-34s  %s\n", "#", "uncompressed range", "compressed range", "ratio");
+        for (uint32_t k = 0; k < b->nframes; k++) {
+            char ur[40], cr[40];
+            snprintf(ur, sizeof ur, "[%" PRId64 ", %" PRId64 ")", f[k].start_u, f[k].start_u + f[k].size_u);
+            snprintf(cr, sizeof cr, "[%" PRId64 ", %" PRId64 ")", f[k].start_c, f[k].start_c + f[k].size_c);
+            printf("  %8u  %-34s  %-34s  %.2f\n", k, ur, cr, (double)f[k].size_u / (double)f[k].size_c);
+        }
+    }
 }
 
 /* ---- text ---------------------------------------------------------------------------------- */
@@ -156,20 +161,23 @@ static void print_text(const struct opts *o, const struct hdr *h, size_t filelen
         for (uint32_t i = 0; i < h->nbuilds; i++) {
             const struct hdr_build *b = &h->builds[i];
             char hex[65];
-            uint64_t u0, u1, cs;
+            struct hdr_frames_sum fs;
             snap_uuid_format(&b->id, u);
             if (sha_known(b->sha256))
                 snap_hex(b->sha256, 32, hex);
             else
                 snprintf(hex, sizeof hex, "(unknown)");
-            printf("  %-36s  %14" PRId64 "  %-11s  %-64s  ", u, b->file_size, comp_name(b->comp), hex);
-            frames_summary(h, b, &u0, &u1, &cs);
+            printf("  %-36s  %14" PRId64 "  %-11s  %-64s  ", u, b->file_size, hdr_comp_name(b->comp), hex);
+            hdr_frames_summary(h, b, &fs);
             if (b->nframes)
-                printf("%u: uncompressed [%" PRIu64 ", %" PRIu64 "), %" PRIu64 " bytes compressed\n",
-                       b->nframes, u0, u1, cs);
+                printf("%u: uncompressed [%" PRIu64 ", %" PRIu64 "), %" PRIu64 " bytes -> %" PRIu64
+                       " bytes compressed, ratio %.2f\n", fs.nframes, fs.u_start, fs.u_end, fs.bytes_u,
+                       fs.bytes_c, fs.ratio);
             else
                 printf("0\n");
         }
+        if (o->frames)
+            print_frames_text(h);
     }
 
     if (!o->summary) {
@@ -215,6 +223,22 @@ static void json_uuid(struct json *j, const char *key, const snap_uuid *id)
     json_str(j, u);
 }
 
+static void json_frames(struct json *j, const struct hdr *h, const struct hdr_build *b)
+{
+    const struct hdr_frame *f = hdr_build_frames(h, b);
+    json_key(j, "frame_table");
+    json_arr_begin(j);
+    for (uint32_t k = 0; k < b->nframes; k++) {
+        json_obj_begin(j);
+        json_key(j, "start_u"); json_i64(j, f[k].start_u);
+        json_key(j, "start_c"); json_i64(j, f[k].start_c);
+        json_key(j, "size_u"); json_i64(j, f[k].size_u);
+        json_key(j, "size_c"); json_i64(j, f[k].size_c);
+        json_obj_end(j);
+    }
+    json_arr_end(j);
+}
+
 static void print_json(const struct opts *o, const struct hdr *h, size_t filelen,
                        const struct totals *t, int check_err)
 {
@@ -248,8 +272,8 @@ static void print_json(const struct opts *o, const struct hdr *h, size_t filelen
         json_arr_begin(&j);
         for (uint32_t i = 0; i < h->nbuilds; i++) {
             const struct hdr_build *b = &h->builds[i];
-            uint64_t u0, u1, cs;
-            frames_summary(h, b, &u0, &u1, &cs);
+            struct hdr_frames_sum fs;
+            hdr_frames_summary(h, b, &fs);
             json_obj_begin(&j);
             json_uuid(&j, "id", &b->id);
             json_key(&j, "file_size"); json_i64(&j, b->file_size);
@@ -261,11 +285,15 @@ static void print_json(const struct opts *o, const struct hdr *h, size_t filelen
             } else {
                 json_null(&j);
             }
-            json_key(&j, "compression"); json_str(&j, comp_name(b->comp));
+            json_key(&j, "compression"); json_str(&j, hdr_comp_name(b->comp));
             json_key(&j, "frames"); json_u64(&j, b->nframes);
-            json_key(&j, "frames_uncompressed_start"); json_u64(&j, u0);
-            json_key(&j, "frames_uncompressed_end"); json_u64(&j, u1);
-            json_key(&j, "frames_compressed_bytes"); json_u64(&j, cs);
+            json_key(&j, "frames_uncompressed_start"); json_u64(&j, fs.u_start);
+            json_key(&j, "frames_uncompressed_end"); json_u64(&j, fs.u_end);
+            json_key(&j, "frames_uncompressed_bytes"); json_u64(&j, fs.bytes_u);
+            json_key(&j, "frames_compressed_bytes"); json_u64(&j, fs.bytes_c);
+            json_key(&j, "ratio"); json_double(&j, fs.ratio);
+            if (o->frames)
+                json_frames(&j, h, b);
             json_obj_end(&j);
         }
         json_arr_end(&j);
@@ -394,11 +422,12 @@ static int do_convert(const struct opts *o, const struct hdr *h, int check_err)
 
 static int parse_args(int argc, char **argv, struct opts *o)
 {
-    enum { O_JSON = 256, O_SUMMARY, O_CHECK, O_LOOKUP, O_CONVERT, O_FORCE };
+    enum { O_JSON = 256, O_SUMMARY, O_CHECK, O_LOOKUP, O_CONVERT, O_FORCE, O_FRAMES };
     static const struct option longopts[] = {
         {"json", no_argument, NULL, O_JSON},       {"summary", no_argument, NULL, O_SUMMARY},
         {"check", no_argument, NULL, O_CHECK},     {"lookup", required_argument, NULL, O_LOOKUP},
         {"convert", required_argument, NULL, O_CONVERT}, {"force", no_argument, NULL, O_FORCE},
+        {"frames", no_argument, NULL, O_FRAMES},
         {"help", no_argument, NULL, 'h'},          CLI_PEER_LONGOPTS,
         {NULL, 0, NULL, 0},
     };
@@ -409,6 +438,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
         switch (c) {
         case O_JSON: o->json = true; break;
         case O_SUMMARY: o->summary = true; break;
+        case O_FRAMES: o->frames = true; break;
         case O_CHECK: o->check = true; break;
         case O_FORCE: o->force = true; break;
         case O_LOOKUP: o->lookup = optarg; break;

@@ -8,12 +8,14 @@
 #include "base/mem.h"
 #include "base/progress.h"
 #include "base/util.h"
+#include "header/header.h"
 #include "peer/peer.h"
 #include "peer/registry.h"
 #include "store/store.h"
 #include "upload/upload.h"
 
 #include <getopt.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <limits.h>
 #include <stdio.h>
@@ -42,6 +44,13 @@ static const char usage[] =
     "                      to stay within 10,000 parts)\n"
     "  --concurrency N     parts in flight (default 16, at most 256)\n"
     "  --build DIR         upload a build directory instead of one file\n"
+    "  --compress lz4|zstd with --build: memfile and rootfs.ext4 go up compressed frame by frame\n"
+    "                      (2 MiB frames on two threads) as NAME.lz4 / NAME.zstd with their\n"
+    "                      uncompressed-size metadata; their headers get the frame table,\n"
+    "                      the uncompressed size and its SHA-256 (v4, or the header's v5)\n"
+    "  --level N           compression level (default: the library's: lz4 fast, zstd 3)\n"
+    "  --frame-size SIZE   uncompressed bytes per frame (default 2MiB, a multiple of 4KiB)\n"
+    "  --header-format 4|5 format of the rewritten headers (default: the header's, at least 4)\n"
     "  --notify-peer DATA_DIR  after a build is up, mark it uploaded for 'snapctl peer serve'\n"
     "                      (DATA_DIR/{buildId}/.upload-done: the peer then answers 410)\n"
     "  --peer-registry URL with --notify-peer: also delete peer:{buildId} from the peer registry\n"
@@ -107,9 +116,11 @@ static void json_result(struct json *j, const char *url, const struct upload_res
 }
 
 static int do_build(struct store *s, const char *dir, const char *url, const char *notify, const char *registry,
-                    const struct upload_opts *fo)
+                    const struct upload_opts *fo, const struct upload_build_opts *co)
 {
-    struct upload_build_opts bo = {.file = *fo, .event = on_event};
+    struct upload_build_opts bo = *co;
+    bo.file = *fo;
+    bo.event = on_event;
     struct upload_build_item items[UPLOAD_BUILD_FILES];
     char id[37];
     uint64_t t0 = snap_now_ns();
@@ -147,6 +158,12 @@ static int do_build(struct store *s, const char *dir, const char *url, const cha
             json_obj_begin(&j);
             json_key(&j, "name"); json_str(&j, items[i].name);
             json_key(&j, "skipped"); json_bool(&j, items[i].skipped);
+            if (items[i].comp) {
+                snprintf(ou, sizeof ou, "%s/%s/%s.%s", url, id, items[i].name, hdr_comp_name(items[i].comp));
+                json_key(&j, "compression"); json_str(&j, hdr_comp_name(items[i].comp));
+                json_key(&j, "frames"); json_u64(&j, items[i].nframes);
+                json_key(&j, "uncompressed_bytes"); json_u64(&j, items[i].usize);
+            }
             if (!items[i].skipped)
                 json_result(&j, ou, &items[i].r);
             json_obj_end(&j);
@@ -161,13 +178,46 @@ static int do_build(struct store *s, const char *dir, const char *url, const cha
                 continue;
             char hex[65];
             snap_hex(items[i].r.sha256, 32, hex);
-            printf("%s/%s/%s %s\n", url, id, items[i].name, hex);
+            if (items[i].comp)
+                printf("%s/%s/%s.%s %s (%u frames, %" PRIu64 " bytes -> %" PRIu64 ")\n", url, id, items[i].name,
+                       hdr_comp_name(items[i].comp), hex, items[i].nframes, items[i].usize, items[i].r.bytes);
+            else
+                printf("%s/%s/%s %s\n", url, id, items[i].name, hex);
         }
     }
     return 0;
 }
 
-enum { OPT_PART = 256, OPT_CONC, OPT_BUILD, OPT_NOTIFY, OPT_JSON, OPT_REGISTRY };
+enum { OPT_PART = 256, OPT_CONC, OPT_BUILD, OPT_NOTIFY, OPT_JSON, OPT_COMPRESS, OPT_LEVEL, OPT_FRAME, OPT_HFMT, OPT_REGISTRY };
+
+/* The compression options: 0 handled, -1 not one of them, else a usage error's exit code. */
+static int compress_opt(int c, const char *arg, struct upload_build_opts *bo)
+{
+    uint64_t n;
+    switch (c) {
+    case OPT_COMPRESS:
+        if (strcmp(arg, "lz4") && strcmp(arg, "zstd"))
+            return cli_usage_error("--compress: '%s' is not lz4 or zstd", arg);
+        bo->compress.comp = strcmp(arg, "lz4") ? HDR_COMP_ZSTD : HDR_COMP_LZ4;
+        return 0;
+    case OPT_LEVEL:
+        if (snap_parse_u64(arg, &n, "--level") || n > 22)
+            return cli_usage_error("--level: '%s' is not a number from 0 to 22", arg);
+        bo->compress.level = (int)n;
+        return 0;
+    case OPT_FRAME:
+        if (snap_parse_size(arg, &n, "--frame-size") || n == 0 || n % 4096 || n > HDR_FRAME_MAX)
+            return cli_usage_error("--frame-size: '%s' is not a multiple of 4KiB up to 32MiB", arg);
+        bo->compress.frame_size = (uint32_t)n;
+        return 0;
+    case OPT_HFMT:
+        if (strcmp(arg, "4") && strcmp(arg, "5"))
+            return cli_usage_error("--header-format: '%s' is not 4 or 5", arg);
+        bo->header_format = (unsigned)(arg[0] - '0');
+        return 0;
+    }
+    return -1;
+}
 
 int upload_main(int argc, char **argv)
 {
@@ -178,13 +228,18 @@ int upload_main(int argc, char **argv)
         {"notify-peer", required_argument, NULL, OPT_NOTIFY},
         {"peer-registry", required_argument, NULL, OPT_REGISTRY},
         {"json", no_argument, NULL, OPT_JSON},
+        {"compress", required_argument, NULL, OPT_COMPRESS},
+        {"level", required_argument, NULL, OPT_LEVEL},
+        {"frame-size", required_argument, NULL, OPT_FRAME},
+        {"header-format", required_argument, NULL, OPT_HFMT},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     struct upload_opts o = {.progress = on_progress};
     const char *build = NULL, *notify = NULL, *registry = NULL;
-    int c;
+    struct upload_build_opts bo = {.compress.tmp_dir = getenv("TMPDIR")};
+    int c, rc;
     while ((c = cli_getopt(argc, argv, "qh", longopts)) != -1) {
         switch (c) {
         case OPT_PART:
@@ -205,7 +260,11 @@ int upload_main(int argc, char **argv)
         case OPT_JSON: json = true; break;
         case 'q': quiet = true; break;
         case 'h': fputs(usage, stdout); return 0;
-        default: return SNAP_EXIT_USAGE; /* CLI_OPT_BAD: cli_getopt said why */
+        default: /* CLI_OPT_BAD: cli_getopt said why */
+            if ((rc = compress_opt(c, optarg, &bo)) < 0)
+                return SNAP_EXIT_USAGE;
+            if (rc)
+                return rc;
         }
     }
     int want = build ? 1 : 2;
@@ -221,6 +280,10 @@ int upload_main(int argc, char **argv)
     peer_registry_close(reg);
     if (rerr)
         return cli_fail(snap_fail_ctx(rerr, "--peer-registry"), NULL);
+    if (!build && (bo.compress.comp || bo.compress.level || bo.compress.frame_size || bo.header_format))
+        return cli_usage_error("--compress, --level, --frame-size and --header-format go with --build");
+    if (!bo.compress.comp && (bo.compress.level || bo.compress.frame_size || bo.header_format))
+        return cli_usage_error("--level, --frame-size and --header-format go with --compress");
     struct sigaction sa = {.sa_handler = on_signal};
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
@@ -236,7 +299,7 @@ int upload_main(int argc, char **argv)
         base = snap_strndup(url, n);
         err = base ? store_open(base, NULL, &s) : snap_fail(SNAP_ENOMEM, "out of memory");
         if (!err)
-            err = do_build(s, build, base, notify, registry, &o);
+            err = do_build(s, build, base, notify, registry, &o, &bo);
         else
             err = cli_fail(err, NULL);
         store_close(s);

@@ -424,14 +424,16 @@ int cache_zero(struct cache *c, uint64_t off, uint64_t len)
     return err;
 }
 
-int cache_fill(struct cache *c, uint64_t off, uint64_t len, const void *src, uint64_t *filled)
+/* Fill the absent blocks of the range from src, or in place (src NULL: the bytes are already in
+ * the mapping, written there by the one fetch that owns those absent blocks). */
+static int fill_blocks(struct cache *c, uint64_t off, uint64_t len, const void *src, uint64_t *filled)
 {
     if (filled)
         *filled = 0;
     int err = cache_check_aligned(c, off, len, "fill");
     if (err || len == 0)
         return err;
-    const uint8_t *s = src;
+    const uint8_t *s = src ? src : c->map + off;
     for (struct words it = words_of(c, off, len); words_next(&it) && !err;) {
         uint64_t w = it.w, a, e;
         unsigned i, j;
@@ -444,7 +446,8 @@ int cache_fill(struct cache *c, uint64_t off, uint64_t len, const void *src, uin
         todo = data;
         while (next_run(&todo, &i, &j)) {
             run_bytes(c, w, i, j, &a, &e);
-            memcpy(c->map + a, s + (a - off), (size_t)(e - a));
+            if (src)
+                memcpy(c->map + a, s + (a - off), (size_t)(e - a));
             if (filled)
                 *filled += e - a;
         }
@@ -463,6 +466,21 @@ int cache_fill(struct cache *c, uint64_t off, uint64_t len, const void *src, uin
         unlock_word(c, w);
     }
     return err;
+}
+
+int cache_fill(struct cache *c, uint64_t off, uint64_t len, const void *src, uint64_t *filled)
+{
+    return fill_blocks(c, off, len, src, filled);
+}
+
+uint8_t *cache_map_range(struct cache *c, uint64_t off, uint64_t len)
+{
+    return off <= c->size && len <= c->size - off && len ? c->map + off : NULL;
+}
+
+int cache_publish(struct cache *c, uint64_t off, uint64_t len, uint64_t *filled)
+{
+    return fill_blocks(c, off, len, NULL, filled);
 }
 
 int cache_evict(struct cache *c, uint64_t off, uint64_t len)

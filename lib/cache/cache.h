@@ -85,6 +85,14 @@ int cache_zero(struct cache *c, uint64_t off, uint64_t len);
  * or, for an all-zero block, zero (a hole, no copy); present, dirty and zero blocks are left as
  * they are.  *filled (may be NULL) counts the bytes of the blocks that were absent. */
 int cache_fill(struct cache *c, uint64_t off, uint64_t len, const void *src, uint64_t *filled);
+/* Decoding straight into the cache: the mapping of [off, off+len) (NULL unless inside the size
+ * and non-empty), for a writer that owns those blocks while they are absent -- the one fetch of a
+ * compressed frame; nobody else fills them, and readers never copy absent blocks.  Once the
+ * bytes are all in place, cache_publish marks the absent blocks of the (aligned) range present
+ * exactly as cache_fill would (all-zero blocks become zero blocks), without a copy.  Bytes left
+ * in blocks that are never published are never read. */
+uint8_t *cache_map_range(struct cache *c, uint64_t off, uint64_t len);
+int cache_publish(struct cache *c, uint64_t off, uint64_t len, uint64_t *filled);
 /* Forget the present blocks of the range (they become absent, their pages are released). */
 int cache_evict(struct cache *c, uint64_t off, uint64_t len);
 /* Make written blocks durable (FLUSH, FUA): msync of the mapping and fdatasync. */

@@ -10,6 +10,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 struct cache;
 
@@ -121,6 +122,12 @@ int chunker_learn_size_locked(struct chunker *ch, uint64_t size);
 void chunker_run_direct(struct fetcher *f);
 /* Wake the waiters whose ranges are complete.  Called with ch->mu held. */
 void chunker_wake_complete_locked(struct chunker *ch);
+
+/* A CLOCK_MONOTONIC deadline in ns as the timespec pthread_cond_timedwait wants. */
+static inline struct timespec chunker_abs_ts(uint64_t ns)
+{
+    return (struct timespec){.tv_sec = (time_t)(ns / 1000000000u), .tv_nsec = (long)(ns % 1000000000u)};
+}
 
 static inline uint64_t chunker_chunk_lo(const struct chunker *ch, uint64_t k) { return k * ch->chunk; }
 

@@ -86,11 +86,6 @@ const char *chunker_mode_name(enum chunker_mode m)
     return "unknown";
 }
 
-static struct timespec abs_ts(uint64_t ns)
-{
-    return (struct timespec){.tv_sec = (time_t)(ns / 1000000000u), .tv_nsec = (long)(ns % 1000000000u)};
-}
-
 /* ---- job slots (ch->mu held) ---- */
 
 static struct job *find_chunk_job(struct chunker *ch, uint64_t k)
@@ -270,7 +265,7 @@ static int chunker_wait_read(struct chunker *ch, uint64_t off, uint64_t end, voi
 {
     unsigned tmo = timeout_ms ? timeout_ms : ch->read_timeout_ms;
     uint64_t deadline = snap_now_ns() + (uint64_t)tmo * 1000000;
-    struct timespec dl = abs_ts(deadline);
+    struct timespec dl = chunker_abs_ts(deadline);
     struct waiter *w = NULL;
     int err = 0;
     pthread_mutex_lock(&ch->mu);

@@ -26,6 +26,7 @@
 #include "base/mem.h"
 #include "cache/cache.h"
 #include "chunker/chunker.h"
+#include "chunker/frames.h"
 #include "header/header.h"
 #include "store/store.h"
 
@@ -52,6 +53,7 @@ struct builddev {
     struct cache *overlay;
 
     _Atomic(struct chunker *) *ch; /* per header build index, opened lazily */
+    _Atomic(struct chunker_frames *) *fr; /* the same for compressed builds */
     pthread_mutex_t open_mu;
 
     pthread_mutex_t q_mu;          /* quiesce */
@@ -82,7 +84,8 @@ static int open_common(struct builddev *d, const struct builddev_opts *o)
     d->size = d->h->meta.size;
     if (d->size == 0)
         return snap_fail(SNAP_EUSAGE, "build device: the size is 0");
-    if (!(d->ch = snap_calloc((size_t)d->h->nids + 1, sizeof *d->ch)))
+    if (!(d->ch = snap_calloc((size_t)d->h->nids + 1, sizeof *d->ch)) ||
+        !(d->fr = snap_calloc((size_t)d->h->nids + 1, sizeof *d->fr)))
         return snap_fail(SNAP_ENOMEM, "build device: out of memory");
     char path[PATH_MAX];
     if ((size_t)snprintf(path, sizeof path, "%s/.snapctl-overlay.%ld.%p", d->cache_dir,
@@ -108,13 +111,6 @@ int builddev_open(struct hdr *h, struct store *s, const struct builddev_opts *o,
     int err = hdr_check(h);
     if (err)
         snap_fail_ctx(err, "the header does not cover its size (see inspect-header --check)");
-    for (uint32_t i = 0; !err && i < h->nbuilds; i++)
-        if (h->builds[i].comp != HDR_COMP_NONE) {
-            char u[SNAP_UUID_STRLEN + 1];
-            snap_uuid_format(&h->builds[i].id, u);
-            err = snap_fail(SNAP_ENOTSUP, "build %s is compressed (type %u); this version serves "
-                            "uncompressed builds only", u, h->builds[i].comp);
-        }
     if (!err && h->nids && !s)
         err = snap_fail(SNAP_EUSAGE, "build device: the header names builds but no store was given");
     if (!err) {
@@ -166,8 +162,11 @@ void builddev_close(struct builddev *d)
             struct chunker *c = atomic_load(&d->ch[i]);
             if (c)
                 chunker_close(c);
+            if (d->fr)
+                chunker_frames_close(atomic_load(&d->fr[i]));
         }
         snap_free((void *)d->ch);
+        snap_free((void *)d->fr);
         pthread_mutex_destroy(&d->open_mu);
         pthread_mutex_destroy(&d->q_mu);
         pthread_cond_destroy(&d->q_cv);
@@ -184,38 +183,79 @@ void builddev_close(struct builddev *d)
 uint64_t builddev_size(const struct builddev *d) { return d->size; }
 const struct hdr *builddev_header(const struct builddev *d) { return d->h; }
 
-/* The chunker of header build index b, opened on first use. */
-static int build_chunker(struct builddev *d, uint32_t b, struct chunker **out)
+/* The uncompressed size of a compressed build: its header entry, else the object's metadata --
+ * never the compressed object's length. */
+static int compressed_size(struct builddev *d, const struct hdr_build *hb, const char *id, const char *key,
+                           uint64_t *size)
 {
-    struct chunker *c = atomic_load_explicit(&d->ch[b], memory_order_acquire);
-    if (c) {
-        *out = c;
+    if (hb->file_size > 0) {
+        *size = (uint64_t)hb->file_size;
         return 0;
     }
-    int err = 0;
-    pthread_mutex_lock(&d->open_mu);
-    c = atomic_load_explicit(&d->ch[b], memory_order_relaxed);
-    if (!c) {
-        char id[SNAP_UUID_STRLEN + 1], key[PATH_MAX], path[PATH_MAX];
-        snap_uuid_format(&d->h->ids[b], id);
-        const struct hdr_build *hb = d->h->has_builds ? hdr_find_build(d->h, &d->h->ids[b]) : NULL;
-        struct chunker_opts co = {
-            .size = hb && hb->file_size > 0 ? (uint64_t)hb->file_size : STORE_SIZE_UNKNOWN,
-            .cache_path = path,
-            .fetchers = d->fetchers,
-        };
-        if ((size_t)snprintf(key, sizeof key, "%s/%s", id, d->file) >= sizeof key ||
-            (size_t)snprintf(path, sizeof path, "%s/.snapctl-build.%ld.%p.%u", d->cache_dir,
-                             (long)getpid(), (void *)d, b) >= sizeof path)
-            err = snap_fail(SNAP_EUSAGE, "%s: path too long", d->cache_dir);
-        if (!err && (err = chunker_open(d->store, key, &co, &c)) == 0)
-            atomic_store_explicit(&d->ch[b], c, memory_order_release);
-        else if (err)
-            snap_fail_ctx(err, "build %s", id);
+    struct store_info info;
+    int err = store_stat(d->store, key, &info);
+    if (err)
+        return snap_fail_ctx(err, "build %s: its header entry has no uncompressed size, and the object's "
+                             "metadata cannot be read", id);
+    if (info.uncompressed_size == STORE_SIZE_UNKNOWN)
+        return snap_fail(SNAP_EFORMAT, "build %s: neither its header entry nor %s/%s has an uncompressed "
+                         "size (object metadata uncompressed-size)", id, d->store->url, key);
+    *size = info.uncompressed_size;
+    return 0;
+}
+
+/* Open the source of header build index b: a chunker over {id}/{file}, or for a build whose
+ * entry has a frame table, a frame chunker over {id}/{file}.lz4 or .zstd. */
+static int open_source(struct builddev *d, uint32_t b)
+{
+    char id[SNAP_UUID_STRLEN + 1], key[PATH_MAX], path[PATH_MAX];
+    snap_uuid_format(&d->h->ids[b], id);
+    const struct hdr_build *hb = d->h->has_builds ? hdr_find_build(d->h, &d->h->ids[b]) : NULL;
+    bool framed = hb && hb->comp != HDR_COMP_NONE;
+    if ((size_t)snprintf(key, sizeof key, "%s/%s%s%s", id, d->file, framed ? "." : "",
+                         framed ? hdr_comp_name(hb->comp) : "") >= sizeof key ||
+        (size_t)snprintf(path, sizeof path, "%s/.snapctl-build.%ld.%p.%u", d->cache_dir,
+                         (long)getpid(), (void *)d, b) >= sizeof path)
+        return snap_fail(SNAP_EUSAGE, "%s: path too long", d->cache_dir);
+    int err;
+    if (framed) {
+        struct chunker_frames_opts fo = {.h = d->h, .build = hb, .cache_path = path, .fetchers = d->fetchers};
+        struct chunker_frames *f = NULL;
+        if ((err = compressed_size(d, hb, id, key, &fo.size)) == 0 &&
+            (err = chunker_frames_open(d->store, key, &fo, &f)) == 0)
+            atomic_store_explicit(&d->fr[b], f, memory_order_release);
+        return err;
     }
-    pthread_mutex_unlock(&d->open_mu);
-    *out = c;
-    return err;
+    struct chunker_opts co = {
+        .size = hb && hb->file_size > 0 ? (uint64_t)hb->file_size : STORE_SIZE_UNKNOWN,
+        .cache_path = path,
+        .fetchers = d->fetchers,
+    };
+    struct chunker *c;
+    if ((err = chunker_open(d->store, key, &co, &c)) != 0)
+        return snap_fail_ctx(err, "build %s", id);
+    atomic_store_explicit(&d->ch[b], c, memory_order_release);
+    return 0;
+}
+
+/* Read [off, off+len) of header build index b's data (uncompressed space), opening its source
+ * on first use. */
+static int read_build(struct builddev *d, uint32_t b, uint64_t off, uint64_t len, void *dst)
+{
+    struct chunker *c = atomic_load_explicit(&d->ch[b], memory_order_acquire);
+    struct chunker_frames *f = c ? NULL : atomic_load_explicit(&d->fr[b], memory_order_acquire);
+    if (!c && !f) {
+        int err = 0;
+        pthread_mutex_lock(&d->open_mu);
+        if (!atomic_load(&d->ch[b]) && !atomic_load(&d->fr[b]))
+            err = open_source(d, b);
+        pthread_mutex_unlock(&d->open_mu);
+        if (err)
+            return err;
+        c = atomic_load_explicit(&d->ch[b], memory_order_acquire);
+        f = atomic_load_explicit(&d->fr[b], memory_order_acquire);
+    }
+    return c ? chunker_read(c, off, len, dst) : chunker_frames_read(f, off, len, dst);
 }
 
 /* [off, off+len) from the header's builds (the overlay said: nobody wrote there). */
@@ -231,9 +271,7 @@ static int read_lower(struct builddev *d, uint8_t *p, uint64_t len, uint64_t off
             memset(p, 0, n);
             atomic_fetch_add_explicit(&d->zero_bytes, n, memory_order_relaxed);
         } else {
-            struct chunker *c;
-            if ((err = build_chunker(d, d->h->e[loc.entry].build, &c)) != 0 ||
-                (err = chunker_read(c, loc.storage, n, p)) != 0)
+            if ((err = read_build(d, d->h->e[loc.entry].build, loc.storage, n, p)) != 0)
                 return err;
         }
         p += n;
@@ -352,12 +390,12 @@ int builddev_prefetch(struct builddev *d, uint32_t len, uint64_t off)
             return err;
         uint64_t n = snap_min_u64(end - off, loc.remaining);
         if (!loc.zero) {
-            struct chunker *c;
-            if ((err = build_chunker(d, d->h->e[loc.entry].build, &c)) != 0)
-                return err;
-            /* One byte per chunk starts its fetch; the rest streams in on the chunker's threads. */
-            for (uint64_t s = loc.storage; s < loc.storage + n; s += CHUNKER_CHUNK_DEFAULT)
-                if ((err = chunker_read(c, s, 1, &b)) != 0)
+            /* One byte per chunk starts its fetch; the rest streams in on the chunker's threads.
+             * (A frame chunker reads the whole frame of that byte: frames are smaller.) */
+            uint32_t bi = d->h->e[loc.entry].build;
+            uint64_t step = atomic_load(&d->fr[bi]) ? HDR_FRAME_SIZE : CHUNKER_CHUNK_DEFAULT;
+            for (uint64_t s = loc.storage; s < loc.storage + n; s += step)
+                if ((err = read_build(d, bi, s, 1, &b)) != 0)
                     return err;
         }
         off += n;
@@ -369,6 +407,14 @@ void builddev_stats(struct builddev *d, struct builddev_stats *out)
 {
     memset(out, 0, sizeof *out);
     for (uint32_t i = 0; i < d->h->nids; i++) {
+        struct chunker_frames *f = atomic_load_explicit(&d->fr[i], memory_order_acquire);
+        if (f) {
+            struct chunker_frames_stats fs;
+            chunker_frames_stats(f, &fs);
+            out->chunkers++;
+            out->store_reads += fs.fetches;
+            out->bytes_fetched += fs.bytes_fetched;
+        }
         struct chunker *c = atomic_load_explicit(&d->ch[i], memory_order_acquire);
         if (!c)
             continue;

@@ -3,7 +3,8 @@
  *
  * The device is the header's Size.  A read of a range nobody wrote resolves through the header:
  * zero entries answer zeros with no I/O; other entries come from a chunker over the store object
- * `{buildId}/{file}` of the entry's build, at the entry's storage offset.  There is one chunker
+ * `{buildId}/{file}` of the entry's build, at the entry's storage offset (for a compressed build,
+ * a frame chunker over `{buildId}/{file}.lz4` or `.zstd`, in uncompressed space).  There is one chunker
  * per distinct build, opened on first use, sized from the header's builds section when it has
  * one, else from the first response.  Writes, WRITE_ZEROES and TRIM go to a copy-on-write
  * overlay cache of the device's size and never fetch anything.
@@ -42,7 +43,8 @@ struct builddev_opts {
 
 /* Serve header h (ownership passes to the device, also on failure) with its builds' data from
  * store s (owned too; may be NULL when every entry is zeros).  h must pass hdr_check; a header
- * whose upload is not finished is fine.  Builds with compressed data are refused (SNAP_ENOTSUP). */
+ * whose upload is not finished is fine.  A build whose entry has a frame table is read frame
+ * by frame from {id}/{file}.lz4 or .zstd (lib/chunker/frames.h). */
 int builddev_open(struct hdr *h, struct store *s, const struct builddev_opts *o, struct builddev **out);
 /* An all-zero device of size bytes whose first export is a base build. */
 int builddev_open_empty(uint64_t size, const struct builddev_opts *o, struct builddev **out);

@@ -293,6 +293,39 @@ int hdr_set_build(struct hdr *h, const snap_uuid *id, int64_t file_size, const u
     return 0;
 }
 
+int hdr_set_frames(struct hdr *h, const snap_uuid *id, uint32_t comp, const struct hdr_frame *f, uint32_t n)
+{
+    if ((comp == HDR_COMP_NONE) != (n == 0) || comp > HDR_COMP_LZ4 || n > HDR_MAX_FRAMES)
+        return snap_fail(SNAP_EUSAGE, "header: compression %u with %u frames", comp, n);
+    const struct hdr_build *target = hdr_find_build(h, id);
+    if (!target)
+        return snap_fail(SNAP_ENOTFOUND, "header: no builds-section record for the build to set frames of");
+    size_t total = h->nframes - target->nframes + n;
+    struct hdr_frame *nf = total ? snap_reallocarray(NULL, total, sizeof *nf) : NULL;
+    if (total && !nf)
+        return snap_fail(SNAP_ENOMEM, "header: cannot allocate %zu frames", total);
+    /* Rebuild the back-to-back table in builds order with the new frames in place. */
+    size_t pos = 0;
+    for (uint32_t i = 0; i < h->nbuilds; i++) {
+        struct hdr_build *b = &h->builds[i];
+        bool is = b == target;
+        const struct hdr_frame *src = is ? f : hdr_build_frames(h, b);
+        uint32_t cnt = is ? n : b->nframes;
+        if (cnt)
+            memcpy(nf + pos, src, cnt * sizeof *nf);
+        b->first_frame = pos;
+        if (is) {
+            b->comp = comp;
+            b->nframes = n;
+        }
+        pos += cnt;
+    }
+    snap_free(h->frames);
+    h->frames = nf;
+    h->nframes = total;
+    return 0;
+}
+
 static int cmp_build(const void *a, const void *b)
 {
     return snap_uuid_cmp(&((const struct hdr_build *)a)->id, &((const struct hdr_build *)b)->id);

@@ -122,12 +122,53 @@ int hdr_append(struct hdr *h, uint64_t offset, uint64_t length, const snap_uuid 
 int hdr_synth_builds(struct hdr *h);
 /* Set (or add) the builds-section record of one build; frames not changed. */
 int hdr_set_build(struct hdr *h, const snap_uuid *id, int64_t file_size, const uint8_t sha256[32]);
+/* Give the (existing) record of build id this compression and frame table (copied); type 0
+ * with no frames makes it plain again. */
+int hdr_set_frames(struct hdr *h, const snap_uuid *id, uint32_t comp, const struct hdr_frame *f, uint32_t n);
 /* The builds-section record of id, or NULL. O(log nbuilds). */
 const struct hdr_build *hdr_find_build(const struct hdr *h, const snap_uuid *id);
 static inline const struct hdr_frame *hdr_build_frames(const struct hdr *h, const struct hdr_build *b)
 {
     return h->frames ? h->frames + b->first_frame : NULL;
 }
+/* Compressed data frames (docs/header.md, "Compressed builds").  A decoder holds liblz4's and
+ * libzstd's contexts, allocated once and reused frame after frame (one per thread). */
+#define HDR_FRAME_MAX (32u << 20)        /* largest sizeU / sizeC this version decodes */
+#define HDR_FRAME_SIZE (2u << 20)        /* uncompressed bytes per frame, as the reference writes */
+struct hdr_frame_dec;
+int hdr_frame_dec_new(struct hdr_frame_dec **out);
+void hdr_frame_dec_free(struct hdr_frame_dec *d);
+/* Decompress src[0..srclen), exactly one complete frame of type comp (HDR_COMP_LZ4: an LZ4
+ * frame; HDR_COMP_ZSTD: a zstd frame), into dst, which must receive exactly `want` bytes.
+ * Checksums the frame carries are verified.  0, SNAP_EHASH (a checksum does not match),
+ * SNAP_EFORMAT (not such a frame, cut off, bytes after it, more or fewer than want bytes out)
+ * or SNAP_ENOMEM; the message is the reason alone, for the caller to prefix with the object
+ * and frame.  On failure dst holds garbage. */
+int hdr_frame_decode(struct hdr_frame_dec *d, enum hdr_comp comp, const uint8_t *src, size_t srclen,
+                     uint8_t *dst, size_t want);
+/* Compressing one frame (the uploader): a frame as docs/formats.md says -- lz4: 4 MiB
+ * independent blocks with block checksums, no content checksum; zstd: checksum on, content
+ * size set.  An encoder is one thread's; level 0 = the library's default. */
+struct hdr_frame_enc;
+int hdr_frame_enc_new(uint32_t comp, int level, struct hdr_frame_enc **out);
+void hdr_frame_enc_free(struct hdr_frame_enc *e);
+size_t hdr_frame_bound(const struct hdr_frame_enc *e, size_t n);
+int hdr_frame_encode(struct hdr_frame_enc *e, const uint8_t *src, size_t n, uint8_t *dst, size_t cap,
+                     size_t *outlen);
+/* The frame of build b that holds uncompressed offset x (binary search), or NULL. */
+const struct hdr_frame *hdr_frame_at(const struct hdr *h, const struct hdr_build *b, uint64_t x);
+const char *hdr_comp_name(uint32_t comp);
+/* What a build's frame table adds up to (all zero without frames): the uncompressed range the
+ * listed frames span, their uncompressed and compressed bytes and the ratio uncompressed /
+ * compressed (0 without compressed bytes).  A trimmed table counts only its listed frames. */
+struct hdr_frames_sum {
+    uint32_t nframes;
+    uint64_t u_start, u_end;
+    uint64_t bytes_u, bytes_c;
+    double ratio;
+};
+void hdr_frames_summary(const struct hdr *h, const struct hdr_build *b, struct hdr_frames_sum *s);
+
 /* The UUID of an entry's build (the zero UUID for HDR_ZERO). */
 const snap_uuid *hdr_entry_build(const struct hdr *h, const struct hdr_entry *e);
 

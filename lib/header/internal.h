@@ -52,6 +52,12 @@ int hdr_read_builds(struct hdr_rd *r, struct hdr *h, const char *ctx);
 int hdr_lz4_decompress(const uint8_t *src, size_t srclen, size_t want, uint8_t **out,
                        const char *ctx);
 size_t hdr_lz4_bound(size_t len);
+#ifdef LZ4F_STATIC_LINKING_ONLY
+#include <lz4frame.h>
+/* liblz4 allocating through snap_malloc, and an LZ4F error as a snap_err (ENOMEM or EFORMAT). */
+extern const LZ4F_CustomMem hdr_lz4_mem;
+int hdr_lz4_fail(size_t r, const char *ctx, const char *doing);
+#endif
 int hdr_lz4_compress(const uint8_t *src, size_t len, uint8_t *dst, size_t cap, size_t *outlen);
 
 static inline uint64_t hdr_pages_ceil(uint64_t bytes) { return bytes / HDR_PAGE + (bytes % HDR_PAGE != 0); }

@@ -42,9 +42,9 @@ static void mem_free(void *opaque, void *p)
     snap_free(p);
 }
 
-static const LZ4F_CustomMem snap_lz4_mem = {mem_alloc, mem_calloc, mem_free, NULL};
+const LZ4F_CustomMem hdr_lz4_mem = {mem_alloc, mem_calloc, mem_free, NULL};
 
-static int lz4_fail(size_t r, const char *ctx, const char *doing)
+int hdr_lz4_fail(size_t r, const char *ctx, const char *doing)
 {
     if (LZ4F_getErrorCode(r) == LZ4F_ERROR_allocation_failed)
         return snap_fail(SNAP_ENOMEM, "%s: %s: out of memory", ctx, doing);
@@ -57,7 +57,7 @@ int hdr_lz4_decompress(const uint8_t *src, size_t srclen, size_t want, uint8_t *
     if (srclen < 4 || get_le32(src) != LZ4_MAGIC)
         return snap_fail(SNAP_EFORMAT, "%s: body is not an LZ4 frame (no magic 04 22 4D 18 "
                          "after uncompressedLen)", ctx);
-    LZ4F_dctx *dctx = LZ4F_createDecompressionContext_advanced(snap_lz4_mem, LZ4F_VERSION);
+    LZ4F_dctx *dctx = LZ4F_createDecompressionContext_advanced(hdr_lz4_mem, LZ4F_VERSION);
     if (!dctx)
         return snap_fail(SNAP_ENOMEM, "%s: cannot allocate the LZ4 decoder", ctx);
     size_t cap = want < OUT_START ? want : OUT_START, pos = 0, in = 0;
@@ -85,7 +85,7 @@ int hdr_lz4_decompress(const uint8_t *src, size_t srclen, size_t want, uint8_t *
         size_t dlen = full ? 1 : cap - pos, slen = srclen - in;
         size_t r = LZ4F_decompress(dctx, full ? &spare : buf + pos, &dlen, src + in, &slen, NULL);
         if (LZ4F_isError(r)) {
-            err = lz4_fail(r, ctx, "LZ4 frame");
+            err = hdr_lz4_fail(r, ctx, "LZ4 frame");
             goto out;
         }
         if (full && dlen) {
@@ -141,13 +141,13 @@ int hdr_lz4_compress(const uint8_t *src, size_t len, uint8_t *dst, size_t cap, s
 {
     LZ4F_preferences_t p;
     lz4_prefs(&p);
-    LZ4F_cctx *cctx = LZ4F_createCompressionContext_advanced(snap_lz4_mem, LZ4F_VERSION);
+    LZ4F_cctx *cctx = LZ4F_createCompressionContext_advanced(hdr_lz4_mem, LZ4F_VERSION);
     if (!cctx)
         return snap_fail(SNAP_ENOMEM, "header: cannot allocate the LZ4 encoder");
     size_t r = LZ4F_compressFrame_usingCDict(cctx, dst, cap, src, len, NULL, &p);
     LZ4F_freeCompressionContext(cctx);
     if (LZ4F_isError(r))
-        return lz4_fail(r, "header", "LZ4 compression");
+        return hdr_lz4_fail(r, "header", "LZ4 compression");
     *outlen = r;
     return 0;
 }

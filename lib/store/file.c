@@ -101,6 +101,19 @@ static int file_stat(struct store *s, const char *key, struct store_info *info)
                 info->has_sha256 = true;
         }
     }
+    if (file_path(fs, key, ".uncompressed-size", sidecar, sizeof sidecar) == 0) {
+        char num[24] = {0};
+        int fd = open(sidecar, O_RDONLY | O_CLOEXEC);
+        if (fd >= 0) {
+            ssize_t r = read(fd, num, sizeof num - 1);
+            close(fd);
+            while (r > 0 && (num[r - 1] == '\n' || num[r - 1] == ' '))
+                num[--r] = '\0';
+            uint64_t v;
+            if (r > 0 && snap_parse_u64(num, &v, "uncompressed-size") == 0)
+                info->uncompressed_size = v;
+        }
+    }
     return 0;
 }
 
@@ -171,43 +184,45 @@ static int file_mkdirs(const struct file_store *fs, char *path)
     return 0;
 }
 
+/* One sidecar: written with `text`, or removed when it is NULL. */
+static int file_sidecar_one(struct file_store *fs, const char *key, const char *suffix, const char *text)
+{
+    char sidecar[PATH_MAX + 24];
+    int err = file_path(fs, key, suffix, sidecar, sizeof sidecar);
+    if (err || !text) {
+        if (!err)
+            unlink(sidecar);
+        return err;
+    }
+    return snap_write_file_atomic(sidecar, text, strlen(text), 0644);
+}
+
+/* The sidecars hold po->sha256 and po->uncompressed_size, or are removed when they are unset. */
+static int file_sidecar(struct file_store *fs, const char *key, const struct store_put_opts *po)
+{
+    char hex[65], num[24];
+    if (po->sha256)
+        snap_hex(po->sha256, 32, hex);
+    snprintf(num, sizeof num, "%llu", (unsigned long long)po->uncompressed_size);
+    int err = file_sidecar_one(fs, key, ".sha256", po->sha256 ? hex : NULL);
+    return err ? err : file_sidecar_one(fs, key, ".uncompressed-size", po->uncompressed_size ? num : NULL);
+}
+
 static int file_put(struct store *s, const char *key, const void *buf, size_t len,
                     const struct store_put_opts *po)
 {
     struct file_store *fs = (struct file_store *)s;
-    char path[PATH_MAX], sidecar[PATH_MAX + 8];
+    char path[PATH_MAX];
     int err = file_path(fs, key, "", path, sizeof path);
     if (!err)
-        err = file_path(fs, key, ".sha256", sidecar, sizeof sidecar);
-    if (!err)
         err = file_mkdirs(fs, path);
-    if (!err && po->sha256) {
-        char hex[65];
-        snap_hex(po->sha256, 32, hex);
-        err = snap_write_file_atomic(sidecar, hex, 64, 0644);
-    } else if (!err) {
-        unlink(sidecar);
-    }
+    if (!err)
+        err = file_sidecar(fs, key, po);
     if (!err)
         err = snap_write_file_atomic(path, buf, len, 0644);
     if (err)
         return snap_fail_ctx(err, "%s/%s: put", s->url, key);
     return 0;
-}
-
-/* The sidecar holds po->sha256, or is removed when there is none. */
-static int file_sidecar(struct file_store *fs, const char *key, const struct store_put_opts *po)
-{
-    char sidecar[PATH_MAX + 8];
-    int err = file_path(fs, key, ".sha256", sidecar, sizeof sidecar);
-    if (err || !po->sha256) {
-        if (!err)
-            unlink(sidecar);
-        return err;
-    }
-    char hex[65];
-    snap_hex(po->sha256, 32, hex);
-    return snap_write_file_atomic(sidecar, hex, 64, 0644);
 }
 
 static int file_put_canceled(const char *what, uint64_t done)

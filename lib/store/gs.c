@@ -141,6 +141,7 @@ static int gs_open(const char *u, const struct store_opts *o, struct store **out
     gs->x.base.ops = &store_gs_ops;
     gs->x.service = "GCS";
     gs->x.meta_sha256 = "x-goog-meta-sha256";
+    gs->x.meta_usize = "x-goog-meta-uncompressed-size";
     gs->x.copy_source_hdr = "x-goog-copy-source";
     gs->x.directive_hdr = "x-goog-metadata-directive";
     gs->x.copy_max = 0; /* a copy onto itself is a metadata rewrite at any size */

@@ -114,6 +114,7 @@ static int s3_open(const char *u, const struct store_opts *o, struct store **out
     s3->x.base.ops = &store_s3_ops;
     s3->x.service = "S3";
     s3->x.meta_sha256 = "x-amz-meta-sha256";
+    s3->x.meta_usize = "x-amz-meta-uncompressed-size";
     s3->x.copy_source_hdr = "x-amz-copy-source";
     s3->x.directive_hdr = "x-amz-metadata-directive";
     s3->x.copy_max = 5ull << 30; /* CopyObject's limit; above it UploadPartCopy */

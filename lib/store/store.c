@@ -153,6 +153,7 @@ int store_stat(struct store *s, const char *key, struct store_info *info)
     if (err)
         return err;
     memset(info, 0, sizeof *info);
+    info->uncompressed_size = STORE_SIZE_UNKNOWN;
     return s->ops->stat(s, key, info);
 }
 

@@ -68,6 +68,10 @@ struct store_info {
     char etag[STORE_ETAG_MAX];
     bool has_sha256;     /* object metadata sha256 (x-amz-meta-sha256 / x-goog-meta-sha256) */
     uint8_t sha256[32];
+    /* Object metadata uncompressed-size of a compressed object (x-amz-meta-uncompressed-size /
+     * x-goog-meta-uncompressed-size; the file store's `<object>.uncompressed-size` sidecar, a
+     * decimal number), or STORE_SIZE_UNKNOWN. */
+    uint64_t uncompressed_size;
 };
 
 struct store_put_opts {
@@ -78,6 +82,7 @@ struct store_put_opts {
      * with SNAP_ECANCELED, the temp file removed and any existing object left as it was. */
     store_progress_fn progress;
     void *progress_ctx;
+    uint64_t uncompressed_size; /* if not 0, stored as metadata "uncompressed-size" (decimal) */
 };
 
 struct store_part {

@@ -265,6 +265,10 @@ int xapi_stat(struct store *s, const char *key, struct store_info *info)
             snprintf(info->etag, sizeof info->etag, "%s", etag);
         if (sum && strlen(sum) == 64 && snap_unhex(sum, info->sha256, 32) == 0)
             info->has_sha256 = true;
+        const char *us = http_head_get(&rs->head, x->meta_usize);
+        uint64_t v;
+        if (us && snap_parse_u64(us, &v, "uncompressed-size") == 0)
+            info->uncompressed_size = v;
         if (rs->total_size == HTTP_SIZE_UNKNOWN)
             err = snap_fail(SNAP_EPROTO, "%s/%s: HEAD: no Content-Length in the answer", s->url, key);
     }
@@ -329,13 +333,19 @@ int xapi_read_stream(struct store *s, const char *key, uint64_t off, uint64_t le
     return err;
 }
 
-/* The sha256 metadata and Content-Type fields of a put or a multipart create. */
+/* The sha256 and uncompressed-size metadata and Content-Type fields of a put or a multipart
+ * create (the list copies the values). */
 static void put_headers(struct xapi *x, struct http_hdrs *h, const struct store_put_opts *po, char hex[65])
 {
     http_hdrs_init(h);
     if (po->sha256) {
         snap_hex(po->sha256, 32, hex);
         http_hdrs_add(h, x->meta_sha256, hex);
+    }
+    if (po->uncompressed_size) {
+        char num[24];
+        snprintf(num, sizeof num, "%llu", (unsigned long long)po->uncompressed_size);
+        http_hdrs_add(h, x->meta_usize, num);
     }
     if (po->content_type)
         http_hdrs_add(h, "Content-Type", po->content_type);

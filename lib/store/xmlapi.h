@@ -56,6 +56,7 @@ struct xapi {
     char bucket[256], prefix[1024];
     const char *service;             /* "S3", "GCS": for messages */
     const char *meta_sha256;         /* "x-amz-meta-sha256" or "x-goog-meta-sha256" */
+    const char *meta_usize;          /* "x-amz-meta-uncompressed-size" or "x-goog-meta-..." */
     const char *copy_source_hdr;     /* "x-amz-copy-source" or "x-goog-copy-source" */
     const char *directive_hdr;       /* "x-amz-metadata-directive" or "x-goog-metadata-directive" */
     uint64_t copy_max;               /* largest single copy (S3: 5 GiB, then UploadPartCopy); 0: any */

@@ -7,6 +7,7 @@
 #include "base/io.h"
 #include "base/mem.h"
 #include "base/util.h"
+#include "crypto/sha256.h"
 #include "header/header.h"
 
 #include <limits.h>
@@ -24,6 +25,15 @@ static const struct {
     {"memfile", "memfile.header", true}, {"rootfs.ext4", "rootfs.ext4.header", true}, {"snapfile", NULL, true},
     {"memfile.header", NULL, false},     {"rootfs.ext4.header", NULL, false},         {"metadata.json", NULL, false},
 };
+
+/* The index of the item named `header` (NULL: none, 0). */
+static int header_item(const char *header)
+{
+    for (int i = 0; header && i < UPLOAD_BUILD_FILES; i++)
+        if (strcmp(build_files[i].name, header) == 0)
+            return i;
+    return 0;
+}
 
 /* True when the header at path maps no byte to build id (a diff with no dirty data). */
 static int header_maps_nothing(const char *path, const snap_uuid *id, bool *nothing)
@@ -44,6 +54,55 @@ static int header_maps_nothing(const char *path, const snap_uuid *id, bool *noth
             *nothing = false;
     hdr_free(h);
     return 0;
+}
+
+/* The header at hpath with build id's record set to the compressed object c: uncompressed size,
+ * SHA-256, compression and full frame table; serialized as v4/v5 into *out. */
+static int rewrite_header(const char *hpath, const snap_uuid *id, const struct upload_compressed *c, uint32_t comp,
+                          unsigned format, uint8_t **out, size_t *outlen)
+{
+    uint8_t *buf;
+    size_t len;
+    struct hdr *h = NULL;
+    int err = snap_read_file(hpath, HEADER_MAX, &buf, &len);
+    if (err)
+        return err;
+    if ((err = hdr_parse(buf, len, &h)) == 0 && (err = hdr_synth_builds(h)) == 0 &&
+        (err = hdr_set_build(h, id, (int64_t)c->usize, c->sha256)) == 0 &&
+        (err = hdr_set_frames(h, id, comp, c->frames, c->nframes)) == 0)
+        err = hdr_serialize(h, format ? format : (h->format < 4 ? 4 : h->format), out, outlen);
+    if (err)
+        snap_fail_ctx(err, "%s", hpath);
+    hdr_free(h);
+    snap_free(buf);
+    return err;
+}
+
+/* Compress data item i, upload it as {id}/{name}.{comp} and make its header's new bytes. */
+static int upload_compressed_item(struct store *s, const char *build_id, const snap_uuid *id, const char *path,
+                                  const char *hpath, const struct upload_build_opts *o,
+                                  struct upload_build_item *it, uint8_t **hbuf, size_t *hlen)
+{
+    struct stat st;
+    if (stat(hpath, &st) != 0)
+        return snap_fail(SNAP_ENOTFOUND, "%s: --compress needs the header beside the data, to record the "
+                         "frame table in", hpath);
+    struct upload_compressed c;
+    int err = upload_compress_file(path, &o->compress, &c);
+    if (err)
+        return err;
+    char key[96], fdpath[64];
+    snprintf(key, sizeof key, "%s/%s.%s", build_id, it->name, hdr_comp_name(o->compress.comp));
+    snprintf(fdpath, sizeof fdpath, "/proc/self/fd/%d", c.fd);
+    struct upload_opts uo = o->file;
+    uo.uncompressed_size = c.usize;
+    if ((err = rewrite_header(hpath, id, &c, o->compress.comp, o->header_format, hbuf, hlen)) == 0)
+        err = upload_file(s, key, fdpath, &uo, &it->r);
+    it->comp = o->compress.comp;
+    it->nframes = c.nframes;
+    it->usize = c.usize;
+    upload_compressed_free(&c);
+    return err;
 }
 
 int upload_build(struct store *s, const char *dir, const struct upload_build_opts *o, char build_id[37],
@@ -90,7 +149,10 @@ int upload_build(struct store *s, const char *dir, const struct upload_build_opt
         }
         items[i].skipped = nothing;
     }
-    for (int i = 0; i < UPLOAD_BUILD_FILES; i++) {
+    uint8_t *hbuf[UPLOAD_BUILD_FILES] = {NULL};
+    size_t hlen[UPLOAD_BUILD_FILES] = {0};
+    int err = 0;
+    for (int i = 0; i < UPLOAD_BUILD_FILES && !err; i++) {
         if (!items[i].present)
             continue;
         if (items[i].skipped) {
@@ -98,13 +160,28 @@ int upload_build(struct store *s, const char *dir, const struct upload_build_opt
                 o->event(o->event_ctx, items[i].name, "empty diff, not uploaded");
             continue;
         }
+        bool comp = o && o->compress.comp && build_files[i].header;
         if (o && o->event)
-            o->event(o->event_ctx, items[i].name, "upload");
+            o->event(o->event_ctx, items[i].name, comp ? "compress and upload" : "upload");
         char key[64];
         snprintf(key, sizeof key, "%s/%s", build_id, items[i].name);
-        int err = upload_file(s, key, path[i], o ? &o->file : NULL, &items[i].r);
+        int h = header_item(build_files[i].header);
+        if (comp) {
+            char hp[PATH_MAX + 32];
+            snprintf(hp, sizeof hp, "%s/%s", d, build_files[i].header);
+            err = upload_compressed_item(s, build_id, &id, path[i], hp, o, &items[i], &hbuf[h], &hlen[h]);
+        } else if (hbuf[i]) { /* a header rewritten for its compressed data */
+            uint8_t sum[32];
+            sha256(hbuf[i], hlen[i], sum);
+            err = store_put(s, key, hbuf[i], hlen[i], &(struct store_put_opts){.sha256 = sum});
+            items[i].r.bytes = hlen[i];
+        } else {
+            err = upload_file(s, key, path[i], o ? &o->file : NULL, &items[i].r);
+        }
         if (err)
-            return snap_fail_ctx(err, "build %s: %s", build_id, items[i].name);
+            snap_fail_ctx(err, "build %s: %s", build_id, items[i].name);
     }
-    return 0;
+    for (int i = 0; i < UPLOAD_BUILD_FILES; i++)
+        snap_free(hbuf[i]);
+    return err;
 }

@@ -250,7 +250,7 @@ static int multipart(struct store *s, const char *key, const uint8_t *map, uint6
     if (!j.parts || !j.hi || !th)
         err = snap_fail(SNAP_ENOMEM, "%s/%s: out of memory for %u parts", s->url, key, j.nparts);
     if (!err)
-        err = store_mp_create(s, key, &(struct store_put_opts){.sha256 = known ? r->sha256 : NULL}, &id);
+        err = store_mp_create(s, key, &(struct store_put_opts){.sha256 = known ? r->sha256 : NULL, .uncompressed_size = o->uncompressed_size}, &id);
     if (err) {
         snap_free(j.parts);
         snap_free((void *)j.hi);
@@ -406,7 +406,7 @@ static int copy_and_hash(struct store *s, const char *key, int fd, const uint8_t
                          s->url, key);
     if (c.err)
         return snap_fail(c.err, "%s", c.errmsg);
-    struct store_put_opts po = {.sha256 = r->sha256};
+    struct store_put_opts po = {.sha256 = r->sha256, .uncompressed_size = o->uncompressed_size};
     int err = store_set_meta(s, key, size, &po);
     struct store_info info;
     if (!err && store_stat(s, key, &info) == 0)
@@ -456,7 +456,7 @@ int upload_file(struct store *s, const char *key, const char *path, const struct
     } else if (size <= psize || !store_can_multipart(s)) {
         /* One request: hash first (pages stay hot for the send), metadata in the PUT itself. */
         err = hash_map(s, key, map, size, r->sha256, NULL, NULL);
-        struct store_put_opts po = {.sha256 = r->sha256};
+        struct store_put_opts po = {.sha256 = r->sha256, .uncompressed_size = o->uncompressed_size};
         if (!err)
             err = store_put(s, key, size ? map : (const void *)"", (size_t)size, &po);
         struct store_info info;
@@ -469,7 +469,7 @@ int upload_file(struct store *s, const char *key, const char *path, const struct
         if (!err)
             err = multipart(s, key, map, size, psize, o, known, r);
         if (!err && !known) {
-            struct store_put_opts po = {.sha256 = r->sha256};
+            struct store_put_opts po = {.sha256 = r->sha256, .uncompressed_size = o->uncompressed_size};
             err = store_set_meta(s, key, size, &po);
             if (err)
                 snap_fail_ctx(err, "%s/%s: uploaded, but its sha256 metadata could not be set", s->url, key);

@@ -25,6 +25,8 @@
 
 #include "store/store.h"
 
+struct hdr_frame;
+
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -38,6 +40,7 @@ struct upload_opts {
     uint64_t part_size;      /* 0 = 50 MiB; must be >= min_part_size */
     unsigned concurrency;    /* 0 = 16 */
     uint64_t min_part_size;  /* 0 = UPLOAD_PART_MIN (tests lower it for a scripted server) */
+    uint64_t uncompressed_size; /* not 0: stored as the object's uncompressed-size metadata */
     /* Bytes sent so far (may step back a little when a part is retried), from the calling thread. */
     void (*progress)(void *ctx, uint64_t done, uint64_t total);
     void *progress_ctx;
@@ -64,6 +67,29 @@ void upload_cancel(void);
 int upload_file(struct store *s, const char *key, const char *path, const struct upload_opts *o,
                 struct upload_result *r);
 
+/* ---- compressed objects (docs/formats.md sections 4-6) ---- */
+
+struct upload_compress_opts {
+    uint32_t comp;           /* HDR_COMP_LZ4 or HDR_COMP_ZSTD */
+    int level;               /* 0: the library's default */
+    uint32_t frame_size;     /* uncompressed bytes per frame; 0: 2 MiB */
+    const char *tmp_dir;     /* where the compressed temp file goes; NULL: /tmp */
+};
+
+struct upload_compressed {
+    int fd;                  /* the compressed object: an unlinked temp file */
+    uint64_t bytes;          /* its size */
+    uint64_t usize;          /* the input's size */
+    uint8_t sha256[32];      /* of the input (the uncompressed data) */
+    struct hdr_frame *frames;
+    uint32_t nframes;
+};
+
+/* Compress the file at path frame by frame on two worker threads into a temp file, with its
+ * frame table and the SHA-256 of the input.  Memory: one frame buffer per worker. */
+int upload_compress_file(const char *path, const struct upload_compress_opts *o, struct upload_compressed *out);
+void upload_compressed_free(struct upload_compressed *c);
+
 /* ---- build directories (formats.md section 1) ---- */
 
 #define UPLOAD_BUILD_FILES 6
@@ -72,10 +98,17 @@ struct upload_build_item {
     const char *name;        /* "memfile", ... */
     bool present, skipped;   /* skipped: an empty diff, not uploaded */
     struct upload_result r;
+    uint32_t comp, nframes;  /* compressed: the type and frame count; r.bytes is the compressed size */
+    uint64_t usize;          /* compressed: the uncompressed size */
 };
 
 struct upload_build_opts {
     struct upload_opts file;
+    /* comp != 0: memfile and rootfs.ext4 go up compressed as {id}/{file}.lz4 or .zstd with their
+     * uncompressed-size metadata, and their headers get the frame table, the uncompressed size
+     * and its SHA-256 (written as v4, or header_format 5). */
+    struct upload_compress_opts compress;
+    unsigned header_format;  /* 0: the header's own format, at least 4 */
     /* Called before each object ("upload", "skip: empty diff", ...) -- for messages. */
     void (*event)(void *ctx, const char *name, const char *what);
     void *event_ctx;

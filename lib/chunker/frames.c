@@ -1,0 +1,375 @@
+/* frames.c -- the chunker of a compressed build object (see frames.h).
+ *
+ * Design note.  State lives in three places, all under `mu` except the cache's own bits:
+ *   - the cache (lib/cache) says which blocks are present: a frame is readable exactly when its
+ *     blocks are, because a fetch publishes the whole frame at once after it decoded and checked;
+ *   - job_of[frame] is the running fetch of a frame (index + 1, 0 = none): a reader that finds
+ *     one waits for it instead of starting another, so there is one fetch per frame;
+ *   - a job slot carries the result (code and message) to its waiters and is freed by whoever
+ *     leaves it last: the fetch thread when nobody waits, else the last waiter.
+ * A finished fetch clears job_of first, so a failed frame is fetched again by the next read.
+ * The fetch thread owns the frame's absent blocks while it runs: it range-reads the compressed
+ * bytes into its staging buffer and decodes straight into the cache mapping, with `mu` released
+ * (no lock across I/O or decoding); readers never copy absent blocks, so a half-decoded or
+ * failed frame is never seen.
+ * Waits use one condition variable broadcast at each fetch's end: frames are big (2 MiB), so
+ * fetches end seldom and a wake-up costs little next to one.
+ */
+#include "chunker/frames.h"
+
+#include "base/err.h"
+#include "base/io.h"
+#include "base/log.h"
+#include "base/mem.h"
+#include "base/util.h"
+#include "cache/cache.h"
+#include "chunker/chunker-int.h"
+#include "header/header.h"
+#include "store/store.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#define ULL(x) ((unsigned long long)(x))
+#define FR_FETCHERS_DEFAULT 4u
+#define FR_JOBS 64u
+#define FR_TIMEOUT_MS 60000u
+
+enum fr_state { FR_FREE, FR_QUEUED, FR_RUNNING, FR_DONE };
+
+struct fr_job {
+    enum fr_state state;
+    size_t frame;
+    uint64_t seq;
+    unsigned waiters;
+    int err;
+    char msg[512];                /* build, frame, ranges, object and reason */
+};
+
+struct fr_fetcher {
+    struct chunker_frames *c;
+    pthread_t tid;
+    bool started;
+    uint8_t *staging;
+    struct hdr_frame_dec *dec;
+};
+
+struct chunker_frames {
+    struct store *store;
+    char *key;
+    const struct hdr *h;
+    const struct hdr_build *b;
+    char name[SNAP_UUID_STRLEN + 8];  /* "build <uuid>" */
+    const struct hdr_frame *fr;
+    size_t nfr;
+    uint32_t comp;
+    uint64_t size;
+    unsigned read_timeout_ms;
+    struct cache *cache;
+
+    pthread_mutex_t mu;
+    pthread_cond_t work_cv, done_cv;
+    uint32_t *job_of;             /* per frame: running job index + 1, 0 = none */
+    struct fr_job jobs[FR_JOBS];
+    uint64_t next_seq;
+    atomic_bool closing;
+    struct fr_fetcher *fetchers;
+    unsigned nfetchers;
+
+    struct {
+        atomic_uint_fast64_t fetches, fetch_errors, bytes_fetched, bytes_decoded, hits, waits;
+    } stats;
+};
+
+/* ---- open: the table is checked against the size before anything is fetched ---- */
+
+static int check_table(const struct chunker_frames *c, size_t *max_c)
+{
+    *max_c = 0;
+    for (size_t i = 0; i < c->nfr; i++) {
+        const struct hdr_frame *f = &c->fr[i];
+        uint64_t su = (uint64_t)f->start_u, nu = (uint64_t)f->size_u, nc = (uint64_t)f->size_c;
+        if (nu > HDR_FRAME_MAX || nc > HDR_FRAME_MAX)
+            return snap_fail(SNAP_ETOOBIG, "%s: frame %zu is %llu bytes (%llu compressed); this version "
+                             "reads frames of at most %u bytes", c->name, i, ULL(nu), ULL(nc), HDR_FRAME_MAX);
+        if (su % HDR_PAGE || su > c->size || nu > c->size - su || (nu % HDR_PAGE && su + nu != c->size))
+            return snap_fail(SNAP_EFORMAT, "%s: frame %zu covers uncompressed [%llu, %llu), which is not "
+                             "4096-aligned inside the size %llu", c->name, i, ULL(su), ULL(su + nu), ULL(c->size));
+        if (nc > *max_c)
+            *max_c = (size_t)nc;
+    }
+    return 0;
+}
+
+static void *fr_fetcher_main(void *arg);
+
+static int start_fetchers(struct chunker_frames *c, unsigned n, size_t max_c)
+{
+    if (!(c->fetchers = snap_calloc(n, sizeof *c->fetchers)))
+        return snap_fail(SNAP_ENOMEM, "%s: out of memory", c->name);
+    for (unsigned i = 0; i < n; i++) {
+        struct fr_fetcher *f = &c->fetchers[i];
+        f->c = c;
+        int err = hdr_frame_dec_new(&f->dec);
+        if (err)
+            return err;
+        if (!(f->staging = snap_malloc(max_c ? max_c : 1)))
+            return snap_fail(SNAP_ENOMEM, "%s: cannot allocate a %zu-byte frame buffer", c->name, max_c);
+        c->nfetchers = i + 1;
+        if (pthread_create(&f->tid, NULL, fr_fetcher_main, f) != 0)
+            return snap_fail(SNAP_ENOMEM, "%s: cannot start a fetch thread", c->name);
+        f->started = true;
+    }
+    return 0;
+}
+
+int chunker_frames_open(struct store *s, const char *key, const struct chunker_frames_opts *o,
+                        struct chunker_frames **out)
+{
+    struct chunker_frames *c = snap_calloc(1, sizeof *c);
+    if (!c)
+        return snap_fail(SNAP_ENOMEM, "out of memory");
+    c->store = s;
+    c->h = o->h;
+    c->b = o->build;
+    c->fr = hdr_build_frames(o->h, o->build);
+    c->nfr = o->build->nframes;
+    c->comp = o->build->comp;
+    c->size = o->size;
+    c->read_timeout_ms = o->read_timeout_ms ? o->read_timeout_ms : FR_TIMEOUT_MS;
+    memcpy(c->name, "build ", 6);
+    snap_uuid_format(&o->build->id, c->name + 6);
+    pthread_mutex_init(&c->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&c->work_cv, &ca);
+    pthread_cond_init(&c->done_cv, &ca);
+    pthread_condattr_destroy(&ca);
+    size_t max_c;
+    int err = check_table(c, &max_c);
+    if (!err && (!(c->key = snap_strdup(key)) || !(c->job_of = snap_calloc(c->nfr ? c->nfr : 1, sizeof *c->job_of))))
+        err = snap_fail(SNAP_ENOMEM, "%s: out of memory", c->name);
+    if (!err && (err = cache_open(o->cache_path, c->size, HDR_PAGE, &c->cache)) != 0)
+        snap_fail_ctx(err, "%s: the cache of %s", c->name, key);
+    if (!err) {
+        unlink(o->cache_path);
+        err = start_fetchers(c, o->fetchers ? o->fetchers : FR_FETCHERS_DEFAULT, max_c);
+    }
+    if (err) {
+        chunker_frames_close(c);
+        return err;
+    }
+    *out = c;
+    return 0;
+}
+
+void chunker_frames_close(struct chunker_frames *c)
+{
+    if (!c)
+        return;
+    pthread_mutex_lock(&c->mu);
+    atomic_store(&c->closing, true);
+    pthread_cond_broadcast(&c->work_cv);
+    pthread_cond_broadcast(&c->done_cv);
+    pthread_mutex_unlock(&c->mu);
+    for (unsigned i = 0; i < c->nfetchers; i++) {
+        struct fr_fetcher *f = &c->fetchers[i];
+        if (f->started)
+            pthread_join(f->tid, NULL);
+        hdr_frame_dec_free(f->dec);
+        snap_free(f->staging);
+    }
+    snap_free(c->fetchers);
+    cache_close(c->cache);
+    pthread_cond_destroy(&c->work_cv);
+    pthread_cond_destroy(&c->done_cv);
+    pthread_mutex_destroy(&c->mu);
+    snap_free(c->job_of);
+    snap_free(c->key);
+    snap_free(c);
+}
+
+uint64_t chunker_frames_size(const struct chunker_frames *c) { return c->size; }
+
+void chunker_frames_stats(struct chunker_frames *c, struct chunker_frames_stats *out)
+{
+    out->fetches = atomic_load(&c->stats.fetches);
+    out->fetch_errors = atomic_load(&c->stats.fetch_errors);
+    out->bytes_fetched = atomic_load(&c->stats.bytes_fetched);
+    out->bytes_decoded = atomic_load(&c->stats.bytes_decoded);
+    out->hits = atomic_load(&c->stats.hits);
+    out->waits = atomic_load(&c->stats.waits);
+}
+
+/* ---- fetch threads ---- */
+
+static int fr_progress(void *ctx, uint64_t done)
+{
+    (void)done;
+    return atomic_load_explicit(&((struct chunker_frames *)ctx)->closing, memory_order_relaxed);
+}
+
+/* Fetch, decode and publish frame i (mu not held). */
+static int fetch_frame(struct fr_fetcher *f, size_t i)
+{
+    struct chunker_frames *c = f->c;
+    const struct hdr_frame *fr = &c->fr[i];
+    uint64_t sc = (uint64_t)fr->start_c, nc = (uint64_t)fr->size_c;
+    uint64_t su = (uint64_t)fr->start_u, nu = (uint64_t)fr->size_u;
+    struct store_read_result res = {.total_size = STORE_SIZE_UNKNOWN};
+    int err = store_read(c->store, c->key, sc, nc, f->staging, fr_progress, c, &res);
+    atomic_fetch_add_explicit(&c->stats.bytes_fetched, res.bytes, memory_order_relaxed);
+    if (err == SNAP_ERANGE && res.total_size != STORE_SIZE_UNKNOWN)
+        return snap_fail(SNAP_EFORMAT, "%s: frame %zu: the frame table points past the end of %s: compressed "
+                         "[%llu, %llu) but the object is %llu bytes", c->name, i, c->key, ULL(sc), ULL(sc + nc),
+                         ULL(res.total_size));
+    if (err)
+        return snap_fail_ctx(err, "%s: frame %zu (compressed [%llu, %llu))", c->name, i, ULL(sc), ULL(sc + nc));
+    if (res.bytes != nc)
+        return snap_fail(SNAP_EFORMAT, "%s: frame %zu is cut off: %s ends after %llu of its %llu compressed "
+                         "bytes (at [%llu, %llu)); the object is shorter than its frame table says", c->name, i,
+                         c->key, ULL(res.bytes), ULL(nc), ULL(sc), ULL(sc + nc));
+    uint8_t *dst = cache_map_range(c->cache, su, nu);
+    if (!dst)
+        return snap_fail(SNAP_EINTERNAL, "%s: frame %zu is outside the cache", c->name, i);
+    err = hdr_frame_decode(f->dec, c->comp, f->staging, (size_t)nc, dst, (size_t)nu);
+    if (err)
+        return snap_fail_ctx(err, "%s: frame %zu (uncompressed [%llu, %llu), compressed [%llu, %llu) of %s)",
+                             c->name, i, ULL(su), ULL(su + nu), ULL(sc), ULL(sc + nc), c->key);
+    if ((err = cache_publish(c->cache, su, nu, NULL)) == 0)
+        atomic_fetch_add_explicit(&c->stats.bytes_decoded, nu, memory_order_relaxed);
+    return err;
+}
+
+static struct fr_job *next_queued_locked(struct chunker_frames *c)
+{
+    struct fr_job *best = NULL;
+    for (unsigned i = 0; i < FR_JOBS; i++)
+        if (c->jobs[i].state == FR_QUEUED && (!best || c->jobs[i].seq < best->seq))
+            best = &c->jobs[i];
+    return best;
+}
+
+static void *fr_fetcher_main(void *arg)
+{
+    struct fr_fetcher *f = arg;
+    struct chunker_frames *c = f->c;
+    pthread_mutex_lock(&c->mu);
+    for (;;) {
+        struct fr_job *j = NULL;
+        while (!atomic_load(&c->closing) && !(j = next_queued_locked(c)))
+            pthread_cond_wait(&c->work_cv, &c->mu);
+        if (atomic_load(&c->closing) || !j)
+            break;
+        j->state = FR_RUNNING;
+        size_t i = j->frame;
+        pthread_mutex_unlock(&c->mu);
+        int err = fetch_frame(f, i);
+        pthread_mutex_lock(&c->mu);
+        j->err = err;
+        j->msg[0] = '\0';
+        if (err) {
+            snprintf(j->msg, sizeof j->msg, "%s", snap_errmsg(err));
+            atomic_fetch_add_explicit(&c->stats.fetch_errors, 1, memory_order_relaxed);
+            if (err != SNAP_ECANCELED) /* once per failed fetch, however many readers wait */
+                snap_warn("%s; its readers fail, the next read fetches it again", j->msg);
+        }
+        c->job_of[i] = 0; /* the next read of a failed frame fetches it again */
+        j->state = j->waiters ? FR_DONE : FR_FREE;
+        pthread_cond_broadcast(&c->done_cv);
+    }
+    pthread_mutex_unlock(&c->mu);
+    return NULL;
+}
+
+/* ---- readers ---- */
+
+static struct fr_job *start_job_locked(struct chunker_frames *c, size_t i)
+{
+    for (unsigned k = 0; k < FR_JOBS; k++) {
+        struct fr_job *j = &c->jobs[k];
+        if (j->state != FR_FREE)
+            continue;
+        *j = (struct fr_job){.state = FR_QUEUED, .frame = i, .seq = c->next_seq++};
+        c->job_of[i] = k + 1;
+        atomic_fetch_add_explicit(&c->stats.fetches, 1, memory_order_relaxed);
+        pthread_cond_signal(&c->work_cv);
+        return j;
+    }
+    return NULL; /* every slot busy: wait for one */
+}
+
+/* Make frame i readable: join its fetch or start one, and wait for it. */
+static int ensure_frame(struct chunker_frames *c, size_t i, uint64_t deadline)
+{
+    const struct hdr_frame *fr = &c->fr[i];
+    struct timespec dl = chunker_abs_ts(deadline);
+    int err = 0;
+    pthread_mutex_lock(&c->mu);
+    atomic_fetch_add_explicit(&c->stats.waits, 1, memory_order_relaxed);
+    while (!cache_readable(c->cache, (uint64_t)fr->start_u, (uint64_t)fr->size_u)) {
+        if (atomic_load(&c->closing)) {
+            err = snap_fail(SNAP_ECANCELED, "%s: closing", c->name);
+            break;
+        }
+        struct fr_job *j = c->job_of[i] ? &c->jobs[c->job_of[i] - 1] : start_job_locked(c, i);
+        if (!j) {
+            if (pthread_cond_timedwait(&c->done_cv, &c->mu, &dl) != 0 && snap_now_ns() >= deadline)
+                err = snap_fail(SNAP_ETIMEOUT, "%s: frame %zu: no fetch slot free in time", c->name, i);
+            if (err)
+                break;
+            continue;
+        }
+        j->waiters++;
+        while (j->state != FR_DONE && j->state != FR_FREE && !atomic_load(&c->closing) && !err)
+            if (pthread_cond_timedwait(&c->done_cv, &c->mu, &dl) != 0 && snap_now_ns() >= deadline)
+                err = snap_fail(SNAP_ETIMEOUT, "%s: frame %zu: no answer from the store within %u ms", c->name,
+                                i, c->read_timeout_ms);
+        bool done = j->state == FR_DONE || j->state == FR_FREE;
+        if (!err && done && j->err)
+            err = snap_fail(j->err, "%s", j->msg);
+        if (--j->waiters == 0 && j->state == FR_DONE)
+            j->state = FR_FREE;
+        if (err)
+            break;
+    }
+    pthread_mutex_unlock(&c->mu);
+    return err;
+}
+
+int chunker_frames_read(struct chunker_frames *c, uint64_t off, uint64_t len, void *dst)
+{
+    if (off > c->size || len > c->size - off)
+        return snap_fail(SNAP_ERANGE, "%s: read [%llu, +%llu) past the uncompressed size %llu", c->name,
+                         ULL(off), ULL(len), ULL(c->size));
+    uint8_t *p = dst;
+    uint64_t deadline = 0;
+    while (len) {
+        const struct hdr_frame *fr = hdr_frame_at(c->h, c->b, off);
+        if (!fr)
+            return snap_fail(SNAP_ENOTFOUND, "%s: no frame holds uncompressed offset %llu (the header's frame "
+                             "table lacks it; a trimmed table must list every frame its mapping uses)", c->name,
+                             ULL(off));
+        uint64_t n = snap_min_u64(len, (uint64_t)fr->start_u + (uint64_t)fr->size_u - off);
+        int err = cache_read(c->cache, off, n, p);
+        if (err == SNAP_ENOTFOUND) {
+            if (!deadline)
+                deadline = snap_now_ns() + (uint64_t)c->read_timeout_ms * 1000000u;
+            if ((err = ensure_frame(c, (size_t)(fr - c->fr), deadline)) == 0)
+                err = cache_read(c->cache, off, n, p);
+        } else if (!err) {
+            atomic_fetch_add_explicit(&c->stats.hits, 1, memory_order_relaxed);
+        }
+        if (err)
+            return err;
+        p += n;
+        off += n;
+        len -= n;
+    }
+    return 0;
+}

@@ -1,0 +1,56 @@
+/* frames.h -- the chunker of a compressed build object: the chunk is the frame.
+ *
+ * A build whose header entry carries a frame table (docs/header.md, "Compressed builds") is read
+ * from its suffixed object ({id}/{file}.lz4 or .zstd).  Reading uncompressed offset X means: the
+ * frame that holds X (binary search in the table); if its blocks are not in the cache, one range
+ * request for the frame's compressed bytes, decoded straight into the cache mapping, checked
+ * (the frame's checksums, exactly sizeU bytes out) and only then published.  The same promises
+ * as chunker.h, per frame: one fetch per frame however many readers wait on it, run on the
+ * chunker's own threads so it outlives the reader that started it; its error reaches every
+ * waiter; a frame that fails is never marked present and the next read fetches it again; no
+ * lock is held across remote I/O or decoding.  A read needing a frame the (possibly trimmed)
+ * table lacks fails with SNAP_ENOTFOUND naming the build and the offset.
+ *
+ * Memory: one staging buffer of the largest sizeC per fetch thread and one decoder each,
+ * allocated at open; nothing per read.  Thread safe.
+ */
+#ifndef SNAP_CHUNKER_FRAMES_H
+#define SNAP_CHUNKER_FRAMES_H
+
+#include <stdint.h>
+
+struct store;
+struct cache;
+struct hdr;
+struct hdr_build;
+struct chunker_frames;
+
+struct chunker_frames_opts {
+    const struct hdr *h;           /* the header holding the frame table; must outlive the chunker */
+    const struct hdr_build *build; /* the build's record (comp, frames) */
+    uint64_t size;                 /* the uncompressed size (never the compressed object's) */
+    const char *cache_path;        /* created, then unlinked at once */
+    unsigned fetchers;             /* fetch threads; 0: 4 */
+    unsigned read_timeout_ms;      /* a reader gives up waiting after this; 0: 60 s */
+};
+
+struct chunker_frames_stats {
+    uint64_t fetches;        /* frame fetches started */
+    uint64_t fetch_errors;   /* of which failed (transport, checksum, size) */
+    uint64_t bytes_fetched;  /* compressed bytes read */
+    uint64_t bytes_decoded;  /* uncompressed bytes published */
+    uint64_t hits, waits;
+};
+
+/* Open for `key` (the suffixed object) of store s.  Checks the table against the size: every
+ * frame inside [0, size), 4096-aligned, sizes at most HDR_FRAME_MAX (SNAP_EFORMAT otherwise). */
+int chunker_frames_open(struct store *s, const char *key, const struct chunker_frames_opts *o,
+                        struct chunker_frames **out);
+/* Stop the fetch threads (a running fetch ends first), end every wait, free. */
+void chunker_frames_close(struct chunker_frames *c);
+/* Copy uncompressed [off, off+len) to dst, fetching the frames that are missing. */
+int chunker_frames_read(struct chunker_frames *c, uint64_t off, uint64_t len, void *dst);
+uint64_t chunker_frames_size(const struct chunker_frames *c);
+void chunker_frames_stats(struct chunker_frames *c, struct chunker_frames_stats *out);
+
+#endif

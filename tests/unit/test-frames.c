@@ -1,0 +1,237 @@
+/* Unit tests of lib/chunker/frames.c: the chunker's promises, per frame. */
+#include "test.h"
+
+#include "base/err.h"
+#include "base/mem.h"
+#include "chunker/frames.h"
+#include "header/internal.h"
+#include "store/sim.h"
+#include "store/store.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+
+#define FR (2u << 20)
+#define NFR 3u
+#define READERS 8
+
+struct ffx {
+    struct store *file, *sim;
+    struct chunker_frames *c;
+    struct hdr h;
+    struct hdr_build b;
+    struct hdr_frame f[NFR];
+    uint8_t *data;     /* the uncompressed bytes */
+    uint8_t *obj;      /* the compressed object */
+    size_t objlen;
+    char dir[512];
+};
+
+/* Rootfs-like bytes: text with some noise, so frames compress but not to nothing. */
+static void fill(uint8_t *p, size_t n)
+{
+    static const char words[] = "inode extent journal superblock bitmap directory ";
+    uint32_t x = 12345;
+    for (size_t i = 0; i < n; i++) {
+        x = x * 1103515245u + 12345u;
+        p[i] = (x >> 24) % 7 == 0 ? (uint8_t)(x >> 16) : (uint8_t)words[i % (sizeof words - 1)];
+    }
+}
+
+/* Write the object (frames as given) into a file store, behind a sim store with a slow first
+ * byte so concurrent readers overlap one fetch. */
+static int ffx_store(struct ffx *x, const char *name, unsigned ttfb_ms)
+{
+    snprintf(x->dir, sizeof x->dir, "%s/frames-%s", test_tmpdir(), name);
+    char path[700], url[600];
+    mkdir(x->dir, 0755);
+    snprintf(path, sizeof path, "%s/b", x->dir);
+    mkdir(path, 0755);
+    snprintf(path, sizeof path, "%s/b/rootfs.ext4.lz4", x->dir);
+    FILE *fp = fopen(path, "wb");
+    if (!fp || fwrite(x->obj, 1, x->objlen, fp) != x->objlen || fclose(fp) != 0)
+        return SNAP_EIO;
+    snprintf(url, sizeof url, "file://%s", x->dir);
+    int err = store_open(url, NULL, &x->file);
+    struct sim_opts so = {.size = x->objlen, .inner = x->file, .ttfb_us = ttfb_ms * 1000u};
+    return err ? err : store_sim_open(&so, &x->sim);
+}
+
+static int ffx_open(struct ffx *x, const char *name, unsigned ttfb_ms, uint32_t nframes, const uint32_t *which,
+                    unsigned fetchers)
+{
+    memset(x, 0, sizeof *x);
+    x->data = snap_malloc((size_t)FR * NFR);
+    size_t cap = hdr_lz4_bound(FR) * NFR;
+    x->obj = snap_malloc(cap);
+    if (!x->data || !x->obj)
+        return SNAP_ENOMEM;
+    fill(x->data, (size_t)FR * NFR);
+    struct hdr_frame all[NFR];
+    for (uint32_t k = 0; k < NFR; k++) {
+        size_t n;
+        int err = hdr_lz4_compress(x->data + (size_t)k * FR, FR, x->obj + x->objlen, cap - x->objlen, &n);
+        if (err)
+            return err;
+        all[k] = (struct hdr_frame){.start_u = (int64_t)k * FR, .start_c = (int64_t)x->objlen, .size_u = (int32_t)FR,
+                                    .size_c = (int32_t)n};
+        x->objlen += n;
+    }
+    for (uint32_t k = 0; k < nframes; k++)
+        x->f[k] = all[which ? which[k] : k];
+    x->b = (struct hdr_build){.comp = HDR_COMP_LZ4, .nframes = nframes, .file_size = (int64_t)FR * NFR};
+    x->h.frames = x->f;
+    x->h.nframes = nframes;
+    int err = ffx_store(x, name, ttfb_ms);
+    if (err)
+        return err;
+    char cache[700];
+    snprintf(cache, sizeof cache, "%s/cache", x->dir);
+    struct chunker_frames_opts o = {.h = &x->h, .build = &x->b, .size = (uint64_t)FR * NFR, .cache_path = cache,
+                                    .read_timeout_ms = 20000, .fetchers = fetchers};
+    return chunker_frames_open(x->sim, "b/rootfs.ext4.lz4", &o, &x->c);
+}
+
+static void ffx_close(struct ffx *x)
+{
+    chunker_frames_close(x->c);
+    store_close(x->sim);
+    store_close(x->file);
+    snap_free(x->data);
+    snap_free(x->obj);
+}
+
+static uint64_t sim_reads(struct ffx *x)
+{
+    struct sim_stats st;
+    store_sim_stats(x->sim, &st);
+    return st.reads;
+}
+
+struct reader {
+    struct ffx *x;
+    uint64_t off;
+    int err;
+    bool same;
+    pthread_barrier_t *bar;
+};
+
+static void *reader_main(void *arg)
+{
+    struct reader *r = arg;
+    uint8_t buf[4096];
+    pthread_barrier_wait(r->bar);
+    r->err = chunker_frames_read(r->x->c, r->off, sizeof buf, buf);
+    r->same = !r->err && memcmp(buf, r->x->data + r->off, sizeof buf) == 0;
+    return NULL;
+}
+
+/* READERS threads read frame k at once; returns how many failed with `code`. */
+static int read_together(struct ffx *x, uint32_t k, int code, unsigned *ok)
+{
+    pthread_t t[READERS];
+    struct reader r[READERS];
+    pthread_barrier_t bar;
+    pthread_barrier_init(&bar, NULL, READERS);
+    for (int i = 0; i < READERS; i++) {
+        r[i] = (struct reader){.x = x, .off = (uint64_t)k * FR + (uint64_t)i * 200 * 1024, .bar = &bar};
+        pthread_create(&t[i], NULL, reader_main, &r[i]);
+    }
+    int failed = 0;
+    *ok = 0;
+    for (int i = 0; i < READERS; i++) {
+        pthread_join(t[i], NULL);
+        failed += r[i].err == code;
+        *ok += r[i].same;
+    }
+    pthread_barrier_destroy(&bar);
+    return failed;
+}
+
+TEST(frames_one_fetch_per_frame_for_concurrent_readers)
+{
+    struct ffx x;
+    CHECK_EQ(ffx_open(&x, "one", 300, NFR, NULL, 0), 0);
+    unsigned ok;
+    CHECK_EQ(read_together(&x, 1, 0, &ok), READERS);
+    CHECK_EQ(ok, READERS);
+    CHECK_EQ(sim_reads(&x), 1);      /* one range request for eight readers */
+    struct sim_request rq;
+    CHECK_EQ(store_sim_requests(x.sim, &rq, 1), 1);
+    CHECK_EQ(rq.off, (uint64_t)x.f[1].start_c); /* exactly the frame's compressed bytes */
+    CHECK_EQ(rq.len, (uint64_t)x.f[1].size_c);
+    uint8_t b[100];
+    CHECK_EQ(chunker_frames_read(x.c, FR + 5, sizeof b, b), 0); /* a hit: no new request */
+    CHECK_EQ(sim_reads(&x), 1);
+    CHECK_MEM(b, x.data + FR + 5, sizeof b);
+    /* A read spanning frames 0 and 1 fetches only frame 0. */
+    uint8_t *big = snap_malloc(FR);
+    CHECK(big);
+    CHECK_EQ(chunker_frames_read(x.c, FR / 2, FR, big), 0);
+    CHECK(memcmp(big, x.data + FR / 2, FR) == 0);
+    snap_free(big);
+    CHECK_EQ(sim_reads(&x), 2);
+    CHECK_EQ(chunker_frames_read(x.c, 0, 0, b), 0);
+    ffx_close(&x);
+}
+
+TEST(frames_bad_checksum_reaches_every_waiter_and_is_refetched)
+{
+    struct ffx x;
+    CHECK_EQ(ffx_open(&x, "bad", 300, NFR, NULL, 0), 0);
+    /* Flip a byte inside frame 2's first block and rewrite the object. */
+    x.obj[x.f[2].start_c + x.f[2].size_c / 2] ^= 0x40;
+    chunker_frames_close(x.c);
+    store_close(x.sim);
+    store_close(x.file);
+    CHECK_EQ(ffx_store(&x, "bad", 300), 0);
+    char cache[700];
+    snprintf(cache, sizeof cache, "%s/cache", x.dir);
+    struct chunker_frames_opts o = {.h = &x.h, .build = &x.b, .size = (uint64_t)FR * NFR, .cache_path = cache};
+    CHECK_EQ(chunker_frames_open(x.sim, "b/rootfs.ext4.lz4", &o, &x.c), 0);
+
+    unsigned ok;
+    CHECK_EQ(read_together(&x, 2, SNAP_EHASH, &ok), READERS); /* every waiter gets the error */
+    CHECK_EQ(sim_reads(&x), 1);
+    uint8_t b[4096];
+    CHECK_ERR(chunker_frames_read(x.c, 2 * (uint64_t)FR, sizeof b, b), SNAP_EHASH, "frame 2 (uncompressed [4194304");
+    CHECK_EQ(sim_reads(&x), 2);      /* not cached: fetched again */
+    CHECK_EQ(chunker_frames_read(x.c, 0, sizeof b, b), 0);
+    CHECK_MEM(b, x.data, sizeof b);
+    struct chunker_frames_stats st;
+    chunker_frames_stats(x.c, &st);
+    CHECK_EQ(st.fetch_errors, 2);
+    ffx_close(&x);
+}
+
+TEST(frames_missing_from_a_trimmed_table_fail_without_io)
+{
+    static const uint32_t which[] = {0, 2};
+    struct ffx x;
+    CHECK_EQ(ffx_open(&x, "trim", 0, 2, which, 0), 0);
+    uint8_t b[4096];
+    CHECK_ERR(chunker_frames_read(x.c, FR + 4096, sizeof b, b), SNAP_ENOTFOUND, "no frame holds uncompressed offset 2101248");
+    CHECK_EQ(sim_reads(&x), 0);
+    CHECK_EQ(chunker_frames_read(x.c, 2 * (uint64_t)FR + 8192, sizeof b, b), 0);
+    CHECK_MEM(b, x.data + 2 * FR + 8192, sizeof b);
+    CHECK_ERR(chunker_frames_read(x.c, 3 * (uint64_t)FR, 1, b), SNAP_ERANGE, "past the uncompressed size");
+    ffx_close(&x);
+}
+
+TEST(frames_fetch_and_hit_allocate_nothing)
+{
+    struct ffx x;
+    CHECK_EQ(ffx_open(&x, "alloc", 0, NFR, NULL, 1), 0);
+    uint8_t b[4096];
+    /* One fetch thread: its decoder's work area is allocated by the first frame, once. */
+    CHECK_EQ(chunker_frames_read(x.c, 0, sizeof b, b), 0);
+    uint64_t before = snap_alloc_count();
+    CHECK_EQ(chunker_frames_read(x.c, FR, sizeof b, b), 0);     /* a cold frame */
+    CHECK_EQ(chunker_frames_read(x.c, 2 * FR, sizeof b, b), 0);
+    for (unsigned i = 0; i < 1000; i++)                          /* hits */
+        CHECK_EQ(chunker_frames_read(x.c, (uint64_t)(i * 7919u % 1500) * 4096, sizeof b, b), 0);
+    CHECK_EQ(snap_alloc_count(), before);
+    ffx_close(&x);
+}
