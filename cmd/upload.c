@@ -2,6 +2,7 @@
 #include "cli.h"
 
 #include "base/err.h"
+#include "base/log.h"
 #include "base/io.h"
 #include "base/json.h"
 #include "base/mem.h"
@@ -45,7 +46,8 @@ static const char usage[] =
     "  --json              print {url, sha256, etag, parts, bytes, seconds} as JSON (a build:\n"
     "                      {build_id, objects: [...], seconds})\n"
     "  -q, --quiet         no progress bar and no messages\n"
-    "  -h, --help          show this help\n"
+    "  -v, --verbose       say where the store credentials came from (s3://: the source and the\n"
+    "                      access key id's last 4 characters; never a secret), and refreshes\n"    "  -h, --help          show this help\n"
     "\n"
     "SIGINT or SIGTERM stops it: parts in flight finish, the upload is aborted (exit 130).\n"
     "Exit status: 0 ok, 2 usage, 4 not found, 5 network or I/O, 8 access denied, 130 interrupted\n"
@@ -160,13 +162,14 @@ int upload_main(int argc, char **argv)
         {"notify-peer", required_argument, NULL, OPT_NOTIFY},
         {"json", no_argument, NULL, OPT_JSON},
         {"quiet", no_argument, NULL, 'q'},
+        {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     struct upload_opts o = {.progress = on_progress};
     const char *build = NULL, *notify = NULL;
     int c;
-    while ((c = getopt_long(argc, argv, "qh", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "qvh", longopts, NULL)) != -1) {
         switch (c) {
         case OPT_PART:
             if (snap_parse_size(optarg, &o.part_size, "--part-size") || o.part_size < UPLOAD_PART_MIN)
@@ -184,6 +187,7 @@ int upload_main(int argc, char **argv)
         case OPT_NOTIFY: notify = optarg; break;
         case OPT_JSON: json = true; break;
         case 'q': quiet = true; break;
+        case 'v': snap_log_set_level(SNAP_LOG_INFO); break;
         case 'h': fputs(usage, stdout); return 0;
         default: return cli_usage_error("unknown option");
         }
