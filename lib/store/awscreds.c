@@ -732,6 +732,8 @@ static int new_assume(const struct awsfiles *f, const char *profile, const char 
         return snap_fail(SNAP_EAUTH, "profile %s has role_arn but no source_profile or credential_source "
                          "(Environment, Ec2InstanceMetadata, EcsContainer)", profile);
     }
+    if (err == SNAP_ENOTFOUND)
+        return snap_fail(SNAP_EAUTH, "profile %s: its source_profile %s has no credentials", profile, srcp);
     if (err)
         return snap_fail_ctx(SNAP_EAUTH, "profile %s", profile);
     fmt(c->source, sizeof c->source, "profile %s: role %s via STS %s, signed with %s", profile, arn, c->sts_url,
@@ -780,8 +782,8 @@ static int new_profile(const struct awsfiles *f, const char *profile, int depth,
         *out = c;
         return 0;
     }
-    if (!prof_exists(f, profile))
-        return snap_fail(SNAP_ENOTFOUND, "profile %s is not in %s or %s", profile, f->cred_path, f->conf_path);
+    if (depth > 0 && !prof_exists(f, profile))
+        return snap_fail(SNAP_EAUTH, "source_profile %s is not in %s or %s", profile, f->cred_path, f->conf_path);
     return SNAP_ENOTFOUND;
 }
 
@@ -797,10 +799,12 @@ static int resolve(struct awscreds **out)
     struct awsfiles f = {0};
     files_load(&f);
     const char *profile = profile_name();
-    int err = new_profile(&f, profile, 0, out);
     bool named = env("AWS_PROFILE") || env("AWS_DEFAULT_PROFILE");
-    if (err == SNAP_ENOTFOUND && named) /* a profile asked for must exist (the CLI's rule) */
-        err = snap_fail_ctx(SNAP_EAUTH, "AWS_PROFILE");
+    int err;
+    if (named && !prof_exists(&f, profile)) /* a profile asked for must exist (the CLI's rule) */
+        err = snap_fail(SNAP_EAUTH, "AWS_PROFILE: profile %s is not in %s or %s", profile, f.cred_path, f.conf_path);
+    else
+        err = new_profile(&f, profile, 0, out);
     files_free(&f);
     if (err != SNAP_ENOTFOUND)
         return err;
