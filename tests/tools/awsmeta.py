@@ -13,8 +13,9 @@ One threaded HTTP/1.1 server playing, on one port:
     iam/security-credentials/ -> the role name, iam/security-credentials/ROLE -> the credentials
     JSON {Code, LastUpdated, Type, AccessKeyId, SecretAccessKey, Token, Expiration},
     placement/region -> the region;
-  * the ECS / EKS container endpoint: GET /ecs/ANYTHING -> the credentials JSON; with
-    --ecs-token the Authorization header must equal it (401 otherwise);
+  * the ECS / EKS container endpoint: GET /ecs/ANYTHING -> the credentials JSON; under
+    /ecs/auth/ the Authorization header must equal --ecs-token (401 otherwise), as EKS Pod
+    Identity and ECS on Outposts want;
   * STS: POST /sts (form body) Action=AssumeRoleWithWebIdentity (WebIdentityToken must equal
     --web-token when given, RoleArn and RoleSessionName required) and Action=AssumeRole (a SigV4
     Authorization whose Credential is --source-key when given, else any) -> the STS XML answer;
@@ -151,7 +152,7 @@ class Handler(BaseHTTPRequestHandler):
                 return self.reply(200, st.a.region)
             return self.reply(404, "not found\n")
         if self.path.startswith("/ecs/"):
-            if st.a.ecs_token and self.headers.get("Authorization") != st.a.ecs_token:
+            if self.path.startswith("/ecs/auth/") and self.headers.get("Authorization") != st.a.ecs_token:
                 return self.refuse(401, "missing or wrong Authorization")
             st.count("ecs")
             c = st.creds()
