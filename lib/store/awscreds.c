@@ -192,17 +192,33 @@ static int sts_sign(struct awscreds *c, const struct awscreds_val *v, const char
     return err;
 }
 
+/* The form body of the STS call into body[cap]; *n its length. */
+static int sts_body(struct awscreds *c, const char *web_token, char *body, size_t cap, size_t *n)
+{
+    char dur[16];
+    snprintf(dur, sizeof dur, "%u", c->duration);
+    int err;
+    *n = 0;
+    if ((err = form_add(body, cap, n, "Action", web_token ? "AssumeRoleWithWebIdentity" : "AssumeRole")) ||
+        (err = form_add(body, cap, n, "Version", "2011-06-15")) ||
+        (err = form_add(body, cap, n, "RoleArn", c->role_arn)) ||
+        (err = form_add(body, cap, n, "RoleSessionName", c->session_name)) ||
+        (err = form_add(body, cap, n, "DurationSeconds", dur)) ||
+        (web_token && (err = form_add(body, cap, n, "WebIdentityToken", web_token))) ||
+        (c->external_id[0] && (err = form_add(body, cap, n, "ExternalId", c->external_id))))
+        return err;
+    return 0;
+}
+
 static int sts_fetch(struct awscreds *c, struct awscreds_val *out)
 {
-    static char body[16384];
-    static pthread_mutex_t body_mu = PTHREAD_MUTEX_INITIALIZER;
     struct awscreds_val sv;
-    char dur[16];
-    size_t n = 0;
-    int err = 0;
+    size_t n = 0, cap, tlen = 0;
     uint8_t *tok = NULL;
-    size_t tlen = 0;
-    if (c->kind == SRC_WEBID) {
+    char *body = NULL;
+    bool web = c->kind == SRC_WEBID;
+    int err = 0;
+    if (web) {
         if ((err = snap_read_file(c->token_file, 64u << 10, &tok, &tlen)) != 0)
             return fetch_failed(c, err, "check that the web identity token file exists and is readable");
         while (tlen && (tok[tlen - 1] == '\n' || tok[tlen - 1] == '\r' || tok[tlen - 1] == ' '))
@@ -211,39 +227,38 @@ static int sts_fetch(struct awscreds *c, struct awscreds_val *out)
     } else if ((err = awscreds_get(c->src, &sv, &(uint64_t){0})) != 0) {
         return snap_fail_ctx(SNAP_EAUTH, "the source credentials of %s", c->source);
     }
-    fmt(dur, sizeof dur, "%u", c->duration);
-    pthread_mutex_lock(&body_mu); /* one static body: fetches are rare, and it is big for a stack */
+    cap = 3 * tlen + 8192; /* every byte of the token percent-encoded, and the rest */
     struct http_hdrs h;
     http_hdrs_init(&h);
     http_hdrs_add(&h, "Content-Type", "application/x-www-form-urlencoded");
-    bool web = c->kind == SRC_WEBID;
-    if ((err = form_add(body, sizeof body, &n, "Action", web ? "AssumeRoleWithWebIdentity" : "AssumeRole")) ||
-        (err = form_add(body, sizeof body, &n, "Version", "2011-06-15")) ||
-        (err = form_add(body, sizeof body, &n, "RoleArn", c->role_arn)) ||
-        (err = form_add(body, sizeof body, &n, "RoleSessionName", c->session_name)) ||
-        (err = form_add(body, sizeof body, &n, "DurationSeconds", dur)) ||
-        (web && (err = form_add(body, sizeof body, &n, "WebIdentityToken", (char *)tok))) ||
-        (c->external_id[0] && (err = form_add(body, sizeof body, &n, "ExternalId", c->external_id))))
-        goto out;
-    if (!web && (err = sts_sign(c, &sv, body, n, &h)) != 0)
-        goto out;
-    struct http_response rs;
-    http_response_init(&rs);
-    err = call(c, "POST", c->sts_url, &h, body, n, &rs);
-    if (!err || (rs.status >= 400 && rs.body_len)) {
-        int perr = awscreds_parse_sts(rs.body, rs.body_len, out);
-        if (err && perr == SNAP_EAUTH)
-            snap_fail_ctx(SNAP_EAUTH, "HTTP %d", rs.status);
-        err = err ? SNAP_EAUTH : perr;
+    if (!(body = snap_malloc(cap)))
+        err = snap_fail(SNAP_ENOMEM, "out of memory");
+    if (!err)
+        err = sts_body(c, web ? (char *)tok : NULL, body, cap, &n);
+    if (!err && !web)
+        err = sts_sign(c, &sv, body, n, &h);
+    if (!err) {
+        struct http_response rs;
+        http_response_init(&rs);
+        err = call(c, "POST", c->sts_url, &h, body, n, &rs);
+        if (!err) {
+            err = awscreds_parse_sts(rs.body, rs.body_len, out);
+        } else if (rs.status >= 400 && rs.body_len) { /* STS's <ErrorResponse> says more than the status */
+            char http_msg[600];
+            snprintf(http_msg, sizeof http_msg, "%s", snap_errmsg(err));
+            if (awscreds_parse_sts(rs.body, rs.body_len, out) == SNAP_EAUTH)
+                err = snap_fail_ctx(SNAP_EAUTH, "HTTP %d", rs.status);
+            else
+                snap_fail(err, "%s", http_msg);
+        }
+        http_response_free(&rs);
     }
-    http_response_free(&rs);
-out:
-    memset(body, 0, n);
-    pthread_mutex_unlock(&body_mu);
-    if (tok) {
+    if (body)
+        memset(body, 0, n);
+    snap_free(body);
+    if (tok)
         memset(tok, 0, tlen);
-        snap_free(tok);
-    }
+    snap_free(tok);
     memset(&sv, 0, sizeof sv);
     if (err)
         return fetch_failed(c, err, web ? "check the role's trust policy for this identity provider, the token "

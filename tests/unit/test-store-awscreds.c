@@ -8,6 +8,7 @@
 #include "base/io.h"
 #include "store/awscreds.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -237,19 +238,25 @@ static void profiles_body(void)
     }
 }
 
-static void refused_body(struct awscreds **cp);
-
-TEST(awscreds_refused_refetches_once)
+/* env_enter with a default profile whose credential_process prints a new key id at each run
+ * (AK1, AK2, ...), with an expiry: temporary credentials, counted in the file `name`. */
+static void counting_process_profile(const char *name)
 {
     char config[2048], counter[512];
-    snprintf(counter, sizeof counter, "%s/aws-counter", test_tmpdir());
+    snprintf(counter, sizeof counter, "%s/%s", test_tmpdir(), name);
     remove(counter);
-    /* Each run prints a new key id (AK1, AK2, ...) that expired long ago: temporary credentials. */
     snprintf(config, sizeof config,
              "[default]\ncredential_process = echo x >> %s; n=$(wc -l < %s); printf '{\"Version\": 1, "
              "\"AccessKeyId\": \"AK%%s\", \"SecretAccessKey\": \"S\", \"Expiration\": \"2099-01-01T00:00:00Z\"}' $n\n",
              counter, counter);
     env_enter("", config);
+}
+
+static void refused_body(struct awscreds **cp);
+
+TEST(awscreds_refused_refetches_once)
+{
+    counting_process_profile("aws-counter");
     struct awscreds *c = NULL;
     refused_body(&c);
     awscreds_free(c);
@@ -284,4 +291,43 @@ static void refused_body(struct awscreds **cp)
         CHECK_EQ(g3, g2);
         CHECK_EQ(awscreds_fetches(c), 2);
     }
+}
+
+/* Threads share one cache: refusals of one generation cost one fetch, whoever sees them. */
+struct hammer {
+    struct awscreds *c;
+    int bad;
+};
+
+static void *hammer_fn(void *arg)
+{
+    struct hammer *hm = arg;
+    for (int i = 0; i < 50; i++) {
+        struct awscreds_val v;
+        uint64_t gen;
+        if (awscreds_get(hm->c, &v, &gen) != 0 || strncmp(v.ak, "AK", 2) != 0)
+            __atomic_add_fetch(&hm->bad, 1, __ATOMIC_RELAXED);
+        if (i == 10 || i == 30)
+            awscreds_refused(hm->c, gen);
+    }
+    return NULL;
+}
+
+TEST(awscreds_shared_by_threads)
+{
+    counting_process_profile("aws-counter2");
+    struct hammer hm = {0};
+    int err = awscreds_new(&hm.c);
+    pthread_t t[4];
+    for (int i = 0; !err && i < 4; i++)
+        pthread_create(&t[i], NULL, hammer_fn, &hm);
+    for (int i = 0; !err && i < 4; i++)
+        pthread_join(t[i], NULL);
+    uint64_t fetches = err ? 0 : awscreds_fetches(hm.c);
+    awscreds_free(hm.c);
+    env_leave();
+    CHECK_EQ(err, 0);
+    CHECK_EQ(hm.bad, 0);
+    /* the first fetch, then at most one per refusal (8), however they interleave */
+    CHECK(fetches >= 2 && fetches <= 9);
 }
