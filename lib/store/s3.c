@@ -3,8 +3,9 @@
  * s3://bucket/prefix.  Credentials as the AWS CLI finds them (awscreds.h: environment, web
  * identity, profiles, container endpoint, instance metadata), cached and refreshed there; a
  * request refused with ExpiredToken gets new credentials and is repeated once.  Region:
- * AWS_REGION, AWS_DEFAULT_REGION, the profile's region, the instance metadata, us-east-1.  Endpoint: AWS_ENDPOINT_URL (path-style, for RGW and MinIO), else AWS's
- * virtual-hosted https://bucket.s3.region.amazonaws.com.
+ * AWS_REGION, AWS_DEFAULT_REGION, the profile's region, the instance metadata, us-east-1.
+ * Endpoint: AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL, path style (RGW, MinIO); else AWS,
+ * virtual-hosted (path style for a bucket name with dots, which the certificate cannot match).
  *
  * The requests themselves (ranges, puts, multipart, <Error> documents) are xmlapi.c's, shared
  * with gs://; this file only finds the credentials and endpoint and signs each attempt.
@@ -82,13 +83,6 @@ static int s3_open(const char *u, const struct store_opts *o, struct store **out
     if (err)
         err = snap_fail_ctx(err, "%s", u);
     if (!err) {
-        struct awscreds_val v;
-        uint64_t gen;
-        awscreds_get(s3->creds, &v, &gen);
-        size_t n = strlen(v.ak);
-        snap_info("s3: %s: credentials from %s, access key ...%s%s", u, awscreds_source(s3->creds),
-                  n > 4 ? v.ak + n - 4 : "", v.token[0] ? ", with a session token" : "");
-        memset(&v, 0, sizeof v);
         awscreds_region(s3->region, sizeof s3->region, s3->creds);
         if (!s3->region[0])
             snprintf(s3->region, sizeof s3->region, "us-east-1");
@@ -100,8 +94,22 @@ static int s3_open(const char *u, const struct store_opts *o, struct store **out
     if (!err && endpoint && *endpoint) {
         s3->x.path_style = true;
         snprintf(ep, sizeof ep, "%s", endpoint);
+    } else if (!err && strchr(s3->x.bucket, '.')) {
+        /* A dotted bucket would not match the *.s3 certificate: path style, as the SDKs do. */
+        s3->x.path_style = true;
+        snprintf(ep, sizeof ep, "https://s3.%s.amazonaws.com", s3->region);
     } else if (!err) {
         snprintf(ep, sizeof ep, "https://%s.s3.%s.amazonaws.com", s3->x.bucket, s3->region);
+    }
+    if (!err) {
+        struct awscreds_val v;
+        uint64_t gen;
+        awscreds_get(s3->creds, &v, &gen);
+        size_t n = strlen(v.ak);
+        snap_info("s3: %s: credentials from %s, access key ...%s%s; region %s, %s %s", u,
+                  awscreds_source(s3->creds), n > 4 ? v.ak + n - 4 : "", v.token[0] ? ", with a session token" : "",
+                  s3->region, ep, s3->x.path_style ? "(path style)" : "(virtual-hosted style)");
+        memset(&v, 0, sizeof v);
     }
     if (!err)
         err = xapi_connect(&s3->x, ep, o);

@@ -23,7 +23,7 @@ WEBTOK=eyJ.web-identity-token.sig
 ECSTOK=ecs-authorization-token-42
 
 python3 "$TOP/tests/tools/awsmeta.py" --access-key CIACCESSKEY --secret-key CISECRETKEY \
-    --session-token "$SESSION" --web-token "$WEBTOK" --ecs-token "$ECSTOK" --source-key CIACCESSKEY \
+    --session-token "$SESSION" --web-token "$WEBTOK" --ecs-token "$ECSTOK" --source-key CIACCESSKEY --region eu-south-7 \
     --port-file "$T/meta.port" 2>"$T/meta.log" &
 mpid=$!
 cleanup_fn kill_pid "$mpid"
@@ -131,6 +131,11 @@ n0=$(stat_of imds_token)
 via imds "the EC2 instance metadata service at $E" AWS_EC2_METADATA_DISABLED=false \
     AWS_EC2_METADATA_SERVICE_ENDPOINT="$E/"
 [ "$(stat_of imds_token)" -ge $((n0 + 2)) ] || die "IMDS: no IMDSv2 session token was asked for"
+grep -q 'region us-east-1,' "$T/imds.err" || die "IMDS: AWS_DEFAULT_REGION did not win over the metadata's region"
+# No region set anywhere: the instance metadata's (RGW takes any region in the signature).
+via imds-region "the EC2 instance metadata service at $E" AWS_EC2_METADATA_DISABLED=false \
+    AWS_EC2_METADATA_SERVICE_ENDPOINT="$E/" AWS_DEFAULT_REGION=
+grep -q 'region eu-south-7, ' "$T/imds-region.err" || { cat "$T/imds-region.err"; die "IMDS: the region was not taken from the instance metadata"; }
 
 # ---- the order: everything configured, the top source taken away at each step ----
 set -- AWS_EC2_METADATA_DISABLED=false AWS_EC2_METADATA_SERVICE_ENDPOINT="$E/" \

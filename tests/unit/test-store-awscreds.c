@@ -7,6 +7,8 @@
 #include "base/err.h"
 #include "base/io.h"
 #include "store/awscreds.h"
+#include "store/store.h"
+#include "store/xmlapi.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -330,4 +332,41 @@ TEST(awscreds_shared_by_threads)
     CHECK_EQ(hm.bad, 0);
     /* the first fetch, then at most one per refusal (8), however they interleave */
     CHECK(fetches >= 2 && fetches <= 9);
+}
+
+/* Addressing: virtual-hosted on AWS, path style for a dotted bucket and for a custom endpoint.
+ * Opening an s3:// store with static keys sends nothing, so this needs no network. */
+static void addressing_case(const char *url, const char *host, bool path_style)
+{
+    struct store *s;
+    CHECK_EQ(store_open(url, NULL, &s), 0);
+    struct xapi *x = (struct xapi *)s;
+    CHECK_STR(x->endpoint.host, host);
+    CHECK_EQ(x->path_style, path_style);
+    store_close(s);
+}
+
+static void addressing_body(void)
+{
+    addressing_case("s3://my-bucket/builds", "my-bucket.s3.eu-west-3.amazonaws.com", false);
+    addressing_case("s3://my.dotted.bucket/builds", "s3.eu-west-3.amazonaws.com", true);
+    setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9", 1);
+    addressing_case("s3://my-bucket/builds", "127.0.0.1", true);
+}
+
+TEST(awscreds_s3_addressing)
+{
+    env_enter("", "");
+    char *ep = getenv("AWS_ENDPOINT_URL") ? strdup(getenv("AWS_ENDPOINT_URL")) : NULL;
+    unsetenv("AWS_ENDPOINT_URL");
+    setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE", 1);
+    setenv("AWS_SECRET_ACCESS_KEY", "secret", 1);
+    setenv("AWS_REGION", "eu-west-3", 1);
+    addressing_body();
+    if (ep)
+        setenv("AWS_ENDPOINT_URL", ep, 1);
+    else
+        unsetenv("AWS_ENDPOINT_URL");
+    free(ep);
+    env_leave();
 }
