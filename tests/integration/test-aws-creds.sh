@@ -11,7 +11,8 @@
 # not issue: with its STS off (the default) RGW authenticates the key and ignores the token
 # (docs/aws.md, "Testing").
 . tests/integration/functions.sh
-requires curl python3
+requires curl python3 nbdcopy
+. tests/integration/functions-nbd.sh
 . tests/integration/functions-rgw.sh
 rgw_requires
 T=$(mktmpdir)
@@ -136,6 +137,18 @@ grep -q 'region us-east-1,' "$T/imds.err" || die "IMDS: AWS_DEFAULT_REGION did n
 via imds-region "the EC2 instance metadata service at $E" AWS_EC2_METADATA_DISABLED=false \
     AWS_EC2_METADATA_SERVICE_ENDPOINT="$E/" AWS_DEFAULT_REGION=
 grep -q 'region eu-south-7, ' "$T/imds-region.err" || { cat "$T/imds-region.err"; die "IMDS: the region was not taken from the instance metadata"; }
+
+# serve-nbd -v says it too, and serves the object read with those credentials.
+port=$(free_port)
+start_server "$T/nbd.pid" clean AWS_WEB_IDENTITY_TOKEN_FILE="$T/webtok" AWS_ROLE_ARN=arn:aws:iam::000000000000:role/ci \
+    AWS_ENDPOINT_URL_STS="$E/sts" "$SNAPCTL" serve-nbd -v -r --object s3://creds-test/web -l "127.0.0.1:$port" \
+    --pid-file "$T/nbd.pid" 2>"$T/nbd.err"
+nbdcopy "nbd://127.0.0.1:$port" "$T/nbd.out"
+[ "$(sha256 "$T/nbd.out")" = "$SUM" ] || die "serve-nbd --object s3:// with web identity credentials served other bytes"
+kill_pid "$(cat "$T/nbd.pid")"
+grep -q 'credentials from web identity' "$T/nbd.err" || { cat "$T/nbd.err"; die "serve-nbd -v does not name the source"; }
+no_secrets "$T/nbd.err"
+echo "serve-nbd: $(grep -m1 -o 'credentials from [^,]*' "$T/nbd.err")"
 
 # ---- the order: everything configured, the top source taken away at each step ----
 set -- AWS_EC2_METADATA_DISABLED=false AWS_EC2_METADATA_SERVICE_ENDPOINT="$E/" \
