@@ -28,6 +28,7 @@
 extern char **environ;
 
 #define MARGIN_MAX 600            /* seconds before expiry credentials are replaced */
+#define REFRESH_RETRY_S 10        /* after a failed refresh, the old credentials are used this long */
 #define FILE_MAX (1u << 20)
 #define ANSWER_MAX (64u << 10)
 #define IMDS_TOKEN_TTL 21600
@@ -491,6 +492,9 @@ int awscreds_get(struct awscreds *c, struct awscreds_val *v, uint64_t *gen)
                       strlen(c->v.ak) > 4 ? c->v.ak + strlen(c->v.ak) - 4 : "", ttl ? "valid for " : "no expiry",
                       ttl ? (long long)ttl : 0LL);
         } else if (c->gen && !c->stale && (!c->v.expires || now < c->v.expires)) {
+            /* Keep them, and let the next try wait: every signer would otherwise sit through
+             * the failing service's timeout again. */
+            c->refresh_at = c->v.expires && now + REFRESH_RETRY_S > c->v.expires ? c->v.expires : now + REFRESH_RETRY_S;
             snap_warn("aws: %s; using the current credentials for their last %lld s", snap_errmsg(err),
                       (long long)(c->v.expires - now));
             err = 0;

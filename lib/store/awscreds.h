@@ -27,7 +27,8 @@
  *
  * The cache: one set of credentials, guarded by a mutex.  Temporary credentials are used until
  * min(10 min, a quarter of their lifetime) before they expire, then one caller fetches new ones
- * while the others wait; a failed fetch keeps the old ones while they have not expired.
+ * while the others wait; a failed fetch keeps the old ones while they have not expired, and the
+ * next try waits 10 s (or until they expire).
  * awscreds_refused() marks the generation the server refused (ExpiredToken) stale unless another
  * thread replaced it already, so a burst of refusals costs one fetch.  Secrets are never put in
  * a message or a log line: only the source and the access key id's last four characters.

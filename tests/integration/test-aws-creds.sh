@@ -4,7 +4,7 @@
 # credential_process, container endpoint with and without its token, IMDSv2), then all at once,
 # taking the top one away at each step to show the documented order; credentials that expire
 # during an upload are refreshed before use; an ExpiredToken 403 mid-upload gets one refresh and
-# one retry; a metadata service that is down or hangs fails fast with a clear message; no
+# one retry; a refresh that fails while they are valid keeps them and is not retried at once; a metadata service that is down or hangs fails fast with a clear message; no
 # secret ever reaches stderr, even at SNAPCTL_LOG=debug.
 #
 # The emulator hands out RGW's own keys (CIACCESSKEY/CISECRETKEY) with a session token RGW did
@@ -210,6 +210,34 @@ expect_exit 8 clean AWS_ACCESS_KEY_ID=CIACCESSKEY AWS_SECRET_ACCESS_KEY=CISECRET
 grep -q 'ExpiredToken' "$LAST_ERR" || { cat "$LAST_ERR"; die "the ExpiredToken of static keys is not named"; }
 no_secrets "$LAST_ERR"
 
+# A refresh that fails while the credentials are still valid: they are kept (with a warning)
+# and the next try waits 10 s, so one hanging metadata call is paid, not one per request.
+# Credentials of 20 s are due for refresh at 15 s; part 2's 503 says retry after 16 s; the
+# metadata service hangs from the first fetch on.
+curl -sf -X POST -d '{"ttl": 20}' "$E/_control" >/dev/null
+curl -sf -X POST -d '{"fault": "status=503,retry-after=16", "count": 1, "method": "PUT", "match": "partNumber=2(&|$)"}' \
+    "$PX/_control" >/dev/null
+n0=$(stat_of imds_creds)
+s0=$(stat_of stalled)
+clean AWS_EC2_METADATA_DISABLED=false AWS_EC2_METADATA_SERVICE_ENDPOINT="$E/" "$SNAPCTL" upload -v --quiet \
+    --part-size 5MiB --concurrency 1 "$T/data" s3://creds-test/refresh-fails 2>"$T/refail.err" &
+upid=$!
+i=0
+until [ "$(stat_of imds_creds)" -gt "$n0" ]; do
+    kill -0 "$upid" 2>/dev/null || break
+    [ $i -lt 300 ] || die "the upload never fetched credentials"
+    sleep 0.1
+    i=$((i + 1))
+done
+curl -sf -X POST -d '{"stall": true}' "$E/_control" >/dev/null
+wait "$upid" || { cat "$T/refail.err"; die "an upload whose refresh failed while its credentials were valid failed"; }
+curl -sf -X POST -d '{"stall": false, "ttl": 3600}' "$E/_control" >/dev/null
+grep -q 'using the current credentials for their last' "$T/refail.err" ||
+    { cat "$T/refail.err"; die "no warning that the refresh failed and the current credentials are kept"; }
+stalls=$(($(stat_of stalled) - s0))
+echo "refresh failed mid-upload: $stalls call(s) to the hanging metadata service, upload completed"
+[ "$stalls" -eq 1 ] || { cat "$T/refail.err"; die "after a failed refresh every request tried again ($stalls calls)"; }
+no_secrets "$T/refail.err"
 EP=$AWS_ENDPOINT_URL
 
 # ---- a metadata service that is down ----

@@ -24,7 +24,7 @@ The credentials handed out are --access-key / --secret-key (with --session-token
 SessionToken when given), expiring --ttl seconds after each request (default 3600).
 
 Control: GET /_stats -> {"imds_token", "imds_role", "imds_creds", "ecs", "sts_web", "sts_assume",
-"refused", "last_assume_key", "ttls"}; POST /_control {"stall": true} makes every later
+"refused", "stalled", "last_assume_key", "ttls"}; POST /_control {"stall": true} makes every later
 credential request hang (a metadata service that is down: it accepts and never answers),
 {"stall": false} undoes it, {"ttl": N} changes the lifetime, {"expire_tokens": true} forgets
 every IMDS session token.
@@ -55,7 +55,7 @@ class State:
         self.stall = False
         self.tokens = {}
         self.stats = {"imds_token": 0, "imds_role": 0, "imds_creds": 0, "ecs": 0, "sts_web": 0, "sts_assume": 0,
-                      "refused": 0, "last_assume_key": "", "ttls": []}
+                      "refused": 0, "stalled": 0, "last_assume_key": "", "ttls": []}
 
     def count(self, k):
         with self.lock:
@@ -92,6 +92,7 @@ class Handler(BaseHTTPRequestHandler):
     def stalled(self):
         st = self.server.st
         if st.stall and not self.path.startswith("/_"):
+            st.count("stalled")
             time.sleep(30)
             self.close_connection = True
             return True
