@@ -2,6 +2,7 @@
 #include "cli.h"
 
 #include "base/err.h"
+#include "base/log.h"
 #include "base/json.h"
 #include "base/mem.h"
 #include "base/progress.h"
@@ -47,7 +48,8 @@ static const char usage[] =
     "  --verify            re-hash a cached file and replace it if it does not match\n"
     "  --json              print {path, size, sha256, source, seconds, cached, resumed}\n"
     "  -q, --quiet         no progress bar (it is shown only on a terminal anyway)\n"
-    "  -h, --help          show this help\n"
+    "  -v, --verbose       say where the store credentials came from (s3://: the source and the\n"
+    "                      access key id's last 4 characters; never a secret), and refreshes\n"    "  -h, --help          show this help\n"
     "\n"
     CLI_PEER_USAGE
     "\n"
@@ -103,6 +105,7 @@ int fetch_main(int argc, char **argv)
         {"allow-private-redirects", no_argument, NULL, OPT_PRIVREDIR},
         {"json", no_argument, NULL, OPT_JSON},
         {"quiet", no_argument, NULL, 'q'},
+        {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         CLI_PEER_LONGOPTS,
         {NULL, 0, NULL, 0},
@@ -112,7 +115,7 @@ int fetch_main(int argc, char **argv)
     const char *sha = NULL;
     bool json = false, quiet = false;
     int c;
-    while ((c = cli_getopt(argc, argv, "qh", longopts)) != -1) {
+    while ((c = cli_getopt(argc, argv, "qvh", longopts)) != -1) {
         switch (c) {
         case OPT_SHA: sha = optarg; break;
         case OPT_DIR: o.cache_dir = optarg; break;
@@ -155,6 +158,7 @@ int fetch_main(int argc, char **argv)
         case OPT_PRIVREDIR: o.allow_private_redirects = true; break;
         case OPT_JSON: json = true; break;
         case 'q': quiet = true; break;
+        case 'v': snap_log_set_level(SNAP_LOG_INFO); break;
         case 'h': fputs(usage, stdout); return 0;
         default: {
             int rc = cli_peer_opt(&so, c, optarg);

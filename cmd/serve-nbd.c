@@ -78,7 +78,8 @@ static const char usage[] =
     "                        requests not aligned to it are refused with EINVAL\n"
     "  --oneshot             exit after the last client disconnects\n"
     "  --pid-file FILE       write the PID once listening\n"
-    "  -v, --verbose         log connections (SNAPCTL_LOG=debug for every request)\n"
+    "  -v, --verbose         log connections and where s3:// credentials came from (SNAPCTL_LOG=debug\n"
+    "                        for every request)\n"
     "  -h, --help            show this help\n"
     "\n"
     CLI_PEER_USAGE

@@ -60,6 +60,8 @@ static const char usage[] =
     "  --json              print {url, sha256, etag, parts, bytes, seconds} as JSON (a build:\n"
     "                      {build_id, objects: [...], seconds})\n"
     "  -q, --quiet         no progress bar and no messages\n"
+    "  -v, --verbose       say where the store credentials came from (s3://: the source and the\n"
+    "                      access key id's last 4 characters; never a secret), and refreshes\n"
     "  -h, --help          show this help\n"
     "\n"
     "SIGINT or SIGTERM stops it and commits nothing: parts in flight finish and the multipart\n"
@@ -233,6 +235,7 @@ int upload_main(int argc, char **argv)
         {"frame-size", required_argument, NULL, OPT_FRAME},
         {"header-format", required_argument, NULL, OPT_HFMT},
         {"quiet", no_argument, NULL, 'q'},
+        {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -240,7 +243,7 @@ int upload_main(int argc, char **argv)
     const char *build = NULL, *notify = NULL, *registry = NULL;
     struct upload_build_opts bo = {.compress.tmp_dir = getenv("TMPDIR")};
     int c, rc;
-    while ((c = cli_getopt(argc, argv, "qh", longopts)) != -1) {
+    while ((c = cli_getopt(argc, argv, "qvh", longopts)) != -1) {
         switch (c) {
         case OPT_PART:
             if (snap_parse_size(optarg, &o.part_size, "--part-size") || o.part_size < UPLOAD_PART_MIN)
@@ -259,6 +262,7 @@ int upload_main(int argc, char **argv)
         case OPT_REGISTRY: registry = optarg; break;
         case OPT_JSON: json = true; break;
         case 'q': quiet = true; break;
+        case 'v': snap_log_set_level(SNAP_LOG_INFO); break;
         case 'h': fputs(usage, stdout); return 0;
         default: /* CLI_OPT_BAD: cli_getopt said why */
             if ((rc = compress_opt(c, optarg, &bo)) < 0)

@@ -16,6 +16,10 @@ logs="$top/build/$VARIANT/test-logs"
 rm -rf "$logs"; mkdir -p "$logs"
 pattern=${1:-}
 export SNAPCTL VARIANT
+# Tests stay on loopback: s3:// without credentials would ask the EC2 metadata address
+# (169.254.169.254). A test of that source points AWS_EC2_METADATA_SERVICE_ENDPOINT at its own
+# loopback emulator and sets AWS_EC2_METADATA_DISABLED=false itself.
+export AWS_EC2_METADATA_DISABLED=true
 export TOP="$top"
 
 pass=0 fail=0 skip=0

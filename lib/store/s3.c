@@ -1,10 +1,11 @@
 /* s3.c -- the s3:// backend: S3 and S3-compatible stores (Ceph RGW, MinIO) with SigV4.
  *
- * s3://bucket/prefix.  Credentials: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY /
- * AWS_SESSION_TOKEN, else the [AWS_PROFILE or default] section of ~/.aws/credentials
- * (AWS_SHARED_CREDENTIALS_FILE overrides the path).  Region: AWS_REGION, AWS_DEFAULT_REGION,
- * us-east-1.  Endpoint: AWS_ENDPOINT_URL (path-style, for RGW and MinIO), else AWS's
- * virtual-hosted https://bucket.s3.region.amazonaws.com.
+ * s3://bucket/prefix.  Credentials as the AWS CLI finds them (awscreds.h: environment, web
+ * identity, profiles, container endpoint, instance metadata), cached and refreshed there; a
+ * request refused with ExpiredToken gets new credentials and is repeated once.  Region:
+ * AWS_REGION, AWS_DEFAULT_REGION, the profile's region, the instance metadata, us-east-1.
+ * Endpoint: AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL, path style (RGW, MinIO); else AWS,
+ * virtual-hosted (path style for a bucket name with dots, which the certificate cannot match).
  *
  * The requests themselves (ranges, puts, multipart, <Error> documents) are xmlapi.c's, shared
  * with gs://; this file only finds the credentials and endpoint and signs each attempt.
@@ -14,6 +15,8 @@
 #include "base/err.h"
 #include "base/io.h"
 #include "base/mem.h"
+#include "base/log.h"
+#include "store/awscreds.h"
 #include "store/xmlapi.h"
 
 #include <stdio.h>
@@ -22,87 +25,43 @@
 
 struct s3_store {
     struct xapi x;
-    char ak[256], sk[256], token[2048], region[64];
+    struct awscreds *creds;
+    char region[64];
 };
-
-/* Copy a NUL-terminated string into dst[n]; one that does not fit is left out ("" instead). */
-static void copy_str(char *dst, size_t n, const char *src)
-{
-    size_t l = strlen(src);
-    if (l >= n)
-        l = 0;
-    memcpy(dst, src, l);
-    dst[l] = '\0';
-}
-
-static void env_copy(char *dst, size_t n, const char *a, const char *b, const char *def)
-{
-    const char *v = getenv(a);
-    if ((!v || !*v) && b)
-        v = getenv(b);
-    snprintf(dst, n, "%s", v && *v ? v : def);
-}
-
-/* The [profile] section of the shared credentials file, if the environment has no keys. */
-static void s3_load_credentials_file(struct s3_store *s3)
-{
-    char path[1024];
-    const char *f = getenv("AWS_SHARED_CREDENTIALS_FILE"), *home = getenv("HOME");
-    if (f && *f)
-        snprintf(path, sizeof path, "%s", f);
-    else
-        snprintf(path, sizeof path, "%s/.aws/credentials", home ? home : "/");
-    const char *profile = getenv("AWS_PROFILE");
-    if (!profile || !*profile)
-        profile = "default";
-    uint8_t *buf;
-    size_t len;
-    if (snap_read_file(path, 1 << 20, &buf, &len))
-        return;
-    char *text = snap_strndup((const char *)buf, len); /* NUL-terminated for the scan */
-    snap_free(buf);
-    if (!text)
-        return;
-    bool in = false;
-    char *save;
-    char *line = strtok_r(text, "\n", &save);
-    for (; line; line = strtok_r(NULL, "\n", &save)) {
-        while (*line == ' ' || *line == '\t')
-            line++;
-        if (*line == '[') {
-            char name[256];
-            in = sscanf(line, "[%255[^]]]", name) == 1 && strcmp(name, profile) == 0;
-            continue;
-        }
-        char k[64], v[2048];
-        if (!in || sscanf(line, "%63[^= \t] = %2047[^\r]", k, v) != 2)
-            continue;
-        if (!strcmp(k, "aws_access_key_id"))
-            copy_str(s3->ak, sizeof s3->ak, v);
-        else if (!strcmp(k, "aws_secret_access_key"))
-            copy_str(s3->sk, sizeof s3->sk, v);
-        else if (!strcmp(k, "aws_session_token"))
-            copy_str(s3->token, sizeof s3->token, v);
-    }
-    snap_free(text);
-}
 
 static int s3_sign(struct xapi *x, struct xapi_req *r, const char *method, const struct url *url,
                    struct http_hdrs *h)
 {
     struct s3_store *s3 = (struct s3_store *)x;
-    return xapi_sign_sigv4(r, method, url, h, s3->ak, s3->sk, s3->token, s3->region);
+    struct awscreds_val v;
+    int err = awscreds_get(s3->creds, &v, &r->cred_gen);
+    if (!err)
+        err = xapi_sign_sigv4(r, method, url, h, v.ak, v.sk, v.token, s3->region);
+    memset(v.sk, 0, sizeof v.sk);
+    return err;
+}
+
+static int s3_refused(struct xapi *x, struct xapi_req *r)
+{
+    struct s3_store *s3 = (struct s3_store *)x;
+    int err = awscreds_refused(s3->creds, r->cred_gen);
+    if (!err)
+        snap_info("s3: the credentials from %s were refused as expired; fetching new ones and retrying once",
+                  awscreds_source(s3->creds));
+    return err;
 }
 
 static const struct xapi_auth s3_auth = {
     .sign = s3_sign,
-    .hint = "check the credentials (AWS_ACCESS_KEY_ID, AWS_PROFILE), region and endpoint",
+    .refused = s3_refused,
+    .hint = "check the credentials (AWS_ACCESS_KEY_ID, AWS_PROFILE; -v names their source), region and endpoint",
 };
 
 static void s3_close(struct store *s)
 {
     struct s3_store *s3 = (struct s3_store *)s;
     xapi_fini(&s3->x);
+    awscreds_free(s3->creds);
     snap_free(s3);
 }
 
@@ -120,16 +79,14 @@ static int s3_open(const char *u, const struct store_opts *o, struct store **out
     s3->x.copy_max = 5ull << 30; /* CopyObject's limit; above it UploadPartCopy */
     s3->x.auth = &s3_auth;
     int err = xapi_parse_url(&s3->x, u, "s3");
+    if (!err)
+        err = awscreds_new(&s3->creds);
+    if (err)
+        err = snap_fail_ctx(err, "%s", u);
     if (!err) {
-        env_copy(s3->ak, sizeof s3->ak, "AWS_ACCESS_KEY_ID", NULL, "");
-        env_copy(s3->sk, sizeof s3->sk, "AWS_SECRET_ACCESS_KEY", NULL, "");
-        env_copy(s3->token, sizeof s3->token, "AWS_SESSION_TOKEN", NULL, "");
-        if (!s3->ak[0] || !s3->sk[0])
-            s3_load_credentials_file(s3);
-        if (!s3->ak[0] || !s3->sk[0])
-            err = snap_fail(SNAP_EAUTH, "%s: no credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
-                            "or a profile in ~/.aws/credentials (AWS_PROFILE)", u);
-        env_copy(s3->region, sizeof s3->region, "AWS_REGION", "AWS_DEFAULT_REGION", "us-east-1");
+        awscreds_region(s3->region, sizeof s3->region, s3->creds);
+        if (!s3->region[0])
+            snprintf(s3->region, sizeof s3->region, "us-east-1");
     }
     char ep[512];
     const char *endpoint = getenv("AWS_ENDPOINT_URL_S3");
@@ -138,8 +95,22 @@ static int s3_open(const char *u, const struct store_opts *o, struct store **out
     if (!err && endpoint && *endpoint) {
         s3->x.path_style = true;
         snprintf(ep, sizeof ep, "%s", endpoint);
+    } else if (!err && strchr(s3->x.bucket, '.')) {
+        /* A dotted bucket would not match the *.s3 certificate: path style, as the SDKs do. */
+        s3->x.path_style = true;
+        snprintf(ep, sizeof ep, "https://s3.%s.amazonaws.com", s3->region);
     } else if (!err) {
         snprintf(ep, sizeof ep, "https://%s.s3.%s.amazonaws.com", s3->x.bucket, s3->region);
+    }
+    if (!err) {
+        struct awscreds_val v;
+        uint64_t gen;
+        awscreds_get(s3->creds, &v, &gen);
+        size_t n = strlen(v.ak);
+        snap_info("s3: %s: credentials from %s, access key ...%s%s; region %s, %s %s", u,
+                  awscreds_source(s3->creds), n > 4 ? v.ak + n - 4 : "", v.token[0] ? ", with a session token" : "",
+                  s3->region, ep, s3->x.path_style ? "(path style)" : "(virtual-hosted style)");
+        memset(&v, 0, sizeof v);
     }
     if (!err)
         err = xapi_connect(&s3->x, ep, o);

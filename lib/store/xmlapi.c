@@ -230,6 +230,20 @@ static int req_error(struct xapi *x, const char *key, const char *what, const st
     return snap_fail_ctx(err, "%s/%s: %s", x->base.url, key, what);
 }
 
+/* A refusal that fresh credentials may cure: 401 (GCS: an expired bearer token), S3's
+ * ExpiredToken (400 or 403), or a 400/403 without a body to tell (HEAD). */
+static bool credential_expired(const struct http_response *rs)
+{
+    if (rs->status == 401)
+        return true;
+    if (rs->status != 400 && rs->status != 403)
+        return false;
+    char code[128];
+    error_code(rs, code, sizeof code);
+    return (!rs->body_len) || !strcmp(code, "ExpiredToken") || !strcmp(code, "ExpiredTokenException") ||
+           !strcmp(code, "TokenRefreshRequired");
+}
+
 static int req_do(struct xapi *x, struct xapi_req *r, struct http_request *rq, struct http_response *rs,
                   const char *key, const char *what)
 {
@@ -240,7 +254,7 @@ static int req_do(struct xapi *x, struct xapi_req *r, struct http_request *rq, s
     rq->check = req_check;
     rq->check_ctx = x;
     int err = http_do(x->client, rq, rs);
-    if (err && rs->status == 401 && rs->bytes == 0 && x->auth->refused && x->auth->refused(x, r) == 0)
+    if (err && rs->bytes == 0 && credential_expired(rs) && x->auth->refused && x->auth->refused(x, r) == 0)
         err = http_do(x->client, rq, rs);
     return err ? req_error(x, key, what, rs, err) : 0;
 }

@@ -42,7 +42,8 @@ struct xapi_auth {
     /* Authenticate one attempt (called again for every retry): add Authorization etc. */
     int (*sign)(struct xapi *x, struct xapi_req *r, const char *method, const struct url *url,
                 struct http_hdrs *h);
-    /* Optional: the server answered 401 to a request signed with r's credential.  Return 0 if
+    /* Optional: the server answered 401, or S3's ExpiredToken (a 400/403; or a 400/403 without a
+     * body, as to HEAD), to a request signed with r's credential.  Return 0 if
      * a fresh credential may help (the request is then repeated once), else non-zero. */
     int (*refused)(struct xapi *x, struct xapi_req *r);
     /* What to tell the user on 401/403 ("check the credentials, region and endpoint"). */

@@ -33,8 +33,9 @@ expect_exit 4 "$SNAPCTL" fetch s3://snapctl-test/t/nope --sha256 "$h" --cache-di
 AWS_SECRET_ACCESS_KEY=wrong expect_exit 8 "$SNAPCTL" fetch s3://snapctl-test/t/multi.bin --sha256 "$h" --cache-dir "$T/cache"
 grep -q 'SignatureDoesNotMatch' "$LAST_ERR" || die "bad-credentials message"
 env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY HOME="$T" AWS_SHARED_CREDENTIALS_FILE=/nonexistent \
+    AWS_EC2_METADATA_DISABLED=true \
     "$SNAPCTL" fetch s3://snapctl-test/t/multi.bin --sha256 "$h" --cache-dir "$T/cache" 2>"$T/nocred" && die "no credentials"
-grep -q 'no credentials' "$T/nocred" || die "no-credentials message"
+grep -q 'no AWS credentials: set AWS_ACCESS_KEY_ID' "$T/nocred" || die "no-credentials message"
 # A profile in a credentials file works.
 printf '[ci]\naws_access_key_id = CIACCESSKEY\naws_secret_access_key = CISECRETKEY\n' >"$T/creds"
 env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY AWS_SHARED_CREDENTIALS_FILE="$T/creds" AWS_PROFILE=ci \

@@ -13,7 +13,8 @@ plain http), which puts a client's TLS send path in front of any plain test serv
 Rules use faultserver.py's syntax and its replacing faults:
   POST /_control {"fault": "status=500", "count": 100, "method": "PUT", "match": "partNumber=2(&|$)"}
   POST /_control {"clear": true}
-  status=CODE (an S3 <Error> body; code=NAME overrides the code), error200[=CODE]
+  status=CODE (an S3 <Error> body; code=NAME overrides the code; retry-after=S adds Retry-After),
+  error200[=CODE]
 A matching request's body is read and dropped; nothing reaches the upstream.
 GET /_stats -> {"forwarded", "faults", "recent": ["METHOD target STATUS", ...]}.
 """
@@ -110,7 +111,10 @@ class Handler(BaseHTTPRequestHandler):
             code = fault.get("status")
             st.note("%s %s %d" % (self.command, self.path, code), True)
             name = fault.get("code") or STATUS_CODES.get(code, "InternalError")
-            return self.reply(code, [("Content-Type", "application/xml")], xml_error(name, "injected"))
+            hdrs = [("Content-Type", "application/xml")]
+            if fault.get("retry-after") is not None:
+                hdrs.append(("Retry-After", str(fault.get("retry-after"))))
+            return self.reply(code, hdrs, xml_error(name, "injected"))
         if fault is not None and "error200" in fault:
             st.note("%s %s 200-error" % (self.command, self.path), True)
             name = fault.get("error200") if isinstance(fault.get("error200"), str) else "InternalError"
