@@ -471,7 +471,7 @@ int serve_nbd_main(int argc, char **argv)
     struct nbd_export exp = {.name = "", .min_block = 1, .pref_block = 4096, .multi_conn = true};
     struct nbd_server_opts so = {0};
     uint64_t threads = 4, u;
-    int c;
+    int c, err;
     while ((c = getopt_long(argc, argv, "l:re:t:vh", longopts, NULL)) != -1) {
         switch (c) {
         case OPT_FILE: a.file = optarg; break;
@@ -564,6 +564,9 @@ int serve_nbd_main(int argc, char **argv)
     if (!a.cache_dir)
         a.cache_dir = getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
 
+    unsigned stale = 0;
+    if (export_dir && (err = builddev_clean_export_dir(export_dir, &stale)) != 0)
+        snap_warn("%s (leftovers of earlier exports stay)", snap_errmsg(err));
     void *dev = NULL;
     int rc = signals_start();
     if (rc)
@@ -579,7 +582,7 @@ int serve_nbd_main(int argc, char **argv)
     ctl_set_json(json);
     struct exporter ex = {.kind = kind, .dev = dev, .dir = export_dir};
     struct ctl *ctl = NULL;
-    int err, lfds[16], nl = 0;
+    int lfds[16], nl = 0;
 
     if (export_dir && (err = ctl_start(control, export_now, &ex, &ctl)) != 0) {
         rc = cli_fail(err, "is the --control path writable?");

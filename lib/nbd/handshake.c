@@ -239,7 +239,8 @@ int nbd_handshake(struct nbd_conn *c)
         }
         uint32_t opt = get_be32(oh + 8), len = get_be32(oh + 12);
         if (len > NBD_OPT_MAX) {
-            if (len > (16u << 20)) {
+            /* EXPORT_NAME has no reply for errors: the only answer is to hang up. */
+            if (opt == NBD_OPT_EXPORT_NAME || len > (16u << 20)) {
                 err = snap_fail(SNAP_EPROTO, "%s: option %u of %u bytes", c->peer, opt, len);
                 break;
             }

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -40,7 +41,49 @@ void net_server_stop(void)
     }
 }
 
+/* Make way for a Unix socket at sun's path: nothing there is fine; a socket nobody answers on
+ * (a crashed server's) is removed; anything else -- a regular file, a directory, a socket a
+ * live server answers on -- is left alone and refused. */
+static int unix_path_free(const char *addr, const struct sockaddr_un *sun)
+{
+    struct stat st;
+    if (lstat(sun->sun_path, &st) < 0)
+        return errno == ENOENT ? 0 : snap_fail_errno("%s", addr);
+    if (!S_ISSOCK(st.st_mode))
+        return snap_fail(SNAP_EEXIST, "%s: the path exists and is not a socket; remove it or "
+                         "choose another path", addr);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return snap_fail_errno("%s: socket", addr);
+    int r = connect(fd, (const struct sockaddr *)sun, sizeof *sun), e = errno;
+    close(fd);
+    if (r == 0 || (e != ECONNREFUSED && e != ENOENT))
+        return r == 0 ? snap_fail(SNAP_EEXIST, "%s: another server is listening there; stop it or "
+                                  "choose another path", addr)
+                      : snap_fail(SNAP_EIO, "%s: cannot tell whether a server listens there: %s",
+                                  addr, strerror(e));
+    if (unlink(sun->sun_path) < 0 && errno != ENOENT)
+        return snap_fail_errno("%s: remove the stale socket", addr);
+    snap_info("%s: replaced a stale socket nobody listened on", addr);
+    return 0;
+}
+
+bool net_unix_peer_trusted(int fd, unsigned *uid)
+{
+    struct ucred cr;
+    socklen_t l = sizeof cr;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &l) < 0 || l != sizeof cr)
+        return false;
+    *uid = (unsigned)cr.uid;
+    return cr.uid == 0 || cr.uid == geteuid();
+}
+
 int net_listen(const char *addr, int *out)
+{
+    return net_listen_mode(addr, 0, out);
+}
+
+int net_listen_mode(const char *addr, unsigned mode, int *out)
 {
     int fd;
     if (strncmp(addr, "unix:", 5) == 0) {
@@ -49,13 +92,19 @@ int net_listen(const char *addr, int *out)
         if (strlen(path) >= sizeof sun.sun_path)
             return snap_fail(SNAP_EUSAGE, "%s: socket path too long", addr);
         strcpy(sun.sun_path, path);
-        unlink(path);
+        int perr = unix_path_free(addr, &sun);
+        if (perr)
+            return perr;
         fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (fd < 0)
             return snap_fail_errno("%s: socket", addr);
-        if (bind(fd, (struct sockaddr *)&sun, sizeof sun) < 0 || listen(fd, 64) < 0) {
+        /* The mode is set between bind and listen: nobody can connect before it holds. */
+        bool bound = bind(fd, (struct sockaddr *)&sun, sizeof sun) == 0;
+        if (!bound || (mode && chmod(path, mode) < 0) || listen(fd, 64) < 0) {
             int err = snap_fail_errno("%s: listen", addr);
             close(fd);
+            if (bound)
+                unlink(path);
             return err;
         }
         *out = fd;

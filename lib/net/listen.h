@@ -15,6 +15,12 @@
 
 /* "127.0.0.1:10809", "[::1]:10809", ":10809" (all addresses), "unix:/path". */
 int net_listen(const char *addr, int *fd);
+/* The same; a Unix socket gets the file mode `mode` (0: as the umask says) before anyone can
+ * connect.  For unix:PATH, a stale socket (no server answers) is replaced; a regular file, a
+ * directory or a socket a live server answers on is refused (SNAP_EEXIST). */
+int net_listen_mode(const char *addr, unsigned mode, int *fd);
+/* Is the process at the other end of Unix socket fd root or of our own uid?  *uid = its uid. */
+bool net_unix_peer_trusted(int fd, unsigned *uid);
 /* Socket activation: the fds systemd passed (LISTEN_PID/LISTEN_FDS), or 0 if none. */
 int net_listen_fds(int *fds, int max);
 /* "127.0.0.1:40000", "[::1]:40000" or "unix". */
