@@ -33,6 +33,12 @@ static const char usage[] =
     "  --tls-cert FILE    serve TLS only, presenting this PEM certificate (chain); it must list\n"
     "                     the address clients dial (an IP SAN); clients use --peer-ca\n"
     "  --tls-key FILE     the certificate's private key (PEM, unencrypted)\n"
+    "  --max-clients N    clients served at once, counted from their first request (default\n"
+    "                     256); connections yet to send one have a cap of their own, where the\n"
+    "                     oldest gives way to a newcomer\n"
+    "  --head-timeout S   seconds a request head may take from its first byte (default 10)\n"
+    "  --io-timeout S     seconds a connection may idle before a request, or stall while a\n"
+    "                     response is not read (default 30)\n"
     "  --pid-file FILE    write the PID once listening\n"
     "  -v, --verbose      log refusals and errors\n"
     "  -h, --help         show this help\n"
@@ -46,7 +52,7 @@ static void on_signal(int sig)
     httpd_stop();
 }
 
-enum { OPT_DIR = 256, OPT_ALLOW, OPT_PIDFILE, OPT_CERT, OPT_KEY };
+enum { OPT_DIR = 256, OPT_ALLOW, OPT_PIDFILE, OPT_CERT, OPT_KEY, OPT_MAXCLIENTS, OPT_HEADTMO, OPT_IOTMO };
 
 int peer_main(int argc, char **argv)
 {
@@ -61,6 +67,9 @@ int peer_main(int argc, char **argv)
         {"pid-file", required_argument, NULL, OPT_PIDFILE},
         {"tls-cert", required_argument, NULL, OPT_CERT},
         {"tls-key", required_argument, NULL, OPT_KEY},
+        {"max-clients", required_argument, NULL, OPT_MAXCLIENTS},
+        {"head-timeout", required_argument, NULL, OPT_HEADTMO},
+        {"io-timeout", required_argument, NULL, OPT_IOTMO},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -68,7 +77,8 @@ int peer_main(int argc, char **argv)
     const char *dir = NULL, *listen_addr = "127.0.0.1:7070", *pidfile = NULL, *cert = NULL, *key = NULL;
     struct httpd_cidr allow[64];
     size_t nallow = 0;
-    int c;
+    struct httpd_opts o = {0};
+    int c, rc = 0;
     optind = strcmp(argv[1], "serve") == 0 ? 2 : 1;
     while ((c = getopt_long(argc, argv, "l:vh", longopts, NULL)) != -1) {
         switch (c) {
@@ -84,6 +94,18 @@ int peer_main(int argc, char **argv)
         case OPT_PIDFILE: pidfile = optarg; break;
         case OPT_CERT: cert = optarg; break;
         case OPT_KEY: key = optarg; break;
+        case OPT_MAXCLIENTS:
+            if ((rc = cli_parse_max_clients(optarg, &o.max_conns)) != 0)
+                return rc;
+            break;
+        case OPT_HEADTMO:
+            if ((rc = cli_parse_seconds(optarg, "--head-timeout", &o.head_timeout_ms)) != 0)
+                return rc;
+            break;
+        case OPT_IOTMO:
+            if ((rc = cli_parse_seconds(optarg, "--io-timeout", &o.idle_timeout_ms)) != 0)
+                return rc;
+            break;
         case 'v': snap_log_set_level(SNAP_LOG_INFO); break;
         case 'h': fputs(usage, stdout); return 0;
         default: return cli_usage_error("unknown option");
@@ -115,7 +137,6 @@ int peer_main(int argc, char **argv)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
-    int rc = 0;
     if (pidfile) {
         char buf[32];
         int n = snprintf(buf, sizeof buf, "%ld\n", (long)getpid());
@@ -123,7 +144,9 @@ int peer_main(int argc, char **argv)
             rc = cli_fail(err, NULL);
     }
     if (!rc) {
-        struct httpd_opts o = {.allow = allow, .nallow = nallow, .tls = tls};
+        o.allow = allow;
+        o.nallow = nallow;
+        o.tls = tls;
         if ((err = httpd_run(lfd, &o, peer_handle, p)) != 0)
             rc = cli_fail(err, NULL);
     }

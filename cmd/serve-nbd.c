@@ -76,6 +76,13 @@ static const char usage[] =
     "  --min-block N         advertised minimum block size: 1 (default), 512 ... 4096;\n"
     "                        requests not aligned to it are refused with EINVAL\n"
     "  --oneshot             exit after the last client disconnects\n"
+    "  --max-clients N       clients served at once, counted from GO (default 64); more are\n"
+    "                        refused at GO; connections still negotiating have a cap of their\n"
+    "                        own, where the oldest gives way to a newcomer\n"
+    "  --handshake-timeout S seconds from connect to GO (default 10); then it is closed\n"
+    "  --io-timeout S        seconds a request head, a WRITE payload or a reply may stall\n"
+    "                        before the client is dropped and its buffers freed (default 30;\n"
+    "                        waiting between requests is free)\n"
     "  --pid-file FILE       write the PID once listening\n"
     "  -v, --verbose         log connections (SNAPCTL_LOG=debug for every request)\n"
     "  -h, --help            show this help\n"
@@ -84,8 +91,8 @@ static const char usage[] =
     "  (with --object or --header; with --header the header itself is read through the peer\n"
     "  too, so a build whose upload is not finished opens from the peer alone)\n"
     "\n"
-    "SIGTERM or SIGINT stops accepting, lets in-flight requests finish, exports the diff\n"
-    "(with --export-diff) and exits 0.\n";
+    "SIGTERM or SIGINT stops accepting, gives in-flight requests 2 s to finish, closes every\n"
+    "connection (whatever the client does), exports the diff (with --export-diff), exits 0.\n";
 
 /* ---- the devices: one ops table and one row of dev_kinds[] per kind ---------------------- */
 
@@ -431,7 +438,7 @@ static int signals_start(void)
 enum {
     OPT_FILE = 256, OPT_HEADER, OPT_STORE, OPT_OBJECT, OPT_STDIO, OPT_DESC, OPT_ONESHOT, OPT_PIDFILE,
     OPT_MINBLOCK, OPT_CACHEDIR, OPT_SIZE, OPT_FILENAME, OPT_EXPORTDIFF, OPT_CONTROL, OPT_JSON,
-    OPT_HDRFORMAT,
+    OPT_HDRFORMAT, OPT_MAXCLIENTS, OPT_HSTIMEOUT, OPT_IOTIMEOUT,
 };
 
 int serve_nbd_main(int argc, char **argv)
@@ -454,6 +461,9 @@ int serve_nbd_main(int argc, char **argv)
         {"description", required_argument, NULL, OPT_DESC},
         {"threads", required_argument, NULL, 't'},
         {"oneshot", no_argument, NULL, OPT_ONESHOT},
+        {"max-clients", required_argument, NULL, OPT_MAXCLIENTS},
+        {"handshake-timeout", required_argument, NULL, OPT_HSTIMEOUT},
+        {"io-timeout", required_argument, NULL, OPT_IOTIMEOUT},
         {"min-block", required_argument, NULL, OPT_MINBLOCK},
         {"cache-dir", required_argument, NULL, OPT_CACHEDIR},
         {"pid-file", required_argument, NULL, OPT_PIDFILE},
@@ -471,7 +481,7 @@ int serve_nbd_main(int argc, char **argv)
     struct nbd_export exp = {.name = "", .min_block = 1, .pref_block = 4096, .multi_conn = true};
     struct nbd_server_opts so = {0};
     uint64_t threads = 4, u;
-    int c, err;
+    int c, err, rc;
     while ((c = getopt_long(argc, argv, "l:re:t:vh", longopts, NULL)) != -1) {
         switch (c) {
         case OPT_FILE: a.file = optarg; break;
@@ -505,6 +515,18 @@ int serve_nbd_main(int argc, char **argv)
                 return cli_usage_error("--threads takes 1 to 256");
             break;
         case OPT_ONESHOT: so.oneshot = true; break;
+        case OPT_MAXCLIENTS:
+            if ((rc = cli_parse_max_clients(optarg, &so.max_conns)) != 0)
+                return rc;
+            break;
+        case OPT_HSTIMEOUT:
+            if ((rc = cli_parse_seconds(optarg, "--handshake-timeout", &so.handshake_ms)) != 0)
+                return rc;
+            break;
+        case OPT_IOTIMEOUT:
+            if ((rc = cli_parse_seconds(optarg, "--io-timeout", &so.conn.io_timeout_ms)) != 0)
+                return rc;
+            break;
         case OPT_MINBLOCK: {
             uint64_t mb;
             if (snap_parse_size(optarg, &mb, "--min-block") || !(mb == 1 || (mb >= 512 && mb <= 4096)) ||
@@ -518,7 +540,7 @@ int serve_nbd_main(int argc, char **argv)
         case 'v': snap_log_set_level(SNAP_LOG_INFO); break;
         case 'h': fputs(usage, stdout); return 0;
         default: {
-            int rc = cli_peer_opt(&sto, c, optarg);
+            rc = cli_peer_opt(&sto, c, optarg);
             if (rc < 0)
                 return cli_usage_error("unknown option");
             if (rc)
@@ -568,7 +590,7 @@ int serve_nbd_main(int argc, char **argv)
     if (export_dir && (err = builddev_clean_export_dir(export_dir, &stale)) != 0)
         snap_warn("%s (leftovers of earlier exports stay)", snap_errmsg(err));
     void *dev = NULL;
-    int rc = signals_start();
+    rc = signals_start();
     if (rc)
         return cli_fail(rc, NULL);
     rc = kind->open(&a, &dev, &exp.size);
@@ -597,7 +619,8 @@ int serve_nbd_main(int argc, char **argv)
             goto out;
         }
         g_sig_mode = fstat(STDIN_FILENO, &st) == 0 && S_ISSOCK(st.st_mode) ? SIG_STDIO_SOCKET : SIG_STDIO_PIPE;
-        struct nbd_conn_opts co = {.workers = (unsigned)threads, .peer = "stdio"};
+        struct nbd_conn_opts co = {.workers = (unsigned)threads, .peer = "stdio",
+                                   .io_timeout_ms = so.conn.io_timeout_ms};
         if ((err = nbd_serve(&exp, STDIN_FILENO, nbd_out, &co, NULL)) != 0)
             rc = cli_fail(err, NULL);
         close(nbd_out);
