@@ -65,6 +65,7 @@ struct dispatch {
     pthread_mutex_t read_lock;  /* one worker reads a request at a time */
     bool closing;               /* under read_lock: DISC, EOF or a protocol error was seen */
     int error;                  /* under read_lock: why the connection ends, if not cleanly */
+    _Atomic int send_error;     /* a reply that could not be sent (the socket is shut then) */
 };
 
 #define STAT(c, field, v) atomic_fetch_add_explicit(&(c)->stats->field, (v), memory_order_relaxed)
@@ -124,7 +125,7 @@ static int send_iov(struct nbd_conn *c, struct iovec *iov, int n)
     pthread_mutex_unlock(&c->send_lock);
     if (err) { /* a client that reads no replies, or is gone: wake the reader, end it all */
         shutdown(c->rfd, SHUT_RDWR);
-        snap_fail_ctx(err, "reply not taken (the client reads nothing for %u ms, or left)", c->io_timeout_ms);
+        snap_fail_ctx(err, "reply not sent: the client read nothing for %u ms, left, or the server is stopping", c->io_timeout_ms);
     }
     return err;
 }
@@ -497,8 +498,10 @@ static void *worker_main(void *arg)
         }
         pthread_mutex_unlock(&d->read_lock);
         int err = execute(d->c, &s);
-        if (err) /* the socket is broken; whoever reads next sees it and ends the connection */
-            snap_debug("nbd: %s", snap_errmsg(err));
+        if (err) { /* the socket is shut; the reader sees it and ends the connection */
+            int none = 0;
+            atomic_compare_exchange_strong(&d->send_error, &none, err);
+        }
     }
     snap_free(s.buf);
     snap_free(s.blk);
@@ -527,7 +530,7 @@ int nbd_transmission(struct nbd_conn *c, const struct nbd_conn_opts *opts)
     for (unsigned i = 0; i < started; i++)
         pthread_join(tids[i], NULL);
     pthread_mutex_destroy(&d.read_lock);
-    return d.error;
+    return d.error ? d.error : d.send_error;
 }
 
 int nbd_serve(const struct nbd_export *exp, int rfd, int wfd, const struct nbd_conn_opts *opts,

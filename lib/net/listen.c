@@ -286,6 +286,14 @@ static unsigned reap_pending(struct server *srv, bool make_room)
     return free_slot;
 }
 
+static bool evicted_any(const struct server *srv)
+{
+    for (unsigned i = 0; i < srv->nslots; i++)
+        if (srv->slots[i].state == SLOT_PENDING && srv->slots[i].evicted)
+            return true;
+    return false;
+}
+
 static int accept_one(struct server *srv, int lfd, bool *had_client)
 {
     struct sockaddr_storage ss;
@@ -307,6 +315,18 @@ static int accept_one(struct server *srv, int lfd, bool *had_client)
     struct conn_arg *a = snap_calloc(1, sizeof *a);
     pthread_mutex_lock(&srv->lock);
     unsigned slot = reap_pending(srv, true);
+    for (int tries = 0; slot == srv->nslots && tries < 5 && evicted_any(srv); tries++) {
+        /* The connections given way to are on their way out: their slots free in moments. */
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        ts.tv_nsec += 50000000;
+        if (ts.tv_nsec >= 1000000000) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000;
+        }
+        pthread_cond_timedwait(&srv->changed, &srv->lock, &ts);
+        slot = reap_pending(srv, true);
+    }
     if (!a || slot == srv->nslots) {
         pthread_mutex_unlock(&srv->lock);
         snap_warn("refusing a connection from %s: %u connections already", peer, srv->active);
@@ -378,7 +398,7 @@ int net_server_run(const struct net_server *opts_in, const int *lfds, int nlfds)
     if (!opts.max_conns)
         opts.max_conns = 64;
     if (!opts.max_pending)
-        opts.max_pending = opts.max_conns;
+        opts.max_pending = opts.max_conns < 64 ? 64 : opts.max_conns;
     if (nlfds < 1 || nlfds > NET_MAX_LISTEN)
         return snap_fail(SNAP_EUSAGE, "%d listening sockets (1..%d)", nlfds, NET_MAX_LISTEN);
     pthread_once(&stop_once, stop_pipe_init);

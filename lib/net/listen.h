@@ -40,7 +40,7 @@ struct net_server {
     void (*on_idle)(void *ctx);    /* optional: after the last client disconnects */
     void *ctx;
     unsigned max_conns;            /* default 64: clients past their handshake (net_conn_ready) */
-    unsigned max_pending;          /* default max_conns: connections still in their handshake;
+    unsigned max_pending;          /* default max(max_conns, 64): connections in their handshake;
                                     * a newcomer beyond it ends the oldest of them, so sockets
                                     * that never send a byte cannot lock anyone out */
     unsigned handshake_ms;         /* a connection not ready by then is shut; 0 = no deadline */
