@@ -13,7 +13,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from hostile import back_to_start, closed_by_server, fail, proc_stats, wait_for  # noqa: E402
+from hostile import back_to_start, closed_by_server, fail, proc_stats, rss_bound, wait_for  # noqa: E402
 
 scenario, addr, pid, path = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 host, port = addr.rsplit(":", 1)
@@ -80,8 +80,7 @@ def unread(io_s):
     s = unread_get()
     time.sleep(0.5)
     rss = proc_stats(pid)[0]
-    if rss > base[0] + 16:
-        fail(f"RssAnon {rss:.0f} MiB for one unread response")
+    rss_bound("one unread response", rss, base[0] + 16)
     good_client()
     wait_for("the reader of nothing dropped", lambda: proc_stats(pid)[1] <= base[1], io_s + 10)
     print("ok   a response never read: the connection dropped")
