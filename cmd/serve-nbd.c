@@ -385,6 +385,7 @@ static int export_now(void *ctx, char *reply, size_t cap)
  * leaves a blocking call (TSan does) cannot hold one back. */
 enum sig_mode { SIG_EARLY, SIG_LISTEN, SIG_STDIO_SOCKET, SIG_STDIO_PIPE };
 static _Atomic int g_sig_mode = SIG_EARLY;
+static _Atomic bool g_stdio_stopped; /* --stdio ended by a signal: a broken stream is expected */
 static sigset_t g_sigs;
 
 static void *signal_thread(void *arg)
@@ -405,8 +406,14 @@ static void *signal_thread(void *arg)
             break;
         case SIG_STDIO_SOCKET:
             /* The reader sees end of file, the connection ends as if the client had left
-             * (replies in flight still go out), and the export at exit runs. */
+             * (replies in flight still go out), and the export at exit runs.  A client that
+             * reads none of its replies gets the same 2 s grace as over --listen; then its
+             * socket is shut both ways so the stuck replies fail (the process is usually gone
+             * by then). */
+            g_stdio_stopped = true;
             shutdown(STDIN_FILENO, SHUT_RD);
+            sleep(2);
+            shutdown(STDIN_FILENO, SHUT_RDWR);
             break;
         default: { /* nothing to wind down yet, or a pipe that cannot be stopped: die of it */
             sigset_t one;
@@ -621,7 +628,9 @@ int serve_nbd_main(int argc, char **argv)
         g_sig_mode = fstat(STDIN_FILENO, &st) == 0 && S_ISSOCK(st.st_mode) ? SIG_STDIO_SOCKET : SIG_STDIO_PIPE;
         struct nbd_conn_opts co = {.workers = (unsigned)threads, .peer = "stdio",
                                    .io_timeout_ms = so.conn.io_timeout_ms};
-        if ((err = nbd_serve(&exp, STDIN_FILENO, nbd_out, &co, NULL)) != 0)
+        if ((err = nbd_serve(&exp, STDIN_FILENO, nbd_out, &co, NULL)) != 0 && g_stdio_stopped)
+            snap_warn("%s", snap_errmsg(err)); /* the stop cut the client off: export all the same */
+        else if (err)
             rc = cli_fail(err, NULL);
         close(nbd_out);
         goto out;

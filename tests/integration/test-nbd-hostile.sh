@@ -8,7 +8,8 @@
 #   on with no option reply; 512-byte reads, writes and zeroes from a client that never asked
 #   for block sizes are served by read-modify-write (two clients on one block lose nothing),
 #   and qemu-io with 512-byte sectors reads back what it wrote; SIGTERM while a client reads
-#   none of its replies finishes within the 2 s grace plus the export, and exports.
+#   none of its replies finishes within the 2 s grace plus the export, and exports (also over
+#   --stdio).
 . tests/integration/functions.sh
 . tests/integration/functions-nbd.sh
 requires nbdsh qemu-io
@@ -63,3 +64,5 @@ echo "SIGTERM with a client reading nothing: exited in $ms ms"
 [ "$ms" -lt 10000 ] || die "the stop took $ms ms"
 grep -q '"changed":true' "$T/srv2.json" || die "no export at SIGTERM: $(cat "$T/srv2.json")"
 grep -q "closing 1 connections still busy" "$T/srv2.err" || die "the stop did not close the stuck client"
+# The same over --stdio (stdin and stdout one socket, as nbdsh and qemu give it).
+hostile stdio-sigterm "$SNAPCTL" "$T/out3" || die "--stdio SIGTERM"

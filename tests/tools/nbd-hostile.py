@@ -24,8 +24,9 @@ from hostile import back_to_start, closed_by_server, fail, proc_stats, rss_bound
 if not sys.argv[1].startswith("nbd://"):
     SCENARIO = sys.argv.pop(1)
 uri = sys.argv[1]
-host, port = uri[len("nbd://"):].rstrip("/").rsplit(":", 1)
-port = int(port)
+if uri.startswith("nbd://"):
+    host, port = uri[len("nbd://"):].rstrip("/").rsplit(":", 1)
+    port = int(port)
 
 
 def expect_errno(what, want, fn):
@@ -344,7 +345,40 @@ def scenario_sub_block(pid):
     back_to_start(pid, base)
 
 
+def scenario_stdio_sigterm(snapctl, out):
+    """Item 1 over --stdio: SIGTERM while the client reads no replies still ends, exit 0, export."""
+    import signal
+    import subprocess
+    a, b = socket.socketpair()
+    b.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    p = subprocess.Popen([snapctl, "serve-nbd", "--stdio", "--size", "64M", "--export-diff", out, "--json"],
+                         stdin=a, stdout=a, stderr=open(out + ".err", "w"))
+    a.close()
+    raw_go(b)
+    request(b, 1, 0, 4096, cookie=1)
+    b.sendall(b"\x5a" * 4096)
+    if simple_reply(b) != (0, 1):
+        fail("the WRITE over --stdio failed")
+    for i in range(64):
+        request(b, 0, 0, 32 << 20, cookie=100 + i)
+    time.sleep(1.5)  # the workers are stuck sending their replies
+    t0 = time.monotonic()
+    p.send_signal(signal.SIGTERM)
+    try:
+        rc = p.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        fail("--stdio still up 15 s after SIGTERM with a client reading nothing")
+    ms = (time.monotonic() - t0) * 1000
+    if rc != 0:
+        fail(f"--stdio exited {rc} at SIGTERM: {open(out + '.err').read()}")
+    if '"changed":true' not in open(out + ".err").read():
+        fail("--stdio: no export at SIGTERM")
+    print(f"ok   --stdio SIGTERM with a client reading nothing: exit 0 in {ms:.0f} ms, exported")
+
+
 SCENARIOS = {
+    "stdio-sigterm": lambda a: scenario_stdio_sigterm(uri, a[0]),
     "idle": lambda a: scenario_idle(int(a[0]), int(a[1]), float(a[2]), int(a[3])),
     "stall-write": lambda a: scenario_stall_write(int(a[0]), float(a[1]), int(a[2])),
     "no-read": lambda a: scenario_no_read(int(a[0]), float(a[1])),
