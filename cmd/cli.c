@@ -37,6 +37,24 @@ int cli_usage_error(const char *fmt, ...)
     return SNAP_EXIT_USAGE;
 }
 
+int cli_parse_seconds(const char *arg, const char *opt, unsigned *ms)
+{
+    uint64_t sec;
+    if (snap_parse_u64(arg, &sec, opt) || sec < 1 || sec > 86400)
+        return cli_usage_error("%s takes whole seconds, 1 to 86400", opt);
+    *ms = (unsigned)sec * 1000u;
+    return 0;
+}
+
+int cli_parse_max_clients(const char *arg, unsigned *n)
+{
+    uint64_t u;
+    if (snap_parse_u64(arg, &u, "--max-clients") || u < 1 || u > 4096)
+        return cli_usage_error("--max-clients takes 1 to 4096");
+    *n = (unsigned)u;
+    return 0;
+}
+
 bool cli_wants_help(int argc, char **argv)
 {
     for (int i = 1; i < argc; i++) {

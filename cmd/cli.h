@@ -24,6 +24,10 @@ int cli_fail(int err, const char *hint);
 int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* True when argv holds --help or -h before any "--". */
 bool cli_wants_help(int argc, char **argv);
+/* A server's timeout option: whole seconds, 1 to 86400, into *ms; else the usage error's code. */
+int cli_parse_seconds(const char *arg, const char *opt, unsigned *ms);
+/* A server's client cap option: 1 to 4096; else the usage error's code. */
+int cli_parse_max_clients(const char *arg, unsigned *n);
 
 /* getopt_long for the applets, with one message per mistake that names the option and ends
  * with the --help line: an unknown or ambiguous option, an option missing its value, a value

@@ -44,6 +44,12 @@ static const char usage[] =
     "  --advertise HOST:PORT  the address readers dial for this peer (required with --registry)\n"
     "  --registry-ttl SEC the keys' TTL (default 60; refreshed every third of it)\n"
     "  --registry-scan MS how often DIR is looked at (default 1000)\n"
+    "  --max-clients N    clients served at once, counted from their first request (default\n"
+    "                     256); connections yet to send one have a cap of their own, where the\n"
+    "                     oldest gives way to a newcomer\n"
+    "  --head-timeout S   seconds a request head may take from its first byte (default 10)\n"
+    "  --io-timeout S     seconds a connection may idle before a request, or stall while a\n"
+    "                     response is not read (default 30)\n"
     "  --pid-file FILE    write the PID once listening\n"
     "  -v, --verbose      log refusals and errors\n"
     "  -h, --help         show this help\n"
@@ -58,7 +64,7 @@ static void on_signal(int sig)
     httpd_stop();
 }
 
-enum { OPT_DIR = 256, OPT_ALLOW, OPT_PIDFILE, OPT_CERT, OPT_KEY, OPT_REGISTRY, OPT_ADVERTISE, OPT_TTL, OPT_SCAN };
+enum { OPT_DIR = 256, OPT_ALLOW, OPT_PIDFILE, OPT_CERT, OPT_KEY, OPT_REGISTRY, OPT_ADVERTISE, OPT_TTL, OPT_SCAN, OPT_MAXCLIENTS, OPT_HEADTMO, OPT_IOTMO };
 
 /* --registry URL --advertise HOST:PORT: start advertising DIR's builds (NULL registry: nothing). */
 static int start_advertise(const char *url, const char *dir, const char *addr, unsigned ttl, unsigned scan,
@@ -95,6 +101,9 @@ int peer_main(int argc, char **argv)
         {"advertise", required_argument, NULL, OPT_ADVERTISE},
         {"registry-ttl", required_argument, NULL, OPT_TTL},
         {"registry-scan", required_argument, NULL, OPT_SCAN},
+        {"max-clients", required_argument, NULL, OPT_MAXCLIENTS},
+        {"head-timeout", required_argument, NULL, OPT_HEADTMO},
+        {"io-timeout", required_argument, NULL, OPT_IOTMO},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -104,7 +113,8 @@ int peer_main(int argc, char **argv)
     uint64_t ttl = 60, scan = 1000;
     struct httpd_cidr allow[64];
     size_t nallow = 0;
-    int c;
+    struct httpd_opts o = {0};
+    int c, rc = 0;
     optind = strcmp(argv[1], "serve") == 0 ? 2 : 1;
     while ((c = cli_getopt(argc, argv, "l:vh", longopts)) != -1) {
         switch (c) {
@@ -129,6 +139,18 @@ int peer_main(int argc, char **argv)
         case OPT_SCAN:
             if (snap_parse_u64(optarg, &scan, "--registry-scan") || scan < 10 || scan > 600000)
                 return cli_usage_error("--registry-scan takes 10 to 600000 (milliseconds)");
+            break;
+        case OPT_MAXCLIENTS:
+            if ((rc = cli_parse_max_clients(optarg, &o.max_conns)) != 0)
+                return rc;
+            break;
+        case OPT_HEADTMO:
+            if ((rc = cli_parse_seconds(optarg, "--head-timeout", &o.head_timeout_ms)) != 0)
+                return rc;
+            break;
+        case OPT_IOTMO:
+            if ((rc = cli_parse_seconds(optarg, "--io-timeout", &o.idle_timeout_ms)) != 0)
+                return rc;
             break;
         case 'v': snap_log_set_level(SNAP_LOG_INFO); break;
         case 'h': fputs(usage, stdout); return 0;
@@ -160,7 +182,7 @@ int peer_main(int argc, char **argv)
         return cli_fail(err, NULL);
     }
     struct cli_listener l;
-    int rc = cli_listen(listen_addr, &l);
+    rc = cli_listen(listen_addr, &l);
     if (rc) {
         peer_server_close(p);
         tls_config_free(tls);
@@ -180,7 +202,9 @@ int peer_main(int argc, char **argv)
     if (!rc && (err = start_advertise(registry, dir, advertise, (unsigned)ttl, (unsigned)scan, &adv)) != 0)
         rc = cli_fail(snap_fail_ctx(err, "--registry"), NULL);
     if (!rc) {
-        struct httpd_opts o = {.allow = allow, .nallow = nallow, .tls = tls};
+        o.allow = allow;
+        o.nallow = nallow;
+        o.tls = tls;
         if ((err = httpd_run(l.fd, &o, peer_handle, p)) != 0)
             rc = cli_fail(err, NULL);
     }

@@ -3,8 +3,9 @@
  *
  * One thread polls a wake pipe and the control socket.  The SIGUSR1 handler only writes a byte
  * to the pipe (async-signal-safe); the export itself runs on this thread, so a signal never runs
- * an export inside a handler.  Control connections are served one at a time: exports are
- * serialized by the device anyway.
+ * an export inside a handler.  The control socket is mode 0600 and only root or our own uid
+ * is served (SO_PEERCRED); each client gets its own thread (at most CTL_CLIENTS_MAX at once), so
+ * a silent client costs nobody else its 5 s; exports themselves are serialized by the device.
  */
 #include "serve-nbd-ctl.h"
 
@@ -33,6 +34,7 @@
 #define CTL_LINE_MAX 64         /* a request line */
 #define CTL_REPLY_MAX 16384     /* an answer: two paths and some numbers */
 #define CTL_READ_MS 5000
+#define CTL_CLIENTS_MAX 16      /* control clients served at once; more are closed at accept */
 
 struct ctl {
     pthread_t thread;
@@ -40,7 +42,16 @@ struct ctl {
     char path[PATH_MAX];
     ctl_export_fn fn;
     void *ctx;
-    char reply[CTL_REPLY_MAX];
+    char reply[CTL_REPLY_MAX];  /* the SIGUSR1 export's answer (trigger thread only) */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    unsigned nclients;          /* under mu: client threads running */
+    int client_fds[CTL_CLIENTS_MAX]; /* under mu: their sockets (-1 = free), shut at stop */
+};
+
+struct ctl_client_arg {
+    struct ctl *c;
+    int fd, slot;
 };
 
 static int g_wake[2] = {-1, -1};
@@ -112,14 +123,75 @@ static void serve_client(struct ctl *c, int fd)
         snap_warn("control: dropped a request that was too long, too slow or cut short");
         return;
     }
+    char *reply = snap_malloc(CTL_REPLY_MAX);
+    if (!reply)
+        return;
     if (len == 6 && memcmp(line, "export", 6) == 0) { /* exactly: "export\0junk" is unknown */
-        c->fn(c->ctx, c->reply, sizeof c->reply);
+        c->fn(c->ctx, reply, CTL_REPLY_MAX);
     } else {
-        snprintf(c->reply, sizeof c->reply,
+        snprintf(reply, CTL_REPLY_MAX,
                  "{\"ok\":false,\"error\":\"unknown command; the only one is export\",\"exit\":%d}\n",
                  SNAP_EXIT_USAGE);
     }
-    snap_write_full(fd, c->reply, strlen(c->reply), "control client");
+    snap_write_full(fd, reply, strlen(reply), "control client");
+    snap_free(reply);
+}
+
+static void *client_main(void *p)
+{
+    struct ctl_client_arg *a = p;
+    struct ctl *c = a->c;
+    serve_client(c, a->fd);
+    pthread_mutex_lock(&c->mu);
+    c->client_fds[a->slot] = -1;
+    close(a->fd);
+    c->nclients--;
+    pthread_cond_broadcast(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+    snap_free(a);
+    return NULL;
+}
+
+/* Accept one control client: checked for its uid, then served on a thread of its own. */
+static void accept_client(struct ctl *c)
+{
+    int fd = accept4(c->lfd, NULL, NULL, SOCK_CLOEXEC);
+    if (fd < 0)
+        return;
+    unsigned uid = 0;
+    if (!net_unix_peer_trusted(fd, &uid)) {
+        snap_warn("control: refused a client of uid %u (only root and uid %u may export)", uid,
+                  (unsigned)geteuid());
+        close(fd);
+        return;
+    }
+    struct ctl_client_arg *a = snap_calloc(1, sizeof *a);
+    pthread_mutex_lock(&c->mu);
+    int slot = -1;
+    for (int i = 0; i < CTL_CLIENTS_MAX && slot < 0; i++)
+        if (c->client_fds[i] < 0)
+            slot = i;
+    pthread_t t;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    if (a && slot >= 0) {
+        *a = (struct ctl_client_arg){c, fd, slot};
+        c->client_fds[slot] = fd;
+        c->nclients++;
+        if (pthread_create(&t, &attr, client_main, a) != 0) {
+            c->client_fds[slot] = -1;
+            c->nclients--;
+            slot = -1;
+        }
+    }
+    pthread_mutex_unlock(&c->mu);
+    pthread_attr_destroy(&attr);
+    if (!a || slot < 0) {
+        snap_warn("control: refused a client: %d requests in progress already", CTL_CLIENTS_MAX);
+        close(fd);
+        snap_free(a);
+    }
 }
 
 static void *ctl_thread(void *arg)
@@ -142,13 +214,8 @@ static void *ctl_thread(void *arg)
                 ctl_print_reply(c->reply, strlen(c->reply), g_json);
             }
         }
-        if (c->lfd >= 0 && (p[1].revents & POLLIN)) {
-            int fd = accept4(c->lfd, NULL, NULL, SOCK_CLOEXEC);
-            if (fd >= 0) {
-                serve_client(c, fd);
-                close(fd);
-            }
-        }
+        if (c->lfd >= 0 && (p[1].revents & POLLIN))
+            accept_client(c);
     }
     return NULL;
 }
@@ -161,6 +228,10 @@ int ctl_start(const char *path, ctl_export_fn fn, void *ctx, struct ctl **out)
     c->lfd = -1;
     c->fn = fn;
     c->ctx = ctx;
+    pthread_mutex_init(&c->mu, NULL);
+    pthread_cond_init(&c->cv, NULL);
+    for (int i = 0; i < CTL_CLIENTS_MAX; i++)
+        c->client_fds[i] = -1;
     int err = 0;
     if (g_wake[0] < 0 && pipe2(g_wake, O_CLOEXEC | O_NONBLOCK) < 0)
         err = snap_fail_errno("control: pipe");
@@ -170,7 +241,7 @@ int ctl_start(const char *path, ctl_export_fn fn, void *ctx, struct ctl **out)
         char addr[PATH_MAX + 8];
         snprintf(c->path, sizeof c->path, "%s", sock_path(path));
         snprintf(addr, sizeof addr, "unix:%s", c->path);
-        if ((err = net_listen(addr, &c->lfd)) != 0)
+        if ((err = net_listen_mode(addr, 0600, &c->lfd)) != 0)
             snap_fail_ctx(err, "control socket");
     }
     if (!err) {
@@ -185,6 +256,8 @@ int ctl_start(const char *path, ctl_export_fn fn, void *ctx, struct ctl **out)
             close(c->lfd);
             unlink(c->path);
         }
+        pthread_cond_destroy(&c->cv);
+        pthread_mutex_destroy(&c->mu);
         snap_free(c);
         return err;
     }
@@ -200,6 +273,16 @@ void ctl_stop(struct ctl *c)
     while (write(g_wake[1], "q", 1) < 0 && errno == EINTR) {
     }
     pthread_join(c->thread, NULL);
+    /* Clients still being served: end their reads and wait (an export in progress finishes). */
+    pthread_mutex_lock(&c->mu);
+    for (int i = 0; i < CTL_CLIENTS_MAX; i++)
+        if (c->client_fds[i] >= 0)
+            shutdown(c->client_fds[i], SHUT_RD);
+    while (c->nclients)
+        pthread_cond_wait(&c->cv, &c->mu);
+    pthread_mutex_unlock(&c->mu);
+    pthread_cond_destroy(&c->cv);
+    pthread_mutex_destroy(&c->mu);
     /* Drain what is left so a later ctl_start does not see a stale request. */
     char b[64];
     while (read(g_wake[0], b, sizeof b) > 0) {

@@ -77,6 +77,13 @@ static const char usage[] =
     "  --min-block N         advertised minimum block size: 1 (default), 512 ... 4096;\n"
     "                        requests not aligned to it are refused with EINVAL\n"
     "  --oneshot             exit after the last client disconnects\n"
+    "  --max-clients N       clients served at once, counted from GO (default 64); more are\n"
+    "                        refused at GO; connections still negotiating have a cap of their\n"
+    "                        own, where the oldest gives way to a newcomer\n"
+    "  --handshake-timeout S seconds from connect to GO (default 10); then it is closed\n"
+    "  --io-timeout S        seconds a request head, a WRITE payload or a reply may stall\n"
+    "                        before the client is dropped and its buffers freed (default 30;\n"
+    "                        waiting between requests is free)\n"
     "  --pid-file FILE       write the PID once listening\n"
     "  -v, --verbose         log connections and where s3:// credentials came from (SNAPCTL_LOG=debug\n"
     "                        for every request)\n"
@@ -86,8 +93,8 @@ static const char usage[] =
     "  (with --object or --header; with --header the header itself is read through the peer\n"
     "  too, so a build whose upload is not finished opens from the peer alone)\n"
     "\n"
-    "SIGTERM or SIGINT stops accepting, lets in-flight requests finish, exports the diff\n"
-    "(with --export-diff) and exits 0.\n";
+    "SIGTERM or SIGINT stops accepting, gives in-flight requests 2 s to finish, closes every\n"
+    "connection (whatever the client does), exports the diff (with --export-diff), exits 0.\n";
 
 /* ---- the devices: one ops table and one row of dev_kinds[] per kind ---------------------- */
 
@@ -396,6 +403,7 @@ static int export_now(void *ctx, char *reply, size_t cap)
  * leaves a blocking call (TSan does) cannot hold one back. */
 enum sig_mode { SIG_EARLY, SIG_LISTEN, SIG_STDIO_SOCKET, SIG_STDIO_PIPE };
 static _Atomic int g_sig_mode = SIG_EARLY;
+static _Atomic bool g_stdio_stopped; /* --stdio ended by a signal: a broken stream is expected */
 static sigset_t g_sigs;
 
 static void *signal_thread(void *arg)
@@ -416,8 +424,14 @@ static void *signal_thread(void *arg)
             break;
         case SIG_STDIO_SOCKET:
             /* The reader sees end of file, the connection ends as if the client had left
-             * (replies in flight still go out), and the export at exit runs. */
+             * (replies in flight still go out), and the export at exit runs.  A client that
+             * reads none of its replies gets the same 2 s grace as over --listen; then its
+             * socket is shut both ways so the stuck replies fail (the process is usually gone
+             * by then). */
+            g_stdio_stopped = true;
             shutdown(STDIN_FILENO, SHUT_RD);
+            sleep(2);
+            shutdown(STDIN_FILENO, SHUT_RDWR);
             break;
         default: { /* nothing to wind down yet, or a pipe that cannot be stopped: die of it */
             sigset_t one;
@@ -449,7 +463,7 @@ static int signals_start(void)
 enum {
     OPT_FILE = 256, OPT_HEADER, OPT_STORE, OPT_OBJECT, OPT_STDIO, OPT_DESC, OPT_ONESHOT, OPT_PIDFILE,
     OPT_MINBLOCK, OPT_CACHEDIR, OPT_SIZE, OPT_FILENAME, OPT_EXPORTDIFF, OPT_CONTROL, OPT_JSON,
-    OPT_HDRFORMAT,
+    OPT_HDRFORMAT, OPT_MAXCLIENTS, OPT_HSTIMEOUT, OPT_IOTIMEOUT,
 };
 
 int serve_nbd_main(int argc, char **argv)
@@ -472,6 +486,9 @@ int serve_nbd_main(int argc, char **argv)
         {"description", required_argument, NULL, OPT_DESC},
         {"threads", required_argument, NULL, 't'},
         {"oneshot", no_argument, NULL, OPT_ONESHOT},
+        {"max-clients", required_argument, NULL, OPT_MAXCLIENTS},
+        {"handshake-timeout", required_argument, NULL, OPT_HSTIMEOUT},
+        {"io-timeout", required_argument, NULL, OPT_IOTIMEOUT},
         {"min-block", required_argument, NULL, OPT_MINBLOCK},
         {"cache-dir", required_argument, NULL, OPT_CACHEDIR},
         {"pid-file", required_argument, NULL, OPT_PIDFILE},
@@ -489,7 +506,7 @@ int serve_nbd_main(int argc, char **argv)
     struct nbd_export exp = {.name = "", .min_block = 1, .pref_block = 4096, .multi_conn = true};
     struct nbd_server_opts so = {0};
     uint64_t threads = 4, u;
-    int c;
+    int c, err, rc;
     while ((c = cli_getopt(argc, argv, "l:re:t:vh", longopts)) != -1) {
         switch (c) {
         case OPT_FILE: a.file = optarg; break;
@@ -523,6 +540,18 @@ int serve_nbd_main(int argc, char **argv)
                 return cli_usage_error("--threads takes 1 to 256");
             break;
         case OPT_ONESHOT: so.oneshot = true; break;
+        case OPT_MAXCLIENTS:
+            if ((rc = cli_parse_max_clients(optarg, &so.max_conns)) != 0)
+                return rc;
+            break;
+        case OPT_HSTIMEOUT:
+            if ((rc = cli_parse_seconds(optarg, "--handshake-timeout", &so.handshake_ms)) != 0)
+                return rc;
+            break;
+        case OPT_IOTIMEOUT:
+            if ((rc = cli_parse_seconds(optarg, "--io-timeout", &so.conn.io_timeout_ms)) != 0)
+                return rc;
+            break;
         case OPT_MINBLOCK: {
             uint64_t mb;
             if (snap_parse_size(optarg, &mb, "--min-block") || !(mb == 1 || (mb >= 512 && mb <= 4096)) ||
@@ -536,7 +565,7 @@ int serve_nbd_main(int argc, char **argv)
         case 'v': snap_log_set_level(SNAP_LOG_INFO); break;
         case 'h': fputs(usage, stdout); return 0;
         default: {
-            int rc = cli_peer_opt(&sto, c, optarg);
+            rc = cli_peer_opt(&sto, c, optarg);
             if (rc < 0)
                 return SNAP_EXIT_USAGE; /* CLI_OPT_BAD: cli_getopt said why */
             if (rc)
@@ -582,8 +611,11 @@ int serve_nbd_main(int argc, char **argv)
     if (!a.cache_dir)
         a.cache_dir = getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
 
+    unsigned stale = 0;
+    if (export_dir && (err = builddev_clean_export_dir(export_dir, &stale)) != 0)
+        snap_warn("%s (leftovers of earlier exports stay)", snap_errmsg(err));
     void *dev = NULL;
-    int rc = signals_start();
+    rc = signals_start();
     if (rc)
         return cli_fail(rc, NULL);
     rc = kind->open(&a, &dev, &exp.size);
@@ -597,7 +629,7 @@ int serve_nbd_main(int argc, char **argv)
     ctl_set_json(json);
     struct exporter ex = {.kind = kind, .dev = dev, .dir = export_dir};
     struct ctl *ctl = NULL;
-    int err, lfds[16], nl = 0, nls = 0;
+    int lfds[16], nl = 0, nls = 0;
     struct cli_listener ls[16];
 
     if (export_dir && (err = ctl_start(control, export_now, &ex, &ctl)) != 0) {
@@ -613,8 +645,11 @@ int serve_nbd_main(int argc, char **argv)
             goto out;
         }
         g_sig_mode = fstat(STDIN_FILENO, &st) == 0 && S_ISSOCK(st.st_mode) ? SIG_STDIO_SOCKET : SIG_STDIO_PIPE;
-        struct nbd_conn_opts co = {.workers = (unsigned)threads, .peer = "stdio"};
-        if ((err = nbd_serve(&exp, STDIN_FILENO, nbd_out, &co, NULL)) != 0)
+        struct nbd_conn_opts co = {.workers = (unsigned)threads, .peer = "stdio",
+                                   .io_timeout_ms = so.conn.io_timeout_ms};
+        if ((err = nbd_serve(&exp, STDIN_FILENO, nbd_out, &co, NULL)) != 0 && g_stdio_stopped)
+            snap_warn("%s", snap_errmsg(err)); /* the stop cut the client off: export all the same */
+        else if (err)
             rc = cli_fail(err, NULL);
         close(nbd_out);
         goto out;

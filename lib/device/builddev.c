@@ -35,7 +35,9 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <dirent.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -60,7 +62,11 @@ struct builddev {
     pthread_cond_t q_cv;
     unsigned active;               /* writers inside the overlay */
     bool exporting;
+    uint64_t writes;               /* under q_mu: writer_enter calls since open */
     pthread_mutex_t export_mu;     /* one export at a time */
+    bool exported;                 /* under export_mu: an empty device's base build exists */
+    uint64_t exported_writes;      /* under export_mu: `writes` when it was made */
+    snap_uuid exported_id;         /* under export_mu: that base build */
 
     _Atomic uint64_t zero_bytes, overlay_bytes;
 };
@@ -317,6 +323,7 @@ static void writer_enter(struct builddev *d)
     while (d->exporting)
         pthread_cond_wait(&d->q_cv, &d->q_mu);
     d->active++;
+    d->writes++;
     pthread_mutex_unlock(&d->q_mu);
 }
 
@@ -535,6 +542,13 @@ static int export_into(struct builddev *d, const char *tmpdir, const snap_uuid *
     struct hdr *h = NULL;
     uint8_t *buf = NULL;
     size_t blen = 0;
+    if (d->empty && d->exported && d->writes == d->exported_writes) {
+        /* An empty device's base build is already out and nothing was written since. */
+        r->changed = false;
+        r->parent_id = d->exported_id;
+        close(fd);
+        return 0;
+    }
     int err = cache_export(d->overlay, fd, &ex);
     if (!err && !d->empty && ex.ndirty == 0 && ex.nzero == 0) {
         r->changed = false; /* nothing to export: the caller removes tmpdir */
@@ -602,6 +616,10 @@ int builddev_export(struct builddev *d, const char *dir, struct builddev_export 
         return snap_fail(SNAP_EUSAGE, "export directory %s: path too long", dir);
     if (mkdir(tmpdir, 0755) < 0)
         return snap_fail_errno("%s", tmpdir);
+    /* Locked while it exists: builddev_clean_export_dir() leaves a live export's tmpdir alone. */
+    int lockfd = open(tmpdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (lockfd >= 0)
+        flock(lockfd, LOCK_EX);
 
     pthread_mutex_lock(&d->export_mu);
     quiesce(d, true);
@@ -613,12 +631,20 @@ int builddev_export(struct builddev *d, const char *dir, struct builddev_export 
             err = snap_fail_errno("%s: rename into place", final);
         else
             fsync_dir(dir);
+        if (!err && d->empty) { /* still quiesced: `writes` is the count this build holds */
+            d->exported = true;
+            d->exported_writes = d->writes;
+            d->exported_id = id;
+        }
     }
     quiesce(d, false);
     pthread_mutex_unlock(&d->export_mu);
 
-    if (err || !r->changed) {
+    if (err || !r->changed)
         remove_tmpdir(tmpdir, d->file);
+    if (lockfd >= 0)
+        close(lockfd);
+    if (err || !r->changed) {
         r->data_path[0] = r->header_path[0] = '\0';
         if (err)
             return snap_fail_ctx(err, "export into %s", dir);
@@ -627,5 +653,63 @@ int builddev_export(struct builddev *d, const char *dir, struct builddev_export 
     r->build_id = id;
     snap_info("exported build %s (generation %llu, %llu diff bytes) into %s", u,
               ULL(r->generation), ULL(r->diff_bytes), dir);
+    return 0;
+}
+
+/* Remove every non-directory entry of the directory open at fd, then parent/name itself. */
+static void remove_flat_dir(int parent, const char *name, int fd)
+{
+    DIR *dh = fdopendir(fd);
+    if (!dh) {
+        close(fd);
+        return;
+    }
+    struct dirent *de;
+    while ((de = readdir(dh)) != NULL)
+        if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+            unlinkat(dirfd(dh), de->d_name, 0);
+    closedir(dh);
+    unlinkat(parent, name, AT_REMOVEDIR);
+}
+
+/* Is name ".{uuid}.tmp"? */
+static bool is_export_tmp(const char *name)
+{
+    char u[SNAP_UUID_STRLEN + 1];
+    snap_uuid id;
+    if (strlen(name) != SNAP_UUID_STRLEN + 5 || name[0] != '.' || strcmp(name + 1 + SNAP_UUID_STRLEN, ".tmp"))
+        return false;
+    memcpy(u, name + 1, SNAP_UUID_STRLEN);
+    u[SNAP_UUID_STRLEN] = '\0';
+    return snap_uuid_parse(u, &id) == 0;
+}
+
+int builddev_clean_export_dir(const char *dir, unsigned *removed)
+{
+    *removed = 0;
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0)
+        return errno == ENOENT ? 0 : snap_fail_errno("export directory %s", dir);
+    DIR *dh = fdopendir(dfd);
+    if (!dh) {
+        close(dfd);
+        return snap_fail_errno("export directory %s", dir);
+    }
+    struct dirent *de;
+    while ((de = readdir(dh)) != NULL) {
+        if (!is_export_tmp(de->d_name))
+            continue;
+        int fd = openat(dirfd(dh), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0)
+            continue;
+        if (flock(fd, LOCK_EX | LOCK_NB) < 0) { /* an export running right now */
+            close(fd);
+            continue;
+        }
+        snap_info("removing %s/%s, left by an export that did not finish", dir, de->d_name);
+        remove_flat_dir(dirfd(dh), de->d_name, fd);
+        (*removed)++;
+    }
+    closedir(dh);
     return 0;
 }

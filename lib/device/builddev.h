@@ -90,4 +90,9 @@ struct builddev_export {
  * writes wait while it runs. */
 int builddev_export(struct builddev *d, const char *dir, struct builddev_export *r);
 
+/* Remove what exports that never finished (a crash, kill -9) left in dir: the `.{uuid}.tmp/`
+ * directories no running export holds (each export keeps a lock on its own).  *removed counts
+ * them.  A missing dir is not an error. */
+int builddev_clean_export_dir(const char *dir, unsigned *removed);
+
 #endif

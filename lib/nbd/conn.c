@@ -16,6 +16,15 @@
  *   refused has its payload drained so the stream stays in sync; bad magic or a short header ends
  *   this connection only.
  * - Buffers only grow, up to 32 MiB; after warm-up a request allocates nothing.
+ * - Deadlines (a socket's SO_RCVTIMEO/SO_SNDTIMEO of io_timeout_ms, plus a deadline for a whole
+ *   head or payload): waiting for a request's first byte is free, anything after it must keep
+ *   coming.  A reply that cannot be sent shuts the socket, so the reader wakes and the
+ *   connection ends with its buffers freed.
+ * - Sub-block requests: a client that never asked for block sizes may send 512-byte-aligned
+ *   requests to an export whose backend needs 4 KiB.  Reads read the covering blocks into the
+ *   worker's buffer and reply from the middle; writes and zeroes of partial blocks are
+ *   read-modify-write under an exclusive lock that such connections' aligned writes share, so
+ *   two sectors of one block never lose each other's update.
  */
 #include "nbd/internal.h"
 #include "nbd/proto.h"
@@ -29,6 +38,8 @@
 #include <errno.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -41,14 +52,20 @@ struct slot {
     uint32_t early_error;       /* wire error decided when the request was read, or 0 */
     uint8_t *buf;
     size_t cap;
+    uint32_t data_off;          /* a READ's data starts here in buf (sub-block reads) */
+    uint8_t *blk;               /* one backend block for read-modify-write, on first use */
     struct nbd_extent *ext;     /* BLOCK_STATUS descriptors, allocated on first use */
 };
+
+/* Read-modify-write against every other write of sub-block connections (one export per process). */
+static pthread_rwlock_t rmw_lock = PTHREAD_RWLOCK_INITIALIZER;
 
 struct dispatch {
     struct nbd_conn *c;
     pthread_mutex_t read_lock;  /* one worker reads a request at a time */
     bool closing;               /* under read_lock: DISC, EOF or a protocol error was seen */
     int error;                  /* under read_lock: why the connection ends, if not cleanly */
+    _Atomic int send_error;     /* a reply that could not be sent (the socket is shut then) */
 };
 
 #define STAT(c, field, v) atomic_fetch_add_explicit(&(c)->stats->field, (v), memory_order_relaxed)
@@ -106,6 +123,10 @@ static int send_iov(struct nbd_conn *c, struct iovec *iov, int n)
     pthread_mutex_lock(&c->send_lock);
     int err = snap_writev_full(c->wfd, iov, n, c->peer);
     pthread_mutex_unlock(&c->send_lock);
+    if (err) { /* a client that reads no replies, or is gone: wake the reader, end it all */
+        shutdown(c->rfd, SHUT_RDWR);
+        snap_fail_ctx(err, "reply not sent: the client read nothing for %u ms, left, or the server is stopping", c->io_timeout_ms);
+    }
     return err;
 }
 
@@ -145,11 +166,11 @@ static int reply_error(struct nbd_conn *c, const struct slot *s, uint32_t error)
 static int reply_read(struct nbd_conn *c, const struct slot *s)
 {
     if (!c->structured)
-        return reply_simple(c, s, 0, s->buf, s->length);
+        return reply_simple(c, s, 0, s->buf + s->data_off, s->length);
     uint8_t h[NBD_CHUNK_HEADER_SIZE + 8];
     chunk_header(h, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_OFFSET_DATA, s->cookie, 8 + s->length);
     put_be64(h + 20, s->offset);
-    struct iovec iov[2] = {{h, sizeof h}, {s->buf, s->length}};
+    struct iovec iov[2] = {{h, sizeof h}, {s->buf + s->data_off, s->length}};
     return send_iov(c, iov, 2);
 }
 
@@ -202,6 +223,110 @@ static int do_block_status(struct nbd_conn *c, struct slot *s)
     return reply_block_status(c, s, &x);
 }
 
+/* ---- sub-block requests (see the top) ---- */
+
+static uint32_t backend_block(const struct nbd_conn *c)
+{
+    return c->exp->min_block ? c->exp->min_block : 1;
+}
+
+/* Is this request finer than the backend takes? */
+static bool sub_block(const struct nbd_conn *c, const struct slot *s)
+{
+    uint32_t mb = backend_block(c);
+    return c->align < mb && ((s->offset | s->length) & (mb - 1));
+}
+
+/* Read the blocks covering the request into buf; the reply starts at data_off. */
+static int read_covering(struct nbd_conn *c, struct slot *s)
+{
+    const struct nbd_export *e = c->exp;
+    uint64_t mb = backend_block(c), a0 = s->offset & ~(mb - 1);
+    uint64_t a1 = (s->offset + s->length + mb - 1) & ~(mb - 1);
+    if (a1 > e->size)
+        a1 = e->size;
+    int err = slot_reserve(s, (size_t)(a1 - a0));
+    if (!err)
+        err = e->ops->pread(e->ctx, s->buf, (uint32_t)(a1 - a0), a0);
+    s->data_off = (uint32_t)(s->offset - a0);
+    return err;
+}
+
+/* Part of one block, [off, off+n) inside it: read it, patch (src, or zeros), write it back. */
+static int patch_block(struct nbd_conn *c, struct slot *s, uint64_t off, uint32_t n, const uint8_t *src, bool fua)
+{
+    const struct nbd_export *e = c->exp;
+    uint32_t mb = backend_block(c);
+    uint64_t b0 = off & ~(uint64_t)(mb - 1);
+    uint32_t bl = e->size - b0 < mb ? (uint32_t)(e->size - b0) : mb;
+    if (!s->blk && !(s->blk = snap_malloc(mb)))
+        return SNAP_ENOMEM;
+    int err = e->ops->pread(e->ctx, s->blk, bl, b0);
+    if (err)
+        return err;
+    if (src)
+        memcpy(s->blk + (off - b0), src, n);
+    else
+        memset(s->blk + (off - b0), 0, n);
+    return e->ops->pwrite(e->ctx, s->blk, bl, b0, fua);
+}
+
+/* WRITE (src = the payload) or WRITE_ZEROES (src = NULL) of a sub-block range: the partial
+ * blocks at either end by read-modify-write, the whole ones in the middle in one call.
+ * Called with rmw_lock held exclusively. */
+static int write_sub_block(struct nbd_conn *c, struct slot *s, const uint8_t *src, bool fua)
+{
+    const struct nbd_export *e = c->exp;
+    uint32_t mb = backend_block(c);
+    uint64_t off = s->offset;
+    uint32_t len = s->length;
+    int err = 0;
+    if (off & (mb - 1)) {
+        uint32_t n = mb - (uint32_t)(off & (mb - 1));
+        n = n < len ? n : len;
+        err = patch_block(c, s, off, n, src, fua);
+        off += n;
+        len -= n;
+        src = src ? src + n : NULL;
+    }
+    uint32_t whole = len & ~(mb - 1);
+    if (!err && whole)
+        err = src ? e->ops->pwrite(e->ctx, src, whole, off, fua) : e->ops->zero(e->ctx, whole, off, true, fua);
+    if (!err && len > whole)
+        err = patch_block(c, s, off + whole, len - whole, src ? src + whole : NULL, fua);
+    return err;
+}
+
+/* TRIM is advisory: only the whole blocks inside the range are trimmed. */
+static int trim_sub_block(struct nbd_conn *c, const struct slot *s, bool fua)
+{
+    uint64_t mb = backend_block(c);
+    uint64_t a0 = (s->offset + mb - 1) & ~(mb - 1), a1 = (s->offset + s->length) & ~(mb - 1);
+    return a1 > a0 ? c->exp->ops->trim(c->exp->ctx, (uint32_t)(a1 - a0), a0, fua) : 0;
+}
+
+/* The commands that write, for a connection that may send sub-block requests. */
+static int execute_sub_block_write(struct nbd_conn *c, struct slot *s, bool fua)
+{
+    bool sub = sub_block(c, s) && s->type != NBD_CMD_TRIM;
+    int err;
+    if (sub)
+        pthread_rwlock_wrlock(&rmw_lock);
+    else
+        pthread_rwlock_rdlock(&rmw_lock);
+    if (!sub_block(c, s))
+        err = s->type == NBD_CMD_WRITE ? c->exp->ops->pwrite(c->exp->ctx, s->buf, s->length, s->offset, fua)
+            : s->type == NBD_CMD_TRIM  ? c->exp->ops->trim(c->exp->ctx, s->length, s->offset, fua)
+                                       : c->exp->ops->zero(c->exp->ctx, s->length, s->offset,
+                                                           !(s->flags & NBD_CMD_FLAG_NO_HOLE), fua);
+    else if (s->type == NBD_CMD_TRIM)
+        err = trim_sub_block(c, s, fua);
+    else
+        err = write_sub_block(c, s, s->type == NBD_CMD_WRITE ? s->buf : NULL, fua);
+    pthread_rwlock_unlock(&rmw_lock);
+    return err;
+}
+
 static int execute(struct nbd_conn *c, struct slot *s)
 {
     const struct nbd_export *e = c->exp;
@@ -209,9 +334,21 @@ static int execute(struct nbd_conn *c, struct slot *s)
     int err = 0;
     if (s->early_error)
         return reply_error(c, s, s->early_error);
+    bool rmw_conn = c->align < backend_block(c);
+    s->data_off = 0;
+    if (rmw_conn && (s->type == NBD_CMD_WRITE || s->type == NBD_CMD_TRIM || s->type == NBD_CMD_WRITE_ZEROES)) {
+        err = execute_sub_block_write(c, s, fua);
+        if (!err && s->type == NBD_CMD_WRITE) {
+            STAT(c, writes, 1);
+            STAT(c, bytes_written, s->length);
+        }
+        goto done;
+    }
     switch (s->type) {
     case NBD_CMD_READ:
-        if ((err = slot_reserve(s, s->length)) == 0)
+        if (sub_block(c, s))
+            err = read_covering(c, s);
+        else if ((err = slot_reserve(s, s->length)) == 0)
             err = e->ops->pread(e->ctx, s->buf, s->length, s->offset);
         if (err)
             break;
@@ -235,11 +372,16 @@ static int execute(struct nbd_conn *c, struct slot *s)
         err = e->ops->zero(e->ctx, s->length, s->offset, !(s->flags & NBD_CMD_FLAG_NO_HOLE), fua);
         break;
     case NBD_CMD_CACHE:
-        err = e->ops->cache ? e->ops->cache(e->ctx, s->length, s->offset) : 0;
+        if (e->ops->cache) { /* whole blocks, rounded outwards */
+            uint64_t mb = backend_block(c), a0 = s->offset & ~(mb - 1);
+            uint64_t a1 = (s->offset + s->length + mb - 1) & ~(mb - 1);
+            err = e->ops->cache(e->ctx, (uint32_t)((a1 > e->size ? e->size : a1) - a0), a0);
+        }
         break;
     case NBD_CMD_BLOCK_STATUS:
         return do_block_status(c, s);
     }
+done:
     if (err) {
         snap_debug("nbd %s: command %u at %llu+%u: %s", c->peer, s->type,
                    (unsigned long long)s->offset, s->length, snap_errmsg(err));
@@ -283,8 +425,7 @@ static uint32_t validate(const struct nbd_conn *c, const struct slot *s)
         return s->type == NBD_CMD_READ ? NBD_EOVERFLOW : NBD_EINVAL;
     if (s->offset > e->size || s->length > e->size - s->offset)
         return is_write ? NBD_ENOSPC : NBD_EINVAL;
-    uint32_t mb = e->min_block ? e->min_block : 1;
-    if (s->type != NBD_CMD_BLOCK_STATUS && ((s->offset | s->length) & (mb - 1)))
+    if (s->type != NBD_CMD_BLOCK_STATUS && ((s->offset | s->length) & (c->align - 1)))
         return NBD_EINVAL;
     return 0;
 }
@@ -297,13 +438,15 @@ static int read_request(struct nbd_conn *c, struct slot *s)
     ssize_t r;
     /* One read for the whole header in the common case.  A client that closes between requests
      * has hung up; one that closes mid-header broke the protocol. */
-    do
+    do /* waiting for a request has no deadline: the socket timeout just wakes us */
         r = read(c->rfd, h, sizeof h);
-    while (r < 0 && errno == EINTR);
+    while (r < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK));
     if (r == 0) {
         snap_info("nbd %s: client closed the connection without NBD_CMD_DISC", c->peer);
         return 0;
     }
+    uint64_t tmo = (uint64_t)c->io_timeout_ms * 1000000u;
+    c->deadline_ns = r < (ssize_t)sizeof h ? snap_now_ns() + tmo : 0;
     int err = r < 0 ? snap_fail_errno("%s: read request", c->peer)
                     : nbd_recv(c, h + r, sizeof h - (size_t)r);
     if (err)
@@ -320,7 +463,8 @@ static int read_request(struct nbd_conn *c, struct slot *s)
         return 0;
     s->early_error = validate(c, s);
     if (s->type == NBD_CMD_WRITE) {
-        /* The payload follows whatever we think of the request. */
+        /* The payload follows whatever we think of the request, at 1 MiB/s at the least. */
+        c->deadline_ns = snap_now_ns() + tmo + (uint64_t)s->length * 1000u;
         if (s->early_error) {
             err = nbd_discard(c, s->length);
         } else if ((err = slot_reserve(s, s->length)) == 0) {
@@ -354,10 +498,13 @@ static void *worker_main(void *arg)
         }
         pthread_mutex_unlock(&d->read_lock);
         int err = execute(d->c, &s);
-        if (err) /* the socket is broken; whoever reads next sees it and ends the connection */
-            snap_debug("nbd: %s", snap_errmsg(err));
+        if (err) { /* the socket is shut; the reader sees it and ends the connection */
+            int none = 0;
+            atomic_compare_exchange_strong(&d->send_error, &none, err);
+        }
     }
     snap_free(s.buf);
+    snap_free(s.blk);
     snap_free(s.ext);
     return NULL;
 }
@@ -369,6 +516,10 @@ int nbd_transmission(struct nbd_conn *c, const struct nbd_conn_opts *opts)
         nworkers = 256;
     struct dispatch d = {.c = c};
     pthread_t tids[256];
+    /* Progress deadlines for the middle of a request and for every reply (fail on pipes). */
+    struct timeval tv = {.tv_sec = c->io_timeout_ms / 1000, .tv_usec = (c->io_timeout_ms % 1000) * 1000};
+    setsockopt(c->rfd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(c->wfd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
     unsigned started = 0;
     pthread_mutex_init(&d.read_lock, NULL);
     /* This thread is worker 0. */
@@ -379,7 +530,7 @@ int nbd_transmission(struct nbd_conn *c, const struct nbd_conn_opts *opts)
     for (unsigned i = 0; i < started; i++)
         pthread_join(tids[i], NULL);
     pthread_mutex_destroy(&d.read_lock);
-    return d.error;
+    return d.error ? d.error : d.send_error;
 }
 
 int nbd_serve(const struct nbd_export *exp, int rfd, int wfd, const struct nbd_conn_opts *opts,
@@ -390,7 +541,11 @@ int nbd_serve(const struct nbd_export *exp, int rfd, int wfd, const struct nbd_c
         .exp = exp, .rfd = rfd, .wfd = wfd,
         .peer = opts && opts->peer ? opts->peer : "client",
         .stats = stats ? stats : &dummy,
+        .io_timeout_ms = opts && opts->io_timeout_ms ? opts->io_timeout_ms : 30000,
+        .admit = opts ? opts->admit : NULL,
     };
+    uint32_t mb = exp->min_block ? exp->min_block : 1;
+    c.align = mb < NBD_DEFAULT_ALIGN ? mb : NBD_DEFAULT_ALIGN; /* until GO says otherwise */
     pthread_mutex_init(&c.send_lock, NULL);
     int err = nbd_handshake(&c);
     if (!err)

@@ -21,7 +21,26 @@
 
 int nbd_recv(struct nbd_conn *c, void *buf, size_t n)
 {
-    return snap_read_full(c->rfd, buf, n, c->peer);
+    uint8_t *p = buf;
+    size_t done = 0;
+    while (done < n) {
+        ssize_t r = read(c->rfd, p + done, n - done);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return snap_fail(SNAP_ETIMEOUT, "%s: nothing received for %u ms in the middle of a request",
+                             c->peer, c->io_timeout_ms);
+        if (r < 0)
+            return snap_fail_errno("%s: read", c->peer);
+        if (r == 0)
+            return snap_fail(SNAP_ESHORT, "%s: unexpected end of data after %zu of %zu bytes", c->peer,
+                             done, n);
+        done += (size_t)r;
+        if (done < n && c->deadline_ns && snap_now_ns() > c->deadline_ns)
+            return snap_fail(SNAP_ETIMEOUT, "%s: too slow: %zu of %zu bytes by the deadline", c->peer,
+                             done, n);
+    }
+    return 0;
 }
 
 int nbd_send(struct nbd_conn *c, const void *buf, size_t n)
@@ -114,7 +133,7 @@ static int send_info(struct nbd_conn *c, uint32_t opt, uint16_t type)
         break;
     }
     case NBD_INFO_BLOCK_SIZE:
-        put_be32(b + 2, e->min_block ? e->min_block : 1);
+        put_be32(b + 2, c->align);
         put_be32(b + 6, e->pref_block ? e->pref_block : 4096);
         put_be32(b + 10, NBD_MAX_PAYLOAD);
         n = 14;
@@ -123,6 +142,15 @@ static int send_info(struct nbd_conn *c, uint32_t opt, uint16_t type)
         return 0; /* unknown info requests are ignored, as the spec asks */
     }
     return opt_reply(c, opt, NBD_REP_INFO, b, (uint32_t)n);
+}
+
+/* A client that asks for block sizes is held to the export's minimum; one that does not may
+ * assume 512-byte sectors (the NBD default), which are then served by read-modify-write. */
+static void set_align(struct nbd_conn *c, bool asked)
+{
+    uint32_t mb = c->exp->min_block ? c->exp->min_block : 1;
+    c->asked_block_size = asked;
+    c->align = asked || mb < NBD_DEFAULT_ALIGN ? mb : NBD_DEFAULT_ALIGN;
 }
 
 /* INFO and GO: u32 namelen, name, u16 nrequests, nrequests x u16. */
@@ -138,6 +166,14 @@ static int opt_info_go(struct nbd_conn *c, uint32_t opt, const uint8_t *d, uint3
         return opt_error(c, opt, NBD_REP_ERR_INVALID, "option length does not match its info requests");
     if (!name_matches(c, d + 4, nlen))
         return opt_error(c, opt, NBD_REP_ERR_UNKNOWN, "no export of that name");
+    if (opt == NBD_OPT_GO && c->admit && !c->admit()) {
+        int err = opt_error(c, opt, NBD_REP_ERR_POLICY, "too many clients: try again later");
+        return err ? err : SNAP_ECANCELED;
+    }
+    bool asked = false;
+    for (uint16_t i = 0; i < nreq; i++)
+        asked |= get_be16(d + 6 + nlen + 2u * i) == NBD_INFO_BLOCK_SIZE;
+    set_align(c, asked);
     int err = send_info(c, opt, NBD_INFO_EXPORT);
     for (uint16_t i = 0; !err && i < nreq; i++) {
         uint16_t t = get_be16(d + 6 + nlen + 2u * i);
@@ -239,7 +275,8 @@ int nbd_handshake(struct nbd_conn *c)
         }
         uint32_t opt = get_be32(oh + 8), len = get_be32(oh + 12);
         if (len > NBD_OPT_MAX) {
-            if (len > (16u << 20)) {
+            /* EXPORT_NAME has no reply for errors: the only answer is to hang up. */
+            if (opt == NBD_OPT_EXPORT_NAME || len > (16u << 20)) {
                 err = snap_fail(SNAP_EPROTO, "%s: option %u of %u bytes", c->peer, opt, len);
                 break;
             }
@@ -259,6 +296,11 @@ int nbd_handshake(struct nbd_conn *c)
                 err = snap_fail(SNAP_ENOTFOUND, "%s: client asked for an unknown export", c->peer);
                 break;
             }
+            if (c->admit && !c->admit()) {
+                err = SNAP_ECANCELED;
+                break;
+            }
+            set_align(c, false);
             uint8_t r[10 + 124] = {0};
             put_be64(r, c->exp->size);
             put_be16(r + 8, nbd_transmission_flags(c));

@@ -61,11 +61,25 @@ struct nbd_stats {
 struct nbd_conn_opts {
     unsigned workers;          /* worker threads = requests in flight per connection (default 4) */
     const char *peer;          /* for log lines, e.g. "127.0.0.1:51234" */
+    /* Deadlines on a socket (ignored on pipes): once a request's first byte is in, its head
+     * must be complete within io_timeout_ms, a WRITE payload must keep arriving (no gap of
+     * io_timeout_ms, and all of it within io_timeout_ms + 1 s per MiB), and a reply must keep
+     * leaving (no gap of io_timeout_ms).  A client that misses one is dropped and its buffers
+     * freed.  Waiting between requests has no deadline.  Default 30000. */
+    unsigned io_timeout_ms;
+    /* Called when the client asks to enter transmission (GO, EXPORT_NAME); false refuses it
+     * (too many clients).  NULL: always admitted. */
+    bool (*admit)(void);
 };
 
 /* Serve one connection on fd (handshake, then transmission) until the client disconnects or
  * breaks the protocol.  Closes nothing: the caller owns fd.  Returns 0 on a clean disconnect,
- * else a snap_err with the reason (logged by the caller). */
+ * else a snap_err with the reason (logged by the caller).
+ *
+ * Memory per connection is bounded: 64 KiB during the handshake; in transmission, per worker,
+ * one request buffer that grows to the largest request served (at most NBD_MAX_PAYLOAD plus
+ * one block on each side for sub-block requests) and 64 KiB of block-status descriptors once
+ * used -- at most workers x (32 MiB + 72 KiB), all freed when the connection ends. */
 int nbd_serve(const struct nbd_export *exp, int rfd, int wfd, const struct nbd_conn_opts *opts,
               struct nbd_stats *stats);
 
@@ -75,7 +89,10 @@ int nbd_serve(const struct nbd_export *exp, int rfd, int wfd, const struct nbd_c
 
 struct nbd_server_opts {
     struct nbd_conn_opts conn;
-    unsigned max_conns;                      /* default 64; more are refused at accept */
+    unsigned max_conns;                      /* default 64 clients past the handshake; more
+                                              * are refused at GO (NBD_REP_ERR_POLICY) */
+    unsigned handshake_ms;                   /* default 10000: from accept to GO */
+    unsigned grace_ms;                       /* at stop, for in-flight requests (default 2000) */
     void (*on_idle)(void *ctx);              /* after the last client disconnects */
     void *ctx;
     bool oneshot;                            /* return after the last client disconnects */
@@ -83,7 +100,8 @@ struct nbd_server_opts {
 
 /* Accept on the listening fds and serve each connection on its own thread until
  * net_server_stop() (async-signal-safe) is called or, with oneshot, the last client leaves.
- * Connections still open at stop finish their in-flight requests and are closed. */
+ * At stop, connections get grace_ms to finish their in-flight requests and are then closed,
+ * whatever the client does (one that reads no replies cannot hold the stop up). */
 int nbd_server_run(const struct nbd_export *exp, const int *lfds, int nlfds,
                    const struct nbd_server_opts *opts, struct nbd_stats *stats);
 

@@ -16,6 +16,7 @@ static void nbd_conn(void *ctx, int fd, const char *peer)
     struct nbd_server *s = ctx;
     struct nbd_conn_opts co = s->opts->conn;
     co.peer = peer;
+    co.admit = net_conn_ready;
     snap_info("nbd %s: connected", peer);
     int err = nbd_serve(s->exp, fd, fd, &co, s->stats);
     if (err)
@@ -37,6 +38,7 @@ int nbd_server_run(const struct nbd_export *exp, const int *lfds, int nlfds,
     struct nbd_server s = {.exp = exp, .opts = opts, .stats = stats};
     struct net_server ns = {
         .conn = nbd_conn, .on_idle = nbd_idle, .ctx = &s, .max_conns = opts->max_conns,
+        .handshake_ms = opts->handshake_ms ? opts->handshake_ms : 10000, .grace_ms = opts->grace_ms,
         .oneshot = opts->oneshot, .nodelay = true,
     };
     return net_server_run(&ns, lfds, nlfds);

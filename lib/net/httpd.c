@@ -20,6 +20,7 @@
 #include <sys/prctl.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -425,10 +426,14 @@ static bool httpd_accept(void *ctx, const struct sockaddr *sa, const char *peer)
 }
 
 /* Reads until a complete head is in buf; returns its length (through the blank line), 0 on a
- * clean close between requests, or -1 (errors are answered by the caller). */
-static ssize_t read_head(struct httpd_conn *c, char *buf, size_t *have, unsigned idle_ms, int *status)
+ * clean close between requests, or -1 (errors are answered by the caller).  Before a head's
+ * first byte the connection may idle for idle_ms; from it, the whole head must be in within
+ * head_ms (a client dripping a byte at a time holds a thread no longer than that). */
+static ssize_t read_head(struct httpd_conn *c, char *buf, size_t *have, unsigned idle_ms, unsigned head_ms,
+                         int *status)
 {
     int fd = c->fd;
+    uint64_t head_end = *have ? snap_now_ns() + (uint64_t)head_ms * 1000000u : 0;
     for (;;) {
         char *end = *have >= 4 ? memmem(buf, *have, "\r\n\r\n", 4) : NULL;
         if (end)
@@ -447,7 +452,13 @@ static ssize_t read_head(struct httpd_conn *c, char *buf, size_t *have, unsigned
             continue;
         }
         struct pollfd p = {.fd = fd, .events = POLLIN};
-        int r = poll(&p, 1, (int)idle_ms);
+        int wait = (int)idle_ms;
+        if (head_end) {
+            uint64_t now = snap_now_ns();
+            uint64_t left = head_end > now ? (head_end - now) / 1000000u + 1 : 0;
+            wait = left < idle_ms ? (int)left : (int)idle_ms;
+        }
+        int r = wait > 0 ? poll(&p, 1, wait) : 0;
         if (r == 0) {
             *status = *have ? 408 : 0;
             return *have ? -1 : 0;
@@ -459,6 +470,8 @@ static ssize_t read_head(struct httpd_conn *c, char *buf, size_t *have, unsigned
             *status = 0;
             return *have ? -1 : 0;
         }
+        if (!head_end)
+            head_end = snap_now_ns() + (uint64_t)head_ms * 1000000u;
         *have += (size_t)n;
     }
 }
@@ -487,6 +500,8 @@ static void httpd_conn_main(void *ctx, int fd, const char *peer)
 {
     struct httpd_server *s = ctx;
     unsigned idle = s->opts->idle_timeout_ms ? s->opts->idle_timeout_ms : 30000;
+    unsigned head_ms = s->opts->head_timeout_ms ? s->opts->head_timeout_ms : 10000;
+    bool admitted = false;
     struct sock sk;
     struct tls_conn *tls = NULL;
     uint8_t *tls_buf = NULL;
@@ -505,6 +520,10 @@ static void httpd_conn_main(void *ctx, int fd, const char *peer)
             return;
         }
     }
+    /* A response the client does not read for idle ms ends the connection (sendfile and write
+     * fail with EAGAIN); harmless to set under TLS, whose sock has its own deadlines. */
+    struct timeval tv = {.tv_sec = idle / 1000, .tv_usec = (idle % 1000) * 1000};
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
     char *buf = snap_malloc(HTTPD_HEAD_MAX + 1);
     if (!buf) {
         tls_close(tls);
@@ -516,7 +535,7 @@ static void httpd_conn_main(void *ctx, int fd, const char *peer)
     for (;;) {
         struct httpd_conn c = {.fd = fd, .tls = tls, .tls_buf = tls_buf, .keep_alive = false};
         int status = 400;
-        ssize_t hl = read_head(&c, buf, &have, idle, &status);
+        ssize_t hl = read_head(&c, buf, &have, idle, head_ms, &status);
         if (hl == 0)
             break;
         if (hl < 0) {
@@ -531,6 +550,10 @@ static void httpd_conn_main(void *ctx, int fd, const char *peer)
             break;
         }
         snprintf(req.peer, sizeof req.peer, "%s", peer);
+        if (!admitted && !(admitted = net_conn_ready())) { /* the client cap counts from here */
+            httpd_send(&c, 503, "Retry-After: 1\r\n", NULL, 0, false);
+            break;
+        }
         c.keep_alive = req.keep_alive;
         if ((c.th = s->opts->throttle) != NULL)
             c.t_first_ns = snap_now_ns() + (uint64_t)c.th->ttfb_us * 1000;
@@ -567,6 +590,9 @@ int httpd_run(int lfd, const struct httpd_opts *opts, httpd_handler_fn handler, 
     struct net_server ns = {
         .conn = httpd_conn_main, .accept = httpd_accept, .ctx = &s,
         .max_conns = opts->max_conns ? opts->max_conns : 256, .nodelay = true,
+        /* Connected to first head complete; TLS handshakes count in it. */
+        .handshake_ms = (opts->head_timeout_ms ? opts->head_timeout_ms : 10000) +
+                        (opts->idle_timeout_ms ? opts->idle_timeout_ms : 30000),
     };
     return net_server_run(&ns, &lfd, 1);
 }

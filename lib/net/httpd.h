@@ -90,8 +90,12 @@ struct httpd_opts {
     const struct httpd_cidr *allow; /* NULL/0: loopback only */
     struct tls_config *tls;         /* tls_server_config_new(); NULL = plaintext */
     size_t nallow;
-    unsigned idle_timeout_ms;       /* default 30 s */
-    unsigned max_conns;             /* default 256 */
+    unsigned idle_timeout_ms;       /* default 30 s: before a request, and for progress of a
+                                     * response the client does not read */
+    unsigned head_timeout_ms;       /* default 10 s: a request head, from its first byte */
+    unsigned max_conns;             /* default 256 clients that sent a request; connections that
+                                     * have not yet have a cap of their own, the oldest giving
+                                     * way to a newcomer, and idle + head ms to send it */
     const struct httpd_throttle *throttle; /* NULL: no delays */
 };
 
