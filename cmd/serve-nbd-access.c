@@ -21,6 +21,7 @@ struct sn_access {
     const char *record;
     bool export_diff;
     bool prefetching;
+    bool report;        /* --record-access or --prefetch asked: the counters are printed */
 };
 
 /* The trace --prefetch names; *none when auto finds no trace in the build's metadata.json. */
@@ -82,6 +83,7 @@ int sn_access_setup(const struct sn_access_args *args, struct nbd_export *exp, s
     x->record = args->record;
     x->export_diff = args->export_diff;
     x->prefetching = !none;
+    x->report = args->record || args->prefetch;
     exp->ops = access_ops(x->a);
     exp->ctx = x->a;
     *out = x;
@@ -150,7 +152,8 @@ int sn_access_finish(struct sn_access *x, bool json)
     }
     struct access_stats s;
     access_stats(x->a, &s);
-    print_stats(&s, x->prefetching, json);
+    if (x->report)
+        print_stats(&s, x->prefetching, json);
     access_close(x->a);
     snap_free(x);
     return rc;

@@ -27,8 +27,8 @@ struct sn_access_args {
 int sn_access_setup(const struct sn_access_args *args, struct nbd_export *exp, struct sn_access **out);
 /* After an export: put the trace into the new build's metadata.json (NULL x: nothing). */
 int sn_access_exported(struct sn_access *x, const struct builddev_export *r);
-/* At exit: stop the prefetch, write --record-access, report the counters (a JSON line on stdout
- * with json), free.  Returns an exit code. */
+/* At exit: stop the prefetch, write --record-access, report the counters when --record-access
+ * or --prefetch was given (a JSON line on stdout with json), free.  Returns an exit code. */
 int sn_access_finish(struct sn_access *x, bool json);
 
 #endif
