@@ -12,6 +12,7 @@
 #include "base/log.h"
 #include "base/mem.h"
 #include "base/util.h"
+#include "chunker/chunker.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -19,6 +20,9 @@
 #include <time.h>
 
 #define ACCESS_THREADS_DEFAULT 2
+
+/* A piece above the chunker's direct-read size never turns into a small range request. */
+_Static_assert(ACCESS_PIECE > CHUNKER_DIRECT_MAX, "prefetch pieces must exceed CHUNKER_DIRECT_MAX");
 #define ACCESS_THREADS_MAX 16
 
 struct chunk_start {
@@ -172,16 +176,16 @@ static void prefetch_piece(struct access *a, uint8_t *buf, uint64_t p, uint64_t 
             atomic_fetch_add_explicit(&a->prefetched, 1, memory_order_relaxed);
 }
 
-/* A chunk in the order its fetch streams it: from the first trace block's piece to the end,
- * then from the start. */
+/* A chunk in the order its fetch streams it: from the first trace block to the end, then from
+ * the start. */
 static void prefetch_chunk(struct access *a, uint8_t *buf, const struct chunk_start *c)
 {
     uint64_t lo = c->chunk * ACCESS_CHUNK, hi = snap_min_u64(lo + ACCESS_CHUNK, a->size);
-    uint64_t start = c->first / ACCESS_PIECE * ACCESS_PIECE;
-    for (uint64_t p = start; p < hi && !atomic_load(&a->stop); p += ACCESS_PIECE)
-        prefetch_piece(a, buf, p, snap_min_u64(ACCESS_PIECE, hi - p));
-    for (uint64_t p = lo; p < start && !atomic_load(&a->stop); p += ACCESS_PIECE)
-        prefetch_piece(a, buf, p, ACCESS_PIECE);
+    uint64_t start = c->first / a->bs * a->bs, n;
+    for (uint64_t p = start; p < hi && !atomic_load(&a->stop); p += n)
+        prefetch_piece(a, buf, p, n = snap_min_u64(ACCESS_PIECE, hi - p));
+    for (uint64_t p = lo; p < start && !atomic_load(&a->stop); p += n)
+        prefetch_piece(a, buf, p, n = snap_min_u64(ACCESS_PIECE, start - p));
     atomic_fetch_add_explicit(&a->chunks_done, 1, memory_order_relaxed);
 }
 

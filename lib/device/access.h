@@ -13,10 +13,12 @@
  *
  * Prefetch: `threads` threads (default 2, so the device's fetch threads are never all taken by
  * the prefetch) walk the trace's chunks -- the device's 4 MiB regions, in the order of their first
- * block in the trace, each once -- and read each chunk through the device in 64 KiB
- * pieces, starting with the piece of that first block, then to the chunk's end, then its start:
- * the order in which the device's chunk fetch streams it, so each piece joins the fetch already
- * running and nothing is requested twice.  Pieces the client has read already are skipped.  A
+ * block in the trace, each once -- and read each chunk through the device in 256 KiB pieces,
+ * starting at that first block, then to the chunk's end, then from its start: the order in which
+ * the device's chunk fetch streams it, so each piece joins the fetch already running and nothing
+ * is requested twice.  (A piece is larger than the chunker's direct reads, CHUNKER_DIRECT_MAX:
+ * a piece that finds no stream never becomes a small range request of its own, it queues the
+ * chunk's fetch.)  Pieces the client has read already are skipped.  A
  * prefetch thread does not start a piece while a client read of a block it has not brought in is
  * running (demand first), and stops at access_stop_prefetch / access_close.  Every entry counts,
  * "w" too: a trace is replayed on the build exported after it was recorded, where what the
@@ -37,7 +39,7 @@
 
 struct access;
 
-#define ACCESS_PIECE (64u << 10)
+#define ACCESS_PIECE (256u << 10)
 #define ACCESS_CHUNK (4u << 20)
 
 struct access_opts {

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # vm-guest.sh -- build (once) a small Linux guest for the VM tests and print its directory.
 #
-#   tests/tools/vm-guest.sh [DIR]        (default DIR: build/vm-guest)
+#   tests/tools/vm-guest.sh [--bench] [DIR]        (default DIR: build/vm-guest)
 #
 # DIR gets, each built only when missing (so a second run costs nothing):
 #   vmlinux         Debian's kernel, uncompressed from the bzImage (QEMU boots it through its PVH
@@ -11,6 +11,9 @@
 #   rootfs.ext4     a 64 MiB ext4 image (mkfs.ext4 -d) holding busybox and /sbin/init, the guest
 #                   program: see "the guest" below
 #   kernel-version  the kernel release the modules came from
+#   rootfs-bench.ext4  (--bench) a 256 MiB image: the same, plus /bench: 2,000 files, 64 MiB of
+#                   random bytes in 40 directories (mkfs spreads them over the block groups)
+# A change to this script rebuilds the initramfs and the images (not the kernel).
 #
 # The kernel is the package linux-image-amd64 depends on, fetched with `apt-get download` and
 # unpacked with dpkg-deb, never installed.  Needs: apt-get, dpkg-deb, busybox (static),
@@ -21,12 +24,20 @@
 #           "VMTEST WROTE <sha256>"
 #   check   checks /data/file against /data/file.sha256 and prints "VMTEST CHECK OK <sha256>" or
 #           "VMTEST CHECK FAILED"
+#   bench   reads every file under /bench (sorted) and prints "VMTEST BENCH <sha256 of them all>"
 #   (none)  prints "VMTEST BOOTED"
+# Every mode first prints "VMTEST INIT" (the guest reached its init).
 # then powers off at once (poweroff -f).  Every line goes to the serial console.
 set -euo pipefail
 TOP=$(cd "$(dirname "$0")/../.." && pwd)
+bench=false
+[ "${1:-}" != --bench ] || { bench=true; shift; }
 DIR=${1:-$TOP/build/vm-guest}
 mkdir -p "$DIR"
+stamp=$(sha256sum "$0" | cut -d' ' -f1)
+if [ "$(cat "$DIR/guest-stamp" 2>/dev/null)" != "$stamp" ]; then
+    rm -f "$DIR/initramfs.img" "$DIR/rootfs.ext4" "$DIR/rootfs-bench.ext4"
+fi
 fail() { echo "vm-guest.sh: $*" >&2; exit 1; }
 for p in apt-get dpkg-deb busybox mkfs.ext4 python3; do
     command -v $p >/dev/null || fail "$p is required"
@@ -150,8 +161,9 @@ EOF
 fi
 
 # ---- the root filesystem ---------------------------------------------------------------------
-if [ ! -s "$DIR/rootfs.ext4" ]; then
-    R="$W/root"
+# make_root IMAGE SIZE BENCH: the root filesystem image, with /bench when BENCH is true.
+make_root() {
+    R="$W/root.$RANDOM"
     mkdir -p "$R/bin" "$R/sbin" "$R/dev" "$R/proc" "$R/sys" "$R/data" "$R/tmp"
     cp "$BUSYBOX" "$R/bin/busybox"
     # Some files to read at boot, spread over the image, so the trace has more than the init's blocks.
@@ -170,6 +182,7 @@ mount -t proc proc /proc
 mount -t sysfs sys /sys
 mode=none
 for a in $(cat /proc/cmdline); do case $a in snaptest=*) mode=${a#snaptest=} ;; esac; done
+echo "VMTEST INIT"
 cat /data/f* | sha256sum >/dev/null
 case $mode in
 write)
@@ -184,6 +197,9 @@ check)
     got=$(sha256sum /data/file 2>/dev/null | cut -d' ' -f1)
     if [ -n "$want" ] && [ "$want" = "$got" ]; then echo "VMTEST CHECK OK $got"; else echo "VMTEST CHECK FAILED want=$want got=$got"; fi
     ;;
+bench)
+    echo "VMTEST BENCH $(find /bench -type f | sort | xargs cat | sha256sum | cut -d' ' -f1)"
+    ;;
 *) echo "VMTEST BOOTED" ;;
 esac
 mount -o remount,ro / 2>/dev/null
@@ -191,8 +207,24 @@ sync
 poweroff -f
 EOF
     chmod 755 "$R/sbin/init"
-    rm -f "$W/rootfs.ext4"
-    mkfs.ext4 -q -F -L vmroot -d "$R" "$W/rootfs.ext4" 64M >/dev/null || fail "mkfs.ext4 -d failed"
-    mv "$W/rootfs.ext4" "$DIR/rootfs.ext4"
-fi
+    if [ "$3" = true ]; then
+        python3 - "$R/bench" <<'PY'
+import os, random, sys
+r = random.Random(2000)
+sizes = [r.randint(1, 63) * 1024 for _ in range(2000)]
+scale = (64 << 20) / sum(sizes)
+for i, n in enumerate(sizes):
+    d = os.path.join(sys.argv[1], f"d{i % 40:02d}")
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, f"f{i:04d}"), "wb") as f:
+        f.write(r.randbytes(max(1, int(n * scale))))
+PY
+    fi
+    rm -f "$W/img"
+    mkfs.ext4 -q -F -L vmroot -d "$R" "$W/img" "$2" >/dev/null || fail "mkfs.ext4 -d failed"
+    mv "$W/img" "$1"
+}
+[ -s "$DIR/rootfs.ext4" ] || make_root "$DIR/rootfs.ext4" 64M false
+! $bench || [ -s "$DIR/rootfs-bench.ext4" ] || make_root "$DIR/rootfs-bench.ext4" 256M true
+echo "$stamp" >"$DIR/guest-stamp"
 echo "$DIR"

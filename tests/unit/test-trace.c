@@ -270,3 +270,28 @@ TEST(access_demand_read_goes_first)
                 (unsigned long long)(alone / 1000), (unsigned long long)(with / 1000));
     CHECK(with <= alone + 62000000ull);
 }
+
+TEST(access_recording_allocates_nothing)
+{
+    struct builddev *d;
+    struct store *sim;
+    CHECK_EQ(open_build(0, 0, &d, &sim), 0);
+    struct access *a;
+    struct access_opts o = {.ops = &build_ops, .ctx = d, .size = DEV_SIZE, .block_size = 4096};
+    CHECK_EQ(access_open(&o, &a), 0);
+    const struct nbd_ops *ops = access_ops(a);
+    uint8_t *buf = malloc(128 * KiB);
+    CHECK_EQ(ops->pread(a, buf, 128 * KiB, 0), 0); /* warm the chunk */
+    uint64_t before = snap_alloc_count();
+    for (uint64_t off = 0; off < 4 * MiB; off += 128 * KiB) { /* new blocks: recorded now */
+        CHECK_EQ(ops->pread(a, buf, 64 * KiB, off), 0);
+        CHECK_EQ(ops->pwrite(a, buf, 64 * KiB, off + 64 * KiB, false), 0);
+    }
+    CHECK_EQ(snap_alloc_count() - before, 0);
+    struct access_stats s;
+    access_stats(a, &s);
+    CHECK_EQ(s.recorded, 1024);
+    free(buf);
+    access_close(a);
+    builddev_close(d);
+}
