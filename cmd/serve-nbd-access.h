@@ -16,6 +16,7 @@ struct sn_access_args {
     const char *record;       /* --record-access FILE, or NULL */
     const char *prefetch;     /* --prefetch FILE|auto, or NULL */
     unsigned prefetch_threads;/* --prefetch-threads (0: the default) */
+    const char *merge;        /* --merge-trace FILE|auto, or NULL */
     bool export_diff;         /* --export-diff is on: the trace goes into metadata.json */
     const char *file;         /* the device's file name ("rootfs.ext4", "memfile"), or NULL */
     struct store *store;      /* --header: the store holding the build (for auto), else NULL */

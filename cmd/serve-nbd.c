@@ -73,6 +73,9 @@ static const char usage[] =
     "                        the client's reads go first; counters at exit (--json: a line\n"
     "                        {\"access\": ...})\n"
     "  --prefetch-threads N  chunks prefetched at once (default 2, at most 16)\n"
+    "  --merge-trace FILE|auto\n"
+    "                        what is recorded keeps only the blocks this trace has too (the\n"
+    "                        blocks common to two runs; auto: the served build's trace)\n"
     "\n"
     "Where to listen (default tcp 127.0.0.1:10809):\n"
     "  -l, --listen ADDR     HOST:PORT, [IPv6]:PORT or unix:PATH (repeatable)\n"
@@ -446,7 +449,7 @@ static int signals_start(void)
 enum {
     OPT_FILE = 256, OPT_HEADER, OPT_STORE, OPT_OBJECT, OPT_STDIO, OPT_DESC, OPT_ONESHOT, OPT_PIDFILE,
     OPT_MINBLOCK, OPT_CACHEDIR, OPT_SIZE, OPT_FILENAME, OPT_EXPORTDIFF, OPT_CONTROL, OPT_JSON,
-    OPT_HDRFORMAT, OPT_RECORD, OPT_PREFETCH, OPT_PFTHREADS,
+    OPT_HDRFORMAT, OPT_RECORD, OPT_PREFETCH, OPT_PFTHREADS, OPT_MERGE,
 };
 
 int serve_nbd_main(int argc, char **argv)
@@ -465,6 +468,7 @@ int serve_nbd_main(int argc, char **argv)
         {"record-access", required_argument, NULL, OPT_RECORD},
         {"prefetch", required_argument, NULL, OPT_PREFETCH},
         {"prefetch-threads", required_argument, NULL, OPT_PFTHREADS},
+        {"merge-trace", required_argument, NULL, OPT_MERGE},
         {"listen", required_argument, NULL, 'l'},
         {"stdio", no_argument, NULL, OPT_STDIO},
         {"read-only", no_argument, NULL, 'r'},
@@ -512,6 +516,7 @@ int serve_nbd_main(int argc, char **argv)
         case OPT_JSON: json = true; break;
         case OPT_RECORD: acc_args.record = optarg; break;
         case OPT_PREFETCH: acc_args.prefetch = optarg; break;
+        case OPT_MERGE: acc_args.merge = optarg; break;
         case OPT_PFTHREADS:
             if (snap_parse_u64(optarg, &u, "--prefetch-threads") || u < 1 || u > 16)
                 return cli_usage_error("--prefetch-threads takes 1 to 16");

@@ -6,7 +6,8 @@
 #   client reading the trace's blocks after the prefetch gets the right bytes, and --json at exit
 #   says 3 trace blocks, 3 prefetched, the reads used, none missed.  The same trace inside a
 #   metadata.json (prefetch.rootfs) is taken too.  --record-access on a plain --file writes what
-#   nbdsh did, in order; a malformed trace is refused (exit 3) before serving.
+#   nbdsh did, in order, and with --merge-trace only the blocks both runs touched; a malformed
+#   trace is refused (exit 3) before serving.
 . tests/integration/functions.sh
 . tests/integration/functions-nbd.sh
 . tests/tools/faultserver.sh
@@ -110,6 +111,26 @@ import json, sys
 t = json.load(open(sys.argv[1]))
 assert t == {"indices": [3, 4, 100, 0], "access_types": ["r", "r", "w", "r"], "block_size": 4096}, t
 PY
+
+# --merge-trace: what is written keeps the blocks the other trace has too, in this run's order.
+rm -f "$T/pid"
+start_server "$T/pid" "$SNAPCTL" serve-nbd --file "$T/f.img" --record-access "$T/rec2.json" \
+    --merge-trace "$T/rec.json" -l "unix:$T/f.sock" --pid-file "$T/pid"
+nbdsh_py - "nbd+unix:///?socket=$T/f.sock" <<'PY'
+import nbd, sys
+h = nbd.NBD()
+h.connect_uri(sys.argv[1])
+for b in (4, 7, 100, 0):
+    h.pread(4096, b * 4096)
+h.shutdown()
+PY
+kill -TERM "$_spid"; wait "$_spid" || die "serve-nbd --merge-trace exited $?"
+python3 - "$T/rec2.json" <<'PY' || die "the merged trace"
+import json, sys
+t = json.load(open(sys.argv[1]))
+assert t == {"indices": [4, 100, 0], "access_types": ["r", "r", "r"], "block_size": 4096}, t
+PY
+expect_exit 2 "$SNAPCTL" serve-nbd --file "$T/f.img" --merge-trace "$T/rec.json" -l "unix:$T/bad.sock"
 
 # A malformed trace: refused with the reason, before serving.
 printf '{"indices":[1,2],"access_types":["r"],"block_size":4096}' >"$T/bad.json"
