@@ -1,5 +1,6 @@
 /* serve-nbd.c -- the 'serve-nbd' applet: options, listening, signals; the protocol is lib/nbd. */
 #include "cli.h"
+#include "serve-nbd-access.h"
 #include "serve-nbd-ctl.h"
 
 #include "base/err.h"
@@ -62,6 +63,20 @@ static const char usage[] =
     "  --header-format N     format of exported headers: 3, 4 or 5 (default: the parent's)\n"
     "  --control unix:PATH   accept export requests on this Unix socket\n"
     "  --json                print export results as JSON (server and client form)\n"
+    "\n"
+    "Access traces (docs/vm-boot.md):\n"
+    "  --record-access FILE  at exit, write the blocks the client touched, in first-access order,\n"
+    "                        as a trace: {\"indices\", \"access_types\", \"block_size\"}; with\n"
+    "                        --export-diff the trace also goes into each exported build's\n"
+    "                        metadata.json (prefetch.rootfs, or prefetch.memory for a memfile)\n"
+    "  --prefetch FILE|auto  fetch the trace's blocks in order ahead of the client (a trace file or\n"
+    "                        a metadata.json; auto: the served build's metadata.json, if any);\n"
+    "                        the client's reads go first; counters at exit (--json: a line\n"
+    "                        {\"access\": ...})\n"
+    "  --prefetch-threads N  chunks prefetched at once (default 2, at most 16)\n"
+    "  --merge-trace FILE|auto\n"
+    "                        what is recorded keeps only the blocks this trace has too (the\n"
+    "                        blocks common to two runs; auto: the served build's trace)\n"
     "\n"
     "Where to listen (default tcp 127.0.0.1:10809):\n"
     "  -l, --listen ADDR     HOST:PORT, [IPv6]:PORT or unix:PATH (repeatable)\n"
@@ -330,6 +345,7 @@ struct exporter {
     const struct dev_kind *kind;
     void *dev;
     const char *dir;
+    struct sn_access *acc;  /* puts the trace into the new build's metadata.json */
 };
 
 static int export_now(void *ctx, char *reply, size_t cap)
@@ -337,6 +353,8 @@ static int export_now(void *ctx, char *reply, size_t cap)
     struct exporter *x = ctx;
     struct builddev_export r;
     int err = x->kind->export_diff(x->dev, x->dir, &r);
+    if (!err && (err = sn_access_exported(x->acc, &r)) != 0)
+        snap_fail_ctx(err, "the build was exported, but not its metadata.json");
     char *mem = NULL;
     size_t mlen = 0;
     FILE *f = open_memstream(&mem, &mlen);
@@ -463,7 +481,8 @@ static int signals_start(void)
 enum {
     OPT_FILE = 256, OPT_HEADER, OPT_STORE, OPT_OBJECT, OPT_STDIO, OPT_DESC, OPT_ONESHOT, OPT_PIDFILE,
     OPT_MINBLOCK, OPT_CACHEDIR, OPT_SIZE, OPT_FILENAME, OPT_EXPORTDIFF, OPT_CONTROL, OPT_JSON,
-    OPT_HDRFORMAT, OPT_MAXCLIENTS, OPT_HSTIMEOUT, OPT_IOTIMEOUT,
+    OPT_HDRFORMAT, OPT_MAXCLIENTS, OPT_HSTIMEOUT, OPT_IOTIMEOUT, OPT_RECORD, OPT_PREFETCH, OPT_PFTHREADS,
+    OPT_MERGE,
 };
 
 int serve_nbd_main(int argc, char **argv)
@@ -479,6 +498,10 @@ int serve_nbd_main(int argc, char **argv)
         {"header-format", required_argument, NULL, OPT_HDRFORMAT},
         {"control", required_argument, NULL, OPT_CONTROL},
         {"json", no_argument, NULL, OPT_JSON},
+        {"record-access", required_argument, NULL, OPT_RECORD},
+        {"prefetch", required_argument, NULL, OPT_PREFETCH},
+        {"prefetch-threads", required_argument, NULL, OPT_PFTHREADS},
+        {"merge-trace", required_argument, NULL, OPT_MERGE},
         {"listen", required_argument, NULL, 'l'},
         {"stdio", no_argument, NULL, OPT_STDIO},
         {"read-only", no_argument, NULL, 'r'},
@@ -499,6 +522,7 @@ int serve_nbd_main(int argc, char **argv)
     };
     struct cli_store_opts sto = {0};
     struct dev_args a = {.sto = &sto};
+    struct sn_access_args acc_args = {0};
     const char *pidfile = NULL, *export_dir = NULL, *control = NULL;
     const char *listen_addrs[16];
     int nlisten = 0;
@@ -526,6 +550,14 @@ int serve_nbd_main(int argc, char **argv)
             break;
         case OPT_CONTROL: control = optarg; break;
         case OPT_JSON: json = true; break;
+        case OPT_RECORD: acc_args.record = optarg; break;
+        case OPT_PREFETCH: acc_args.prefetch = optarg; break;
+        case OPT_MERGE: acc_args.merge = optarg; break;
+        case OPT_PFTHREADS:
+            if (snap_parse_u64(optarg, &u, "--prefetch-threads") || u < 1 || u > 16)
+                return cli_usage_error("--prefetch-threads takes 1 to 16");
+            acc_args.prefetch_threads = (unsigned)u;
+            break;
         case 'l':
             if (nlisten == 16)
                 return cli_usage_error("at most 16 --listen addresses");
@@ -627,10 +659,22 @@ int serve_nbd_main(int argc, char **argv)
         exp.min_block = kind->min_block;
     so.conn.workers = (unsigned)threads;
     ctl_set_json(json);
-    struct exporter ex = {.kind = kind, .dev = dev, .dir = export_dir};
     struct ctl *ctl = NULL;
+    struct sn_access *acc = NULL;
     int lfds[16], nl = 0, nls = 0;
     struct cli_listener ls[16];
+    char file_name[256] = "";
+    if (a.header || a.size) {
+        const char *n = a.size ? (a.file_name ? a.file_name : "rootfs.ext4") : strrchr(a.header, '/') + 1;
+        snprintf(file_name, sizeof file_name, "%.*s", (int)(strlen(n) - (a.size ? 0 : 7)), n);
+        acc_args.file = file_name;
+        acc_args.header = builddev_header(dev);
+        acc_args.store = a.header ? a.opened : NULL;
+    }
+    acc_args.export_diff = export_dir != NULL;
+    if ((rc = sn_access_setup(&acc_args, &exp, &acc)) != 0)
+        goto out;
+    struct exporter ex = {.kind = kind, .dev = dev, .dir = export_dir, .acc = acc};
 
     if (export_dir && (err = ctl_start(control, export_now, &ex, &ctl)) != 0) {
         rc = cli_fail(err, "is the --control path writable?");
@@ -687,6 +731,8 @@ out:
         export_now(&ex, reply, sizeof reply);
         rc = ctl_print_reply(reply, strlen(reply), json);
     }
+    int arc = sn_access_finish(acc, json);
+    rc = rc ? rc : arc;
     for (int i = 0; i < nls; i++)
         cli_unlisten(&ls[i]); /* and its unix: socket file */
     for (int i = nls; i < nl; i++)
