@@ -485,137 +485,120 @@ enum {
     OPT_MERGE,
 };
 
-int serve_nbd_main(int argc, char **argv)
-{
-    static const struct option longopts[] = {
-        {"file", required_argument, NULL, OPT_FILE},
-        {"header", required_argument, NULL, OPT_HEADER},
-        {"store", required_argument, NULL, OPT_STORE},
-        {"object", required_argument, NULL, OPT_OBJECT},
-        {"size", required_argument, NULL, OPT_SIZE},
-        {"file-name", required_argument, NULL, OPT_FILENAME},
-        {"export-diff", required_argument, NULL, OPT_EXPORTDIFF},
-        {"header-format", required_argument, NULL, OPT_HDRFORMAT},
-        {"control", required_argument, NULL, OPT_CONTROL},
-        {"json", no_argument, NULL, OPT_JSON},
-        {"record-access", required_argument, NULL, OPT_RECORD},
-        {"prefetch", required_argument, NULL, OPT_PREFETCH},
-        {"prefetch-threads", required_argument, NULL, OPT_PFTHREADS},
-        {"merge-trace", required_argument, NULL, OPT_MERGE},
-        {"listen", required_argument, NULL, 'l'},
-        {"stdio", no_argument, NULL, OPT_STDIO},
-        {"read-only", no_argument, NULL, 'r'},
-        {"export-name", required_argument, NULL, 'e'},
-        {"description", required_argument, NULL, OPT_DESC},
-        {"threads", required_argument, NULL, 't'},
-        {"oneshot", no_argument, NULL, OPT_ONESHOT},
-        {"max-clients", required_argument, NULL, OPT_MAXCLIENTS},
-        {"handshake-timeout", required_argument, NULL, OPT_HSTIMEOUT},
-        {"io-timeout", required_argument, NULL, OPT_IOTIMEOUT},
-        {"min-block", required_argument, NULL, OPT_MINBLOCK},
-        {"cache-dir", required_argument, NULL, OPT_CACHEDIR},
-        {"pid-file", required_argument, NULL, OPT_PIDFILE},
-        {"verbose", no_argument, NULL, 'v'},
-        {"help", no_argument, NULL, 'h'},
-        CLI_PEER_LONGOPTS,
-        {NULL, 0, NULL, 0},
-    };
-    struct cli_store_opts sto = {0};
-    struct dev_args a = {.sto = &sto};
-    struct sn_access_args acc_args = {0};
-    const char *pidfile = NULL, *export_dir = NULL, *control = NULL;
+/* Everything the command line says. */
+struct sn_cfg {
+    struct cli_store_opts sto;
+    struct dev_args a;
+    struct sn_access_args acc;
+    const char *pidfile, *export_dir, *control;
     const char *listen_addrs[16];
-    int nlisten = 0;
-    bool stdio_mode = false, json = false;
-    struct nbd_export exp = {.name = "", .min_block = 1, .pref_block = 4096, .multi_conn = true};
-    struct nbd_server_opts so = {0};
-    uint64_t threads = 4, u;
-    int c, err, rc;
-    while ((c = cli_getopt(argc, argv, "l:re:t:vh", longopts)) != -1) {
-        switch (c) {
-        case OPT_FILE: a.file = optarg; break;
-        case OPT_HEADER: a.header = optarg; break;
-        case OPT_STORE: a.store = optarg; break;
-        case OPT_OBJECT: a.object = optarg; break;
-        case OPT_SIZE:
-            if (snap_parse_size(optarg, &a.size, "--size") || a.size == 0)
-                return cli_usage_error("--size takes a size above 0, such as 64M");
-            break;
-        case OPT_FILENAME: a.file_name = optarg; break;
-        case OPT_EXPORTDIFF: export_dir = optarg; break;
-        case OPT_HDRFORMAT:
-            if (snap_parse_u64(optarg, &u, "--header-format") || u < 3 || u > 5)
-                return cli_usage_error("--header-format takes 3, 4 or 5");
-            a.header_format = (unsigned)u;
-            break;
-        case OPT_CONTROL: control = optarg; break;
-        case OPT_JSON: json = true; break;
-        case OPT_RECORD: acc_args.record = optarg; break;
-        case OPT_PREFETCH: acc_args.prefetch = optarg; break;
-        case OPT_MERGE: acc_args.merge = optarg; break;
-        case OPT_PFTHREADS:
-            if (snap_parse_u64(optarg, &u, "--prefetch-threads") || u < 1 || u > 16)
-                return cli_usage_error("--prefetch-threads takes 1 to 16");
-            acc_args.prefetch_threads = (unsigned)u;
-            break;
-        case 'l':
-            if (nlisten == 16)
-                return cli_usage_error("at most 16 --listen addresses");
-            listen_addrs[nlisten++] = optarg;
-            break;
-        case OPT_STDIO: stdio_mode = true; break;
-        case 'r': a.read_only = exp.read_only = true; break;
-        case 'e': exp.name = optarg; break;
-        case OPT_DESC: exp.description = optarg; break;
-        case 't':
-            if (snap_parse_u64(optarg, &threads, "--threads") || threads < 1 || threads > 256)
-                return cli_usage_error("--threads takes 1 to 256");
-            break;
-        case OPT_ONESHOT: so.oneshot = true; break;
-        case OPT_MAXCLIENTS:
-            if ((rc = cli_parse_max_clients(optarg, &so.max_conns)) != 0)
-                return rc;
-            break;
-        case OPT_HSTIMEOUT:
-            if ((rc = cli_parse_seconds(optarg, "--handshake-timeout", &so.handshake_ms)) != 0)
-                return rc;
-            break;
-        case OPT_IOTIMEOUT:
-            if ((rc = cli_parse_seconds(optarg, "--io-timeout", &so.conn.io_timeout_ms)) != 0)
-                return rc;
-            break;
-        case OPT_MINBLOCK: {
-            uint64_t mb;
-            if (snap_parse_size(optarg, &mb, "--min-block") || !(mb == 1 || (mb >= 512 && mb <= 4096)) ||
-                (mb & (mb - 1)))
-                return cli_usage_error("--min-block takes 1, 512, 1024, 2048 or 4096");
-            exp.min_block = (uint32_t)mb;
-            break;
-        }
-        case OPT_PIDFILE: pidfile = optarg; break;
-        case OPT_CACHEDIR: a.cache_dir = optarg; break;
-        case 'v': snap_log_set_level(SNAP_LOG_INFO); break;
-        case 'h': fputs(usage, stdout); return 0;
-        default: {
-            rc = cli_peer_opt(&sto, c, optarg);
-            if (rc < 0)
-                return SNAP_EXIT_USAGE; /* CLI_OPT_BAD: cli_getopt said why */
-            if (rc)
-                return rc;
-        }
-        }
-    }
-    /* The client form: serve-nbd --control PATH export [--json]. */
-    if (control && optind < argc) {
-        if (optind + 1 != argc || a.file || a.object || a.header || a.size || export_dir)
-            return cli_usage_error("the client form is: serve-nbd --control PATH export [--json]");
-        return ctl_client(control, argv[optind], json);
-    }
-    if (optind != argc)
-        return cli_usage_error("unexpected argument '%s'", argv[optind]);
+    int nlisten;
+    bool stdio_mode, json;
+    struct nbd_export exp;
+    struct nbd_server_opts so;
+    uint64_t threads;
+};
 
+static const struct option sn_longopts[] = {
+    {"file", required_argument, NULL, OPT_FILE},
+    {"header", required_argument, NULL, OPT_HEADER},
+    {"store", required_argument, NULL, OPT_STORE},
+    {"object", required_argument, NULL, OPT_OBJECT},
+    {"size", required_argument, NULL, OPT_SIZE},
+    {"file-name", required_argument, NULL, OPT_FILENAME},
+    {"export-diff", required_argument, NULL, OPT_EXPORTDIFF},
+    {"header-format", required_argument, NULL, OPT_HDRFORMAT},
+    {"control", required_argument, NULL, OPT_CONTROL},
+    {"json", no_argument, NULL, OPT_JSON},
+    {"record-access", required_argument, NULL, OPT_RECORD},
+    {"prefetch", required_argument, NULL, OPT_PREFETCH},
+    {"prefetch-threads", required_argument, NULL, OPT_PFTHREADS},
+    {"merge-trace", required_argument, NULL, OPT_MERGE},
+    {"listen", required_argument, NULL, 'l'},
+    {"stdio", no_argument, NULL, OPT_STDIO},
+    {"read-only", no_argument, NULL, 'r'},
+    {"export-name", required_argument, NULL, 'e'},
+    {"description", required_argument, NULL, OPT_DESC},
+    {"threads", required_argument, NULL, 't'},
+    {"oneshot", no_argument, NULL, OPT_ONESHOT},
+    {"max-clients", required_argument, NULL, OPT_MAXCLIENTS},
+    {"handshake-timeout", required_argument, NULL, OPT_HSTIMEOUT},
+    {"io-timeout", required_argument, NULL, OPT_IOTIMEOUT},
+    {"min-block", required_argument, NULL, OPT_MINBLOCK},
+    {"cache-dir", required_argument, NULL, OPT_CACHEDIR},
+    {"pid-file", required_argument, NULL, OPT_PIDFILE},
+    {"verbose", no_argument, NULL, 'v'},
+    {"help", no_argument, NULL, 'h'},
+    CLI_PEER_LONGOPTS,
+    {NULL, 0, NULL, 0},
+};
+
+/* One option of serve-nbd's own (not --peer and friends): 0 taken, else an exit code. */
+static int sn_option(struct sn_cfg *g, int c, const char *arg)
+{
+    uint64_t u;
+    switch (c) {
+    case OPT_FILE: g->a.file = arg; return 0;
+    case OPT_HEADER: g->a.header = arg; return 0;
+    case OPT_STORE: g->a.store = arg; return 0;
+    case OPT_OBJECT: g->a.object = arg; return 0;
+    case OPT_SIZE:
+        if (snap_parse_size(arg, &g->a.size, "--size") || g->a.size == 0)
+            return cli_usage_error("--size takes a size above 0, such as 64M");
+        return 0;
+    case OPT_FILENAME: g->a.file_name = arg; return 0;
+    case OPT_EXPORTDIFF: g->export_dir = arg; return 0;
+    case OPT_HDRFORMAT:
+        if (snap_parse_u64(arg, &u, "--header-format") || u < 3 || u > 5)
+            return cli_usage_error("--header-format takes 3, 4 or 5");
+        g->a.header_format = (unsigned)u;
+        return 0;
+    case OPT_CONTROL: g->control = arg; return 0;
+    case OPT_JSON: g->json = true; return 0;
+    case OPT_RECORD: g->acc.record = arg; return 0;
+    case OPT_PREFETCH: g->acc.prefetch = arg; return 0;
+    case OPT_MERGE: g->acc.merge = arg; return 0;
+    case OPT_PFTHREADS:
+        if (snap_parse_u64(arg, &u, "--prefetch-threads") || u < 1 || u > 16)
+            return cli_usage_error("--prefetch-threads takes 1 to 16");
+        g->acc.prefetch_threads = (unsigned)u;
+        return 0;
+    case 'l':
+        if (g->nlisten == 16)
+            return cli_usage_error("at most 16 --listen addresses");
+        g->listen_addrs[g->nlisten++] = arg;
+        return 0;
+    case OPT_STDIO: g->stdio_mode = true; return 0;
+    case 'r': g->a.read_only = g->exp.read_only = true; return 0;
+    case 'e': g->exp.name = arg; return 0;
+    case OPT_DESC: g->exp.description = arg; return 0;
+    case 't':
+        if (snap_parse_u64(arg, &g->threads, "--threads") || g->threads < 1 || g->threads > 256)
+            return cli_usage_error("--threads takes 1 to 256");
+        return 0;
+    case OPT_ONESHOT: g->so.oneshot = true; return 0;
+    case OPT_MAXCLIENTS: return cli_parse_max_clients(arg, &g->so.max_conns);
+    case OPT_HSTIMEOUT: return cli_parse_seconds(arg, "--handshake-timeout", &g->so.handshake_ms);
+    case OPT_IOTIMEOUT: return cli_parse_seconds(arg, "--io-timeout", &g->so.conn.io_timeout_ms);
+    case OPT_MINBLOCK:
+        if (snap_parse_size(arg, &u, "--min-block") || !(u == 1 || (u >= 512 && u <= 4096)) || (u & (u - 1)))
+            return cli_usage_error("--min-block takes 1, 512, 1024, 2048 or 4096");
+        g->exp.min_block = (uint32_t)u;
+        return 0;
+    case OPT_PIDFILE: g->pidfile = arg; return 0;
+    case OPT_CACHEDIR: g->a.cache_dir = arg; return 0;
+    case 'v': snap_log_set_level(SNAP_LOG_INFO); return 0;
+    }
+    int rc = cli_peer_opt(&g->sto, c, arg);
+    return rc < 0 ? SNAP_EXIT_USAGE : rc; /* CLI_OPT_BAD: cli_getopt said why */
+}
+
+/* The options that go together, and the device kind they pick: 0 or a usage error. */
+static int sn_check(struct sn_cfg *g, const struct dev_kind **kindp)
+{
+    struct dev_args *a = &g->a;
     const struct dev_kind *kind = NULL;
-    const char *chosen[] = {a.file, a.object, a.header, a.size ? "" : NULL};
+    const char *chosen[] = {a->file, a->object, a->header, a->size ? "" : NULL};
     for (size_t i = 0; i < sizeof dev_kinds / sizeof dev_kinds[0]; i++) {
         if (!chosen[i])
             continue;
@@ -625,121 +608,166 @@ int serve_nbd_main(int argc, char **argv)
     }
     if (!kind)
         return cli_usage_error("say what to export: --file PATH, --object URL, --header URL or --size SIZE");
-    if (a.store && !a.header)
+    if (a->store && !a->header)
         return cli_usage_error("--store goes with --header");
-    if (a.file_name && !a.size)
+    if (a->file_name && !a->size)
         return cli_usage_error("--file-name goes with --size (with --header the name is the header's)");
-    if (a.size && !export_dir)
+    if (a->size && !g->export_dir)
         return cli_usage_error("--size makes an empty device to build a base from: add --export-diff DIR");
-    if (export_dir && !kind->export_diff)
+    if (g->export_dir && !kind->export_diff)
         return cli_usage_error("--export-diff needs --header or --size: %s has no header to diff against "
                                "(serve a build with --header URL to export its changes)", kind->option);
-    if (cli_peer_wanted(&sto) && !a.object && !a.header)
+    if (cli_peer_wanted(&g->sto) && !a->object && !a->header)
         return cli_usage_error("--peer reads a store: it goes with --object or --header");
-    if (control && !export_dir)
+    if (g->control && !g->export_dir)
         return cli_usage_error("--control takes export requests: add --export-diff DIR");
-    if (stdio_mode && nlisten)
+    if (g->stdio_mode && g->nlisten)
         return cli_usage_error("--stdio and --listen exclude each other");
-    if (!a.cache_dir)
-        a.cache_dir = getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+    if (!a->cache_dir)
+        a->cache_dir = getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+    *kindp = kind;
+    return 0;
+}
 
+/* --stdio: one client on stdin/stdout; what is printed (export answers) goes to stderr. */
+static int sn_serve_stdio(struct sn_cfg *g)
+{
+    int nbd_out = fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 3);
+    struct stat st;
+    if (nbd_out < 0 || dup2(STDERR_FILENO, STDOUT_FILENO) < 0)
+        return cli_fail(snap_fail_errno("--stdio: stdout"), NULL);
+    g_sig_mode = fstat(STDIN_FILENO, &st) == 0 && S_ISSOCK(st.st_mode) ? SIG_STDIO_SOCKET : SIG_STDIO_PIPE;
+    struct nbd_conn_opts co = {.workers = (unsigned)g->threads, .peer = "stdio",
+                               .io_timeout_ms = g->so.conn.io_timeout_ms};
+    int rc = 0, err = nbd_serve(&g->exp, STDIN_FILENO, nbd_out, &co, NULL);
+    if (err && g_stdio_stopped)
+        snap_warn("%s", snap_errmsg(err)); /* the stop cut the client off: export all the same */
+    else if (err)
+        rc = cli_fail(err, NULL);
+    close(nbd_out);
+    return rc;
+}
+
+/* Listen (sockets passed by systemd, or --listen), write the PID file, serve until stopped. */
+static int sn_serve_listen(struct sn_cfg *g, struct cli_listener *ls, int *nls, int *lfds, int *nl)
+{
+    int rc, err;
+    *nl = net_listen_fds(lfds, 16);
+    if (*nl == 0) {
+        if (g->nlisten == 0)
+            g->listen_addrs[g->nlisten++] = "127.0.0.1:10809";
+        for (int i = 0; i < g->nlisten; i++) {
+            if ((rc = cli_listen(g->listen_addrs[i], &ls[*nls])) != 0)
+                return rc;
+            lfds[(*nl)++] = ls[(*nls)++].fd;
+        }
+    }
+    g_sig_mode = SIG_LISTEN;
+    if (g->pidfile) {
+        char buf[32];
+        int n = snprintf(buf, sizeof buf, "%ld\n", (long)getpid());
+        if ((err = snap_write_file_atomic(g->pidfile, buf, (size_t)n, 0644)) != 0)
+            return cli_fail(err, NULL);
+    }
+    struct nbd_stats stats = {0};
+    err = nbd_server_run(&g->exp, lfds, *nl, &g->so, &stats);
+    snap_info("served %llu requests (%llu errors)", (unsigned long long)stats.requests,
+              (unsigned long long)stats.errors);
+    return err ? cli_fail(err, NULL) : 0;
+}
+
+/* The access recorder / prefetcher in front of the device (--record-access, --prefetch). */
+static int sn_access_start(struct sn_cfg *g, void *dev, char *file_name, size_t n, struct sn_access **acc)
+{
+    struct dev_args *a = &g->a;
+    if (a->header || a->size) {
+        const char *nm = a->size ? (a->file_name ? a->file_name : "rootfs.ext4") : strrchr(a->header, '/') + 1;
+        snprintf(file_name, n, "%.*s", (int)(strlen(nm) - (a->size ? 0 : 7)), nm);
+        g->acc.file = file_name;
+        g->acc.header = builddev_header(dev);
+        g->acc.store = a->header ? a->opened : NULL;
+    }
+    g->acc.export_diff = g->export_dir != NULL;
+    return sn_access_setup(&g->acc, &g->exp, acc);
+}
+
+/* Open the device, serve it, export at the end. */
+static int sn_run(struct sn_cfg *g, const struct dev_kind *kind)
+{
+    int err, rc;
     unsigned stale = 0;
-    if (export_dir && (err = builddev_clean_export_dir(export_dir, &stale)) != 0)
+    if (g->export_dir && (err = builddev_clean_export_dir(g->export_dir, &stale)) != 0)
         snap_warn("%s (leftovers of earlier exports stay)", snap_errmsg(err));
     void *dev = NULL;
-    rc = signals_start();
-    if (rc)
+    if ((rc = signals_start()) != 0)
         return cli_fail(rc, NULL);
-    rc = kind->open(&a, &dev, &exp.size);
-    if (rc)
+    if ((rc = kind->open(&g->a, &dev, &g->exp.size)) != 0)
         return rc;
-    exp.ops = kind->ops;
-    exp.ctx = dev;
-    if (exp.min_block < kind->min_block)
-        exp.min_block = kind->min_block;
-    so.conn.workers = (unsigned)threads;
-    ctl_set_json(json);
+    g->exp.ops = kind->ops;
+    g->exp.ctx = dev;
+    if (g->exp.min_block < kind->min_block)
+        g->exp.min_block = kind->min_block;
+    g->so.conn.workers = (unsigned)g->threads;
+    ctl_set_json(g->json);
     struct ctl *ctl = NULL;
     struct sn_access *acc = NULL;
     int lfds[16], nl = 0, nls = 0;
     struct cli_listener ls[16];
     char file_name[256] = "";
-    if (a.header || a.size) {
-        const char *n = a.size ? (a.file_name ? a.file_name : "rootfs.ext4") : strrchr(a.header, '/') + 1;
-        snprintf(file_name, sizeof file_name, "%.*s", (int)(strlen(n) - (a.size ? 0 : 7)), n);
-        acc_args.file = file_name;
-        acc_args.header = builddev_header(dev);
-        acc_args.store = a.header ? a.opened : NULL;
-    }
-    acc_args.export_diff = export_dir != NULL;
-    if ((rc = sn_access_setup(&acc_args, &exp, &acc)) != 0)
+    struct exporter ex = {.kind = kind, .dev = dev, .dir = g->export_dir};
+    if ((rc = sn_access_start(g, dev, file_name, sizeof file_name, &acc)) != 0)
         goto out;
-    struct exporter ex = {.kind = kind, .dev = dev, .dir = export_dir, .acc = acc};
-
-    if (export_dir && (err = ctl_start(control, export_now, &ex, &ctl)) != 0) {
+    ex.acc = acc;
+    if (g->export_dir && (err = ctl_start(g->control, export_now, &ex, &ctl)) != 0)
         rc = cli_fail(err, "is the --control path writable?");
-        goto out;
-    }
-    if (stdio_mode) {
-        /* stdout is the NBD stream: anything printed (export answers) goes to stderr instead. */
-        int nbd_out = fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 3);
-        struct stat st;
-        if (nbd_out < 0 || dup2(STDERR_FILENO, STDOUT_FILENO) < 0) {
-            rc = cli_fail(snap_fail_errno("--stdio: stdout"), NULL);
-            goto out;
-        }
-        g_sig_mode = fstat(STDIN_FILENO, &st) == 0 && S_ISSOCK(st.st_mode) ? SIG_STDIO_SOCKET : SIG_STDIO_PIPE;
-        struct nbd_conn_opts co = {.workers = (unsigned)threads, .peer = "stdio",
-                                   .io_timeout_ms = so.conn.io_timeout_ms};
-        if ((err = nbd_serve(&exp, STDIN_FILENO, nbd_out, &co, NULL)) != 0 && g_stdio_stopped)
-            snap_warn("%s", snap_errmsg(err)); /* the stop cut the client off: export all the same */
-        else if (err)
-            rc = cli_fail(err, NULL);
-        close(nbd_out);
-        goto out;
-    }
-    nl = net_listen_fds(lfds, 16);
-    if (nl == 0) {
-        if (nlisten == 0)
-            listen_addrs[nlisten++] = "127.0.0.1:10809";
-        for (int i = 0; i < nlisten; i++) {
-            if ((rc = cli_listen(listen_addrs[i], &ls[nls])) != 0)
-                goto out;
-            lfds[nl++] = ls[nls++].fd;
-        }
-    }
-    g_sig_mode = SIG_LISTEN;
-    if (pidfile) {
-        char buf[32];
-        int n = snprintf(buf, sizeof buf, "%ld\n", (long)getpid());
-        if ((err = snap_write_file_atomic(pidfile, buf, (size_t)n, 0644)) != 0) {
-            rc = cli_fail(err, NULL);
-            goto out;
-        }
-    }
-    struct nbd_stats stats = {0};
-    err = nbd_server_run(&exp, lfds, nl, &so, &stats);
-    if (err)
-        rc = cli_fail(err, NULL);
-    snap_info("served %llu requests (%llu errors)", (unsigned long long)stats.requests,
-              (unsigned long long)stats.errors);
+    else
+        rc = g->stdio_mode ? sn_serve_stdio(g) : sn_serve_listen(g, ls, &nls, lfds, &nl);
 out:
     ctl_stop(ctl);
     /* The export at exit: SIGTERM/SIGINT, --oneshot's last disconnect, or --stdio's end. */
     if (ctl && rc == 0) {
         static char reply[16384];
         export_now(&ex, reply, sizeof reply);
-        rc = ctl_print_reply(reply, strlen(reply), json);
+        rc = ctl_print_reply(reply, strlen(reply), g->json);
     }
-    int arc = sn_access_finish(acc, json);
+    int arc = sn_access_finish(acc, g->json);
     rc = rc ? rc : arc;
     for (int i = 0; i < nls; i++)
         cli_unlisten(&ls[i]); /* and its unix: socket file */
     for (int i = nls; i < nl; i++)
         close(lfds[i]);
-    if (pidfile)
-        unlink(pidfile);
-    cli_store_done(a.opened, &sto);
+    if (g->pidfile)
+        unlink(g->pidfile);
+    cli_store_done(g->a.opened, &g->sto);
     kind->close(dev);
     return rc;
+}
+
+int serve_nbd_main(int argc, char **argv)
+{
+    struct sn_cfg g = {0};
+    g.a.sto = &g.sto;
+    g.exp = (struct nbd_export){.name = "", .min_block = 1, .pref_block = 4096, .multi_conn = true};
+    g.threads = 4;
+    int c, rc;
+    while ((c = cli_getopt(argc, argv, "l:re:t:vh", sn_longopts)) != -1) {
+        if (c == 'h') {
+            fputs(usage, stdout);
+            return 0;
+        }
+        if ((rc = sn_option(&g, c, optarg)) != 0)
+            return rc;
+    }
+    /* The client form: serve-nbd --control PATH export [--json]. */
+    if (g.control && optind < argc) {
+        if (optind + 1 != argc || g.a.file || g.a.object || g.a.header || g.a.size || g.export_dir)
+            return cli_usage_error("the client form is: serve-nbd --control PATH export [--json]");
+        return ctl_client(g.control, argv[optind], g.json);
+    }
+    if (optind != argc)
+        return cli_usage_error("unexpected argument '%s'", argv[optind]);
+    const struct dev_kind *kind = NULL;
+    if ((rc = sn_check(&g, &kind)) != 0)
+        return rc;
+    return sn_run(&g, kind);
 }
