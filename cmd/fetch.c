@@ -87,6 +87,69 @@ static unsigned seconds_opt(const char *arg)
     return *end || !*arg || !(t >= 0.001 && t <= 86400) ? 0 : (unsigned)(t * 1000 + 0.5);
 }
 
+/* One of fetch's options with a value to check: 0 taken, else a usage error's exit code. */
+static int value_opt(struct fetch_opts *o, int c, const char *arg)
+{
+    switch (c) {
+    case OPT_MAX:
+        if (snap_parse_size(arg, &o->max_size, "--max-size") || o->max_size == 0)
+            return cli_usage_error("--max-size: '%s' is not a positive size", arg);
+        return 0;
+    case OPT_MODE: {
+        char *end;
+        unsigned long m = strtoul(arg, &end, 8);
+        if (*end || m > 07777 || !*arg)
+            return cli_usage_error("--mode: '%s' is not an octal mode like 0644", arg);
+        o->mode = (unsigned)m;
+        return 0;
+    }
+    case OPT_TIMEOUT: case OPT_MAXTIME: case OPT_HEADTIME: case OPT_SPEEDTIME: {
+        unsigned ms = seconds_opt(arg);
+        unsigned *to = c == OPT_TIMEOUT ? &o->idle_timeout_ms : c == OPT_MAXTIME ? &o->max_time_ms
+                     : c == OPT_HEADTIME ? &o->head_timeout_ms : &o->speed_time_ms;
+        if (!ms)
+            return cli_usage_error("--%s: '%s' is not a number of seconds (0.001 to 86400)",
+                                   c == OPT_TIMEOUT ? "timeout" : c == OPT_MAXTIME ? "max-time"
+                                   : c == OPT_HEADTIME ? "head-timeout" : "speed-time", arg);
+        *to = ms;
+        return 0;
+    }
+    case OPT_RATE:
+        if (snap_parse_size(arg, &o->limit_rate, "--limit-rate") || o->limit_rate == 0)
+            return cli_usage_error("--limit-rate: '%s' is not a positive rate in bytes a second (like 500K, 20M)",
+                                   arg);
+        return 0;
+    case OPT_SPEED:
+        if (snap_parse_size(arg, &o->speed_limit, "--speed-limit"))
+            return cli_usage_error("--speed-limit: '%s' is not a number of bytes per second", arg);
+        if (!o->speed_limit)
+            o->speed_limit = FETCH_SPEED_NONE;
+        return 0;
+    }
+    return 0;
+}
+
+/* What a script reads: the cached file's path, or --json. */
+static void print_result(const struct fetch_result *r, const char *sha, const char *url, bool json)
+{
+    if (json) {
+        struct json j;
+        json_init(&j, stdout);
+        json_obj_begin(&j);
+        json_key(&j, "path"); json_str(&j, r->path);
+        json_key(&j, "size"); json_u64(&j, r->size);
+        json_key(&j, "sha256"); json_str(&j, sha);
+        json_key(&j, "source"); json_str(&j, url);
+        json_key(&j, "seconds"); json_double(&j, r->seconds);
+        json_key(&j, "cached"); json_bool(&j, r->hit);
+        json_key(&j, "resumed"); json_u64(&j, r->resumed);
+        json_obj_end(&j);
+        json_finish(&j);
+    } else {
+        printf("%s\n", r->path);
+    }
+}
+
 int fetch_main(int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -120,41 +183,14 @@ int fetch_main(int argc, char **argv)
         case OPT_SHA: sha = optarg; break;
         case OPT_DIR: o.cache_dir = optarg; break;
         case OPT_PREFIX: o.prefix = optarg; break;
-        case OPT_MAX:
-            if (snap_parse_size(optarg, &o.max_size, "--max-size") || o.max_size == 0)
-                return cli_usage_error("--max-size: '%s' is not a positive size", optarg);
-            break;
-        case OPT_MODE: {
-            char *end;
-            unsigned long m = strtoul(optarg, &end, 8);
-            if (*end || m > 07777 || !*optarg)
-                return cli_usage_error("--mode: '%s' is not an octal mode like 0644", optarg);
-            o.mode = (unsigned)m;
+        case OPT_MAX: case OPT_MODE: case OPT_TIMEOUT: case OPT_MAXTIME: case OPT_HEADTIME:
+        case OPT_SPEEDTIME: case OPT_RATE: case OPT_SPEED: {
+            int rc = value_opt(&o, c, optarg);
+            if (rc)
+                return rc;
             break;
         }
         case OPT_VERIFY: o.verify = true; break;
-        case OPT_TIMEOUT: case OPT_MAXTIME: case OPT_HEADTIME: case OPT_SPEEDTIME: {
-            unsigned ms = seconds_opt(optarg);
-            unsigned *to = c == OPT_TIMEOUT ? &o.idle_timeout_ms : c == OPT_MAXTIME ? &o.max_time_ms
-                         : c == OPT_HEADTIME ? &o.head_timeout_ms : &o.speed_time_ms;
-            if (!ms)
-                return cli_usage_error("--%s: '%s' is not a number of seconds (0.001 to 86400)",
-                                       c == OPT_TIMEOUT ? "timeout" : c == OPT_MAXTIME ? "max-time"
-                                       : c == OPT_HEADTIME ? "head-timeout" : "speed-time", optarg);
-            *to = ms;
-            break;
-        }
-        case OPT_RATE:
-            if (snap_parse_size(optarg, &o.limit_rate, "--limit-rate") || o.limit_rate == 0)
-                return cli_usage_error("--limit-rate: '%s' is not a positive rate in bytes a second (like 500K, 20M)",
-                                       optarg);
-            break;
-        case OPT_SPEED:
-            if (snap_parse_size(optarg, &o.speed_limit, "--speed-limit"))
-                return cli_usage_error("--speed-limit: '%s' is not a number of bytes per second", optarg);
-            if (!o.speed_limit)
-                o.speed_limit = FETCH_SPEED_NONE;
-            break;
         case OPT_PRIVREDIR: o.allow_private_redirects = true; break;
         case OPT_JSON: json = true; break;
         case 'q': quiet = true; break;
@@ -209,21 +245,6 @@ int fetch_main(int argc, char **argv)
         return cli_fail(err, err == SNAP_EHASH ? "the source changed or --sha256 is wrong; nothing was cached"
                              : err == SNAP_ETOOBIG ? "raise --max-size if the asset is really that large"
                                                    : NULL);
-    if (json) {
-        struct json j;
-        json_init(&j, stdout);
-        json_obj_begin(&j);
-        json_key(&j, "path"); json_str(&j, r.path);
-        json_key(&j, "size"); json_u64(&j, r.size);
-        json_key(&j, "sha256"); json_str(&j, sha);
-        json_key(&j, "source"); json_str(&j, o.url);
-        json_key(&j, "seconds"); json_double(&j, r.seconds);
-        json_key(&j, "cached"); json_bool(&j, r.hit);
-        json_key(&j, "resumed"); json_u64(&j, r.resumed);
-        json_obj_end(&j);
-        json_finish(&j);
-    } else {
-        printf("%s\n", r.path);
-    }
+    print_result(&r, sha, o.url, json);
     return 0;
 }
