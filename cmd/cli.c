@@ -315,3 +315,11 @@ void cli_store_done(struct store *s, const struct cli_store_opts *o)
             snap_warn("--peer-stats: %s", snap_errmsg(err));
     }
 }
+
+int cli_write_pidfile(const char *path)
+{
+    char buf[32];
+    int n = snprintf(buf, sizeof buf, "%ld\n", (long)getpid());
+    int err = snap_write_file_atomic(path, buf, (size_t)n, 0644);
+    return err ? cli_fail(err, NULL) : 0;
+}

@@ -28,6 +28,8 @@ bool cli_wants_help(int argc, char **argv);
 int cli_parse_seconds(const char *arg, const char *opt, unsigned *ms);
 /* A server's client cap option: 1 to 4096; else the usage error's code. */
 int cli_parse_max_clients(const char *arg, unsigned *n);
+/* Write this process's PID to path (atomically): 0, or what cli_fail returned. */
+int cli_write_pidfile(const char *path);
 
 /* getopt_long for the applets, with one message per mistake that names the option and ends
  * with the --help line: an unknown or ambiguous option, an option missing its value, a value

@@ -81,6 +81,115 @@ static int start_advertise(const char *url, const char *dir, const char *addr, u
     return peer_advertise_start(r, &o, out);
 }
 
+struct peer_cfg {
+    const char *dir, *listen_addr, *pidfile, *cert, *key, *registry, *advertise;
+    uint64_t ttl, scan;
+    struct httpd_cidr allow[64];
+    size_t nallow;
+    struct httpd_opts o;
+};
+
+static const struct option peer_longopts[] = {
+    {"data-dir", required_argument, NULL, OPT_DIR},
+    {"listen", required_argument, NULL, 'l'},
+    {"allow", required_argument, NULL, OPT_ALLOW},
+    {"pid-file", required_argument, NULL, OPT_PIDFILE},
+    {"tls-cert", required_argument, NULL, OPT_CERT},
+    {"tls-key", required_argument, NULL, OPT_KEY},
+    {"registry", required_argument, NULL, OPT_REGISTRY},
+    {"advertise", required_argument, NULL, OPT_ADVERTISE},
+    {"registry-ttl", required_argument, NULL, OPT_TTL},
+    {"registry-scan", required_argument, NULL, OPT_SCAN},
+    {"max-clients", required_argument, NULL, OPT_MAXCLIENTS},
+    {"head-timeout", required_argument, NULL, OPT_HEADTMO},
+    {"io-timeout", required_argument, NULL, OPT_IOTMO},
+    {"verbose", no_argument, NULL, 'v'},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+
+/* One option of peer serve's: 0 taken, else an exit code. */
+static int peer_option(struct peer_cfg *g, int c, const char *arg)
+{
+    switch (c) {
+    case OPT_DIR: g->dir = arg; return 0;
+    case 'l': g->listen_addr = arg; return 0;
+    case OPT_ALLOW:
+        if (g->nallow == 64)
+            return cli_usage_error("at most 64 --allow entries");
+        if (httpd_cidr_parse(arg, &g->allow[g->nallow]))
+            return cli_usage_error("--allow: %s", snap_errmsg(SNAP_EUSAGE));
+        g->nallow++;
+        return 0;
+    case OPT_PIDFILE: g->pidfile = arg; return 0;
+    case OPT_CERT: g->cert = arg; return 0;
+    case OPT_KEY: g->key = arg; return 0;
+    case OPT_REGISTRY: g->registry = arg; return 0;
+    case OPT_ADVERTISE: g->advertise = arg; return 0;
+    case OPT_TTL:
+        if (snap_parse_u64(arg, &g->ttl, "--registry-ttl") || g->ttl < 3 || g->ttl > 86400)
+            return cli_usage_error("--registry-ttl takes 3 to 86400 (seconds)");
+        return 0;
+    case OPT_SCAN:
+        if (snap_parse_u64(arg, &g->scan, "--registry-scan") || g->scan < 10 || g->scan > 600000)
+            return cli_usage_error("--registry-scan takes 10 to 600000 (milliseconds)");
+        return 0;
+    case OPT_MAXCLIENTS: return cli_parse_max_clients(arg, &g->o.max_conns);
+    case OPT_HEADTMO: return cli_parse_seconds(arg, "--head-timeout", &g->o.head_timeout_ms);
+    case OPT_IOTMO: return cli_parse_seconds(arg, "--io-timeout", &g->o.idle_timeout_ms);
+    case 'v': snap_log_set_level(SNAP_LOG_INFO); return 0;
+    }
+    return SNAP_EXIT_USAGE; /* CLI_OPT_BAD: cli_getopt said why */
+}
+
+/* The options that go together, checked before anything is opened. */
+static int peer_check(const struct peer_cfg *g)
+{
+    if (!g->dir)
+        return cli_usage_error("--data-dir is required");
+    if (!g->cert != !g->key)
+        return cli_usage_error("--tls-cert and --tls-key go together");
+    if (!g->registry != !g->advertise)
+        return cli_usage_error("--registry and --advertise HOST:PORT go together");
+    if (g->advertise && (strlen(g->advertise) >= PEER_REGISTRY_ADDR_MAX || !strchr(g->advertise, ':')))
+        return cli_usage_error("--advertise takes the HOST:PORT readers dial");
+    struct peer_registry *reg = NULL;
+    int err = g->registry ? peer_registry_open(g->registry, 0, &reg) : 0; /* a bad URL fails before listening */
+    peer_registry_close(reg);
+    return err ? cli_fail(snap_fail_ctx(err, "--registry"), NULL) : 0;
+}
+
+/* Listen, advertise, serve until SIGTERM/SIGINT. */
+static int peer_run(struct peer_cfg *g, struct peer_server *p, struct tls_config *tls)
+{
+    struct cli_listener l;
+    int err, rc = cli_listen(g->listen_addr, &l);
+    if (rc)
+        return rc;
+    struct sigaction sa = {.sa_handler = on_signal};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    if (g->pidfile)
+        rc = cli_write_pidfile(g->pidfile);
+    struct peer_advertise *adv = NULL;
+    if (!rc && (err = start_advertise(g->registry, g->dir, g->advertise, (unsigned)g->ttl, (unsigned)g->scan,
+                                      &adv)) != 0)
+        rc = cli_fail(snap_fail_ctx(err, "--registry"), NULL);
+    if (!rc) {
+        g->o.allow = g->allow;
+        g->o.nallow = g->nallow;
+        g->o.tls = tls;
+        if ((err = httpd_run(l.fd, &g->o, peer_handle, p)) != 0)
+            rc = cli_fail(err, NULL);
+    }
+    peer_advertise_stop(adv);
+    cli_unlisten(&l);
+    if (g->pidfile)
+        unlink(g->pidfile);
+    return rc;
+}
+
 int peer_main(int argc, char **argv)
 {
     if (argc < 2)
@@ -90,128 +199,35 @@ int peer_main(int argc, char **argv)
                                                    "peer serve --data-dir DIR"
                                                  : "unknown subcommand '%s': the only one is 'serve', as in snapctl "
                                                    "peer serve --data-dir DIR", argv[1]);
-    static const struct option longopts[] = {
-        {"data-dir", required_argument, NULL, OPT_DIR},
-        {"listen", required_argument, NULL, 'l'},
-        {"allow", required_argument, NULL, OPT_ALLOW},
-        {"pid-file", required_argument, NULL, OPT_PIDFILE},
-        {"tls-cert", required_argument, NULL, OPT_CERT},
-        {"tls-key", required_argument, NULL, OPT_KEY},
-        {"registry", required_argument, NULL, OPT_REGISTRY},
-        {"advertise", required_argument, NULL, OPT_ADVERTISE},
-        {"registry-ttl", required_argument, NULL, OPT_TTL},
-        {"registry-scan", required_argument, NULL, OPT_SCAN},
-        {"max-clients", required_argument, NULL, OPT_MAXCLIENTS},
-        {"head-timeout", required_argument, NULL, OPT_HEADTMO},
-        {"io-timeout", required_argument, NULL, OPT_IOTMO},
-        {"verbose", no_argument, NULL, 'v'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    const char *dir = NULL, *listen_addr = "127.0.0.1:7070", *pidfile = NULL, *cert = NULL, *key = NULL;
-    const char *registry = NULL, *advertise = NULL;
-    uint64_t ttl = 60, scan = 1000;
-    struct httpd_cidr allow[64];
-    size_t nallow = 0;
-    struct httpd_opts o = {0};
-    int c, rc = 0;
+    static struct peer_cfg g; /* 64 allow entries: off the stack */
+    memset(&g, 0, sizeof g);
+    g.listen_addr = "127.0.0.1:7070";
+    g.ttl = 60;
+    g.scan = 1000;
+    int c, rc;
     optind = strcmp(argv[1], "serve") == 0 ? 2 : 1;
-    while ((c = cli_getopt(argc, argv, "l:vh", longopts)) != -1) {
-        switch (c) {
-        case OPT_DIR: dir = optarg; break;
-        case 'l': listen_addr = optarg; break;
-        case OPT_ALLOW:
-            if (nallow == 64)
-                return cli_usage_error("at most 64 --allow entries");
-            if (httpd_cidr_parse(optarg, &allow[nallow]))
-                return cli_usage_error("--allow: %s", snap_errmsg(SNAP_EUSAGE));
-            nallow++;
-            break;
-        case OPT_PIDFILE: pidfile = optarg; break;
-        case OPT_CERT: cert = optarg; break;
-        case OPT_KEY: key = optarg; break;
-        case OPT_REGISTRY: registry = optarg; break;
-        case OPT_ADVERTISE: advertise = optarg; break;
-        case OPT_TTL:
-            if (snap_parse_u64(optarg, &ttl, "--registry-ttl") || ttl < 3 || ttl > 86400)
-                return cli_usage_error("--registry-ttl takes 3 to 86400 (seconds)");
-            break;
-        case OPT_SCAN:
-            if (snap_parse_u64(optarg, &scan, "--registry-scan") || scan < 10 || scan > 600000)
-                return cli_usage_error("--registry-scan takes 10 to 600000 (milliseconds)");
-            break;
-        case OPT_MAXCLIENTS:
-            if ((rc = cli_parse_max_clients(optarg, &o.max_conns)) != 0)
-                return rc;
-            break;
-        case OPT_HEADTMO:
-            if ((rc = cli_parse_seconds(optarg, "--head-timeout", &o.head_timeout_ms)) != 0)
-                return rc;
-            break;
-        case OPT_IOTMO:
-            if ((rc = cli_parse_seconds(optarg, "--io-timeout", &o.idle_timeout_ms)) != 0)
-                return rc;
-            break;
-        case 'v': snap_log_set_level(SNAP_LOG_INFO); break;
-        case 'h': fputs(usage, stdout); return 0;
-        default: return SNAP_EXIT_USAGE; /* CLI_OPT_BAD: cli_getopt said why */
+    while ((c = cli_getopt(argc, argv, "l:vh", peer_longopts)) != -1) {
+        if (c == 'h') {
+            fputs(usage, stdout);
+            return 0;
         }
+        if ((rc = peer_option(&g, c, optarg)) != 0)
+            return rc;
     }
-    if (!dir)
-        return cli_usage_error("--data-dir is required");
-    if (optind != argc)
+    if (g.dir && optind != argc)
         return cli_usage_error("unexpected argument '%s'", argv[optind]);
-
-    if (!cert != !key)
-        return cli_usage_error("--tls-cert and --tls-key go together");
-    if (!registry != !advertise)
-        return cli_usage_error("--registry and --advertise HOST:PORT go together");
-    if (advertise && (strlen(advertise) >= PEER_REGISTRY_ADDR_MAX || !strchr(advertise, ':')))
-        return cli_usage_error("--advertise takes the HOST:PORT readers dial");
-    struct tls_config *tls = NULL;
-    struct peer_registry *reg = NULL;
-    int err;
-    if (registry && (err = peer_registry_open(registry, 0, &reg)) != 0) /* a bad URL fails before listening */
-        return cli_fail(snap_fail_ctx(err, "--registry"), NULL);
-    peer_registry_close(reg);
-    if (cert && (err = tls_server_config_new(cert, key, &tls)) != 0)
-        return cli_fail(err, NULL);
-    struct peer_server *p;
-    if ((err = peer_server_open(dir, &p)) != 0) {
-        tls_config_free(tls);
-        return cli_fail(err, NULL);
-    }
-    struct cli_listener l;
-    rc = cli_listen(listen_addr, &l);
-    if (rc) {
-        peer_server_close(p);
-        tls_config_free(tls);
+    if ((rc = peer_check(&g)) != 0)
         return rc;
+    struct tls_config *tls = NULL;
+    struct peer_server *p;
+    int err;
+    if (g.cert && (err = tls_server_config_new(g.cert, g.key, &tls)) != 0)
+        return cli_fail(err, NULL);
+    if ((err = peer_server_open(g.dir, &p)) != 0) {
+        tls_config_free(tls);
+        return cli_fail(err, NULL);
     }
-    struct sigaction sa = {.sa_handler = on_signal};
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    if (pidfile) {
-        char buf[32];
-        int n = snprintf(buf, sizeof buf, "%ld\n", (long)getpid());
-        if ((err = snap_write_file_atomic(pidfile, buf, (size_t)n, 0644)) != 0)
-            rc = cli_fail(err, NULL);
-    }
-    struct peer_advertise *adv = NULL;
-    if (!rc && (err = start_advertise(registry, dir, advertise, (unsigned)ttl, (unsigned)scan, &adv)) != 0)
-        rc = cli_fail(snap_fail_ctx(err, "--registry"), NULL);
-    if (!rc) {
-        o.allow = allow;
-        o.nallow = nallow;
-        o.tls = tls;
-        if ((err = httpd_run(l.fd, &o, peer_handle, p)) != 0)
-            rc = cli_fail(err, NULL);
-    }
-    peer_advertise_stop(adv);
-    cli_unlisten(&l);
-    if (pidfile)
-        unlink(pidfile);
+    rc = peer_run(&g, p, tls);
     peer_server_close(p);
     tls_config_free(tls);
     return rc;

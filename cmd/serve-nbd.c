@@ -663,12 +663,8 @@ static int sn_serve_listen(struct sn_cfg *g, struct cli_listener *ls, int *nls, 
         }
     }
     g_sig_mode = SIG_LISTEN;
-    if (g->pidfile) {
-        char buf[32];
-        int n = snprintf(buf, sizeof buf, "%ld\n", (long)getpid());
-        if ((err = snap_write_file_atomic(g->pidfile, buf, (size_t)n, 0644)) != 0)
-            return cli_fail(err, NULL);
-    }
+    if (g->pidfile && (rc = cli_write_pidfile(g->pidfile)) != 0)
+        return rc;
     struct nbd_stats stats = {0};
     err = nbd_server_run(&g->exp, lfds, *nl, &g->so, &stats);
     snap_info("served %llu requests (%llu errors)", (unsigned long long)stats.requests,
