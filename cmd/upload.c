@@ -221,6 +221,67 @@ static int compress_opt(int c, const char *arg, struct upload_build_opts *bo)
     return -1;
 }
 
+/* upload FILE URL: one object, then its URL and SHA-256 (or --json). */
+static int upload_one(const char *file, const char *url, const struct upload_opts *o)
+{
+    struct store *s = NULL;
+    char *base = NULL, *key = NULL;
+    int err = store_split_url(url, &base, &key);
+    if (!err && !*key)
+        err = snap_fail(SNAP_EUSAGE, "%s: the URL must name the object, like s3://bucket/dir/name", url);
+    if (!err)
+        err = store_open(base, NULL, &s);
+    if (err) {
+        snap_free(base);
+        snap_free(key);
+        return cli_fail(err, NULL);
+    }
+    const char *name = strrchr(file, '/');
+    progress_start(&bar, name ? name + 1 : file, 0);
+    if (quiet || json)
+        progress_force(&bar, false);
+    struct upload_result r;
+    err = upload_file(s, key, file, o, &r);
+    progress_end(&bar);
+    store_close(s);
+    snap_free(base);
+    snap_free(key);
+    if (err)
+        return cli_fail(err, NULL);
+    if (json) {
+        struct json j;
+        json_init(&j, stdout);
+        json_obj_begin(&j);
+        json_result(&j, url, &r);
+        json_obj_end(&j);
+        json_finish(&j);
+    } else if (!quiet) {
+        char hex[65];
+        snap_hex(r.sha256, 32, hex);
+        printf("%s %s\n", url, hex);
+    }
+    return 0;
+}
+
+/* upload --build DIR URL: the build's objects under URL (trailing slashes dropped). */
+static int upload_build_url(const char *url, const char *dir, const char *notify, const char *registry,
+                            const struct upload_opts *o, const struct upload_build_opts *bo)
+{
+    struct store *s = NULL;
+    size_t n = strlen(url);
+    while (n > 0 && url[n - 1] == '/')
+        n--;
+    char *base = snap_strndup(url, n);
+    int err = base ? store_open(base, NULL, &s) : snap_fail(SNAP_ENOMEM, "out of memory");
+    if (!err)
+        err = do_build(s, dir, base, notify, registry, o, bo);
+    else
+        err = cli_fail(err, NULL);
+    store_close(s);
+    snap_free(base);
+    return err;
+}
+
 int upload_main(int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -293,57 +354,7 @@ int upload_main(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     const char *url = argv[argc - 1];
-    struct store *s = NULL;
-    char *base = NULL, *key = NULL;
-    int err;
-    if (build) {
-        size_t n = strlen(url);
-        while (n > 0 && url[n - 1] == '/')
-            n--;
-        base = snap_strndup(url, n);
-        err = base ? store_open(base, NULL, &s) : snap_fail(SNAP_ENOMEM, "out of memory");
-        if (!err)
-            err = do_build(s, build, base, notify, registry, &o, &bo);
-        else
-            err = cli_fail(err, NULL);
-        store_close(s);
-        snap_free(base);
-        return err;
-    }
-    const char *file = argv[optind];
-    err = store_split_url(url, &base, &key);
-    if (!err && !*key)
-        err = snap_fail(SNAP_EUSAGE, "%s: the URL must name the object, like s3://bucket/dir/name", url);
-    if (!err)
-        err = store_open(base, NULL, &s);
-    if (err) {
-        snap_free(base);
-        snap_free(key);
-        return cli_fail(err, NULL);
-    }
-    const char *name = strrchr(file, '/');
-    progress_start(&bar, name ? name + 1 : file, 0);
-    if (quiet || json)
-        progress_force(&bar, false);
-    struct upload_result r;
-    err = upload_file(s, key, file, &o, &r);
-    progress_end(&bar);
-    store_close(s);
-    snap_free(base);
-    snap_free(key);
-    if (err)
-        return cli_fail(err, NULL);
-    if (json) {
-        struct json j;
-        json_init(&j, stdout);
-        json_obj_begin(&j);
-        json_result(&j, url, &r);
-        json_obj_end(&j);
-        json_finish(&j);
-    } else if (!quiet) {
-        char hex[65];
-        snap_hex(r.sha256, 32, hex);
-        printf("%s %s\n", url, hex);
-    }
-    return 0;
+    if (build)
+        return upload_build_url(url, build, notify, registry, &o, &bo);
+    return upload_one(argv[optind], url, &o);
 }
