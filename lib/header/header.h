@@ -187,6 +187,14 @@ int hdr_lookup(const struct hdr *h, uint64_t x, struct hdr_loc *loc);
  * SNAP_ECHECK naming the first hole, overlap, misalignment or overrun with its offsets. */
 int hdr_check(const struct hdr *h);
 
+/* What the reference's loader would refuse (or fail on at read time) in a header hdr_parse
+ * accepted: a Size that is not a multiple of 4096 with mappings not adding up to it, the
+ * "upload not finished" flag or undefined flag bits, a mapping reading past its build's
+ * uncompressedFileSize or at an offset no frame of a (trimmed) table holds, a frame past the
+ * uncompressedFileSize.  fn gets one message per kind of finding (the first, and how many
+ * more); returns how many kinds were found (0: none). */
+int hdr_check_loader(const struct hdr *h, void (*fn)(void *ctx, const char *msg), void *ctx);
+
 /* Do a and b give every device page [0, ceil(Size/4096)*4096) the same contents (same build
  * and storage offset, zeros and holes alike)?  Both must be sorted; false otherwise. */
 bool hdr_same_contents(const struct hdr *a, const struct hdr *b);
