@@ -32,6 +32,14 @@
 #define HDR_MAX_V5_ENTRIES (8u << 20)    /* stored (non-zero) v5 entries */
 #define HDR_FILE_MAX (512u << 20)        /* what a caller should read for one header file */
 
+#define HDR_MEMFILE_BLOCK (2u << 20)     /* BlockSize of memfile headers (rootfs: HDR_PAGE) */
+/* The BlockSize a new base header of the build file `file` gets: 2 MiB for "memfile" (guest
+ * memory in huge pages; its mappings stay in 4 KiB pages), 4096 otherwise. */
+static inline uint64_t hdr_block_size_for(const char *file)
+{
+    return file && __builtin_strcmp(file, "memfile") == 0 ? HDR_MEMFILE_BLOCK : HDR_PAGE;
+}
+
 #define HDR_ZERO UINT32_MAX              /* entry.build of an all-zeros entry */
 #define HDR_FLAG_INCOMPLETE 0x01         /* v4/v5 flags bit 0: upload not finished */
 
