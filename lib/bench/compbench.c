@@ -277,8 +277,10 @@ unsigned compbench_max_reads(const struct compbench *cb)
 static int cb_run_build(struct compbench *cb, const struct cb_build *b, const struct compbench_profile *p,
                         const uint64_t *off, unsigned n, double *lat, uint8_t *buf, struct compbench_result *x)
 {
-    struct builddev *d;
+    struct builddev *d = NULL;
     int err = cb_open(cb, b, p, buf, &d);
+    if (err)
+        return err;
     double sum = 0, fsum = 0, dsum = 0;
     for (unsigned it = 0; !err && it < n; it++) {
         uint64_t t0 = snap_now_ns();
@@ -293,8 +295,7 @@ static int cb_run_build(struct compbench *cb, const struct cb_build *b, const st
         fsum += cb_floor(b, p, off[it], &dec);
         dsum += dec;
     }
-    if (!err)
-        builddev_close(d);
+    builddev_close(d);
     if (err || !n)
         return err;
     qsort(lat, n, sizeof *lat, cb_cmp_double);
