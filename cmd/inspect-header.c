@@ -35,7 +35,10 @@ static const char usage[] =
     "                     compressed range and ratio of every frame (JSON: frame_table)\n"
     "  --check            check that the mapping covers [0, Size) contiguously with aligned,\n"
     "                     non-empty entries; on failure exit 3 naming the first hole,\n"
-    "                     overlap or misalignment with its offsets\n"
+    "                     overlap or misalignment with its offsets; also what the\n"
+    "                     reference's loader refuses (a Size not a multiple of 4096 that the\n"
+    "                     mappings do not add up to, the \"upload not finished\" flag, a\n"
+    "                     mapping past its build's size or outside its frame table, ...)\n"
     "  --lookup OFFSET    where device OFFSET lives: build, storage offset in that build's\n"
     "                     diff object, bytes left in the entry (4096, 4K, 2M, 0x1000)\n"
     "  --convert V OUT    write the header as version V (v3, v4 or v5) to OUT, atomically;\n"
@@ -387,6 +390,11 @@ static bool same_entries(const struct hdr *a, const struct hdr *b)
     return true;
 }
 
+static void print_loader_finding(void *path, const char *msg)
+{
+    fprintf(stderr, "snapctl %s: %s: reference loader: %s\n", cli_applet, (const char *)path, msg);
+}
+
 static int do_convert(const struct opts *o, const struct hdr *h, int check_err)
 {
     if (check_err && !o->force) {
@@ -519,6 +527,12 @@ int inspect_header_main(int argc, char **argv)
     if (o.check && check_err) {
         fprintf(stderr, "snapctl %s: %s: %s\n", cli_applet, o.path, check_msg);
         fprintf(stderr, "snapctl %s: %s\n", cli_applet, hint_for(SNAP_ECHECK));
+        rc = snap_exit_code(SNAP_ECHECK);
+        goto out;
+    }
+    if (o.check && hdr_check_loader(h, print_loader_finding, (void *)o.path)) {
+        fprintf(stderr, "snapctl %s: %s: the reference's loader would refuse this header (or fail reading "
+                "it); --check exits 3\n", cli_applet, o.path);
         rc = snap_exit_code(SNAP_ECHECK);
         goto out;
     }

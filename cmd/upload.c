@@ -50,7 +50,9 @@ static const char usage[] =
     "                      the uncompressed size and its SHA-256 (v4, or the header's v5)\n"
     "  --level N           compression level (default: the library's: lz4 fast, zstd 3)\n"
     "  --frame-size SIZE   uncompressed bytes per frame (default 2MiB, a multiple of 4KiB)\n"
-    "  --header-format 4|5 format of the rewritten headers (default: the header's, at least 4)\n"
+    "  --header-format 4|5 format of the rewritten headers (default: the header's, at least 4);\n"
+    "                      uncompressed, a v4/v5 header (or any with this option) gets the\n"
+    "                      data's size and SHA-256, taken while uploading\n"
     "  --notify-peer DATA_DIR  after a build is up, mark it uploaded for 'snapctl peer serve'\n"
     "                      (DATA_DIR/{buildId}/.upload-done: the peer then answers 410)\n"
     "  --peer-registry URL with --notify-peer: also delete peer:{buildId} from the peer registry\n"
@@ -347,8 +349,8 @@ int upload_main(int argc, char **argv)
         return cli_fail(snap_fail_ctx(rerr, "--peer-registry"), NULL);
     if (!build && (bo.compress.comp || bo.compress.level || bo.compress.frame_size || bo.header_format))
         return cli_usage_error("--compress, --level, --frame-size and --header-format go with --build");
-    if (!bo.compress.comp && (bo.compress.level || bo.compress.frame_size || bo.header_format))
-        return cli_usage_error("--level, --frame-size and --header-format go with --compress");
+    if (!bo.compress.comp && (bo.compress.level || bo.compress.frame_size))
+        return cli_usage_error("--level and --frame-size go with --compress");
     struct sigaction sa = {.sa_handler = on_signal};
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);

@@ -448,7 +448,7 @@ static uint64_t page_len(const struct cache_extent *x)
 static int base_header(struct builddev *d, const snap_uuid *id, const struct cache_export *ex,
                        struct hdr **out)
 {
-    struct hdr_meta meta = {.version = 4, .block_size = HDR_PAGE, .size = d->size,
+    struct hdr_meta meta = {.version = 4, .block_size = hdr_block_size_for(d->file), .size = d->size,
                             .generation = 0, .build_id = *id, .base_build_id = *id};
     struct hdr *h;
     int err = hdr_new(&meta, &h);

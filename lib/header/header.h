@@ -32,6 +32,14 @@
 #define HDR_MAX_V5_ENTRIES (8u << 20)    /* stored (non-zero) v5 entries */
 #define HDR_FILE_MAX (512u << 20)        /* what a caller should read for one header file */
 
+#define HDR_MEMFILE_BLOCK (2u << 20)     /* BlockSize of memfile headers (rootfs: HDR_PAGE) */
+/* The BlockSize a new base header of the build file `file` gets: 2 MiB for "memfile" (guest
+ * memory in huge pages; its mappings stay in 4 KiB pages), 4096 otherwise. */
+static inline uint64_t hdr_block_size_for(const char *file)
+{
+    return file && __builtin_strcmp(file, "memfile") == 0 ? HDR_MEMFILE_BLOCK : HDR_PAGE;
+}
+
 #define HDR_ZERO UINT32_MAX              /* entry.build of an all-zeros entry */
 #define HDR_FLAG_INCOMPLETE 0x01         /* v4/v5 flags bit 0: upload not finished */
 
@@ -186,6 +194,14 @@ int hdr_lookup(const struct hdr *h, uint64_t x, struct hdr_loc *loc);
 /* Does the mapping cover [0, Size) contiguously with aligned, non-empty entries?  0 or
  * SNAP_ECHECK naming the first hole, overlap, misalignment or overrun with its offsets. */
 int hdr_check(const struct hdr *h);
+
+/* What the reference's loader would refuse (or fail on at read time) in a header hdr_parse
+ * accepted: a Size that is not a multiple of 4096 with mappings not adding up to it, the
+ * "upload not finished" flag or undefined flag bits, a mapping reading past its build's
+ * uncompressedFileSize or at an offset no frame of a (trimmed) table holds, a frame past the
+ * uncompressedFileSize.  fn gets one message per kind of finding (the first, and how many
+ * more); returns how many kinds were found (0: none). */
+int hdr_check_loader(const struct hdr *h, void (*fn)(void *ctx, const char *msg), void *ctx);
 
 /* Do a and b give every device page [0, ceil(Size/4096)*4096) the same contents (same build
  * and storage offset, zeros and holes alike)?  Both must be sorted; false otherwise. */

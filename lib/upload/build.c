@@ -56,10 +56,13 @@ static int header_maps_nothing(const char *path, const snap_uuid *id, bool *noth
     return 0;
 }
 
-/* The header at hpath with build id's record set to the compressed object c: uncompressed size,
- * SHA-256, compression and full frame table; serialized as v4/v5 into *out. */
-static int rewrite_header(const char *hpath, const snap_uuid *id, const struct upload_compressed *c, uint32_t comp,
-                          unsigned format, uint8_t **out, size_t *outlen)
+/* The header at hpath with build id's record set to its data as uploaded: uncompressed size,
+ * SHA-256 and (comp != 0) compression and full frame table; serialized into *out as `format`,
+ * or 0: the header's own format, at least 4 when compressed.  A plain build in a v1..v3 header
+ * without `format` has nowhere to record it: *out stays NULL and the header goes up as it is. */
+static int rewrite_header(const char *hpath, const snap_uuid *id, uint64_t usize, const uint8_t sha[32],
+                          uint32_t comp, const struct hdr_frame *f, uint32_t nf, unsigned format,
+                          uint8_t **out, size_t *outlen)
 {
     uint8_t *buf;
     size_t len;
@@ -67,10 +70,11 @@ static int rewrite_header(const char *hpath, const snap_uuid *id, const struct u
     int err = snap_read_file(hpath, HEADER_MAX, &buf, &len);
     if (err)
         return err;
-    if ((err = hdr_parse(buf, len, &h)) == 0 && (err = hdr_synth_builds(h)) == 0 &&
-        (err = hdr_set_build(h, id, (int64_t)c->usize, c->sha256)) == 0 &&
-        (err = hdr_set_frames(h, id, comp, c->frames, c->nframes)) == 0)
-        err = hdr_serialize(h, format ? format : (h->format < 4 ? 4 : h->format), out, outlen);
+    if ((err = hdr_parse(buf, len, &h)) == 0 && !format)
+        format = h->format < 4 ? (comp ? 4 : 0) : h->format;
+    if (!err && format && (err = hdr_synth_builds(h)) == 0 && (err = hdr_set_build(h, id, (int64_t)usize, sha)) == 0 &&
+        (err = hdr_set_frames(h, id, comp, f, nf)) == 0)
+        err = hdr_serialize(h, format, out, outlen);
     if (err)
         snap_fail_ctx(err, "%s", hpath);
     hdr_free(h);
@@ -96,7 +100,8 @@ static int upload_compressed_item(struct store *s, const char *build_id, const s
     snprintf(fdpath, sizeof fdpath, "/proc/self/fd/%d", c.fd);
     struct upload_opts uo = o->file;
     uo.uncompressed_size = c.usize;
-    if ((err = rewrite_header(hpath, id, &c, o->compress.comp, o->header_format, hbuf, hlen)) == 0)
+    if ((err = rewrite_header(hpath, id, c.usize, c.sha256, o->compress.comp, c.frames, c.nframes,
+                              o->header_format, hbuf, hlen)) == 0)
         err = upload_file(s, key, fdpath, &uo, &it->r);
     it->comp = o->compress.comp;
     it->nframes = c.nframes;
@@ -173,10 +178,14 @@ int upload_build(struct store *s, const char *dir, const struct upload_build_opt
         } else if (hbuf[i]) { /* a header rewritten for its compressed data */
             uint8_t sum[32];
             sha256(hbuf[i], hlen[i], sum);
+            memcpy(items[i].r.sha256, sum, sizeof sum);
             err = store_put(s, key, hbuf[i], hlen[i], &(struct store_put_opts){.sha256 = sum});
             items[i].r.bytes = hlen[i];
         } else {
             err = upload_file(s, key, path[i], o ? &o->file : NULL, &items[i].r);
+            if (!err && build_files[i].header && items[h].present) /* record the data's SHA-256 */
+                err = rewrite_header(path[h], &id, items[i].r.bytes, items[i].r.sha256, HDR_COMP_NONE, NULL, 0,
+                                     o ? o->header_format : 0, &hbuf[h], &hlen[h]);
         }
         if (err)
             snap_fail_ctx(err, "build %s: %s", build_id, items[i].name);

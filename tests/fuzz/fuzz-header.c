@@ -155,6 +155,7 @@ static void check_one(const uint8_t *data, size_t size)
         lookup_matches_scan(h, probes[i]);
     for (size_t i = 0; i < h->n && i < 8; i++)
         lookup_matches_scan(h, h->e[i].offset);
+    (void)hdr_check_loader(h, NULL, NULL);
     if (hdr_check(h) == 0 && sz >= 3 * 4096) {
         /* a whole header takes a diff; the result is whole too */
         snap_uuid nb;
