@@ -26,7 +26,9 @@ else
     echo "install-deps installed nothing on this machine (no $rec): only running daemons are checked"
 fi
 
-# No daemon of these packages runs detached (reparented to PID 1).
+# No daemon of these packages runs detached (reparented to PID 1). Tests run one at a time, so a
+# daemon here is a service or a leftover of an earlier test. (A test running at the same moment in
+# another checkout on the same machine, e.g. an RGW, shows up here too: run this one alone.)
 for exe in nginx redis-server ceph-mon ceph-osd radosgw smartd; do
     for pid in $(pgrep -x "$exe" 2>/dev/null || true); do
         ppid=$(awk '{print $4}' "/proc/$pid/stat" 2>/dev/null || echo 0)
