@@ -136,15 +136,9 @@ B=$(ls "$T/out")
 # Served by plain path (absolute, then relative to the current directory), read back equal.
 for hdr in "$T/out/$B/rootfs.ext4.header" "out/$B/rootfs.ext4.header"; do
     rm -f "$T/pid" "$T/back"
-    (cd "$T" && exec "$SNAPCTL" serve-nbd --header "$hdr" -r -l "unix:$sock" --pid-file "$T/pid") &
-    spid=$!
-    cleanup_fn kill_pid "$spid"
-    i=0
-    while [ ! -s "$T/pid" ]; do
-        kill -0 "$spid" 2>/dev/null || die "serve-nbd --header $hdr exited before listening"
-        i=$((i + 1)); [ $i -lt 200 ] || die "serve-nbd --header $hdr did not start"
-        sleep 0.05
-    done
+    start_server "$T/pid" sh -c 'cd "$1" && shift && exec "$@"' sh "$T" \
+        "$SNAPCTL" serve-nbd --header "$hdr" -r -l "unix:$sock" --pid-file "$T/pid"
+    spid=$_spid
     nbdcopy "nbd+unix:///?socket=$sock" "$T/back"
     cmp "$F" "$T/back" || die "serve-nbd --header $hdr: the data read back differs"
     kill -TERM "$spid"
@@ -152,16 +146,10 @@ for hdr in "$T/out/$B/rootfs.ext4.header" "out/$B/rootfs.ext4.header"; do
     [ ! -e "$sock" ] || die "serve-nbd --header left its unix socket file"
 done
 # --store as a plain path too.
-expect_exit 0 "$SNAPCTL" serve-nbd --header "$T/out/$B/rootfs.ext4.header" --store "$T/out" -r \
-    -l "unix:$sock" --oneshot --pid-file "$T/pid" &
-spid=$!
-cleanup_fn kill_pid "$spid"
-i=0
-while [ ! -S "$sock" ]; do
-    kill -0 "$spid" 2>/dev/null || die "serve-nbd --store PATH exited before listening"
-    i=$((i + 1)); [ $i -lt 200 ] || die "serve-nbd --store PATH did not start"
-    sleep 0.05
-done
+rm -f "$T/pid"
+start_server "$T/pid" expect_exit 0 "$SNAPCTL" serve-nbd --header "$T/out/$B/rootfs.ext4.header" \
+    --store "$T/out" -r -l "unix:$sock" --oneshot --pid-file "$T/pid"
+spid=$_spid
 nbdcopy "nbd+unix:///?socket=$sock" "$T/back2"
 wait "$spid" || die "serve-nbd --store PATH --oneshot failed"
 cmp "$F" "$T/back2" || die "serve-nbd --store PATH: the data read back differs"
