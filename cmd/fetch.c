@@ -1,6 +1,7 @@
 /* fetch.c -- the 'fetch' applet: options, progress, output; the work is lib/fetch. */
 #include "cli.h"
 
+#include "base/cancel.h"
 #include "base/err.h"
 #include "base/log.h"
 #include "base/json.h"
@@ -11,7 +12,6 @@
 #include "store/store.h"
 
 #include <getopt.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,14 +67,14 @@ static void on_progress(void *ctx, uint64_t done, uint64_t total)
     progress_update(&bar, done);
 }
 
-static void on_signal(int sig)
+/* SIGINT/SIGTERM: the fetch stops at its next write and removes its temp file; one that does not
+ * within a second (a stalled origin) is ended, and the temp file removed, by lib/base/cancel. */
+static void on_signal(int sig, void *arg)
 {
-    (void)sig;
+    (void)sig, (void)arg;
     progress_clear_signal(&bar);
-    if (fetch_tmp_path[0])
-        unlink(fetch_tmp_path); /* async-signal-safe; nothing partial stays behind */
-    _exit(SNAP_EXIT_INTR);
 }
+static struct snap_cancel cancel = {.grace_ms = 1000, .hook = on_signal};
 
 enum { OPT_SHA = 256, OPT_DIR, OPT_PREFIX, OPT_MAX, OPT_MODE, OPT_VERIFY, OPT_JSON, OPT_TIMEOUT, OPT_MAXTIME,
        OPT_HEADTIME, OPT_SPEED, OPT_SPEEDTIME, OPT_PRIVREDIR, OPT_RATE };
@@ -213,10 +213,10 @@ int fetch_main(int argc, char **argv)
     if (strlen(sha) != 64 || snap_unhex(sha, o.sha256, 32))
         return cli_usage_error("--sha256: expected 64 hex digits, got '%s'", sha);
 
-    struct sigaction sa = {.sa_handler = on_signal};
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    int err = snap_cancel_start(&cancel);
+    if (err)
+        return cli_fail(err, NULL);
+    o.cancel = &cancel;
 
     const char *name = strrchr(o.url, '/');
     progress_start(&bar, name ? name + 1 : o.url, 0);
@@ -225,7 +225,6 @@ int fetch_main(int argc, char **argv)
     o.progress = on_progress;
     struct fetch_result r;
     char *key = NULL;
-    int err = 0;
     if (cli_peer_wanted(&so)) {
         struct store_opts sop;
         fetch_store_opts(&o, &sop);

@@ -1,6 +1,7 @@
 /* peer.c -- the 'peer' applet: `peer serve` shares this host's builds over HTTP with ranges. */
 #include "cli.h"
 
+#include "base/cancel.h"
 #include "base/err.h"
 #include "base/io.h"
 #include "base/log.h"
@@ -12,7 +13,6 @@
 #include "peer/registry.h"
 
 #include <getopt.h>
-#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -58,11 +58,13 @@ static const char usage[] =
     "serve-nbd (or --peer-registry URL, to find the peer of each build in the registry): peer first,\n"
     "the store behind it (docs/peer.md).\n";
 
-static void on_signal(int sig)
+/* SIGTERM/SIGINT: stop accepting, finish what is in flight, exit 0; a second one ends it at once. */
+static void on_signal(int sig, void *arg)
 {
-    (void)sig;
+    (void)sig, (void)arg;
     httpd_stop();
 }
+static struct snap_cancel cancel = {.grace_ms = -1, .hook = on_signal};
 
 enum { OPT_DIR = 256, OPT_ALLOW, OPT_PIDFILE, OPT_CERT, OPT_KEY, OPT_REGISTRY, OPT_ADVERTISE, OPT_TTL, OPT_SCAN, OPT_MAXCLIENTS, OPT_HEADTMO, OPT_IOTMO };
 
@@ -166,10 +168,10 @@ static int peer_run(struct peer_cfg *g, struct peer_server *p, struct tls_config
     int err, rc = cli_listen(g->listen_addr, &l);
     if (rc)
         return rc;
-    struct sigaction sa = {.sa_handler = on_signal};
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
+    if ((rc = snap_cancel_start(&cancel)) != 0) {
+        cli_unlisten(&l);
+        return cli_fail(rc, NULL);
+    }
     if (g->pidfile)
         rc = cli_write_pidfile(g->pidfile);
     struct peer_advertise *adv = NULL;

@@ -1,6 +1,7 @@
 /* upload.c -- the 'upload' applet: options, progress, output; the work is lib/upload. */
 #include "cli.h"
 
+#include "base/cancel.h"
 #include "base/err.h"
 #include "base/io.h"
 #include "base/json.h"
@@ -16,7 +17,6 @@
 
 #include <getopt.h>
 #include <inttypes.h>
-#include <signal.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -84,12 +84,8 @@ static void on_progress(void *ctx, uint64_t done, uint64_t total)
 static bool quiet, json;
 
 /* First SIGINT/SIGTERM: stop starting parts and abort the upload (exit 130); a second one
- * ends the process at once. */
-static void on_signal(int sig)
-{
-    upload_cancel();
-    signal(sig, SIG_DFL);
-}
+ * ends the process at once (lib/base/cancel). */
+static struct snap_cancel cancel = {.grace_ms = -1};
 
 static unsigned started; /* objects of a build whose upload began */
 
@@ -351,10 +347,9 @@ int upload_main(int argc, char **argv)
         return cli_usage_error("--compress, --level, --frame-size and --header-format go with --build");
     if (!bo.compress.comp && (bo.compress.level || bo.compress.frame_size))
         return cli_usage_error("--level and --frame-size go with --compress");
-    struct sigaction sa = {.sa_handler = on_signal};
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    if ((rc = snap_cancel_start(&cancel)) != 0)
+        return cli_fail(rc, NULL);
+    o.cancel = &cancel;
     const char *url = argv[argc - 1];
     if (build)
         return upload_build_url(url, build, notify, registry, &o, &bo);

@@ -1,6 +1,7 @@
 /* fetch.c -- verified streaming download into a content-addressed cache. */
 #include "fetch/fetch.h"
 
+#include "base/cancel.h"
 #include "base/err.h"
 #include "base/io.h"
 #include "base/log.h"
@@ -22,10 +23,9 @@
 #define FETCH_DEFAULT_MAX (8ull << 30)
 #define TMP_TAG ".snapctl-tmp."
 
-char fetch_tmp_path[PATH_MAX];
-
 struct sink_state {
     int fd;
+    char tmp[PATH_MAX]; /* the temp file being written */
     const char *url;
     uint64_t written, max;
     struct fetch_hasher *hasher; /* hashes what is written, on its own thread */
@@ -46,6 +46,8 @@ static void pace(struct sink_state *s)
 static int sink(void *ctx, const uint8_t *p, size_t n)
 {
     struct sink_state *s = ctx;
+    if (snap_cancelled(s->o->cancel))
+        return snap_fail(SNAP_EINTR, "%s: interrupted; nothing was cached", s->url);
     if (n > s->max - s->written)
         return snap_fail(SNAP_ETOOBIG, "%s: more than the limit of %llu bytes (--max-size)", s->url,
                          (unsigned long long)s->max);
@@ -55,7 +57,7 @@ static int sink(void *ctx, const uint8_t *p, size_t n)
     size_t slice = s->o->limit_rate ? (size_t)snap_max_u64(s->o->limit_rate / 16, 4096) : n;
     for (size_t off = 0; off < n;) {
         size_t k = n - off < slice ? n - off : slice;
-        int err = snap_write_full(s->fd, p + off, k, fetch_tmp_path);
+        int err = snap_write_full(s->fd, p + off, k, s->tmp);
         if (err)
             return err;
         off += k;
@@ -156,18 +158,19 @@ static int fetch_download(const struct fetch_opts *o, const char *final, struct 
         goto out;
 
     const char *slash = strrchr(final, '/');
-    snprintf(fetch_tmp_path, sizeof fetch_tmp_path, "%.*s/.%s%s%ld.%08x", (int)(slash - final), final,
-             slash + 1, TMP_TAG, (long)getpid(), (unsigned)(snap_now_ns() & 0xffffffff));
     struct sink_state s = {.url = o->url, .max = o->max_size, .o = o};
-    s.fd = snap_tmp_open(fetch_tmp_path, O_RDWR | O_EXCL, 0600);
+    snprintf(s.tmp, sizeof s.tmp, "%.*s/.%s%s%ld.%08x", (int)(slash - final), final, slash + 1, TMP_TAG,
+             (long)getpid(), (unsigned)(snap_now_ns() & 0xffffffff));
+    s.fd = snap_tmp_open(s.tmp, O_RDWR | O_EXCL, 0600);
     if (s.fd < 0) {
-        err = snap_fail_errno("%s: create temp file", fetch_tmp_path);
+        err = snap_fail_errno("%s: create temp file", s.tmp);
         goto out;
     }
-    if ((err = fetch_hasher_start(s.fd, fetch_tmp_path, &s.hasher)) != 0) {
+    snap_cancel_track(o->cancel, s.tmp); /* a signal that ends the process removes it */
+    if ((err = fetch_hasher_start(s.fd, s.tmp, &s.hasher)) != 0) {
         close(s.fd);
-        unlink(fetch_tmp_path);
-        fetch_tmp_path[0] = '\0';
+        unlink(s.tmp);
+        snap_cancel_untrack(o->cancel, s.tmp);
         goto out;
     }
 
@@ -208,15 +211,16 @@ static int fetch_download(const struct fetch_opts *o, const char *final, struct 
                         want_hex, got_hex, (unsigned long long)s.written);
     }
     if (!err && fchmod(s.fd, o->mode) < 0)
-        err = snap_fail_errno("%s: chmod", fetch_tmp_path);
+        err = snap_fail_errno("%s: chmod", s.tmp);
     if (!err && fsync(s.fd) < 0)
-        err = snap_fail_errno("%s: fsync", fetch_tmp_path);
+        err = snap_fail_errno("%s: fsync", s.tmp);
     if (close(s.fd) < 0 && !err)
-        err = snap_fail_errno("%s: close", fetch_tmp_path);
-    if (!err && rename(fetch_tmp_path, final) < 0)
+        err = snap_fail_errno("%s: close", s.tmp);
+    if (!err && rename(s.tmp, final) < 0)
         err = snap_fail_errno("%s: rename into place", final);
+    snap_cancel_untrack(o->cancel, s.tmp);
     if (err) {
-        unlink(fetch_tmp_path);
+        unlink(s.tmp);
     } else {
         char dir[PATH_MAX];
         snprintf(dir, sizeof dir, "%.*s", (int)(slash - final), final);
@@ -227,7 +231,6 @@ static int fetch_download(const struct fetch_opts *o, const char *final, struct 
         }
         r->size = s.written;
     }
-    fetch_tmp_path[0] = '\0';
 out:
     if (st != o->store)
         store_close(st);

@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 struct store;
+struct snap_cancel;
 
 /* Called after each write to the temp file; total is the object's size as soon as the store
  * learns it (a response head, fstat), before the body ends; 0 while unknown. */
@@ -43,6 +44,8 @@ struct fetch_opts {
     bool allow_private_redirects; /* follow redirects into other loopback/private/link-local/metadata addresses */
     fetch_progress_fn progress;
     void *progress_ctx;
+    struct snap_cancel *cancel; /* optional: SIGINT/SIGTERM stop the fetch (SNAP_EINTR), and the temp
+                                   file is registered with it so that an exit on a signal removes it */
 };
 
 struct fetch_result {
@@ -68,10 +71,6 @@ struct store_opts;
 /* The options of a store opened for this fetch (when the caller opens it, as with --peer):
  * timeouts, the minimum rate, the size limit, the redirect rule, and the deadline from now. */
 void fetch_store_opts(const struct fetch_opts *o, struct store_opts *so);
-
-/* The temp file of a download in progress, or "" -- for a signal handler that unlinks it
- * (unlink is async-signal-safe) before exiting. */
-extern char fetch_tmp_path[PATH_MAX];
 
 /* Remove temp files in dir left by fetches whose process is gone; returns how many. */
 int fetch_clean_stale(const char *dir);

@@ -13,6 +13,7 @@
  */
 #include "upload/upload.h"
 
+#include "base/cancel.h"
 #include "base/err.h"
 #include "base/io.h"
 #include "base/mem.h"
@@ -37,16 +38,6 @@
 #define UPLOAD_HOT_WINDOW (16ull << 20) /* sent bytes this close to the hasher stay mapped */
 #define UPLOAD_HASH_STEP (1ull << 20)
 #define UPLOAD_STACK (512u * 1024)
-
-/* Set from a signal handler, read by the hashing thread and the file copy's thread: a lock-free
- * atomic, which is both async-signal-safe and race-free. */
-static atomic_int cancel_requested;
-_Static_assert(ATOMIC_INT_LOCK_FREE == 2, "upload_cancel needs a lock-free atomic int");
-
-void upload_cancel(void)
-{
-    atomic_store(&cancel_requested, 1);
-}
 
 uint64_t upload_part_size(uint64_t size, uint64_t want, uint64_t min)
 {
@@ -163,7 +154,7 @@ static void hash_behind(struct job *j, struct sha256_ctx *h, const struct upload
 {
     uint64_t pos = 0, dropped = 0, last_report = UINT64_MAX;
     while (pos < j->size && !atomic_load(&j->failed)) {
-        if (cancel_requested) {
+        if (snap_cancelled(o->cancel)) {
             job_fail(j, snap_fail(SNAP_EINTR, "%s/%s: interrupted", j->s->url, j->key));
             break;
         }
@@ -281,7 +272,7 @@ static int multipart(struct store *s, const char *key, const uint8_t *map, uint6
     if (!known)
         sha256_final(&h, r->sha256);
     err = j.err ? snap_fail(j.err, "%s", j.errmsg) : 0;
-    if (!err && cancel_requested)
+    if (!err && snap_cancelled(o->cancel))
         err = snap_fail(SNAP_EINTR, "%s/%s: interrupted", s->url, key);
     if (!err)
         err = store_mp_complete(s, key, id, j.parts, j.nparts, r->etag);
@@ -314,13 +305,13 @@ static int multipart(struct store *s, const char *key, const uint8_t *map, uint6
 /* Hash a mapping, dropping pages behind (the single-PUT and file-copy paths); step (if set) is
  * told the position after each 8 MiB.  An interrupt stops it: SNAP_EINTR. */
 static int hash_map(struct store *s, const char *key, const uint8_t *map, uint64_t size, uint8_t out[32],
-                    void (*step)(void *ctx, uint64_t pos), void *ctx)
+                    const struct snap_cancel *cancel, void (*step)(void *ctx, uint64_t pos), void *ctx)
 {
     struct sha256_ctx h;
     sha256_init(&h);
     uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
     for (uint64_t pos = 0; pos < size;) {
-        if (cancel_requested)
+        if (snap_cancelled(cancel))
             return snap_fail(SNAP_EINTR, "%s/%s: interrupted; nothing was uploaded", s->url, key);
         uint64_t n = snap_min_u64(size - pos, 8 * UPLOAD_HASH_STEP);
         sha256_update(&h, map + pos, (size_t)n);
@@ -330,7 +321,8 @@ static int hash_map(struct store *s, const char *key, const uint8_t *map, uint64
             step(ctx, pos);
     }
     sha256_final(&h, out);
-    return cancel_requested ? snap_fail(SNAP_EINTR, "%s/%s: interrupted; nothing was uploaded", s->url, key) : 0;
+    return snap_cancelled(cancel) ? snap_fail(SNAP_EINTR, "%s/%s: interrupted; nothing was uploaded", s->url, key)
+                                  : 0;
 }
 
 struct copy_job {
@@ -351,9 +343,9 @@ static int copy_progress(void *ctx, uint64_t done)
 {
     struct copy_job *c = ctx;
     atomic_store(&c->copied, done);
-    while (done == c->size && !atomic_load(&c->hashed) && !cancel_requested)
+    while (done == c->size && !atomic_load(&c->hashed) && !snap_cancelled(c->o->cancel))
         snap_sleep_until_ns(snap_now_ns() + 5000000);
-    return cancel_requested != 0;
+    return snap_cancelled(c->o->cancel);
 }
 
 static void *copy_thread(void *arg)
@@ -393,7 +385,7 @@ static int copy_and_hash(struct store *s, const char *key, int fd, const uint8_t
     struct copy_job c = {.s = s, .key = key, .fd = fd, .size = size, .o = o};
     pthread_t t;
     int rc = pthread_create(&t, NULL, copy_thread, &c);
-    hash_map(s, key, map, size, r->sha256, rc ? NULL : copy_hashed, &c);
+    hash_map(s, key, map, size, r->sha256, o->cancel, rc ? NULL : copy_hashed, &c);
     atomic_store(&c.hashed, true);
     if (rc) {
         copy_thread(&c);
@@ -401,7 +393,7 @@ static int copy_and_hash(struct store *s, const char *key, int fd, const uint8_t
         copy_wait(&c, o);
         pthread_join(t, NULL);
     }
-    if (c.err == SNAP_ECANCELED && cancel_requested)
+    if (c.err == SNAP_ECANCELED && snap_cancelled(o->cancel))
         return snap_fail(SNAP_EINTR, "%s/%s: interrupted; nothing was written (the temp file is removed)",
                          s->url, key);
     if (c.err)
@@ -430,7 +422,7 @@ int upload_file(struct store *s, const char *key, const char *path, const struct
                          UPLOAD_CONCURRENCY_MAX);
     if (!store_can_write(s) && !store_can_put_file(s))
         return store_put(s, key, "", 0, NULL); /* says "read-only" */
-    if (cancel_requested)
+    if (snap_cancelled(o->cancel))
         return snap_fail(SNAP_EINTR, "%s/%s: interrupted before it started", s->url, key);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
@@ -455,7 +447,7 @@ int upload_file(struct store *s, const char *key, const char *path, const struct
         err = copy_and_hash(s, key, fd, map, size, o, r);
     } else if (size <= psize || !store_can_multipart(s)) {
         /* One request: hash first (pages stay hot for the send), metadata in the PUT itself. */
-        err = hash_map(s, key, map, size, r->sha256, NULL, NULL);
+        err = hash_map(s, key, map, size, r->sha256, o->cancel, NULL, NULL);
         struct store_put_opts po = {.sha256 = r->sha256, .uncompressed_size = o->uncompressed_size};
         if (!err)
             err = store_put(s, key, size ? map : (const void *)"", (size_t)size, &po);
@@ -465,7 +457,7 @@ int upload_file(struct store *s, const char *key, const char *path, const struct
     } else {
         /* A backend that cannot replace metadata afterwards gets the hash first (a read pass). */
         bool known = !store_can_set_meta(s);
-        err = known ? hash_map(s, key, map, size, r->sha256, NULL, NULL) : 0;
+        err = known ? hash_map(s, key, map, size, r->sha256, o->cancel, NULL, NULL) : 0;
         if (!err)
             err = multipart(s, key, map, size, psize, o, known, r);
         if (!err && !known) {

@@ -26,6 +26,7 @@
 #include "store/store.h"
 
 struct hdr_frame;
+struct snap_cancel;
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -44,6 +45,10 @@ struct upload_opts {
     /* Bytes sent so far (may step back a little when a part is retried), from the calling thread. */
     void (*progress)(void *ctx, uint64_t done, uint64_t total);
     void *progress_ctx;
+    /* Optional: once SIGINT/SIGTERM set it, parts in flight finish, no new one starts, the
+     * multipart upload is aborted (a file:// copy stops and its temp file goes) and the upload
+     * returns SNAP_EINTR. */
+    const struct snap_cancel *cancel;
 };
 
 struct upload_result {
@@ -57,11 +62,6 @@ struct upload_result {
 /* The part size for a file of `size` bytes: want (0 = default), at least min (0 = 5 MiB),
  * grown to a whole MiB so that there are at most 10,000 parts. */
 uint64_t upload_part_size(uint64_t size, uint64_t want, uint64_t min);
-
-/* Ask running uploads to stop (async-signal-safe: for a SIGINT handler).  Parts in flight
- * finish, no new one starts, the multipart upload is aborted and upload_file returns
- * SNAP_EINTR. */
-void upload_cancel(void);
 
 /* Upload the file at path to key. */
 int upload_file(struct store *s, const char *key, const char *path, const struct upload_opts *o,

@@ -159,6 +159,21 @@ set +e; wait "$victim"; rc=$?; set -e
 [ "$rc" -eq 130 ] || die "SIGTERM: exit $rc, expected 130"
 only
 
+#    SIGTERM while the origin has gone silent mid-body (the fetch is stuck in a read, not at a
+#    write where it checks for the signal): ended within the 1 s grace, exit 130, temp removed.
+"$SNAPCTL" fetch "$U/_fault/stall=60000,stall-at=4096/a.bin" --sha256 "$H" --cache-dir "$C" >/dev/null 2>&1 &
+victim=$!
+cleanup_fn kill_pid "$victim"
+for _ in $(seq 100); do [ -n "$(ls -A "$C")" ] && break; sleep 0.05; done
+sleep 0.3
+t0=$(date +%s%N)
+kill -TERM "$victim"
+set +e; wait "$victim"; rc=$?; set -e
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+[ "$rc" -eq 130 ] || die "SIGTERM during a stalled body: exit $rc, expected 130"
+[ "$ms" -lt 3000 ] || die "SIGTERM during a stalled body took $ms ms (the grace is 1 s)"
+only
+
 # 10. Concurrent fetches of the same hash (paced so they overlap): all succeed, one file.
 pids=""
 for i in 1 2 3; do
