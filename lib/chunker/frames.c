@@ -11,7 +11,9 @@
  * The fetch thread owns the frame's absent blocks while it runs: it range-reads the compressed
  * bytes into its staging buffer and decodes straight into the cache mapping, with `mu` released
  * (no lock across I/O or decoding); readers never copy absent blocks, so a half-decoded or
- * failed frame is never seen.
+ * failed frame is never seen.  With a peer in front (a tiered store), the fetch first asks the
+ * peer for the frame's uncompressed bytes under the build's plain name, straight into the same
+ * mapping, and reads the compressed object only when the peer cannot answer.
  * Waits use one condition variable broadcast at each fetch's end: frames are big (2 MiB), so
  * fetches end seldom and a wake-up costs little next to one.
  */
@@ -26,6 +28,7 @@
 #include "chunker/chunker-int.h"
 #include "header/header.h"
 #include "store/store.h"
+#include "store/tiered.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -68,6 +71,7 @@ struct fr_fetcher {
 struct chunker_frames {
     struct store *store;
     char *key;
+    char *peer_key;               /* plain name to ask a tiered store's peer first; NULL: none */
     const struct hdr *h;
     const struct hdr_build *b;
     char name[SNAP_UUID_STRLEN + 8];  /* "build <uuid>" */
@@ -88,7 +92,7 @@ struct chunker_frames {
     unsigned nfetchers;
 
     struct {
-        atomic_uint_fast64_t fetches, fetch_errors, bytes_fetched, bytes_decoded, hits, waits;
+        atomic_uint_fast64_t fetches, fetch_errors, bytes_fetched, bytes_decoded, hits, waits, peer_frames;
     } stats;
 };
 
@@ -159,6 +163,8 @@ int chunker_frames_open(struct store *s, const char *key, const struct chunker_f
     pthread_condattr_destroy(&ca);
     size_t max_c;
     int err = check_table(c, &max_c);
+    if (!err && o->peer_key && store_is_tiered(s) && !(c->peer_key = snap_strdup(o->peer_key)))
+        err = snap_fail(SNAP_ENOMEM, "%s: out of memory", c->name);
     if (!err && (!(c->key = snap_strdup(key)) || !(c->job_of = snap_calloc(c->nfr ? c->nfr : 1, sizeof *c->job_of))))
         err = snap_fail(SNAP_ENOMEM, "%s: out of memory", c->name);
     if (!err && (err = cache_open(o->cache_path, c->size, HDR_PAGE, &c->cache)) != 0)
@@ -198,6 +204,7 @@ void chunker_frames_close(struct chunker_frames *c)
     pthread_mutex_destroy(&c->mu);
     snap_free(c->job_of);
     snap_free(c->key);
+    snap_free(c->peer_key);
     snap_free(c);
 }
 
@@ -209,6 +216,7 @@ void chunker_frames_stats(struct chunker_frames *c, struct chunker_frames_stats 
     out->fetch_errors = atomic_load(&c->stats.fetch_errors);
     out->bytes_fetched = atomic_load(&c->stats.bytes_fetched);
     out->bytes_decoded = atomic_load(&c->stats.bytes_decoded);
+    out->peer_frames = atomic_load(&c->stats.peer_frames);
     out->hits = atomic_load(&c->stats.hits);
     out->waits = atomic_load(&c->stats.waits);
 }
@@ -228,6 +236,17 @@ static int fetch_frame(struct fr_fetcher *f, size_t i)
     const struct hdr_frame *fr = &c->fr[i];
     uint64_t sc = (uint64_t)fr->start_c, nc = (uint64_t)fr->size_c;
     uint64_t su = (uint64_t)fr->start_u, nu = (uint64_t)fr->size_u;
+    uint8_t *dst = cache_map_range(c->cache, su, nu);
+    if (!dst)
+        return snap_fail(SNAP_EINTERNAL, "%s: frame %zu is outside the cache", c->name, i);
+    /* Fault the frame's fresh cache pages in with one call: 512 write faults on a file mapping
+     * (page_mkwrite each) cost more than decoding the frame.  Linux 5.14+; an older kernel says
+     * EINVAL and the decode faults them in one by one. */
+    (void)madvise(dst, (size_t)nu, FR_POPULATE_WRITE);
+    if (c->peer_key && store_tiered_read_front(c->store, c->peer_key, su, nu, dst) == 0) {
+        atomic_fetch_add_explicit(&c->stats.peer_frames, 1, memory_order_relaxed);
+        return cache_publish(c->cache, su, nu, NULL);
+    }
     struct store_read_result res = {.total_size = STORE_SIZE_UNKNOWN};
     int err = store_read(c->store, c->key, sc, nc, f->staging, fr_progress, c, &res);
     atomic_fetch_add_explicit(&c->stats.bytes_fetched, res.bytes, memory_order_relaxed);
@@ -241,13 +260,6 @@ static int fetch_frame(struct fr_fetcher *f, size_t i)
         return snap_fail(SNAP_EFORMAT, "%s: frame %zu is cut off: %s ends after %llu of its %llu compressed "
                          "bytes (at [%llu, %llu)); the object is shorter than its frame table says", c->name, i,
                          c->key, ULL(res.bytes), ULL(nc), ULL(sc), ULL(sc + nc));
-    uint8_t *dst = cache_map_range(c->cache, su, nu);
-    if (!dst)
-        return snap_fail(SNAP_EINTERNAL, "%s: frame %zu is outside the cache", c->name, i);
-    /* Fault the frame's fresh cache pages in with one call: 512 write faults on a file mapping
-     * (page_mkwrite each) cost more than decoding the frame.  Linux 5.14+; an older kernel says
-     * EINVAL and the decode faults them in one by one. */
-    (void)madvise(dst, (size_t)nu, FR_POPULATE_WRITE);
     err = hdr_frame_decode(f->dec, c->comp, f->staging, (size_t)nc, dst, (size_t)nu);
     if (err)
         return snap_fail_ctx(err, "%s: frame %zu (uncompressed [%llu, %llu), compressed [%llu, %llu) of %s)",

@@ -32,6 +32,10 @@ struct chunker_frames_opts {
     const char *cache_path;        /* created, then unlinked at once */
     unsigned fetchers;             /* fetch threads; 0: 4 */
     unsigned read_timeout_ms;      /* a reader gives up waiting after this; 0: 60 s */
+    /* The build's plain name ({id}/{file}), for a tiered store (--peer): a frame is asked of the
+     * peer first, in uncompressed space under this name (peers serve builds uncompressed), and
+     * read compressed from storage when the peer cannot answer.  NULL: storage only. */
+    const char *peer_key;
 };
 
 struct chunker_frames_stats {
@@ -39,6 +43,7 @@ struct chunker_frames_stats {
     uint64_t fetch_errors;   /* of which failed (transport, checksum, size) */
     uint64_t bytes_fetched;  /* compressed bytes read */
     uint64_t bytes_decoded;  /* uncompressed bytes published */
+    uint64_t peer_frames;    /* frames the peer served uncompressed (not decoded) */
     uint64_t hits, waits;
 };
 

@@ -225,7 +225,10 @@ static int open_source(struct builddev *d, uint32_t b)
         return snap_fail(SNAP_EUSAGE, "%s: path too long", d->cache_dir);
     int err;
     if (framed) {
-        struct chunker_frames_opts fo = {.h = d->h, .build = hb, .cache_path = path, .fetchers = d->fetchers};
+        char plain[PATH_MAX]; /* a peer serves the build uncompressed under its plain name */
+        snprintf(plain, sizeof plain, "%s/%s", id, d->file);
+        struct chunker_frames_opts fo = {.h = d->h, .build = hb, .cache_path = path, .fetchers = d->fetchers,
+                                         .peer_key = plain};
         struct chunker_frames *f = NULL;
         if ((err = compressed_size(d, hb, id, key, &fo.size)) == 0 &&
             (err = chunker_frames_open(d->store, key, &fo, &f)) == 0)

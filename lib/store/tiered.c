@@ -222,6 +222,25 @@ static int front_read(struct tiered *t, const char *key, uint64_t off, uint64_t 
     return -1;
 }
 
+int store_tiered_read_front(struct store *s, const char *key, uint64_t off, uint64_t len, void *dst)
+{
+    struct tiered *t = (struct tiered *)s;
+    if (!store_is_tiered(s) || route(t, key) != ROUTE_PEER)
+        return SNAP_ENOTFOUND;
+    struct tprog tp = {NULL, NULL, 0, false};
+    struct store_read_result r;
+    int err = front_read(t, key, off, len, dst, &tp, &r);
+    if (err > 0)
+        return err;
+    if (err == 0 && r.bytes != len) { /* short at the object's end: a frame must be whole */
+        peer_failed(t, key, snap_fail(SNAP_ESHORT, "%s: the peer has only %llu of %llu bytes at %llu", key,
+                                      (unsigned long long)r.bytes, (unsigned long long)len,
+                                      (unsigned long long)off), false);
+        return SNAP_ENOTFOUND;
+    }
+    return err ? SNAP_ENOTFOUND : 0;
+}
+
 static int tr_read(struct store *s, const char *key, uint64_t off, uint64_t len, void *dst,
                    store_progress_fn progress, void *ctx, struct store_read_result *res)
 {

@@ -33,6 +33,12 @@ void store_tiered_stats(struct store *s, struct tiered_stats *st);
 /* The same, as Prometheus-style text lines ("snapctl_tiered_peer_reads_total 3\n" ...). */
 int store_tiered_stats_text(struct store *s, char *buf, size_t cap);
 bool store_is_tiered(const struct store *s);
+/* Read [off, off+len) of key from the peer only, exactly len bytes -- for a compressed build,
+ * whose peer serves it uncompressed under its plain name while storage has only the compressed
+ * object.  0 when the peer answered; otherwise nonzero (the peer is down, skipped, sent this build
+ * to storage, or failed: counted and handled as in a read) and the caller reads storage its own
+ * way; dst may then hold part of the peer's answer.  Not a tiered store: SNAP_ENOTFOUND. */
+int store_tiered_read_front(struct store *s, const char *key, uint64_t off, uint64_t len, void *dst);
 /* Has a 410 sent this build (its UUID string) to storage? */
 bool store_tiered_build_gone(struct store *s, const char *uuid);
 
