@@ -91,18 +91,25 @@ static int upload_compressed_item(struct store *s, const char *build_id, const s
     if (stat(hpath, &st) != 0)
         return snap_fail(SNAP_ENOTFOUND, "%s: --compress needs the header beside the data, to record the "
                          "frame table in", hpath);
-    struct upload_compressed c;
-    int err = upload_compress_file(path, &o->compress, &c);
-    if (err)
-        return err;
     char key[96], fdpath[64];
     snprintf(key, sizeof key, "%s/%s.%s", build_id, it->name, hdr_comp_name(o->compress.comp));
-    snprintf(fdpath, sizeof fdpath, "/proc/self/fd/%d", c.fd);
-    struct upload_opts uo = o->file;
-    uo.uncompressed_size = c.usize;
-    if ((err = rewrite_header(hpath, id, c.usize, c.sha256, o->compress.comp, c.frames, c.nframes,
-                              o->header_format, hbuf, hlen)) == 0)
-        err = upload_file(s, key, fdpath, &uo, &it->r);
+    struct upload_compressed c;
+    int err;
+    if (store_can_multipart(s)) { /* compressed and sent at once, in parts */
+        err = upload_compress_stream(s, key, path, &o->compress, &o->file, &c, &it->r);
+        if (!err)
+            err = rewrite_header(hpath, id, c.usize, c.sha256, o->compress.comp, c.frames, c.nframes,
+                                 o->header_format, hbuf, hlen);
+    } else { /* compressed into a temp file, then put like any other file */
+        if ((err = upload_compress_file(path, &o->compress, &c)) != 0)
+            return err;
+        snprintf(fdpath, sizeof fdpath, "/proc/self/fd/%d", c.fd);
+        struct upload_opts uo = o->file;
+        uo.uncompressed_size = c.usize;
+        if ((err = rewrite_header(hpath, id, c.usize, c.sha256, o->compress.comp, c.frames, c.nframes,
+                                  o->header_format, hbuf, hlen)) == 0)
+            err = upload_file(s, key, fdpath, &uo, &it->r);
+    }
     it->comp = o->compress.comp;
     it->nframes = c.nframes;
     it->usize = c.usize;

@@ -89,6 +89,13 @@ struct upload_compressed {
  * frame table and the SHA-256 of the input.  Memory: one frame buffer per worker. */
 int upload_compress_file(const char *path, const struct upload_compress_opts *o, struct upload_compressed *out);
 void upload_compressed_free(struct upload_compressed *c);
+/* The same, sent as it is made: frames packed into multipart parts of key (at least the part
+ * size, default 8 MiB, grown to fit 10,000 parts), uploaded by three threads while two compress,
+ * with the object's uncompressed-size metadata.  Memory: four part buffers.  out gets the frame
+ * table and SHA-256 of the input (fd -1); r the object's size, parts, ETag and SHA-256.  Any
+ * failure or a cancel aborts the multipart upload.  For stores that can multipart. */
+int upload_compress_stream(struct store *s, const char *key, const char *path, const struct upload_compress_opts *co,
+                           const struct upload_opts *uo, struct upload_compressed *out, struct upload_result *r);
 
 /* ---- build directories (formats.md section 1) ---- */
 
