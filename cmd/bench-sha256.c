@@ -8,7 +8,7 @@
  * stdout.  Every digest of every run must agree.  The median of --runs is reported.
  */
 #include "bench.h"
-#include "bench-run.h"
+#include "bench/bench-run.h"
 #include "cli.h"
 
 #include "base/err.h"

@@ -38,13 +38,6 @@ uint64_t bench_peak_rss(void)
     return (uint64_t)ru.ru_maxrss * 1024;
 }
 
-uint64_t bench_children_peak_rss(void)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_CHILDREN, &ru);
-    return (uint64_t)ru.ru_maxrss * 1024;
-}
-
 int bench_main(int argc, char **argv)
 {
     static char prefix[80];

@@ -10,7 +10,5 @@
 
 /* Peak resident set size of this process so far, in bytes (getrusage ru_maxrss). */
 uint64_t bench_peak_rss(void);
-/* Peak RSS of all waited-for children so far, in bytes. */
-uint64_t bench_children_peak_rss(void);
 
 #endif

@@ -1,5 +1,5 @@
 /* bench-run.c -- running the named peers of the benchmarks (see bench-run.h). */
-#include "bench-run.h"
+#include "bench/bench-run.h"
 
 #include "base/err.h"
 #include "base/io.h"

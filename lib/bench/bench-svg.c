@@ -1,5 +1,5 @@
 /* bench-svg.c -- hand-written SVG latency CDFs (no libraries): axes in ms, ticks, legend. */
-#include "bench-svg.h"
+#include "bench/bench-svg.h"
 
 #include <stdlib.h>
 
