@@ -6,6 +6,7 @@
 #include "base/mem.h"
 #include "base/util.h"
 #include "bench/bench-httpsrc.h"
+#include "bench/bench-run.h"
 #include "bench/bench-svg.h"
 #include "store/sim.h"
 #include "store/store.h"
@@ -211,9 +212,9 @@ static int source_probe(const struct chunkbench *b, struct store *s, struct chun
     snap_free(buf);
     if (err)
         return err;
-    p->src_small_ms = chunkbench_median(small, SRC_PROBES);
-    p->src_whole_ms = chunkbench_median(whole, SRC_PROBES);
-    p->src_conc_ms = chunkbench_median(conc, SRC_PROBES);
+    p->src_small_ms = bench_median(small, SRC_PROBES);
+    p->src_whole_ms = bench_median(whole, SRC_PROBES);
+    p->src_conc_ms = bench_median(conc, SRC_PROBES);
     p->src_slow = p->src_whole_ms > p->ideal_full_ms * 1.1;
     return 0;
 }
@@ -314,19 +315,6 @@ static int run_round(struct chunkbench *b, struct store *s, struct chunkbench_pr
     return 0;
 }
 
-double chunkbench_median(const double *v, unsigned n)
-{
-    double s[16];
-    memcpy(s, v, n * sizeof *v);
-    for (unsigned i = 1; i < n; i++)
-        for (unsigned j = i; j > 0 && s[j - 1] > s[j]; j--) {
-            double t = s[j];
-            s[j] = s[j - 1];
-            s[j - 1] = t;
-        }
-    return n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
-}
-
 /* What an overhead-free chunker achieves on this profile and these offsets (see the file comment). */
 void chunkbench_physics(const struct chunkbench *b, struct chunkbench_profile *p)
 {
@@ -344,8 +332,8 @@ void chunkbench_physics(const struct chunkbench *b, struct chunkbench_profile *p
 void chunkbench_evaluate(const struct chunkbench *b, struct chunkbench_profile *p)
 {
     for (int m = 0; m < CHUNKBENCH_MODES; m++) {
-        p->med_avg[m] = chunkbench_median(p->avg[m], b->runs);
-        p->med_worst[m] = chunkbench_median(p->worst[m], b->runs);
+        p->med_avg[m] = bench_median(p->avg[m], (int)b->runs);
+        p->med_worst[m] = bench_median(p->worst[m], (int)b->runs);
     }
     p->stream_ratio = p->med_avg[0] / p->med_avg[1];
     p->demand_ratio = p->med_avg[2] / p->floor_ms;

@@ -111,8 +111,6 @@ int chunkbench_run(struct chunkbench *b);
 void chunkbench_physics(const struct chunkbench *b, struct chunkbench_profile *p);
 /* Medians over runs and the two gates of p. */
 void chunkbench_evaluate(const struct chunkbench *b, struct chunkbench_profile *p);
-/* Median of n (1..16) values. */
-double chunkbench_median(const double *v, unsigned n);
 /* Every read's latency: "source,profile,mode,run,iteration,caller,offset,latency_us" rows. */
 void chunkbench_write_csv(const struct chunkbench *b, FILE *f);
 /* The latency CDFs, one panel per (source, profile), one line per mode (sorts the samples). */

@@ -1,12 +1,17 @@
 /* test-bench.c -- lib/bench without running a benchmark: the chunker benchmark's model, options,
- * offsets, CSV rows and SVG plot on a tiny hand-made data set. */
+ * offsets, CSV rows and SVG plot on a tiny hand-made data set; the shared statistics; the peer
+ * benchmark's size check. */
 #include "test.h"
 
 #include "base/err.h"
+#include "bench/bench-run.h"
 #include "bench/chunkbench.h"
+#include "bench/peerbench.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 
 #define NEAR(a, b) (fabs((a) - (b)) < 1e-9)
 
@@ -54,8 +59,6 @@ TEST(bench_chunkbench_model)
     CHECK(!p->stream_ok); /* 2.03x < 3.0x */
     CHECK(NEAR(p->demand_ratio, 25 / p->floor_ms));
     CHECK(p->demand_ok); /* 1.25x <= 1.3x */
-    double two[2] = {3, 1};
-    CHECK(NEAR(chunkbench_median(two, 2), 2));
 }
 
 TEST(bench_chunkbench_options)
@@ -157,4 +160,39 @@ TEST(bench_chunkbench_svg)
         test_failed(__FILE__, __LINE__, "the SVG lacks '%s'", missing);
     CHECK(!missing);
     CHECK(lines > 20 && lines < 200); /* one panel, three short lines */
+}
+
+TEST(bench_sort_median_percentile)
+{
+    double v[5] = {5, 1, 4, 2, 3};
+    CHECK(NEAR(bench_median(v, 5), 3));
+    CHECK(NEAR(bench_median(v, 4), 3)); /* {5, 1, 4, 2}: (2 + 4) / 2 */
+    bench_sort(v, 5);
+    for (int i = 0; i < 5; i++)
+        CHECK(NEAR(v[i], i + 1));
+    CHECK(NEAR(bench_percentile(v, 5, 0.5), 3));
+    CHECK(NEAR(bench_percentile(v, 5, 0.99), 5));
+    CHECK(NEAR(bench_percentile(v, 5, 0), 1));
+    CHECK(NEAR(bench_percentile(v, 1, 0.99), 1));
+}
+
+TEST(bench_peerbench_refuses_a_small_object)
+{
+    char dir[512], url[600];
+    snprintf(dir, sizeof dir, "%s/peerbench", test_tmpdir());
+    CHECK(mkdir(dir, 0755) == 0 || errno == EEXIST);
+    snprintf(url, sizeof url, "%s/obj", dir);
+    FILE *f = fopen(url, "w");
+    CHECK(f);
+    fputs("less than a chunk", f);
+    fclose(f);
+    snprintf(url, sizeof url, "file://%s", dir);
+    struct store *s = NULL;
+    CHECK_EQ(store_open(url, NULL, &s), 0);
+    struct peerbench_result r;
+    snap_errclear();
+    int err = peerbench_run(s, s, "obj", 1, &r);
+    store_close(s);
+    CHECK_EQ(err, SNAP_ERANGE);
+    CHECK(strstr(snap_errmsg(err), "/obj: 17 bytes, less than one 4 MiB chunk"));
 }
