@@ -5,6 +5,7 @@
 #define SNAP_BENCH_RUN_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #define BENCH_MAX_RUNS 100
 
@@ -19,6 +20,10 @@ int bench_run_capture(const char *label, char *const argv[], double *secs, char 
 int bench_parse_digest(const char *s, char hex[65]);
 /* Median of n (1..BENCH_MAX_RUNS) values. */
 double bench_median(const double *v, int n);
+/* Peak resident set size of this process so far, in bytes (getrusage ru_maxrss). */
+uint64_t bench_peak_rss(void);
+/* The next value of a xorshift64 sequence (state must not be 0): the benchmarks' fixed-seed data. */
+uint64_t bench_xorshift64(uint64_t *state);
 /* Sort n values ascending, in place. */
 void bench_sort(double *v, size_t n);
 /* The value at fraction p (0..1) of n >= 1 sorted values, rounded to the nearest index. */

@@ -443,12 +443,8 @@ void chunkbench_init(struct chunkbench *b)
 void chunkbench_offsets(uint64_t seed, uint64_t *out, size_t n)
 {
     uint64_t x = seed * 0x9e3779b97f4a7c15ull + 1;
-    for (size_t i = 0; i < n; i++) {
-        x ^= x << 13; /* xorshift64 */
-        x ^= x >> 7;
-        x ^= x << 17;
-        out[i] = (x % (CHUNKBENCH_OBJ_SIZE / CHUNKBENCH_READ)) * CHUNKBENCH_READ;
-    }
+    for (size_t i = 0; i < n; i++)
+        out[i] = (bench_xorshift64(&x) % (CHUNKBENCH_OBJ_SIZE / CHUNKBENCH_READ)) * CHUNKBENCH_READ;
 }
 
 /* The cases: every profile under each source, sources outermost. */

@@ -1,11 +1,12 @@
 /* test-bench.c -- lib/bench without running a benchmark: the chunker benchmark's model, options,
  * offsets, CSV rows and SVG plot on a tiny hand-made data set; the shared statistics; the peer
- * benchmark's size check. */
+ * benchmark's size check; the header benchmark's generator and measurement. */
 #include "test.h"
 
 #include "base/err.h"
 #include "bench/bench-run.h"
 #include "bench/chunkbench.h"
+#include "bench/hdrbench.h"
 #include "bench/peerbench.h"
 
 #include <errno.h>
@@ -195,4 +196,41 @@ TEST(bench_peerbench_refuses_a_small_object)
     store_close(s);
     CHECK_EQ(err, SNAP_ERANGE);
     CHECK(strstr(snap_errmsg(err), "/obj: 17 bytes, less than one 4 MiB chunk"));
+}
+
+TEST(bench_hdrbench_generate_and_measure)
+{
+    struct hdr *h = NULL, *again = NULL;
+    CHECK_EQ(hdrbench_generate(200, &h), 0);
+    CHECK_EQ(h->n, 200);
+    CHECK(h->e[0].build != HDR_ZERO);
+    uint64_t end = 0;
+    bool prev_zero = false, gap = false, twice = false;
+    for (size_t i = 0; i < h->n; i++) {
+        gap |= h->e[i].offset != end;
+        twice |= prev_zero && h->e[i].build == HDR_ZERO;
+        prev_zero = h->e[i].build == HDR_ZERO;
+        end += h->e[i].length;
+    }
+    CHECK(!gap && !twice);
+    CHECK_EQ(h->meta.size, end);
+    CHECK_EQ(hdr_check(h), 0);
+    CHECK_EQ(hdrbench_generate(200, &again), 0); /* a fixed seed: the same header every time */
+    CHECK(hdr_same_contents(h, again));
+    hdr_free(again);
+
+    char dir[512], path[600];
+    snprintf(dir, sizeof dir, "%s/hdrbench", test_tmpdir());
+    CHECK(mkdir(dir, 0755) == 0 || errno == EEXIST);
+    struct hdrbench_row r;
+    int err = hdrbench_measure(h, 5, 3, dir, &r);
+    hdr_free(h);
+    CHECK_EQ(err, 0);
+    CHECK_EQ(r.version, 5);
+    CHECK_EQ(r.entries, 200);
+    CHECK(r.bytes > 0 && r.median_ns > 0 && r.rss > 0);
+    snprintf(path, sizeof path, "%s/header.v5", dir);
+    struct stat st;
+    CHECK_EQ(stat(path, &st), 0);
+    CHECK_EQ(st.st_size, r.bytes);
 }
