@@ -13,7 +13,7 @@
  * (tests/tools/nginx.sh), makes a 1 GiB file and runs this.
  */
 #include "bench.h"
-#include "bench-run.h"
+#include "bench/bench-run.h"
 #include "cli.h"
 
 #include "base/err.h"

@@ -1,5 +1,6 @@
 /* bench-header.c -- `snapctl bench header`: how fast a large header parses, and in how much
- * memory, for each version we write. */
+ * memory, for each version we write; options and output (the generator and the measurement
+ * are lib/bench/hdrbench.c). */
 #include "bench.h"
 #include "cli.h"
 
@@ -8,6 +9,7 @@
 #include "base/json.h"
 #include "base/mem.h"
 #include "base/util.h"
+#include "bench/hdrbench.h"
 #include "header/header.h"
 
 #include <getopt.h>
@@ -28,116 +30,6 @@ static const char usage[] =
     "  --save DIR   also write the three files as DIR/header.v3, .v4, .v5\n"
     "\n"
     "Exits 1 when the median v5 parse takes 1 s or more.\n";
-
-#define BUILDS 64
-#define LIMIT_NS 1000000000ull
-
-static uint64_t rng = 0x2545f4914f6cdd1dull;
-static uint64_t next_rand(void)
-{
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return rng;
-}
-
-/* The header to measure: entries alternate builds (never two zero entries in a row, so a v5
- * reader rebuilds exactly n entries); each build's storage is packed like a real diff. */
-static int generate(uint64_t n, struct hdr **out)
-{
-    snap_uuid ids[BUILDS];
-    uint64_t next_storage[BUILDS] = {0};
-    for (int i = 0; i < BUILDS; i++) {
-        for (int k = 0; k < 16; k++)
-            ids[i].b[k] = (uint8_t)next_rand();
-        ids[i].b[0] |= 1;
-    }
-    struct hdr_meta m = {.version = 5, .block_size = 4096, .generation = 42};
-    m.build_id = ids[0];
-    m.base_build_id = ids[BUILDS - 1];
-    struct hdr *h;
-    int err = hdr_new(&m, &h);
-    if (err)
-        return err;
-    uint64_t off = 0;
-    bool prev_zero = true; /* no zero entry first either: a v5 gap there is fine, but keep n */
-    for (uint64_t i = 0; i < n && !err; i++) {
-        uint64_t len = (1 + next_rand() % 8) * HDR_PAGE;
-        bool zero = !prev_zero && next_rand() % 5 == 0;
-        if (zero) {
-            err = hdr_append(h, off, len, NULL, 0);
-        } else {
-            int b = (int)(next_rand() % BUILDS);
-            err = hdr_append(h, off, len, &ids[b], next_storage[b]);
-            next_storage[b] += len;
-        }
-        prev_zero = zero;
-        off += len;
-    }
-    h->meta.size = off;
-    if (err) {
-        hdr_free(h);
-        return err;
-    }
-    *out = h;
-    return 0;
-}
-
-static int cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
-struct row {
-    unsigned version;
-    size_t bytes, entries;
-    uint64_t median_ns, rss;
-};
-
-static int measure(const struct hdr *src, unsigned version, int runs, const char *save,
-                   struct row *r)
-{
-    uint8_t *buf;
-    size_t len;
-    int err = hdr_serialize(src, version, &buf, &len);
-    if (err)
-        return err;
-    if (save) {
-        char path[4096];
-        snprintf(path, sizeof path, "%s/header.v%u", save, version);
-        if ((err = snap_write_file_atomic(path, buf, len, 0644))) {
-            snap_free(buf);
-            return err;
-        }
-    }
-    uint64_t *t = snap_calloc((size_t)runs, sizeof *t);
-    if (!t) {
-        snap_free(buf);
-        return snap_fail(SNAP_ENOMEM, "cannot allocate %d timings", runs);
-    }
-    r->version = version;
-    r->bytes = len;
-    for (int i = 0; i < runs && !err; i++) {
-        struct hdr *h;
-        uint64_t t0 = snap_now_ns();
-        err = hdr_parse(buf, len, &h);
-        t[i] = snap_now_ns() - t0;
-        if (err)
-            break;
-        r->entries = h->n;
-        if (h->n != src->n)
-            err = snap_fail(SNAP_EINTERNAL, "v%u parsed to %zu entries, not %zu", version, h->n,
-                            src->n);
-        hdr_free(h);
-    }
-    qsort(t, (size_t)runs, sizeof *t, cmp_u64);
-    r->median_ns = t[runs / 2];
-    r->rss = bench_peak_rss();
-    snap_free(t);
-    snap_free(buf);
-    return err;
-}
 
 int bench_header(int argc, char **argv)
 {
@@ -172,18 +64,18 @@ int bench_header(int argc, char **argv)
         return cli_usage_error("unexpected argument '%s'", argv[optind]);
 
     struct hdr *src;
-    if ((err = generate(n, &src)))
+    if ((err = hdrbench_generate(n, &src)))
         return cli_fail(err, NULL);
-    struct row rows[3];
+    struct hdrbench_row rows[3];
     static const unsigned order[3] = {5, 4, 3};
     for (int i = 0; i < 3; i++)
-        if ((err = measure(src, order[i], (int)runs, save, &rows[i]))) {
+        if ((err = hdrbench_measure(src, order[i], (int)runs, save, &rows[i]))) {
             hdr_free(src);
             return cli_fail(err, NULL);
         }
     hdr_free(src);
 
-    bool slow = rows[0].median_ns >= LIMIT_NS;
+    bool slow = rows[0].median_ns >= HDRBENCH_LIMIT_NS;
     if (json) {
         struct json j;
         json_init(&j, stdout);

@@ -11,7 +11,7 @@
  * 256 KiB buffer as a streamed store read does; curl is a child timed from fork to exit.  The object's size comes from the first whole GET.
  */
 #include "bench.h"
-#include "bench-run.h"
+#include "bench/bench-run.h"
 #include "cli.h"
 
 #include "base/err.h"

@@ -1,12 +1,7 @@
-/* bench-peer.c -- `snapctl bench peer`: cold 4 MiB chunk reads through a peer (the tiered store
- * a reader with --peer uses) against the same chunks straight from the store, in the same run.
- *
- * Both sides read the same object ({uuid}/{file}) of the same build.  Each run reads one chunk
- * index both ways, alternating which goes first, so machine noise hits both alike; chunk indexes
- * advance every run, so neither side reads a chunk it has read before (cold for the reader; the
- * servers' own caches are whatever they are, as in production: a fresh build is in the peer's
- * page cache).  Latency is from the call to the last byte in the buffer.  Prints p50/p99 of each
- * and the ratio store/peer (> 1: the peer is faster).
+/* bench-peer.c -- `snapctl bench peer`: its options and output; the runner (cold 4 MiB chunk
+ * reads through a peer against the same chunks straight from the store, in the same run) is
+ * lib/bench/peerbench.c.  Prints p50/p99 of each and the ratio store/peer (> 1: the peer is
+ * faster).
  */
 #include "bench.h"
 #include "cli.h"
@@ -16,16 +11,13 @@
 #include "base/json.h"
 #include "base/mem.h"
 #include "base/util.h"
+#include "bench/peerbench.h"
 #include "store/store.h"
-#include "store/tiered.h"
 
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define PB_CHUNK (4u << 20)
-#define PB_MAX_RUNS 1000
 
 static const char pb_usage[] =
     "Usage: snapctl bench peer --peer HOST:PORT --store URL --build UUID [OPTIONS]\n"
@@ -41,28 +33,30 @@ static const char pb_usage[] =
     "  --runs N           chunks read each way, 1..1000 (default 32; indexes wrap at the end)\n"
     "  --json             one JSON object instead of the table\n";
 
-static int cmp_double(const void *a, const void *b)
+static void print_result(const char *key, unsigned runs, const struct peerbench_result *r, bool json)
 {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double pct(double *v, unsigned n, double p)
-{
-    unsigned i = (unsigned)(p * (n - 1) + 0.5);
-    return v[i < n ? i : n - 1];
-}
-
-static int timed_read(struct store *s, const char *key, uint64_t off, uint64_t want, void *buf, double *ms)
-{
-    struct store_read_result r;
-    uint64_t t0 = snap_now_ns();
-    int err = store_read(s, key, off, want, buf, NULL, NULL, &r);
-    *ms = (double)(snap_now_ns() - t0) / 1e6;
-    if (!err && r.bytes != want)
-        err = snap_fail(SNAP_ESHORT, "%s/%s: %llu of %llu bytes at %llu", s->url, key, (unsigned long long)r.bytes,
-                        (unsigned long long)want, (unsigned long long)off);
-    return err;
+    if (json) {
+        struct json j;
+        json_init(&j, stdout);
+        json_obj_begin(&j);
+        json_key(&j, "chunk_bytes"); json_u64(&j, PEERBENCH_CHUNK);
+        json_key(&j, "runs"); json_u64(&j, runs);
+        json_key(&j, "peer_p50_ms"); json_double(&j, r->peer_p50_ms);
+        json_key(&j, "peer_p99_ms"); json_double(&j, r->peer_p99_ms);
+        json_key(&j, "store_p50_ms"); json_double(&j, r->store_p50_ms);
+        json_key(&j, "store_p99_ms"); json_double(&j, r->store_p99_ms);
+        json_key(&j, "ratio_p50"); json_double(&j, r->store_p50_ms / r->peer_p50_ms);
+        json_key(&j, "ratio_p99"); json_double(&j, r->store_p99_ms / r->peer_p99_ms);
+        json_obj_end(&j);
+        json_finish(&j);
+        return;
+    }
+    printf("cold 4 MiB chunk reads of %s, %u runs each way\n", key, runs);
+    printf("%-28s %10s %10s\n", "", "p50 ms", "p99 ms");
+    printf("%-28s %10.2f %10.2f\n", "through the peer (--peer)", r->peer_p50_ms, r->peer_p99_ms);
+    printf("%-28s %10.2f %10.2f\n", "straight from the store", r->store_p50_ms, r->store_p99_ms);
+    printf("%-28s %9.2fx %9.2fx\n", "store / peer", r->store_p50_ms / r->peer_p50_ms,
+           r->store_p99_ms / r->peer_p99_ms);
 }
 
 enum { PB_STORE = 300, PB_BUILD, PB_FILE, PB_RUNS, PB_JSON };
@@ -87,8 +81,8 @@ int bench_peer(int argc, char **argv)
         case PB_BUILD: build = optarg; break;
         case PB_FILE: file = optarg; break;
         case PB_RUNS:
-            if (snap_parse_u64(optarg, &runs, "--runs") || runs < 1 || runs > PB_MAX_RUNS)
-                return cli_usage_error("--runs takes 1 to %d", PB_MAX_RUNS);
+            if (snap_parse_u64(optarg, &runs, "--runs") || runs < 1 || runs > PEERBENCH_MAX_RUNS)
+                return cli_usage_error("--runs takes 1 to %d", PEERBENCH_MAX_RUNS);
             break;
         case PB_JSON: json = true; break;
         case 'h': fputs(pb_usage, stdout); return 0;
@@ -110,76 +104,16 @@ int bench_peer(int argc, char **argv)
     snprintf(key, sizeof key, "%s/%s", build, file);
 
     struct store *tiered = NULL, *plain = NULL;
-    uint8_t *buf = NULL;
-    double *peer_ms = calloc(runs, sizeof *peer_ms), *store_ms = calloc(runs, sizeof *store_ms);
-    struct store_info info;
+    struct peerbench_result r;
     int err = cli_open_store(store_url, &so, &tiered);
     if (!err)
         err = store_open(store_url, NULL, &plain);
     if (!err)
-        err = store_stat(plain, key, &info);
-    if (!err && info.size < PB_CHUNK)
-        err = snap_fail(SNAP_ERANGE, "%s/%s: %llu bytes, less than one 4 MiB chunk", store_url, key,
-                        (unsigned long long)info.size);
-    if (!err && (!(buf = snap_malloc(PB_CHUNK)) || !peer_ms || !store_ms))
-        err = snap_fail(SNAP_ENOMEM, "out of memory");
-    uint64_t chunks = err ? 1 : info.size / PB_CHUNK;
-    for (uint64_t i = 0; i < runs && !err; i++) {
-        uint64_t off = (i % chunks) * PB_CHUNK;
-        if (i % 2 == 0) {
-            err = timed_read(tiered, key, off, PB_CHUNK, buf, &peer_ms[i]);
-            if (!err)
-                err = timed_read(plain, key, off, PB_CHUNK, buf, &store_ms[i]);
-        } else {
-            err = timed_read(plain, key, off, PB_CHUNK, buf, &store_ms[i]);
-            if (!err)
-                err = timed_read(tiered, key, off, PB_CHUNK, buf, &peer_ms[i]);
-        }
-    }
-    struct tiered_stats st = {0};
-    if (!err) {
-        store_tiered_stats(tiered, &st);
-        if (st.storage_reads || st.peer_reads != runs)
-            err = snap_fail(SNAP_ECHECK, "the peer did not answer every read (%llu of %llu; %llu from the store): "
-                            "is the build in its data dir, and its upload not marked done?",
-                            (unsigned long long)st.peer_reads, (unsigned long long)runs,
-                            (unsigned long long)st.storage_reads);
-    }
-    int rc = 0;
-    if (err) {
-        rc = cli_fail(err, NULL);
-    } else {
-        qsort(peer_ms, runs, sizeof *peer_ms, cmp_double);
-        qsort(store_ms, runs, sizeof *store_ms, cmp_double);
-        unsigned n = (unsigned)runs;
-        double p50p = pct(peer_ms, n, 0.5), p99p = pct(peer_ms, n, 0.99);
-        double p50s = pct(store_ms, n, 0.5), p99s = pct(store_ms, n, 0.99);
-        if (json) {
-            struct json j;
-            json_init(&j, stdout);
-            json_obj_begin(&j);
-            json_key(&j, "chunk_bytes"); json_u64(&j, PB_CHUNK);
-            json_key(&j, "runs"); json_u64(&j, runs);
-            json_key(&j, "peer_p50_ms"); json_double(&j, p50p);
-            json_key(&j, "peer_p99_ms"); json_double(&j, p99p);
-            json_key(&j, "store_p50_ms"); json_double(&j, p50s);
-            json_key(&j, "store_p99_ms"); json_double(&j, p99s);
-            json_key(&j, "ratio_p50"); json_double(&j, p50s / p50p);
-            json_key(&j, "ratio_p99"); json_double(&j, p99s / p99p);
-            json_obj_end(&j);
-            json_finish(&j);
-        } else {
-            printf("cold 4 MiB chunk reads of %s, %llu runs each way\n", key, (unsigned long long)runs);
-            printf("%-28s %10s %10s\n", "", "p50 ms", "p99 ms");
-            printf("%-28s %10.2f %10.2f\n", "through the peer (--peer)", p50p, p99p);
-            printf("%-28s %10.2f %10.2f\n", "straight from the store", p50s, p99s);
-            printf("%-28s %9.2fx %9.2fx\n", "store / peer", p50s / p50p, p99s / p99p);
-        }
-    }
+        err = peerbench_run(tiered, plain, key, (unsigned)runs, &r);
+    int rc = err ? cli_fail(err, NULL) : 0;
+    if (!err)
+        print_result(key, (unsigned)runs, &r, json);
     store_close(tiered);
     store_close(plain);
-    snap_free(buf);
-    free(peer_ms);
-    free(store_ms);
     return rc;
 }

@@ -8,7 +8,7 @@
  * stdout.  Every digest of every run must agree.  The median of --runs is reported.
  */
 #include "bench.h"
-#include "bench-run.h"
+#include "bench/bench-run.h"
 #include "cli.h"
 
 #include "base/err.h"
@@ -91,10 +91,8 @@ static int sha_bench_make_file(const char *dir, uint64_t size)
     uint64_t s = 0x9e3779b97f4a7c15ull;
     int err = 0;
     for (uint64_t done = 0; !err && done < size; done += SHA_BENCH_BUF) {
-        for (size_t i = 0; i < SHA_BENCH_BUF / 8; i++) {
-            s ^= s << 13, s ^= s >> 7, s ^= s << 17;
-            buf[i] = s;
-        }
+        for (size_t i = 0; i < SHA_BENCH_BUF / 8; i++)
+            buf[i] = bench_xorshift64(&s);
         err = snap_write_full(fd, buf, snap_min_u64(SHA_BENCH_BUF, size - done), sha_bench_tmp);
     }
     close(fd);

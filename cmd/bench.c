@@ -6,7 +6,6 @@
 
 #include <stdio.h>
 #include <string.h>
-#include <sys/resource.h>
 
 static const struct {
     const char *name;
@@ -29,20 +28,6 @@ static void usage(FILE *f)
                "Benchmarks:\n");
     for (int i = 0; benches[i].name; i++)
         fprintf(f, "  %-10s %s\n", benches[i].name, benches[i].summary);
-}
-
-uint64_t bench_peak_rss(void)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (uint64_t)ru.ru_maxrss * 1024;
-}
-
-uint64_t bench_children_peak_rss(void)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_CHILDREN, &ru);
-    return (uint64_t)ru.ru_maxrss * 1024;
 }
 
 int bench_main(int argc, char **argv)

@@ -6,6 +6,7 @@
 #include "base/io.h"
 #include "base/mem.h"
 #include "base/util.h"
+#include "bench/bench-run.h"
 #include "device/builddev.h"
 #include "header/header.h"
 #include "store/sim.h"
@@ -225,12 +226,6 @@ static int cb_open(struct compbench *cb, const struct cb_build *b, const struct 
     return err;
 }
 
-static int cb_cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 static uint64_t cb_next(uint64_t *s)
 {
     uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
@@ -298,7 +293,7 @@ static int cb_run_build(struct compbench *cb, const struct cb_build *b, const st
     builddev_close(d);
     if (err || !n)
         return err;
-    qsort(lat, n, sizeof *lat, cb_cmp_double);
+    bench_sort(lat, n);
     x->avg_ms = sum / n;
     x->p50_ms = lat[n / 2];
     x->max_ms = lat[n - 1];

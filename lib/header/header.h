@@ -204,8 +204,25 @@ int hdr_check(const struct hdr *h);
 int hdr_check_loader(const struct hdr *h, void (*fn)(void *ctx, const char *msg), void *ctx);
 
 /* Do a and b give every device page [0, ceil(Size/4096)*4096) the same contents (same build
- * and storage offset, zeros and holes alike)?  Both must be sorted; false otherwise. */
+ * and storage offset, zeros and holes alike)?  When either is not sorted (a v1..v4 mapping
+ * kept as written): do they hold the same entries in the same order? */
 bool hdr_same_contents(const struct hdr *a, const struct hdr *b);
+
+/* What inspect-header reports: bytes per build (per_build[i] for h->ids[i]), zero bytes and
+ * all mapped bytes.  SNAP_ENOMEM or 0; free with hdr_totals_free. */
+struct hdr_totals {
+    uint64_t *per_build;
+    uint64_t zero, mapped;
+};
+int hdr_totals_compute(const struct hdr *h, struct hdr_totals *t);
+void hdr_totals_free(struct hdr_totals *t);
+/* The build's sha256 as 64 hex digits; false (and "") when it is unknown (all zero). */
+bool hdr_build_sha256_hex(const struct hdr_build *b, char hex[65]);
+/* h written as version `format` (3, 4 or 5) into a new buffer (*out, free with snap_free),
+ * after reading it back: the output must parse and give the same contents (hdr_same_contents).
+ * hdr_serialize's errors (SNAP_ERANGE: the mapping cannot be said in that version) prefixed
+ * "cannot write as vN", or SNAP_EINTERNAL when the output does not read back the same. */
+int hdr_convert(const struct hdr *h, unsigned format, uint8_t **out, size_t *outlen);
 
 /* A new diff header on top of `parent` (formats.md section 6), built incrementally:
  *   hdr_diff_new(parent, &new_build_id, &d);

@@ -170,25 +170,19 @@ static int parse_v4_mapping(struct hdr_rd *r, struct hdr *h, const char *ctx)
     return 0;
 }
 
-/* v5 columns hold pages; entries are decoded into h->e as pages, then checked, gaps rebuilt
- * and everything scaled to bytes from the back, in place. */
-static int parse_v5_mapping(struct hdr_rd *r, struct hdr *h, const char *ctx)
+/* The v5 build table: M distinct non-zero UUIDs, interned into h->ids in table order. */
+static int parse_v5_builds(struct hdr_rd *r, struct hdr *h, const char *ctx, uint32_t *m)
 {
-    uint64_t size_pages = hdr_pages_ceil(h->meta.size);
-    if (size_pages > UINT32_MAX)
-        return snap_fail(SNAP_EFORMAT, "%s: Size %llu is more than 2^32 pages", ctx,
-                         (unsigned long long)h->meta.size);
-    uint32_t m, n;
-    int err = hdr_rd_u32(r, &m, ctx, "M (build table size)");
+    int err = hdr_rd_u32(r, m, ctx, "M (build table size)");
     if (err)
         return err;
-    if (m > HDR_MAX_BUILDS)
-        return snap_fail(SNAP_ETOOBIG, "%s: M %u builds exceeds the limit of %u", ctx, m,
+    if (*m > HDR_MAX_BUILDS)
+        return snap_fail(SNAP_ETOOBIG, "%s: M %u builds exceeds the limit of %u", ctx, *m,
                          HDR_MAX_BUILDS);
-    if ((uint64_t)m * 16 > hdr_rd_left(r))
+    if ((uint64_t)*m * 16 > hdr_rd_left(r))
         return snap_fail(SNAP_EFORMAT, "%s: M %u builds cannot fit in the remaining %zu bytes",
-                         ctx, m, hdr_rd_left(r));
-    for (uint32_t i = 0; i < m; i++) {
+                         ctx, *m, hdr_rd_left(r));
+    for (uint32_t i = 0; i < *m; i++) {
         snap_uuid id;
         uint32_t idx;
         bool added;
@@ -203,18 +197,15 @@ static int parse_v5_mapping(struct hdr_rd *r, struct hdr *h, const char *ctx)
             return snap_fail(SNAP_EFORMAT, "%s: build table entry %u repeats %s (entry %u)", ctx,
                              i, u, idx);
     }
-    if ((err = hdr_rd_u32(r, &n, ctx, "N (entry count)")))
-        return err;
-    if (n > HDR_MAX_V5_ENTRIES)
-        return snap_fail(SNAP_ETOOBIG, "%s: N %u entries exceeds the limit of %u", ctx, n,
-                         HDR_MAX_V5_ENTRIES);
-    if ((uint64_t)n * 4 > hdr_rd_left(r))
-        return snap_fail(SNAP_EFORMAT, "%s: N %u entries cannot fit in the remaining %zu bytes "
-                         "(4 columns of at least 1 byte)", ctx, n, hdr_rd_left(r));
-    if ((err = hdr_grow((void **)&h->e, &h->cap, n, sizeof *h->e, "mapping entries")))
-        return err;
-    struct hdr_entry *e = h->e;
+    return 0;
+}
+
+/* The four columns of n entries, in pages: offset deltas, lengths, zigzag storage deltas,
+ * build indexes below m. */
+static int parse_v5_columns(struct hdr_rd *r, struct hdr_entry *e, uint32_t n, uint32_t m, const char *ctx)
+{
     uint64_t v, run = 0;
+    int err;
     for (uint32_t i = 0; i < n; i++) {
         if ((err = hdr_rd_uvarint(r, &v, ctx, "offset delta", i)))
             return err;
@@ -252,6 +243,14 @@ static int parse_v5_mapping(struct hdr_rd *r, struct hdr *h, const char *ctx)
                              ctx, i, (unsigned long long)v, m);
         e[i].build = (uint32_t)v;
     }
+    return 0;
+}
+
+/* The n decoded entries (pages) must ascend without overlap inside size_pages; the gaps between
+ * them come back as zero entries and everything is scaled to bytes, from the back, in place. */
+static int fill_v5_gaps(struct hdr *h, uint32_t n, uint64_t size_pages, const char *ctx)
+{
+    struct hdr_entry *e = h->e;
     size_t gaps = 0;
     uint64_t end = 0;
     for (uint32_t i = 0; i < n; i++) {
@@ -268,7 +267,8 @@ static int parse_v5_mapping(struct hdr_rd *r, struct hdr *h, const char *ctx)
     }
     gaps += end < size_pages;
     size_t total = n + gaps;
-    if ((err = hdr_grow((void **)&h->e, &h->cap, total, sizeof *h->e, "mapping entries")))
+    int err = hdr_grow((void **)&h->e, &h->cap, total, sizeof *h->e, "mapping entries");
+    if (err)
         return err;
     e = h->e;
     /* Rebuild from the back: entry i moves to slot k >= i, gaps fill in between. */
@@ -288,6 +288,31 @@ static int parse_v5_mapping(struct hdr_rd *r, struct hdr *h, const char *ctx)
     h->n = total;
     h->sorted = true;
     return 0;
+}
+
+/* v5 columns hold pages; entries are decoded into h->e as pages, then checked, gaps rebuilt
+ * and everything scaled to bytes from the back, in place. */
+static int parse_v5_mapping(struct hdr_rd *r, struct hdr *h, const char *ctx)
+{
+    uint64_t size_pages = hdr_pages_ceil(h->meta.size);
+    if (size_pages > UINT32_MAX)
+        return snap_fail(SNAP_EFORMAT, "%s: Size %llu is more than 2^32 pages", ctx,
+                         (unsigned long long)h->meta.size);
+    uint32_t m, n;
+    int err = parse_v5_builds(r, h, ctx, &m);
+    if (err || (err = hdr_rd_u32(r, &n, ctx, "N (entry count)")))
+        return err;
+    if (n > HDR_MAX_V5_ENTRIES)
+        return snap_fail(SNAP_ETOOBIG, "%s: N %u entries exceeds the limit of %u", ctx, n,
+                         HDR_MAX_V5_ENTRIES);
+    if ((uint64_t)n * 4 > hdr_rd_left(r))
+        return snap_fail(SNAP_EFORMAT, "%s: N %u entries cannot fit in the remaining %zu bytes "
+                         "(4 columns of at least 1 byte)", ctx, n, hdr_rd_left(r));
+    if ((err = hdr_grow((void **)&h->e, &h->cap, n, sizeof *h->e, "mapping entries")))
+        return err;
+    if ((err = parse_v5_columns(r, h->e, n, m, ctx)))
+        return err;
+    return fill_v5_gaps(h, n, size_pages, ctx);
 }
 
 int hdr_parse(const uint8_t *buf, size_t len, struct hdr **out)

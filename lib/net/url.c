@@ -152,6 +152,14 @@ struct span {
     size_t n;
 };
 
+/* The pieces of one URL, pointing into the string being parsed. */
+struct url_parts {
+    int si; /* index into url_schemes */
+    struct span host, port, path, query, frag, user, pass;
+    bool ipv6;
+    unsigned long portv;
+};
+
 int url_check_arg(const char *s, bool *is_url)
 {
     static const char *const known[] = {"file", "http", "https", "s3", "gs", "peer", "peers"};
@@ -179,177 +187,216 @@ int url_check_arg(const char *s, bool *is_url)
     return 0;
 }
 
-int url_parse(const char *s, struct url *u)
+/* "scheme://": sets *si to its url_schemes index and *rest past the "://". */
+static int parse_scheme(const char *s, int *si, const char **rest)
 {
-    size_t n = strnlen(s, URL_MAX + 1);
-    if (n > URL_MAX)
-        return snap_fail(SNAP_ETOOBIG, "URL longer than %d bytes: '%.60s...'", URL_MAX, s);
-
-    /* scheme */
     const char *sep = strstr(s, "://");
     if (!sep || sep == s)
         return snap_fail(SNAP_EFORMAT, "'%.200s' is not a URL (scheme://host/path)", s);
     size_t sn = (size_t)(sep - s);
-    int si = -1;
+    *si = -1;
     for (size_t i = 0; i < NSCHEMES; i++)
         if (strlen(url_schemes[i].name) == sn && strncasecmp(url_schemes[i].name, s, sn) == 0)
-            si = (int)i;
-    if (si < 0)
+            *si = (int)i;
+    if (*si < 0)
         return snap_fail(SNAP_EFORMAT, "unknown scheme '%.*s' in URL '%.200s' (known: http, https, peer, file, "
                          "s3, gs)", (int)(sn > 20 ? 20 : sn), s, s);
-    enum url_scheme scheme = url_schemes[si].scheme;
-    const char *name = url_schemes[si].name;
+    *rest = sep + 3;
+    return 0;
+}
 
+/* No space, control byte or (except in file://) non-ASCII byte anywhere. */
+static int check_bytes(const char *s, size_t n, enum url_scheme scheme)
+{
     for (size_t i = 0; i < n; i++) {
         int c = (unsigned char)s[i];
         if (c <= 0x20 || c == 0x7f || (c >= 0x80 && scheme != URL_FILE))
             return snap_fail(SNAP_EFORMAT, "URL '%.200s': byte 0x%02x at offset %zu (spaces, control and "
                              "non-ASCII characters must be percent-encoded)", s, c, i);
     }
+    return 0;
+}
 
-    /* authority | path ? query # fragment */
-    const char *a = sep + 3, *end = s + n;
+/* "authority path ? query # fragment" after the "://", then "user : pass @ hostport" in the
+ * authority; leaves "host:port" undivided in p->host. */
+static void split_parts(const char *a, const char *end, struct url_parts *p)
+{
     struct span auth = {a, strcspn(a, "/?#")};
-    const char *p = a + auth.n;
-    struct span path = {p, strcspn(p, "?#")};
-    p += path.n;
-    struct span query = {NULL, 0}, frag = {NULL, 0};
-    if (*p == '?') {
-        query.p = p + 1;
-        query.n = strcspn(query.p, "#");
-        p = query.p + query.n;
+    const char *c = a + auth.n;
+    p->path = (struct span){c, strcspn(c, "?#")};
+    c += p->path.n;
+    if (*c == '?') {
+        p->query.p = c + 1;
+        p->query.n = strcspn(p->query.p, "#");
+        c = p->query.p + p->query.n;
     }
-    if (*p == '#') {
-        frag.p = p + 1;
-        frag.n = (size_t)(end - frag.p);
+    if (*c == '#') {
+        p->frag.p = c + 1;
+        p->frag.n = (size_t)(end - p->frag.p);
     }
-
-    /* userinfo @ host : port */
-    struct span user = {NULL, 0}, pass = {NULL, 0}, host = auth;
+    p->host = auth;
     const char *at = memrchr(auth.p, '@', auth.n);
-    if (at) {
-        user.p = auth.p;
-        user.n = (size_t)(at - auth.p);
-        const char *colon = memchr(user.p, ':', user.n);
-        if (colon) {
-            pass.p = colon + 1;
-            pass.n = user.n - (size_t)(pass.p - user.p);
-            user.n = (size_t)(colon - user.p);
-        }
-        host.p = at + 1;
-        host.n = auth.n - (size_t)(host.p - auth.p);
+    if (!at)
+        return;
+    p->user.p = auth.p;
+    p->user.n = (size_t)(at - auth.p);
+    const char *colon = memchr(p->user.p, ':', p->user.n);
+    if (colon) {
+        p->pass.p = colon + 1;
+        p->pass.n = p->user.n - (size_t)(p->pass.p - p->user.p);
+        p->user.n = (size_t)(colon - p->user.p);
     }
-    bool ipv6 = false;
-    struct span port = {NULL, 0};
-    if (host.n && host.p[0] == '[') {
-        const char *rb = memchr(host.p, ']', host.n);
-        if (!rb)
-            return snap_fail(SNAP_EFORMAT, "URL '%.200s': the '[' that starts the IPv6 address is never closed "
-                             "by ']' (write it as %s://[ADDRESS]:PORT/...)", s, name);
-        size_t rest = host.n - (size_t)(rb + 1 - host.p);
-        if (rest && rb[1] != ':')
-            return snap_fail(SNAP_EFORMAT, "URL '%.200s': junk after the IPv6 literal", s);
-        if (rest) {
-            port.p = rb + 2;
-            port.n = rest - 1;
-        }
-        char tmp[64];
-        size_t ln = (size_t)(rb - host.p - 1);
-        struct in6_addr a6;
-        if (ln >= sizeof tmp || (memcpy(tmp, host.p + 1, ln), tmp[ln] = '\0', inet_pton(AF_INET6, tmp, &a6) != 1))
-            return snap_fail(SNAP_EFORMAT, "URL '%.200s': '%.*s' is not an IPv6 address", s,
-                             (int)(ln > 64 ? 64 : ln), host.p + 1);
-        host.p++;
-        host.n = ln;
-        ipv6 = true;
+    p->host.p = at + 1;
+    p->host.n = auth.n - (size_t)(p->host.p - auth.p);
+}
+
+/* "[v6]:port": checks the address, leaves it (without brackets) in p->host, the port in p->port. */
+static int split_ipv6_host(const char *s, struct url_parts *p)
+{
+    struct span *host = &p->host;
+    const char *rb = memchr(host->p, ']', host->n);
+    if (!rb)
+        return snap_fail(SNAP_EFORMAT, "URL '%.200s': the '[' that starts the IPv6 address is never closed "
+                         "by ']' (write it as %s://[ADDRESS]:PORT/...)", s, url_schemes[p->si].name);
+    size_t rest = host->n - (size_t)(rb + 1 - host->p);
+    if (rest && rb[1] != ':')
+        return snap_fail(SNAP_EFORMAT, "URL '%.200s': junk after the IPv6 literal", s);
+    if (rest) {
+        p->port.p = rb + 2;
+        p->port.n = rest - 1;
+    }
+    char tmp[64];
+    size_t ln = (size_t)(rb - host->p - 1);
+    struct in6_addr a6;
+    if (ln >= sizeof tmp || (memcpy(tmp, host->p + 1, ln), tmp[ln] = '\0', inet_pton(AF_INET6, tmp, &a6) != 1))
+        return snap_fail(SNAP_EFORMAT, "URL '%.200s': '%.*s' is not an IPv6 address", s,
+                         (int)(ln > 64 ? 64 : ln), host->p + 1);
+    host->p++;
+    host->n = ln;
+    p->ipv6 = true;
+    return 0;
+}
+
+/* "host:port" or "[v6]:port" into p->host and p->port; checks the host. */
+static int split_host_port(const char *s, struct url_parts *p)
+{
+    if (p->host.n && p->host.p[0] == '[') {
+        int err = split_ipv6_host(s, p);
+        if (err)
+            return err;
     } else {
-        const char *colon = memchr(host.p, ':', host.n);
+        const char *colon = memchr(p->host.p, ':', p->host.n);
         if (colon) {
-            port.p = colon + 1;
-            port.n = host.n - (size_t)(port.p - host.p);
-            host.n = (size_t)(colon - host.p);
+            p->port.p = colon + 1;
+            p->port.n = p->host.n - (size_t)(p->port.p - p->host.p);
+            p->host.n = (size_t)(colon - p->host.p);
         }
     }
-    if (host.n > URL_HOST_MAX)
+    if (p->host.n > URL_HOST_MAX)
         return snap_fail(SNAP_ETOOBIG, "URL '%.200s': host longer than %d bytes", s, URL_HOST_MAX);
-    if (!ipv6 && !regname_ok(host.p, host.n))
-        return snap_fail(SNAP_EFORMAT, "URL '%.200s': bad character in host '%.*s'", s, (int)host.n, host.p);
+    if (!p->ipv6 && !regname_ok(p->host.p, p->host.n))
+        return snap_fail(SNAP_EFORMAT, "URL '%.200s': bad character in host '%.*s'", s, (int)p->host.n,
+                         p->host.p);
+    return 0;
+}
 
-    unsigned long portv = 0;
-    if (port.p) {
-        if (port.n == 0 || port.n > 5)
-            return snap_fail(SNAP_EFORMAT, "URL '%.200s': bad port '%.*s'", s, (int)(port.n > 8 ? 8 : port.n),
-                             port.p);
-        for (size_t i = 0; i < port.n; i++) {
-            if (port.p[i] < '0' || port.p[i] > '9')
-                return snap_fail(SNAP_EFORMAT, "URL '%.200s': bad port '%.*s'", s, (int)port.n, port.p);
-            portv = portv * 10 + (unsigned long)(port.p[i] - '0');
-        }
-        if (portv == 0 || portv > 65535)
-            return snap_fail(SNAP_EFORMAT, "URL '%.200s': port %lu out of range (1..65535)", s, portv);
+/* The port's digits into p->portv (1..65535), if there is a port. */
+static int parse_port(const char *s, struct url_parts *p)
+{
+    const struct span *port = &p->port;
+    if (!port->p)
+        return 0;
+    if (port->n == 0 || port->n > 5)
+        return snap_fail(SNAP_EFORMAT, "URL '%.200s': bad port '%.*s'", s, (int)(port->n > 8 ? 8 : port->n),
+                         port->p);
+    for (size_t i = 0; i < port->n; i++) {
+        if (port->p[i] < '0' || port->p[i] > '9')
+            return snap_fail(SNAP_EFORMAT, "URL '%.200s': bad port '%.*s'", s, (int)port->n, port->p);
+        p->portv = p->portv * 10 + (unsigned long)(port->p[i] - '0');
     }
-    if (!pct_ok(path.p, path.n) || (query.p && !pct_ok(query.p, query.n)) || (frag.p && !pct_ok(frag.p, frag.n)) ||
-        (user.p && !pct_ok(user.p, user.n)) || (pass.p && !pct_ok(pass.p, pass.n)))
-        return snap_fail(SNAP_EFORMAT, "URL '%.200s': '%%' not followed by two hex digits", s);
+    if (p->portv == 0 || p->portv > 65535)
+        return snap_fail(SNAP_EFORMAT, "URL '%.200s': port %lu out of range (1..65535)", s, p->portv);
+    return 0;
+}
 
-    /* Per-scheme rules. */
+static bool span_pct_ok(const struct span *sp)
+{
+    return !sp->p || pct_ok(sp->p, sp->n);
+}
+
+/* What each scheme allows: stores take no user, port, query or fragment; file:// is local;
+ * s3/gs hosts are bucket names; peer:// needs a port; network schemes need a host. */
+static int check_scheme_rules(const char *s, struct url_parts *p)
+{
+    enum url_scheme scheme = url_schemes[p->si].scheme;
+    const char *name = url_schemes[p->si].name;
     bool store = scheme == URL_FILE || scheme == URL_S3 || scheme == URL_GS;
-    if (store && (user.p || port.p))
+    if (store && (p->user.p || p->port.p))
         return snap_fail(SNAP_EFORMAT, "URL '%.200s': %s:// takes no user or port", s, name);
-    if ((store || scheme == URL_PEER) && (query.p || frag.p))
+    if ((store || scheme == URL_PEER) && (p->query.p || p->frag.p))
         return snap_fail(SNAP_EFORMAT, "URL '%.200s': %s:// takes no '?query' or '#fragment'", s, name);
+    const struct span *host = &p->host;
     switch (scheme) {
     case URL_FILE:
-        if (host.n && !(host.n == 9 && strncasecmp(host.p, "localhost", 9) == 0))
+        if (host->n && !(host->n == 9 && strncasecmp(host->p, "localhost", 9) == 0))
             return snap_fail(SNAP_EFORMAT, "URL '%.200s': file:// names a local path (file:///dir), not host "
-                             "'%.*s'", s, (int)host.n, host.p);
-        if (path.n == 0)
+                             "'%.*s'", s, (int)host->n, host->p);
+        if (p->path.n == 0)
             return snap_fail(SNAP_EFORMAT, "URL '%.200s': file:// needs a path (file:///dir)", s);
-        host.n = 0;
+        p->host.n = 0;
         break;
     case URL_S3:
     case URL_GS:
-        if (!bucket_ok(host.p, host.n, scheme))
+        if (!bucket_ok(host->p, host->n, scheme))
             return snap_fail(SNAP_EFORMAT, "URL '%.200s': '%.*s' is not a bucket name (3-%d characters of "
-                             "a-z 0-9 . -)", s, (int)host.n, host.p, scheme == URL_GS ? 222 : 63);
+                             "a-z 0-9 . -)", s, (int)host->n, host->p, scheme == URL_GS ? 222 : 63);
         break;
     case URL_PEER:
-        if (!port.p)
+        if (!p->port.p)
             return snap_fail(SNAP_EFORMAT, "URL '%.200s': peer:// needs a port (peer://host:port)", s);
         /* fall through */
     case URL_HTTP:
     case URL_HTTPS:
-        if (host.n == 0)
+        if (host->n == 0)
             return snap_fail(SNAP_EFORMAT, "URL '%.200s': no host", s);
         break;
     }
+    return 0;
+}
 
+/* The checked parts, copied (host lower-cased for network schemes, userinfo decoded) into one
+ * allocation of n + 8 bytes that *u owns. */
+static int build_url(const struct url_parts *p, size_t n, struct url *u)
+{
+    enum url_scheme scheme = url_schemes[p->si].scheme;
     char *mem = snap_malloc(n + 8);
     if (!mem)
         return snap_fail(SNAP_ENOMEM, "URL of %zu bytes", n);
     char *w = mem;
-    struct url r = {.scheme = scheme, .scheme_name = name, .mem = mem, .ipv6 = ipv6, .port_given = port.p != NULL};
-    r.port = port.p ? (uint16_t)portv : url_schemes[si].port;
-    r.host = put(&w, host.p, host.n);
+    struct url r = {.scheme = scheme, .scheme_name = url_schemes[p->si].name, .mem = mem, .ipv6 = p->ipv6,
+                    .port_given = p->port.p != NULL};
+    r.port = p->port.p ? (uint16_t)p->portv : url_schemes[p->si].port;
+    r.host = put(&w, p->host.p, p->host.n);
     if (scheme == URL_HTTP || scheme == URL_HTTPS || scheme == URL_PEER)
         for (char *c = r.host; *c; c++)
             if (*c >= 'A' && *c <= 'Z')
                 *c = (char)(*c - 'A' + 'a');
-    r.path = put(&w, path.p, path.n);
-    if (query.p)
-        r.query = put(&w, query.p, query.n);
-    if (frag.p)
-        r.fragment = put(&w, frag.p, frag.n);
+    r.path = put(&w, p->path.p, p->path.n);
+    if (p->query.p)
+        r.query = put(&w, p->query.p, p->query.n);
+    if (p->frag.p)
+        r.fragment = put(&w, p->frag.p, p->frag.n);
     /* Decoding only shrinks, and the userinfo spans are disjoint from the rest. */
-    if (user.p) {
+    size_t dn;
+    if (p->user.p) {
         r.user = w;
-        if (url_decode(user.p, user.n, w, user.n + 1, &user.n) != 0)
+        if (url_decode(p->user.p, p->user.n, w, p->user.n + 1, &dn) != 0)
             goto bad_user;
-        w += user.n + 1;
+        w += dn + 1;
     }
-    if (pass.p) {
+    if (p->pass.p) {
         r.password = w;
-        if (url_decode(pass.p, pass.n, w, pass.n + 1, &pass.n) != 0)
+        if (url_decode(p->pass.p, p->pass.n, w, p->pass.n + 1, &dn) != 0)
             goto bad_user;
     }
     *u = r;
@@ -357,6 +404,30 @@ int url_parse(const char *s, struct url *u)
 bad_user:
     snap_free(mem);
     return snap_fail_ctx(SNAP_EFORMAT, "URL user part");
+}
+
+int url_parse(const char *s, struct url *u)
+{
+    size_t n = strnlen(s, URL_MAX + 1);
+    if (n > URL_MAX)
+        return snap_fail(SNAP_ETOOBIG, "URL longer than %d bytes: '%.60s...'", URL_MAX, s);
+    struct url_parts p = {0};
+    const char *rest = NULL;
+    int err = parse_scheme(s, &p.si, &rest);
+    if (!err)
+        err = check_bytes(s, n, url_schemes[p.si].scheme);
+    if (err)
+        return err;
+    split_parts(rest, s + n, &p);
+    err = split_host_port(s, &p);
+    if (!err)
+        err = parse_port(s, &p);
+    if (!err && !(span_pct_ok(&p.path) && span_pct_ok(&p.query) && span_pct_ok(&p.frag) &&
+                  span_pct_ok(&p.user) && span_pct_ok(&p.pass)))
+        err = snap_fail(SNAP_EFORMAT, "URL '%.200s': '%%' not followed by two hex digits", s);
+    if (!err)
+        err = check_scheme_rules(s, &p);
+    return err ? err : build_url(&p, n, u);
 }
 
 void url_free(struct url *u)

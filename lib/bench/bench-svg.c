@@ -1,5 +1,7 @@
 /* bench-svg.c -- hand-written SVG latency CDFs (no libraries): axes in ms, ticks, legend. */
-#include "bench-svg.h"
+#include "bench/bench-svg.h"
+
+#include "bench/bench-run.h"
 
 #include <stdlib.h>
 
@@ -14,12 +16,6 @@
 static const char *const colors[BENCH_SVG_SERIES_MAX] = {
     "#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#7f7f7f",
 };
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
 
 /* A "nice" tick step for a range: 1, 2 or 5 times a power of ten, about 5 ticks. */
 static double nice_step(double range)
@@ -54,7 +50,7 @@ static void svg_panel(FILE *f, double ox, double oy, struct bench_svg_panel *p)
     double xmax = p->marker_ms, top = 0;
     for (size_t s = 0; s < p->nseries; s++) {
         struct bench_svg_series *se = &p->series[s];
-        qsort((void *)se->ms, se->n, sizeof se->ms[0], cmp_double);
+        bench_sort((double *)se->ms, se->n);
         if (!se->n)
             continue;
         double p99 = se->ms[(se->n * 99) / 100 < se->n ? (se->n * 99) / 100 : se->n - 1];

@@ -1,5 +1,5 @@
 /* bench-httpsrc.c -- a throttled loopback HTTP server for the benchmarks (see bench-httpsrc.h). */
-#include "bench-httpsrc.h"
+#include "bench/bench-httpsrc.h"
 
 #include "base/err.h"
 #include "base/mem.h"

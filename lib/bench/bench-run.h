@@ -1,10 +1,11 @@
 /* bench-run.h -- running the named peers of the benchmarks: find a program in $PATH, run a
  * child with its stdout captured and time it from fork to exit, pick a digest out of its
- * output, take medians.  Shared by bench sha256, fetch and http. */
+ * output, take medians and percentiles.  Shared by the benchmarks. */
 #ifndef SNAP_BENCH_RUN_H
 #define SNAP_BENCH_RUN_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #define BENCH_MAX_RUNS 100
 
@@ -19,5 +20,13 @@ int bench_run_capture(const char *label, char *const argv[], double *secs, char 
 int bench_parse_digest(const char *s, char hex[65]);
 /* Median of n (1..BENCH_MAX_RUNS) values. */
 double bench_median(const double *v, int n);
+/* Peak resident set size of this process so far, in bytes (getrusage ru_maxrss). */
+uint64_t bench_peak_rss(void);
+/* The next value of a xorshift64 sequence (state must not be 0): the benchmarks' fixed-seed data. */
+uint64_t bench_xorshift64(uint64_t *state);
+/* Sort n values ascending, in place. */
+void bench_sort(double *v, size_t n);
+/* The value at fraction p (0..1) of n >= 1 sorted values, rounded to the nearest index. */
+double bench_percentile(const double *sorted, size_t n, double p);
 
 #endif

@@ -1,5 +1,5 @@
 /* bench-run.c -- running the named peers of the benchmarks (see bench-run.h). */
-#include "bench-run.h"
+#include "bench/bench-run.h"
 
 #include "base/err.h"
 #include "base/io.h"
@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -93,16 +94,42 @@ int bench_parse_digest(const char *s, char hex[65])
     return -1;
 }
 
-static int bench_cmp_double(const void *a, const void *b)
+uint64_t bench_peak_rss(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (uint64_t)ru.ru_maxrss * 1024;
+}
+
+uint64_t bench_xorshift64(uint64_t *state)
+{
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    return *state;
+}
+
+static int cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
+    return (x > y) - (x < y);
+}
+
+void bench_sort(double *v, size_t n)
+{
+    qsort(v, n, sizeof *v, cmp_double);
+}
+
+double bench_percentile(const double *sorted, size_t n, double p)
+{
+    size_t i = (size_t)(p * (double)(n - 1) + 0.5);
+    return sorted[i < n ? i : n - 1];
 }
 
 double bench_median(const double *v, int n)
 {
     double s[BENCH_MAX_RUNS];
     memcpy(s, v, (size_t)n * sizeof *v);
-    qsort(s, (size_t)n, sizeof *s, bench_cmp_double);
+    bench_sort(s, (size_t)n);
     return n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
 }
