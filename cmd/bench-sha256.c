@@ -11,6 +11,7 @@
 #include "bench/bench-run.h"
 #include "cli.h"
 
+#include "base/cancel.h"
 #include "base/err.h"
 #include "base/io.h"
 #include "base/json.h"
@@ -21,7 +22,6 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,14 +60,8 @@ struct sha_contender {
 };
 
 static char sha_bench_tmp[PATH_MAX]; /* the generated file, removed at exit and on signals */
-
-static void sha_bench_on_signal(int sig)
-{
-    (void)sig;
-    if (sha_bench_tmp[0])
-        unlink(sha_bench_tmp);
-    _exit(130);
-}
+/* SIGINT/SIGTERM: end at once, removing the generated file (lib/base/cancel). */
+static struct snap_cancel sha_bench_cancel = {.grace_ms = 0};
 
 /* Fill a new file of size bytes with pseudo-random data (xorshift, fixed seed). */
 static int sha_bench_make_file(const char *dir, uint64_t size)
@@ -87,6 +81,7 @@ static int sha_bench_make_file(const char *dir, uint64_t size)
         sha_bench_tmp[0] = '\0';
         return snap_fail_errno("creating a test file in %s", dir);
     }
+    snap_cancel_track(&sha_bench_cancel, sha_bench_tmp);
     static uint64_t buf[SHA_BENCH_BUF / 8];
     uint64_t s = 0x9e3779b97f4a7c15ull;
     int err = 0;
@@ -292,9 +287,8 @@ int bench_sha256(int argc, char **argv)
     if (generated) {
         if (!dir)
             dir = getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
-        signal(SIGINT, sha_bench_on_signal);
-        signal(SIGTERM, sha_bench_on_signal);
-        err = sha_bench_make_file(dir, size);
+        if ((err = snap_cancel_start(&sha_bench_cancel)) == 0)
+            err = sha_bench_make_file(dir, size);
         file = sha_bench_tmp;
     } else {
         struct stat st;

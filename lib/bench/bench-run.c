@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
+#include <signal.h>
 #include <unistd.h>
 
 int bench_which(const char *what, const char *prog, char *out, size_t cap)
@@ -43,6 +44,9 @@ int bench_run_capture(const char *label, char *const argv[], double *secs, char 
         return snap_fail_errno("%s: fork", label);
     }
     if (pid == 0) {
+        sigset_t none; /* the applet blocks SIGINT/SIGTERM for its signal thread: not the child */
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
         int devnull = open("/dev/null", O_RDONLY);
         if (devnull >= 0)
             dup2(devnull, STDIN_FILENO);
