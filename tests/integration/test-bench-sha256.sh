@@ -39,16 +39,16 @@ expect_exit 4 env PATH="$T/bin" "$SNAPCTL" bench sha256 --file "$T/data" --runs 
 grep -q "peer program 'openssl' not found in PATH" "$LAST_ERR" || die "missing openssl message"
 
 # SIGTERM while the test file is being generated: exit 130, the file removed (lib/base/cancel).
-mkdir "$T/gen"
-"$SNAPCTL" bench sha256 --size 4G --dir "$T/gen" >/dev/null 2>&1 &
+mkdir "$T/gen2"
+"$SNAPCTL" bench sha256 --size 4G --dir "$T/gen2" >/dev/null 2>&1 &
 victim=$!
 cleanup_fn kill_pid "$victim"
-for _ in $(seq 100); do [ -n "$(ls -A "$T/gen")" ] && break; sleep 0.05; done
-[ -n "$(ls -A "$T/gen")" ] || die "no test file appeared"
+for _ in $(seq 100); do [ -n "$(ls -A "$T/gen2")" ] && break; sleep 0.05; done
+[ -n "$(ls -A "$T/gen2")" ] || die "no test file appeared"
 kill -TERM "$victim"
 set +e; wait "$victim"; rc=$?; set -e
 [ "$rc" -eq 130 ] || die "SIGTERM while generating: exit $rc, expected 130"
-[ -z "$(ls -A "$T/gen")" ] || die "SIGTERM left the test file: $(ls -A "$T/gen")"
+[ -z "$(ls -A "$T/gen2")" ] || die "SIGTERM left the test file: $(ls -A "$T/gen2")"
 
 # Usage errors.
 expect_exit 2 "$SNAPCTL" bench sha256 --runs 0
