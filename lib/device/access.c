@@ -37,9 +37,9 @@ struct pf_thread {
 };
 
 struct access {
-    const struct nbd_ops *inner;
+    const struct dev_ops *inner;
     void *ctx;
-    struct nbd_ops ops;             /* what is exported: the inner ops, wrapped */
+    struct dev_ops ops;             /* what is exported: the inner ops, wrapped */
     uint64_t size, nblocks;
     uint32_t bs;
     struct trace_rec *rec;
@@ -142,13 +142,13 @@ static int w_cache(void *ctx, uint32_t len, uint64_t off)
     return a->inner->cache(a->ctx, len, off);
 }
 
-static int w_extents(void *ctx, uint32_t len, uint64_t off, struct nbd_extents *x)
+static int w_extents(void *ctx, uint32_t len, uint64_t off, struct dev_extents *x)
 {
     struct access *a = ctx;
     return a->inner->extents(a->ctx, len, off, x);
 }
 
-const struct nbd_ops *access_ops(const struct access *a) { return &a->ops; }
+const struct dev_ops *access_ops(const struct access *a) { return &a->ops; }
 
 /* ---- prefetch ------------------------------------------------------------------------------- */
 
@@ -275,7 +275,7 @@ int access_open(const struct access_opts *o, struct access **out)
     a->bs = o->block_size ? o->block_size : 4096;
     a->nblocks = (a->size + a->bs - 1) / a->bs;
     pthread_mutex_init(&a->stop_mu, NULL);
-    a->ops = (struct nbd_ops){
+    a->ops = (struct dev_ops){
         .pread = w_pread, .pwrite = w_pwrite,
         .flush = o->ops->flush ? w_flush : NULL, .trim = o->ops->trim ? w_trim : NULL,
         .zero = o->ops->zero ? w_zero : NULL, .cache = o->ops->cache ? w_cache : NULL,

@@ -31,8 +31,8 @@
 #ifndef SNAP_ACCESS_H
 #define SNAP_ACCESS_H
 
+#include "device/device.h"
 #include "device/trace.h"
-#include "nbd/nbd.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -43,7 +43,7 @@ struct access;
 #define ACCESS_CHUNK (4u << 20)
 
 struct access_opts {
-    const struct nbd_ops *ops;      /* the device */
+    const struct dev_ops *ops;      /* the device */
     void *ctx;
     uint64_t size;
     uint32_t block_size;            /* recording granularity: the device's block (4096) */
@@ -65,7 +65,7 @@ void access_close(struct access *a);
 void access_stop_prefetch(struct access *a);
 /* The ops table to export with ctx = the struct access: the device's, each wrapped (an op the
  * device lacks stays NULL, so it is not advertised). */
-const struct nbd_ops *access_ops(const struct access *a);
+const struct dev_ops *access_ops(const struct access *a);
 /* What the client touched so far, in first-access order. */
 int access_trace(struct access *a, struct trace *out);
 void access_stats(struct access *a, struct access_stats *out);
