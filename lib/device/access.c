@@ -9,6 +9,7 @@
 #include "device/access.h"
 
 #include "base/err.h"
+#include "base/json.h"
 #include "base/log.h"
 #include "base/mem.h"
 #include "base/util.h"
@@ -333,4 +334,20 @@ void access_stats(struct access *a, struct access_stats *out)
     out->missed = atomic_load(&a->missed);
     out->chunks_done = atomic_load(&a->chunks_done);
     out->prefetch_running = atomic_load(&a->running) > 0;
+}
+
+void access_stats_json(const struct access_stats *s, bool prefetching, struct json *j)
+{
+    json_obj_begin(j);
+    json_key(j, "access");
+    json_obj_begin(j);
+    json_kv_u64(j, "recorded_blocks", s->recorded);
+    json_kv_bool(j, "prefetch", prefetching);
+    json_kv_u64(j, "trace_blocks", s->trace_blocks);
+    json_kv_u64(j, "prefetched", s->prefetched);
+    json_kv_u64(j, "used", s->used);
+    json_kv_u64(j, "unused", s->unused);
+    json_kv_u64(j, "missed", s->missed);
+    json_obj_end(j);
+    json_obj_end(j);
 }

@@ -69,5 +69,11 @@ const struct dev_ops *access_ops(const struct access *a);
 /* What the client touched so far, in first-access order. */
 int access_trace(struct access *a, struct trace *out);
 void access_stats(struct access *a, struct access_stats *out);
+/* The counters as one JSON object into j:
+ *   {"access":{"recorded_blocks":N,"prefetch":BOOL,"trace_blocks":N,"prefetched":N,"used":N,
+ *              "unused":N,"missed":N}}
+ * (prefetch: whether a trace was being prefetched). */
+struct json;
+void access_stats_json(const struct access_stats *s, bool prefetching, struct json *j);
 
 #endif

@@ -9,6 +9,7 @@
 #include "device/filedev.h"
 #include "device/objdev.h"
 #include "header/header.h"
+#include "store/jsonr.h"
 #include "store/store.h"
 
 #include <stdio.h>
@@ -165,23 +166,10 @@ int device_export(struct device *d, const char *dir, struct builddev_export *r)
 
 /* ---- the export's answer -------------------------------------------------------------------- */
 
-static void key_u64(struct json *j, const char *k, uint64_t v)
-{
-    json_key(j, k);
-    json_u64(j, v);
-}
-
-static void key_str(struct json *j, const char *k, const char *v)
-{
-    json_key(j, k);
-    json_str(j, v);
-}
-
 static void export_fields(struct json *j, const struct builddev_export *r)
 {
     char u[SNAP_UUID_STRLEN + 1];
-    json_key(j, "changed");
-    json_bool(j, r->changed);
+    json_kv_bool(j, "changed", r->changed);
     json_key(j, "parent_build_id");
     if (snap_uuid_is_zero(&r->parent_id)) {
         json_null(j);
@@ -192,14 +180,14 @@ static void export_fields(struct json *j, const struct builddev_export *r)
     if (!r->changed)
         return;
     snap_uuid_format(&r->build_id, u);
-    key_str(j, "build_id", u);
-    key_u64(j, "generation", r->generation);
-    key_u64(j, "format", r->format);
-    key_u64(j, "diff_bytes", r->diff_bytes);
-    key_u64(j, "dirty_runs", r->dirty_runs);
-    key_u64(j, "zero_runs", r->zero_runs);
-    key_str(j, "data", r->data_path);
-    key_str(j, "header", r->header_path);
+    json_kv_str(j, "build_id", u);
+    json_kv_u64(j, "generation", r->generation);
+    json_kv_u64(j, "format", r->format);
+    json_kv_u64(j, "diff_bytes", r->diff_bytes);
+    json_kv_u64(j, "dirty_runs", r->dirty_runs);
+    json_kv_u64(j, "zero_runs", r->zero_runs);
+    json_kv_str(j, "data", r->data_path);
+    json_kv_str(j, "header", r->header_path);
 }
 
 size_t device_export_json(int err, const struct builddev_export *r, char *out, size_t cap)
@@ -212,10 +200,9 @@ size_t device_export_json(int err, const struct builddev_export *r, char *out, s
         struct json j;
         json_init(&j, f);
         json_obj_begin(&j);
-        json_key(&j, "ok");
-        json_bool(&j, !err);
+        json_kv_bool(&j, "ok", !err);
         if (err) {
-            key_str(&j, "error", snap_errmsg(err));
+            json_kv_str(&j, "error", snap_errmsg(err));
             json_key(&j, "exit");
             json_i64(&j, snap_exit_code(err));
         } else {
@@ -232,4 +219,38 @@ size_t device_export_json(int err, const struct builddev_export *r, char *out, s
         n = (size_t)snprintf(out, cap, "%s", mem ? too_long : "{\"ok\":false,\"error\":\"out of memory\",\"exit\":1}\n");
     free(mem); /* open_memstream's buffer comes from libc's malloc */
     return n < cap ? n : (cap ? cap - 1 : 0);
+}
+
+/* The string member key of v into out[cap] ("" when missing or not a string). */
+static void get_str(const struct jsonr_value *v, const char *key, char *out, size_t cap)
+{
+    const char *s = NULL;
+    size_t n = 0;
+    out[0] = '\0';
+    if (jsonr_get_str(v, key, &s, &n) == 0 && s)
+        snprintf(out, cap, "%.*s", (int)(n < cap ? n : cap - 1), s);
+}
+
+int device_export_answer_parse(const char *line, size_t len, struct device_export_answer *out)
+{
+    struct jsonr_doc *doc;
+    memset(out, 0, sizeof *out);
+    int err = jsonr_parse(line, len, &doc);
+    if (err)
+        return err;
+    const struct jsonr_value *v = jsonr_root(doc);
+    int64_t code = 1;
+    jsonr_get_bool(v, "ok", &out->ok);
+    jsonr_get_bool(v, "changed", &out->changed);
+    jsonr_get_i64(v, "exit", &code);
+    out->exit_code = code > 0 && code < 256 ? (int)code : 1;
+    jsonr_get_i64(v, "generation", &out->generation);
+    jsonr_get_i64(v, "diff_bytes", &out->diff_bytes);
+    get_str(v, "error", out->error, sizeof out->error);
+    get_str(v, "build_id", out->build_id, sizeof out->build_id);
+    get_str(v, "parent_build_id", out->parent_build_id, sizeof out->parent_build_id);
+    get_str(v, "data", out->data, sizeof out->data);
+    get_str(v, "header", out->header, sizeof out->header);
+    jsonr_free(doc);
+    return 0;
 }

@@ -112,4 +112,16 @@ int device_export(struct device *d, const char *dir, struct builddev_export *r);
  * Returns the length written. */
 size_t device_export_json(int err, const struct builddev_export *r, char *out, size_t cap);
 
+/* One answer read back (the control client's side).  A field the answer lacks stays "" or 0. */
+struct device_export_answer {
+    bool ok, changed;
+    int exit_code;                 /* !ok: the exit code the failure stands for (1 if none) */
+    char error[1024];              /* !ok: why */
+    char build_id[40], parent_build_id[40];
+    int64_t generation, diff_bytes;
+    char data[4096], header[4096]; /* the paths written */
+};
+/* Read one line of device_export_json; SNAP_EFORMAT (with what was wrong) if it is not JSON. */
+int device_export_answer_parse(const char *line, size_t len, struct device_export_answer *out);
+
 #endif

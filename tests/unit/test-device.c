@@ -1,11 +1,14 @@
-/* Unit tests of lib/device/device.c and lib/header/layout.c: a build's object names from its
- * header's URL, opening each kind of device and using it through its ops (the NBD server's
- * interface), and the JSON answer to an export. */
+/* Unit tests of lib/device/device.c and lib/header/layout.c: extents lists, a build's object
+ * names from its header's URL, opening each kind of device and using it through its ops (the NBD
+ * server's interface), the JSON answer to an export and reading it back, and the access layer's
+ * counters as JSON. */
 #include "test.h"
 
 #include "base/err.h"
 #include "base/io.h"
+#include "base/json.h"
 #include "base/mem.h"
+#include "device/access.h"
 #include "device/builddev.h"
 #include "device/device.h"
 #include "header/header.h"
@@ -102,6 +105,34 @@ TEST(device_export_json_answers)
     CHECK_EQ(n, strlen(out));
 }
 
+/* What device_export_json writes reads back the same. */
+TEST(device_export_answer_round_trip)
+{
+    char line[1024];
+    struct device_export_answer a;
+    struct builddev_export r = {.changed = true, .generation = 7, .diff_bytes = 12288};
+    CHECK_EQ(snap_uuid_parse("aaaaaaaa-2222-3333-4444-555555555555", &r.build_id), 0);
+    snprintf(r.data_path, sizeof r.data_path, "/out/a/rootfs.ext4");
+    snprintf(r.header_path, sizeof r.header_path, "/out/a/rootfs.ext4.header");
+    size_t n = device_export_json(0, &r, line, sizeof line);
+    CHECK_EQ(device_export_answer_parse(line, n, &a), 0);
+    CHECK(a.ok && a.changed);
+    CHECK_STR(a.build_id, "aaaaaaaa-2222-3333-4444-555555555555");
+    CHECK_STR(a.parent_build_id, ""); /* null: an empty device's first export */
+    CHECK_EQ(a.generation, 7);
+    CHECK_EQ(a.diff_bytes, 12288);
+    CHECK_STR(a.data, "/out/a/rootfs.ext4");
+    CHECK_STR(a.header, "/out/a/rootfs.ext4.header");
+    n = device_export_json(snap_fail(SNAP_ENOSPC, "out of room"), NULL, line, sizeof line);
+    CHECK_EQ(device_export_answer_parse(line, n, &a), 0);
+    CHECK(!a.ok);
+    CHECK_STR(a.error, "out of room");
+    CHECK_EQ(a.exit_code, snap_exit_code(SNAP_ENOSPC));
+    CHECK_EQ(device_export_answer_parse("{\"ok\":false}", 12, &a), 0);
+    CHECK_EQ(a.exit_code, 1); /* no code given: a plain failure */
+    CHECK_EQ(device_export_answer_parse("not json", 8, &a), SNAP_EFORMAT);
+}
+
 TEST(device_open_file_serves_through_its_ops)
 {
     char path[512];
@@ -185,4 +216,21 @@ TEST(device_open_build_from_header_url)
     int err = device_open(&o, &d);
     CHECK(err == SNAP_EFORMAT || err == SNAP_ECHECK);
     CHECK(strstr(snap_errmsg(err), url) != NULL);
+}
+
+TEST(access_stats_json_line)
+{
+    char *mem = NULL;
+    size_t n = 0;
+    FILE *f = open_memstream(&mem, &n);
+    CHECK(f != NULL);
+    struct json j;
+    json_init(&j, f);
+    struct access_stats s = {.recorded = 9, .trace_blocks = 8, .prefetched = 7, .used = 5, .unused = 2, .missed = 1};
+    access_stats_json(&s, true, &j);
+    json_finish(&j);
+    fclose(f);
+    CHECK_STR(mem, "{\"access\":{\"recorded_blocks\":9,\"prefetch\":true,\"trace_blocks\":8,\"prefetched\":7,"
+                   "\"used\":5,\"unused\":2,\"missed\":1}}\n");
+    free(mem);
 }
