@@ -155,6 +155,7 @@ static int header_store(const struct dev_args *a, struct device_opts *o, struct 
         return cli_fail(snap_fail_ctx(err, "--header %s: the store two directories up", a->header),
                         "check the path; or say where the builds are with --store URL");
     o->path = *url;
+    o->name = a->header;
     o->file = l->file;
     o->key = a->sto->peer || a->sto->registry ? l->header_key : NULL;
     return 0;

@@ -68,11 +68,12 @@ static int load_header(const struct device_opts *o, struct hdr **h)
     size_t len = 0;
     int err = o->key ? store_read_all(o->store, o->key, HDR_FILE_MAX, &buf, &len)
                      : store_read_object(o->path, HDR_FILE_MAX, &buf, &len);
+    const char *name = o->name ? o->name : o->path;
     if (!err && (err = hdr_parse(buf, len, h)) != 0)
-        snap_fail_ctx(err, "%s", o->path);
+        snap_fail_ctx(err, "%s", name);
     snap_free(buf);
     if (!err && (err = hdr_check(*h)) != 0) {
-        snap_fail_ctx(err, "%s", o->path);
+        snap_fail_ctx(err, "%s", name);
         hdr_free(*h);
         *h = NULL;
     }

@@ -67,8 +67,9 @@ enum device_kind {
 
 struct device_opts {
     enum device_kind kind;
-    const char *path;          /* FILE: the file; BUILD: the header's URL (read unless key is set;
-                                * also names the header in messages) */
+    const char *path;          /* FILE: the file; BUILD: the header's URL (read unless key is set) */
+    const char *name;          /* BUILD: what messages call the header (NULL: path), e.g. the
+                                * path as the user gave it */
     struct store *store;       /* OBJECT, BUILD: the store (the device owns it from here, also
                                 * when device_open fails) */
     const char *key;           /* OBJECT: the object; BUILD: the header's key in store, to read it
