@@ -1,5 +1,7 @@
 /* access.h -- a layer in front of any device serve-nbd exports: it records which blocks the
- * client touches (lib/device/trace.h) and replays a recorded trace ahead of the client.
+ * client touches (lib/device/trace.h) and replays a recorded trace ahead of the client.  It is
+ * a device itself: it takes the inner device's struct dev_ops (device.h) and gives one of the
+ * same interface, so the NBD server calls it as it would the device.
  *
  *   struct access *a;
  *   access_open(&(struct access_opts){.ops = ops, .ctx = dev, .size = size, .block_size = 4096,
