@@ -3,7 +3,6 @@
 #include "cli.h"
 
 #include "base/err.h"
-#include "base/io.h"
 #include "base/json.h"
 #include "base/log.h"
 #include "base/mem.h"
@@ -11,7 +10,6 @@
 #include "device/access.h"
 #include "device/trace.h"
 #include "header/header.h"
-#include "store/jsonr.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -59,13 +57,10 @@ static int load_trace(const struct sn_access_args *args, const char *opt, struct
         }
         return err ? cli_fail(err, "fix or remove the build's metadata.json, or give a trace file") : 0;
     }
-    uint8_t *buf = NULL;
-    size_t len = 0;
-    int err = snap_read_file(args->prefetch, JSONR_MAX_INPUT, &buf, &len);
-    if (!err && (err = trace_parse(buf, len, kind, t)) != 0)
-        snap_fail_ctx(err, "%s %s", opt, args->prefetch);
-    snap_free(buf);
-    return err ? cli_fail(err, "give a trace (as --record-access writes it) or a metadata.json") : 0;
+    int err = trace_load_file(args->prefetch, kind, t);
+    if (err)
+        return cli_fail(snap_fail_ctx(err, "%s", opt), "give a trace (as --record-access writes it) or a metadata.json");
+    return 0;
 }
 
 int sn_access_setup(const struct sn_access_args *args, struct nbd_export *exp, struct sn_access **out)
@@ -142,25 +137,7 @@ static void print_stats(const struct access_stats *s, bool prefetching, bool jso
         return;
     struct json j;
     json_init(&j, stdout);
-    json_obj_begin(&j);
-    json_key(&j, "access");
-    json_obj_begin(&j);
-    json_key(&j, "recorded_blocks");
-    json_u64(&j, s->recorded);
-    json_key(&j, "prefetch");
-    json_bool(&j, prefetching);
-    json_key(&j, "trace_blocks");
-    json_u64(&j, s->trace_blocks);
-    json_key(&j, "prefetched");
-    json_u64(&j, s->prefetched);
-    json_key(&j, "used");
-    json_u64(&j, s->used);
-    json_key(&j, "unused");
-    json_u64(&j, s->unused);
-    json_key(&j, "missed");
-    json_u64(&j, s->missed);
-    json_obj_end(&j);
-    json_obj_end(&j);
+    access_stats_json(s, prefetching, &j);
     json_finish(&j);
     fflush(stdout);
 }

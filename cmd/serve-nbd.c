@@ -5,16 +5,14 @@
 
 #include "base/err.h"
 #include "base/io.h"
-#include "base/json.h"
 #include "base/log.h"
 #include "base/mem.h"
 #include "base/util.h"
 #include "device/builddev.h"
-#include "device/filedev.h"
-#include "device/objdev.h"
-#include "nbd/nbd.h"
-#include "nbd/proto.h"
+#include "device/device.h"
 #include "header/header.h"
+#include "header/layout.h"
+#include "nbd/nbd.h"
 #include "net/listen.h"
 #include "store/store.h"
 
@@ -111,77 +109,7 @@ static const char usage[] =
     "SIGTERM or SIGINT stops accepting, gives in-flight requests 2 s to finish, closes every\n"
     "connection (whatever the client does), exports the diff (with --export-diff), exits 0.\n";
 
-/* ---- the devices: one ops table and one row of dev_kinds[] per kind ---------------------- */
-
-static bool f_extent(void *ctx, uint64_t off, uint64_t len, bool zero)
-{
-    (void)off;
-    return nbd_extents_add(ctx, (uint32_t)len, zero ? NBD_STATE_HOLE | NBD_STATE_ZERO : 0);
-}
-
-static int f_pread(void *ctx, void *buf, uint32_t len, uint64_t off) { return filedev_pread(ctx, buf, len, off); }
-static int f_pwrite(void *ctx, const void *buf, uint32_t len, uint64_t off, bool fua)
-{
-    return filedev_pwrite(ctx, buf, len, off, fua);
-}
-static int f_flush(void *ctx) { return filedev_flush(ctx); }
-static int f_trim(void *ctx, uint32_t len, uint64_t off, bool fua) { return filedev_trim(ctx, len, off, fua); }
-static int f_zero(void *ctx, uint32_t len, uint64_t off, bool may_trim, bool fua)
-{
-    return filedev_zero(ctx, len, off, may_trim, fua);
-}
-static int f_extents(void *ctx, uint32_t len, uint64_t off, struct nbd_extents *x)
-{
-    return filedev_extents(ctx, off, len, f_extent, x);
-}
-static const struct nbd_ops file_ops = {
-    .pread = f_pread, .pwrite = f_pwrite, .flush = f_flush, .trim = f_trim, .zero = f_zero,
-    .extents = f_extents,
-};
-
-static int o_pread(void *ctx, void *buf, uint32_t len, uint64_t off) { return objdev_pread(ctx, buf, len, off); }
-static int o_pwrite(void *ctx, const void *buf, uint32_t len, uint64_t off, bool fua)
-{
-    return objdev_pwrite(ctx, buf, len, off, fua);
-}
-static int o_flush(void *ctx) { return objdev_flush(ctx); }
-static int o_trim(void *ctx, uint32_t len, uint64_t off, bool fua) { return objdev_zero(ctx, len, off, fua); }
-static int o_zero(void *ctx, uint32_t len, uint64_t off, bool may_trim, bool fua)
-{
-    (void)may_trim; /* a zero block reads as zeros either way */
-    return objdev_zero(ctx, len, off, fua);
-}
-static int o_cache(void *ctx, uint32_t len, uint64_t off) { return objdev_prefetch(ctx, len, off); }
-static int o_extents(void *ctx, uint32_t len, uint64_t off, struct nbd_extents *x)
-{
-    return objdev_extents(ctx, off, len, f_extent, x);
-}
-static const struct nbd_ops object_ops = {
-    .pread = o_pread, .pwrite = o_pwrite, .flush = o_flush, .trim = o_trim, .zero = o_zero,
-    .cache = o_cache, .extents = o_extents,
-};
-
-static int b_pread(void *ctx, void *buf, uint32_t len, uint64_t off) { return builddev_pread(ctx, buf, len, off); }
-static int b_pwrite(void *ctx, const void *buf, uint32_t len, uint64_t off, bool fua)
-{
-    return builddev_pwrite(ctx, buf, len, off, fua);
-}
-static int b_flush(void *ctx) { return builddev_flush(ctx); }
-static int b_trim(void *ctx, uint32_t len, uint64_t off, bool fua) { return builddev_zero(ctx, len, off, fua); }
-static int b_zero(void *ctx, uint32_t len, uint64_t off, bool may_trim, bool fua)
-{
-    (void)may_trim;
-    return builddev_zero(ctx, len, off, fua);
-}
-static int b_cache(void *ctx, uint32_t len, uint64_t off) { return builddev_prefetch(ctx, len, off); }
-static int b_extents(void *ctx, uint32_t len, uint64_t off, struct nbd_extents *x)
-{
-    return builddev_extents(ctx, off, len, f_extent, x);
-}
-static const struct nbd_ops build_ops = {
-    .pread = b_pread, .pwrite = b_pwrite, .flush = b_flush, .trim = b_trim, .zero = b_zero,
-    .cache = b_cache, .extents = b_extents,
-};
+/* ---- the device: one row of dev_kinds[] per kind; lib/device opens and serves it ---------- */
 
 /* What the options say about the device. */
 struct dev_args {
@@ -190,160 +118,83 @@ struct dev_args {
     unsigned header_format;
     bool read_only;
     const struct cli_store_opts *sto; /* --peer and friends, for the store behind the device */
-    struct store *opened;             /* set by open: that store (the device owns it), for stats */
 };
-
-static int file_open(struct dev_args *a, void **dev, uint64_t *size)
-{
-    struct filedev *d;
-    int err = filedev_open(a->file, a->read_only, &d);
-    if (err)
-        return cli_fail(err, "check the path, or add --read-only for a file you cannot write");
-    *dev = d;
-    *size = filedev_size(d);
-    return 0;
-}
-static void file_close(void *dev) { filedev_close(dev); }
-
-static int object_open(struct dev_args *a, void **dev, uint64_t *size)
-{
-    struct objdev *d;
-    struct store *s = NULL;
-    char *key = NULL;
-    int err = cli_open_object(a->object, a->sto, &s, &key);
-    if (!err) {
-        err = objdev_open_store(s, key, a->cache_dir, &d); /* owns s from here */
-        snap_free(key);
-    }
-    if (err)
-        return cli_fail(err, NULL);
-    a->opened = s;
-    *dev = d;
-    *size = objdev_size(d);
-    return 0;
-}
-static void object_close(void *dev) { objdev_close(dev); }
-
-/* --header URL: fetch and check the header, open the store, make the device.  The file name is
- * the header's name minus ".header"; the store defaults to the directory above {ID}/.  With
- * --peer the header itself is read through the peer too (key {ID}/{file}.header of the store):
- * a build still uploading has its header only there. */
-static int header_open(struct dev_args *a, void **dev, uint64_t *size)
-{
-    char *url = NULL, *store = NULL, *dir = NULL, *name = NULL, *top = NULL, *id = NULL;
-    uint8_t *buf = NULL;
-    size_t len = 0;
-    struct hdr *h = NULL;
-    struct store *s = NULL;
-    const char *hint = NULL;
-    int rc = 0, err = cli_object_url(a->header, &url); /* a plain path is file:// */
-    if (!err)
-        err = store_split_url(url, &dir, &name);
-    size_t nl = name ? strlen(name) : 0;
-    if (!err && (nl <= 7 || strcmp(name + nl - 7, ".header") != 0)) {
-        rc = cli_usage_error("--header %s: expected a path or URL ending in {file}.header, such as "
-                             "/store/{ID}/rootfs.ext4.header", a->header);
-        goto out;
-    }
-    if (!err && (err = store_split_url(dir, &top, &id)) != 0)
-        snap_fail_ctx(err, "--header %s: no directory above the build's", a->header);
-    if (!err && a->store && (err = cli_object_url(a->store, &store)) != 0) /* a path too */
-        snap_fail_ctx(err, "--store");
-    else if (!err && (err = cli_open_store(store ? store : top, a->sto, &s)) != 0) {
-        if (a->store) {
-            snap_fail_ctx(err, "--store");
-        } else {
-            snap_fail_ctx(err, "--header %s: the store two directories up", a->header);
-            hint = "check the path; or say where the builds are with --store URL";
-        }
-    }
-    if (!err && (a->sto->peer || a->sto->registry)) {
-        char key[512];
-        if (snprintf(key, sizeof key, "%s/%s", id, name) >= (int)sizeof key)
-            err = snap_fail(SNAP_EUSAGE, "--header %s: the URL is too long", a->header);
-        else
-            err = store_read_all(s, key, HDR_FILE_MAX, &buf, &len);
-    } else if (!err && (err = store_read_object(url, HDR_FILE_MAX, &buf, &len)) != 0) {
-        snap_fail_ctx(err, "--header");
-    }
-    if (!err && (err = hdr_parse(buf, len, &h)) != 0)
-        snap_fail_ctx(err, "%s", a->header);
-    if (!err && (err = hdr_check(h)) != 0)
-        snap_fail_ctx(err, "%s", a->header);
-    if (err) {
-        if (err == SNAP_EFORMAT || err == SNAP_ECHECK || err == SNAP_ETOOBIG)
-            hint = "inspect-header --check says more about a header";
-        rc = cli_fail(err, hint);
-        goto out;
-    }
-    name[nl - 7] = '\0';
-    struct builddev_opts o = {.file = name, .cache_dir = a->cache_dir, .header_format = a->header_format};
-    struct builddev *d;
-    a->opened = s;
-    err = builddev_open(h, s, &o, &d);
-    h = NULL;
-    s = NULL;
-    if (err) {
-        rc = cli_fail(err, NULL);
-        goto out;
-    }
-    if (builddev_header(d)->flags & HDR_FLAG_INCOMPLETE)
-        snap_info("%s: the build's upload is not finished; serving it all the same", a->header);
-    *dev = d;
-    *size = builddev_size(d);
-out:
-    hdr_free(h);
-    store_close(s);
-    snap_free(buf);
-    snap_free(url);
-    snap_free(store);
-    snap_free(dir);
-    snap_free(name);
-    snap_free(top);
-    snap_free(id);
-    return rc;
-}
-
-/* --size SIZE: an empty device whose first export is a base build. */
-static int empty_open(struct dev_args *a, void **dev, uint64_t *size)
-{
-    struct builddev_opts o = {.file = a->file_name ? a->file_name : "rootfs.ext4",
-                              .cache_dir = a->cache_dir, .header_format = a->header_format};
-    struct builddev *d;
-    int err = builddev_open_empty(a->size, &o, &d);
-    if (err)
-        return cli_fail(err, NULL);
-    *dev = d;
-    *size = builddev_size(d);
-    return 0;
-}
-static void build_close(void *dev) { builddev_close(dev); }
-static int build_export(void *dev, const char *dir, struct builddev_export *r)
-{
-    return builddev_export(dev, dir, r);
-}
 
 struct dev_kind {
     const char *option;
-    const struct nbd_ops *ops;
-    uint32_t min_block;  /* raised to this: the cache block, so no partial-block writes */
-    int (*open)(struct dev_args *a, void **dev, uint64_t *size); /* prints its error */
-    void (*close)(void *dev);
-    int (*export_diff)(void *dev, const char *dir, struct builddev_export *r); /* NULL: none */
+    enum device_kind kind;
+    bool export_diff;    /* a build: --export-diff can export its changes */
 };
 
 static const struct dev_kind dev_kinds[] = {
-    {"--file", &file_ops, 1, file_open, file_close, NULL},
-    {"--object", &object_ops, 4096, object_open, object_close, NULL},
-    {"--header", &build_ops, 4096, header_open, build_close, build_export},
-    {"--size", &build_ops, 4096, empty_open, build_close, build_export},
+    {"--file", DEVICE_FILE, false},
+    {"--object", DEVICE_OBJECT, false},
+    {"--header", DEVICE_BUILD, true},
+    {"--size", DEVICE_EMPTY, true},
 };
+
+/* --header URL: where the build is (lib/header/layout.h), and its store opened into o->store.
+ * The store defaults to the directory above {ID}/.  With --peer the header itself is read
+ * through the peer too (key {ID}/{file}.header of the store): a build still uploading has its
+ * header only there.  Returns an exit code, after printing the error. */
+static int header_store(const struct dev_args *a, struct device_opts *o, struct hdr_layout *l, char **url)
+{
+    char *store = NULL;
+    int err = cli_object_url(a->header, url); /* a plain path is file:// */
+    if (!err && (err = hdr_layout_from_header_url(*url, l)) == SNAP_EUSAGE)
+        return cli_usage_error("--header %s", snap_errmsg(err));
+    if (err)
+        return cli_fail(err, NULL);
+    if (a->store && (err = cli_object_url(a->store, &store)) != 0) /* a path too */
+        return cli_fail(snap_fail_ctx(err, "--store"), NULL);
+    err = cli_open_store(store ? store : l->store, a->sto, &o->store);
+    snap_free(store);
+    if (err && a->store)
+        return cli_fail(snap_fail_ctx(err, "--store"), NULL);
+    if (err)
+        return cli_fail(snap_fail_ctx(err, "--header %s: the store two directories up", a->header),
+                        "check the path; or say where the builds are with --store URL");
+    o->path = *url;
+    o->name = a->header;
+    o->file = l->file;
+    o->key = a->sto->peer || a->sto->registry ? l->header_key : NULL;
+    return 0;
+}
+
+/* Open the device the options name.  Returns an exit code, after printing the error. */
+static int dev_open(const struct dev_args *a, const struct dev_kind *k, struct device **dev)
+{
+    struct device_opts o = {.kind = k->kind, .path = a->file, .file = a->file_name, .size = a->size,
+                            .cache_dir = a->cache_dir, .header_format = a->header_format,
+                            .read_only = a->read_only};
+    struct hdr_layout l = {0};
+    char *url = NULL, *key = NULL;
+    int rc = 0, err = 0;
+    if (k->kind == DEVICE_OBJECT && (err = cli_open_object(a->object, a->sto, &o.store, &key)) == 0)
+        o.key = key;
+    else if (k->kind == DEVICE_BUILD)
+        rc = header_store(a, &o, &l, &url);
+    if (!rc && !err && (err = device_open(&o, dev)) == 0 && k->kind == DEVICE_BUILD &&
+        (builddev_header((*dev)->build)->flags & HDR_FLAG_INCOMPLETE))
+        snap_info("%s: the build's upload is not finished; serving it all the same", a->header);
+    if (!rc && err) {
+        const char *hint = NULL;
+        if (k->kind == DEVICE_FILE)
+            hint = "check the path, or add --read-only for a file you cannot write";
+        else if (k->kind == DEVICE_BUILD && (err == SNAP_EFORMAT || err == SNAP_ECHECK || err == SNAP_ETOOBIG))
+            hint = "inspect-header --check says more about a header";
+        rc = cli_fail(err, hint);
+    }
+    hdr_layout_free(&l);
+    snap_free(url);
+    snap_free(key);
+    return rc;
+}
 
 /* ---- export: one JSON answer per export, printed or sent to a control client ------------- */
 
 struct exporter {
-    const struct dev_kind *kind;
-    void *dev;
+    struct device *dev;
     const char *dir;
     struct sn_access *acc;  /* puts the trace into the new build's metadata.json */
 };
@@ -352,65 +203,10 @@ static int export_now(void *ctx, char *reply, size_t cap)
 {
     struct exporter *x = ctx;
     struct builddev_export r;
-    int err = x->kind->export_diff(x->dev, x->dir, &r);
+    int err = device_export(x->dev, x->dir, &r);
     if (!err && (err = sn_access_exported(x->acc, &r)) != 0)
         snap_fail_ctx(err, "the build was exported, but not its metadata.json");
-    char *mem = NULL;
-    size_t mlen = 0;
-    FILE *f = open_memstream(&mem, &mlen);
-    if (!f) {
-        snprintf(reply, cap, "{\"ok\":false,\"error\":\"out of memory\",\"exit\":1}\n");
-        return err ? err : SNAP_ENOMEM;
-    }
-    struct json j;
-    char u[SNAP_UUID_STRLEN + 1];
-    json_init(&j, f);
-    json_obj_begin(&j);
-    json_key(&j, "ok");
-    json_bool(&j, !err);
-    if (err) {
-        json_key(&j, "error");
-        json_str(&j, snap_errmsg(err));
-        json_key(&j, "exit");
-        json_i64(&j, snap_exit_code(err));
-    } else {
-        json_key(&j, "changed");
-        json_bool(&j, r.changed);
-        json_key(&j, "parent_build_id");
-        if (snap_uuid_is_zero(&r.parent_id)) {
-            json_null(&j);
-        } else {
-            snap_uuid_format(&r.parent_id, u);
-            json_str(&j, u);
-        }
-        if (r.changed) {
-            snap_uuid_format(&r.build_id, u);
-            json_key(&j, "build_id");
-            json_str(&j, u);
-            json_key(&j, "generation");
-            json_u64(&j, r.generation);
-            json_key(&j, "format");
-            json_u64(&j, r.format);
-            json_key(&j, "diff_bytes");
-            json_u64(&j, r.diff_bytes);
-            json_key(&j, "dirty_runs");
-            json_u64(&j, r.dirty_runs);
-            json_key(&j, "zero_runs");
-            json_u64(&j, r.zero_runs);
-            json_key(&j, "data");
-            json_str(&j, r.data_path);
-            json_key(&j, "header");
-            json_str(&j, r.header_path);
-        }
-    }
-    json_obj_end(&j);
-    json_finish(&j);
-    fclose(f);
-    if (mem && mlen < cap)
-        memcpy(reply, mem, mlen + 1);
-    else
-        snprintf(reply, cap, "{\"ok\":false,\"error\":\"export answer too long\",\"exit\":1}\n");
-    free(mem); /* open_memstream's buffer comes from libc's malloc */
+    device_export_json(err, &r, reply, cap);
     return err;
 }
 
@@ -673,15 +469,12 @@ static int sn_serve_listen(struct sn_cfg *g, struct cli_listener *ls, int *nls, 
 }
 
 /* The access recorder / prefetcher in front of the device (--record-access, --prefetch). */
-static int sn_access_start(struct sn_cfg *g, void *dev, char *file_name, size_t n, struct sn_access **acc)
+static int sn_access_start(struct sn_cfg *g, const struct device *dev, struct sn_access **acc)
 {
-    struct dev_args *a = &g->a;
-    if (a->header || a->size) {
-        const char *nm = a->size ? (a->file_name ? a->file_name : "rootfs.ext4") : strrchr(a->header, '/') + 1;
-        snprintf(file_name, n, "%.*s", (int)(strlen(nm) - (a->size ? 0 : 7)), nm);
-        g->acc.file = file_name;
-        g->acc.header = builddev_header(dev);
-        g->acc.store = a->header ? a->opened : NULL;
+    if (dev->build) {
+        g->acc.file = dev->file;
+        g->acc.header = builddev_header(dev->build);
+        g->acc.store = dev->store;
     }
     g->acc.export_diff = g->export_dir != NULL;
     return sn_access_setup(&g->acc, &g->exp, acc);
@@ -694,24 +487,24 @@ static int sn_run(struct sn_cfg *g, const struct dev_kind *kind)
     unsigned stale = 0;
     if (g->export_dir && (err = builddev_clean_export_dir(g->export_dir, &stale)) != 0)
         snap_warn("%s (leftovers of earlier exports stay)", snap_errmsg(err));
-    void *dev = NULL;
+    struct device *dev = NULL;
     if ((rc = signals_start()) != 0)
         return cli_fail(rc, NULL);
-    if ((rc = kind->open(&g->a, &dev, &g->exp.size)) != 0)
+    if ((rc = dev_open(&g->a, kind, &dev)) != 0)
         return rc;
-    g->exp.ops = kind->ops;
-    g->exp.ctx = dev;
-    if (g->exp.min_block < kind->min_block)
-        g->exp.min_block = kind->min_block;
+    g->exp.ops = dev->ops;
+    g->exp.ctx = dev->ctx;
+    g->exp.size = dev->size;
+    if (g->exp.min_block < dev->min_block)
+        g->exp.min_block = dev->min_block;
     g->so.conn.workers = (unsigned)g->threads;
     ctl_set_json(g->json);
     struct ctl *ctl = NULL;
     struct sn_access *acc = NULL;
     int lfds[16], nl = 0, nls = 0;
     struct cli_listener ls[16];
-    char file_name[256] = "";
-    struct exporter ex = {.kind = kind, .dev = dev, .dir = g->export_dir};
-    if ((rc = sn_access_start(g, dev, file_name, sizeof file_name, &acc)) != 0)
+    struct exporter ex = {.dev = dev, .dir = g->export_dir};
+    if ((rc = sn_access_start(g, dev, &acc)) != 0)
         goto out;
     ex.acc = acc;
     if (g->export_dir && (err = ctl_start(g->control, export_now, &ex, &ctl)) != 0)
@@ -734,8 +527,8 @@ out:
         close(lfds[i]);
     if (g->pidfile)
         unlink(g->pidfile);
-    cli_store_done(g->a.opened, &g->sto);
-    kind->close(dev);
+    cli_store_done(dev->store, &g->sto);
+    device_close(dev);
     return rc;
 }
 

@@ -123,3 +123,21 @@ void json_finish(struct json *j)
     fputc('\n', j->f);
     fflush(j->f);
 }
+
+void json_kv_u64(struct json *j, const char *k, uint64_t v)
+{
+    json_key(j, k);
+    json_u64(j, v);
+}
+
+void json_kv_str(struct json *j, const char *k, const char *v)
+{
+    json_key(j, k);
+    json_str(j, v);
+}
+
+void json_kv_bool(struct json *j, const char *k, bool v)
+{
+    json_key(j, k);
+    json_bool(j, v);
+}

@@ -33,5 +33,9 @@ void json_double(struct json *j, double v);
 void json_bool(struct json *j, bool v);
 void json_null(struct json *j);
 void json_finish(struct json *j);
+/* A member of the object being written: json_key(k) and the value. */
+void json_kv_u64(struct json *j, const char *k, uint64_t v);
+void json_kv_str(struct json *j, const char *k, const char *v);
+void json_kv_bool(struct json *j, const char *k, bool v);
 
 #endif

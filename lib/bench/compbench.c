@@ -221,7 +221,7 @@ static int cb_open(struct compbench *cb, const struct cb_build *b, const struct 
     }
     if ((err = builddev_open(h, sim, &(struct builddev_opts){.file = FILE_NAME, .cache_dir = cb->dir}, out)) != 0)
         return err;
-    if ((err = builddev_pread(*out, buf, COMPBENCH_READ, cb->size - COMPBENCH_READ)) != 0)
+    if ((err = builddev_ops.pread(*out, buf, COMPBENCH_READ, cb->size - COMPBENCH_READ)) != 0)
         builddev_close(*out);
     return err;
 }
@@ -279,7 +279,7 @@ static int cb_run_build(struct compbench *cb, const struct cb_build *b, const st
     double sum = 0, fsum = 0, dsum = 0;
     for (unsigned it = 0; !err && it < n; it++) {
         uint64_t t0 = snap_now_ns();
-        err = builddev_pread(d, buf, COMPBENCH_READ, off[it]);
+        err = builddev_ops.pread(d, buf, COMPBENCH_READ, off[it]);
         lat[it] = (double)(snap_now_ns() - t0) / 1e6;
         if (!err)
             err = snap_pread_full(cb->img_fd, buf + COMPBENCH_READ, COMPBENCH_READ, off[it], "image");

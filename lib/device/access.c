@@ -9,6 +9,7 @@
 #include "device/access.h"
 
 #include "base/err.h"
+#include "base/json.h"
 #include "base/log.h"
 #include "base/mem.h"
 #include "base/util.h"
@@ -37,9 +38,9 @@ struct pf_thread {
 };
 
 struct access {
-    const struct nbd_ops *inner;
+    const struct dev_ops *inner;
     void *ctx;
-    struct nbd_ops ops;             /* what is exported: the inner ops, wrapped */
+    struct dev_ops ops;             /* what is exported: the inner ops, wrapped */
     uint64_t size, nblocks;
     uint32_t bs;
     struct trace_rec *rec;
@@ -142,13 +143,13 @@ static int w_cache(void *ctx, uint32_t len, uint64_t off)
     return a->inner->cache(a->ctx, len, off);
 }
 
-static int w_extents(void *ctx, uint32_t len, uint64_t off, struct nbd_extents *x)
+static int w_extents(void *ctx, uint32_t len, uint64_t off, struct dev_extents *x)
 {
     struct access *a = ctx;
     return a->inner->extents(a->ctx, len, off, x);
 }
 
-const struct nbd_ops *access_ops(const struct access *a) { return &a->ops; }
+const struct dev_ops *access_ops(const struct access *a) { return &a->ops; }
 
 /* ---- prefetch ------------------------------------------------------------------------------- */
 
@@ -275,7 +276,7 @@ int access_open(const struct access_opts *o, struct access **out)
     a->bs = o->block_size ? o->block_size : 4096;
     a->nblocks = (a->size + a->bs - 1) / a->bs;
     pthread_mutex_init(&a->stop_mu, NULL);
-    a->ops = (struct nbd_ops){
+    a->ops = (struct dev_ops){
         .pread = w_pread, .pwrite = w_pwrite,
         .flush = o->ops->flush ? w_flush : NULL, .trim = o->ops->trim ? w_trim : NULL,
         .zero = o->ops->zero ? w_zero : NULL, .cache = o->ops->cache ? w_cache : NULL,
@@ -333,4 +334,20 @@ void access_stats(struct access *a, struct access_stats *out)
     out->missed = atomic_load(&a->missed);
     out->chunks_done = atomic_load(&a->chunks_done);
     out->prefetch_running = atomic_load(&a->running) > 0;
+}
+
+void access_stats_json(const struct access_stats *s, bool prefetching, struct json *j)
+{
+    json_obj_begin(j);
+    json_key(j, "access");
+    json_obj_begin(j);
+    json_kv_u64(j, "recorded_blocks", s->recorded);
+    json_kv_bool(j, "prefetch", prefetching);
+    json_kv_u64(j, "trace_blocks", s->trace_blocks);
+    json_kv_u64(j, "prefetched", s->prefetched);
+    json_kv_u64(j, "used", s->used);
+    json_kv_u64(j, "unused", s->unused);
+    json_kv_u64(j, "missed", s->missed);
+    json_obj_end(j);
+    json_obj_end(j);
 }

@@ -1,5 +1,7 @@
 /* access.h -- a layer in front of any device serve-nbd exports: it records which blocks the
- * client touches (lib/device/trace.h) and replays a recorded trace ahead of the client.
+ * client touches (lib/device/trace.h) and replays a recorded trace ahead of the client.  It is
+ * a device itself: it takes the inner device's struct dev_ops (device.h) and gives one of the
+ * same interface, so the NBD server calls it as it would the device.
  *
  *   struct access *a;
  *   access_open(&(struct access_opts){.ops = ops, .ctx = dev, .size = size, .block_size = 4096,
@@ -31,8 +33,8 @@
 #ifndef SNAP_ACCESS_H
 #define SNAP_ACCESS_H
 
+#include "device/device.h"
 #include "device/trace.h"
-#include "nbd/nbd.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -43,7 +45,7 @@ struct access;
 #define ACCESS_CHUNK (4u << 20)
 
 struct access_opts {
-    const struct nbd_ops *ops;      /* the device */
+    const struct dev_ops *ops;      /* the device */
     void *ctx;
     uint64_t size;
     uint32_t block_size;            /* recording granularity: the device's block (4096) */
@@ -65,9 +67,15 @@ void access_close(struct access *a);
 void access_stop_prefetch(struct access *a);
 /* The ops table to export with ctx = the struct access: the device's, each wrapped (an op the
  * device lacks stays NULL, so it is not advertised). */
-const struct nbd_ops *access_ops(const struct access *a);
+const struct dev_ops *access_ops(const struct access *a);
 /* What the client touched so far, in first-access order. */
 int access_trace(struct access *a, struct trace *out);
 void access_stats(struct access *a, struct access_stats *out);
+/* The counters as one JSON object into j:
+ *   {"access":{"recorded_blocks":N,"prefetch":BOOL,"trace_blocks":N,"prefetched":N,"used":N,
+ *              "unused":N,"missed":N}}
+ * (prefetch: whether a trace was being prefetched). */
+struct json;
+void access_stats_json(const struct access_stats *s, bool prefetching, struct json *j);
 
 #endif

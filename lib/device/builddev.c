@@ -28,6 +28,7 @@
 #include "chunker/chunker.h"
 #include "chunker/frames.h"
 #include "header/header.h"
+#include "header/layout.h"
 #include "store/store.h"
 
 #include <errno.h>
@@ -218,12 +219,15 @@ static int open_source(struct builddev *d, uint32_t b)
     snap_uuid_format(&d->h->ids[b], id);
     const struct hdr_build *hb = d->h->has_builds ? hdr_find_build(d->h, &d->h->ids[b]) : NULL;
     bool framed = hb && hb->comp != HDR_COMP_NONE;
-    if ((size_t)snprintf(key, sizeof key, "%s/%s%s%s", id, d->file, framed ? "." : "",
-                         framed ? hdr_comp_name(hb->comp) : "") >= sizeof key ||
-        (size_t)snprintf(path, sizeof path, "%s/.snapctl-build.%ld.%p.%u", d->cache_dir,
+    char suffix[16] = "";
+    if (framed)
+        snprintf(suffix, sizeof suffix, ".%s", hdr_comp_name(hb->comp));
+    int err = hdr_layout_key(key, sizeof key, id, d->file, suffix);
+    if (err)
+        return err;
+    if ((size_t)snprintf(path, sizeof path, "%s/.snapctl-build.%ld.%p.%u", d->cache_dir,
                          (long)getpid(), (void *)d, b) >= sizeof path)
         return snap_fail(SNAP_EUSAGE, "%s: path too long", d->cache_dir);
-    int err;
     if (framed) {
         char plain[PATH_MAX]; /* a peer serves the build uncompressed under its plain name */
         snprintf(plain, sizeof plain, "%s/%s", id, d->file);
@@ -290,8 +294,9 @@ static int read_lower(struct builddev *d, uint8_t *p, uint64_t len, uint64_t off
     return 0;
 }
 
-int builddev_pread(struct builddev *d, void *buf, uint32_t len, uint64_t off)
+static int bd_pread(void *ctx, void *buf, uint32_t len, uint64_t off)
 {
+    struct builddev *d = ctx;
     uint8_t *p = buf;
     uint64_t end = off + len;
     if (off > d->size || len > d->size - off)
@@ -338,29 +343,41 @@ static void writer_leave(struct builddev *d)
     pthread_mutex_unlock(&d->q_mu);
 }
 
-int builddev_pwrite(struct builddev *d, const void *buf, uint32_t len, uint64_t off, bool fua)
+static int bd_pwrite(void *ctx, const void *buf, uint32_t len, uint64_t off, bool fua)
 {
+    struct builddev *d = ctx;
     writer_enter(d);
     int err = cache_write(d->overlay, off, len, buf);
     writer_leave(d);
     return (!err && fua) ? cache_flush(d->overlay) : err;
 }
 
-int builddev_zero(struct builddev *d, uint32_t len, uint64_t off, bool fua)
+/* TRIM: zero blocks in the overlay, no fetch. */
+static int bd_trim(void *ctx, uint32_t len, uint64_t off, bool fua)
 {
+    struct builddev *d = ctx;
     writer_enter(d);
     int err = cache_zero(d->overlay, off, len);
     writer_leave(d);
     return (!err && fua) ? cache_flush(d->overlay) : err;
 }
 
-int builddev_flush(struct builddev *d)
+static int bd_zero(void *ctx, uint32_t len, uint64_t off, bool may_trim, bool fua)
 {
+    (void)may_trim; /* a zero block reads as zeros either way */
+    return bd_trim(ctx, len, off, fua);
+}
+
+static int bd_flush(void *ctx)
+{
+    struct builddev *d = ctx;
     return cache_flush(d->overlay);
 }
 
-int builddev_extents(struct builddev *d, uint64_t off, uint64_t len, dev_extent_fn fn, void *ctx)
+/* base:allocation: zero overlay blocks and zero header entries are holes, the rest data. */
+static int bd_extents(void *ctx, uint32_t len, uint64_t off, struct dev_extents *x)
 {
+    struct builddev *d = ctx;
     uint64_t end = off + len > d->size ? d->size : off + len;
     while (off < end) {
         enum cache_state st;
@@ -371,7 +388,7 @@ int builddev_extents(struct builddev *d, uint64_t off, uint64_t len, dev_extent_
         if (n == 0)
             break;
         if (st != CACHE_ABSENT) {
-            if (!fn(ctx, off, n, st == CACHE_ZERO))
+            if (!dev_extents_append(x, off, n, st == CACHE_ZERO))
                 return 0;
         } else {
             for (uint64_t o = off; o < off + n;) {
@@ -379,7 +396,7 @@ int builddev_extents(struct builddev *d, uint64_t off, uint64_t len, dev_extent_
                 if ((err = hdr_lookup(d->h, o, &loc)) != 0)
                     return err;
                 uint64_t m = snap_min_u64(off + n - o, loc.remaining);
-                if (!fn(ctx, o, m, loc.zero))
+                if (!dev_extents_append(x, o, m, loc.zero))
                     return 0;
                 o += m;
             }
@@ -389,8 +406,10 @@ int builddev_extents(struct builddev *d, uint64_t off, uint64_t len, dev_extent_
     return 0;
 }
 
-int builddev_prefetch(struct builddev *d, uint32_t len, uint64_t off)
+/* NBD_CMD_CACHE: start fetching the chunks behind [off, off+len). */
+static int bd_cache(void *ctx, uint32_t len, uint64_t off)
 {
+    struct builddev *d = ctx;
     uint64_t end = snap_min_u64(off + len, d->size);
     uint8_t b;
     while (off < end) {
@@ -716,3 +735,10 @@ int builddev_clean_export_dir(const char *dir, unsigned *removed)
     closedir(dh);
     return 0;
 }
+
+
+/* The device interface (device.h). */
+const struct dev_ops builddev_ops = {
+    .pread = bd_pread, .pwrite = bd_pwrite, .flush = bd_flush, .trim = bd_trim, .zero = bd_zero,
+    .cache = bd_cache, .extents = bd_extents,
+};

@@ -23,7 +23,7 @@
 #define SNAP_BUILDDEV_H
 
 #include "base/util.h"
-#include "device/filedev.h" /* dev_extent_fn */
+#include "device/device.h"
 
 #include <limits.h>
 #include <stdbool.h>
@@ -50,19 +50,15 @@ int builddev_open(struct hdr *h, struct store *s, const struct builddev_opts *o,
 int builddev_open_empty(uint64_t size, const struct builddev_opts *o, struct builddev **out);
 void builddev_close(struct builddev *d);
 
+/* The device's ops (device.h), ctx = the struct builddev: TRIM and WRITE_ZEROES both zero
+ * blocks in the overlay, with no fetch; CACHE starts fetching the chunks behind the range;
+ * block status: zero overlay blocks and zero header entries are holes, the rest data. */
+extern const struct dev_ops builddev_ops;
+
 uint64_t builddev_size(const struct builddev *d);
 /* The header the device serves (read-only). */
 const struct hdr *builddev_header(const struct builddev *d);
 
-int builddev_pread(struct builddev *d, void *buf, uint32_t len, uint64_t off);
-int builddev_pwrite(struct builddev *d, const void *buf, uint32_t len, uint64_t off, bool fua);
-/* WRITE_ZEROES and TRIM: zero blocks in the overlay, no fetch. */
-int builddev_zero(struct builddev *d, uint32_t len, uint64_t off, bool fua);
-int builddev_flush(struct builddev *d);
-/* base:allocation: zero overlay blocks and zero header entries are holes, the rest data. */
-int builddev_extents(struct builddev *d, uint64_t off, uint64_t len, dev_extent_fn fn, void *ctx);
-/* NBD_CMD_CACHE: start fetching the chunks behind [off, off+len). */
-int builddev_prefetch(struct builddev *d, uint32_t len, uint64_t off);
 
 struct builddev_stats {
     uint64_t chunkers;        /* builds whose chunker is open */

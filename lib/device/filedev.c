@@ -65,22 +65,25 @@ void filedev_close(struct filedev *d)
 
 uint64_t filedev_size(const struct filedev *d) { return d->size; }
 
-int filedev_pread(struct filedev *d, void *buf, uint32_t len, uint64_t off)
+static int fd_flush(void *ctx)
 {
-    return snap_pread_full(d->fd, buf, len, off, d->path);
-}
-
-int filedev_pwrite(struct filedev *d, const void *buf, uint32_t len, uint64_t off, bool fua)
-{
-    int err = snap_pwrite_full(d->fd, buf, len, off, d->path);
-    return (!err && fua) ? filedev_flush(d) : err;
-}
-
-int filedev_flush(struct filedev *d)
-{
+    struct filedev *d = ctx;
     if (fdatasync(d->fd) < 0)
         return snap_fail_errno("%s: fdatasync", d->path);
     return 0;
+}
+
+static int fd_pread(void *ctx, void *buf, uint32_t len, uint64_t off)
+{
+    struct filedev *d = ctx;
+    return snap_pread_full(d->fd, buf, len, off, d->path);
+}
+
+static int fd_pwrite(void *ctx, const void *buf, uint32_t len, uint64_t off, bool fua)
+{
+    struct filedev *d = ctx;
+    int err = snap_pwrite_full(d->fd, buf, len, off, d->path);
+    return (!err && fua) ? fd_flush(d) : err;
 }
 
 static int write_zeros(struct filedev *d, uint32_t len, uint64_t off)
@@ -97,16 +100,18 @@ static int write_zeros(struct filedev *d, uint32_t len, uint64_t off)
     return 0;
 }
 
-int filedev_trim(struct filedev *d, uint32_t len, uint64_t off, bool fua)
+static int fd_trim(void *ctx, uint32_t len, uint64_t off, bool fua)
 {
+    struct filedev *d = ctx;
     if (fallocate(d->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off, len) < 0 &&
         errno != EOPNOTSUPP && errno != ENOSYS)
         return snap_fail_errno("%s: punch hole", d->path);
-    return fua ? filedev_flush(d) : 0;
+    return fua ? fd_flush(d) : 0;
 }
 
-int filedev_zero(struct filedev *d, uint32_t len, uint64_t off, bool may_trim, bool fua)
+static int fd_zero(void *ctx, uint32_t len, uint64_t off, bool may_trim, bool fua)
 {
+    struct filedev *d = ctx;
     int err = 0;
     if (may_trim && fallocate(d->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off, len) == 0)
         ;
@@ -114,23 +119,24 @@ int filedev_zero(struct filedev *d, uint32_t len, uint64_t off, bool may_trim, b
         ;
     else
         err = write_zeros(d, len, off);
-    return (!err && fua) ? filedev_flush(d) : err;
+    return (!err && fua) ? fd_flush(d) : err;
 }
 
-int filedev_extents(struct filedev *d, uint64_t off, uint64_t len, dev_extent_fn fn, void *ctx)
+static int fd_extents(void *ctx, uint32_t len, uint64_t off, struct dev_extents *x)
 {
+    struct filedev *d = ctx;
     uint64_t end = off + len;
     while (off < end) {
         off_t data = lseek(d->fd, (off_t)off, SEEK_DATA);
         if (data < 0 && errno == ENXIO) /* only a hole up to the end of the file */
             data = (off_t)end;
         else if (data < 0) { /* no SEEK_DATA here: say it is all data */
-            fn(ctx, off, end - off, false);
+            dev_extents_append(x, off, end - off, false);
             return 0;
         }
         if ((uint64_t)data > off) {
             uint64_t n = (uint64_t)data < end ? (uint64_t)data - off : end - off;
-            if (!fn(ctx, off, n, true))
+            if (!dev_extents_append(x, off, n, true))
                 return 0;
             off += n;
             continue;
@@ -140,9 +146,15 @@ int filedev_extents(struct filedev *d, uint64_t off, uint64_t len, dev_extent_fn
         uint64_t n = (h < end ? h : end) - off;
         if (n == 0)
             n = end - off;
-        if (!fn(ctx, off, n, false))
+        if (!dev_extents_append(x, off, n, false))
             return 0;
         off += n;
     }
     return 0;
 }
+
+/* The device interface (device.h). */
+const struct dev_ops filedev_ops = {
+    .pread = fd_pread, .pwrite = fd_pwrite, .flush = fd_flush, .trim = fd_trim, .zero = fd_zero,
+    .extents = fd_extents,
+};

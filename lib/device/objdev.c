@@ -57,20 +57,6 @@ int objdev_open_store(struct store *s, const char *key, const char *cache_dir, s
     return 0;
 }
 
-int objdev_open(const char *url, const char *cache_dir, struct objdev **out)
-{
-    char *base = NULL, *key = NULL;
-    struct store *s = NULL;
-    int err = store_split_url(url, &base, &key);
-    if (!err)
-        err = store_open(base, NULL, &s);
-    if (!err)
-        err = objdev_open_store(s, key, cache_dir, out);
-    snap_free(base);
-    snap_free(key);
-    return err;
-}
-
 void objdev_close(struct objdev *d)
 {
     if (!d)
@@ -84,30 +70,43 @@ void objdev_close(struct objdev *d)
 
 uint64_t objdev_size(const struct objdev *d) { return d->size; }
 
-int objdev_pread(struct objdev *d, void *buf, uint32_t len, uint64_t off)
+static int od_pread(void *ctx, void *buf, uint32_t len, uint64_t off)
 {
+    struct objdev *d = ctx;
     return chunker_read(d->ch, off, len, buf);
 }
 
-int objdev_pwrite(struct objdev *d, const void *buf, uint32_t len, uint64_t off, bool fua)
+static int od_pwrite(void *ctx, const void *buf, uint32_t len, uint64_t off, bool fua)
 {
+    struct objdev *d = ctx;
     int err = cache_write(d->cache, off, len, buf);
     return (!err && fua) ? cache_flush(d->cache) : err;
 }
 
-int objdev_zero(struct objdev *d, uint32_t len, uint64_t off, bool fua)
+/* TRIM: zero blocks in the cache (a fetch never overwrites them). */
+static int od_trim(void *ctx, uint32_t len, uint64_t off, bool fua)
 {
+    struct objdev *d = ctx;
     int err = cache_zero(d->cache, off, len);
     return (!err && fua) ? cache_flush(d->cache) : err;
 }
 
-int objdev_flush(struct objdev *d)
+static int od_zero(void *ctx, uint32_t len, uint64_t off, bool may_trim, bool fua)
 {
+    (void)may_trim; /* a zero block reads as zeros either way */
+    return od_trim(ctx, len, off, fua);
+}
+
+static int od_flush(void *ctx)
+{
+    struct objdev *d = ctx;
     return cache_flush(d->cache);
 }
 
-int objdev_extents(struct objdev *d, uint64_t off, uint64_t len, dev_extent_fn fn, void *ctx)
+/* Extents from the block states: zero blocks are holes; everything else is data. */
+static int od_extents(void *ctx, uint32_t len, uint64_t off, struct dev_extents *x)
 {
+    struct objdev *d = ctx;
     uint64_t end = off + len;
     while (off < end) {
         enum cache_state st;
@@ -117,15 +116,17 @@ int objdev_extents(struct objdev *d, uint64_t off, uint64_t len, dev_extent_fn f
             return err;
         if (n == 0)
             break;
-        if (!fn(ctx, off, n, st == CACHE_ZERO))
+        if (!dev_extents_append(x, off, n, st == CACHE_ZERO))
             break;
         off += n;
     }
     return 0;
 }
 
-int objdev_prefetch(struct objdev *d, uint32_t len, uint64_t off)
+/* NBD_CMD_CACHE: start fetching the chunks behind [off, off+len). */
+static int od_cache(void *ctx, uint32_t len, uint64_t off)
 {
+    struct objdev *d = ctx;
     /* Reading one byte of each chunk starts that chunk's fetch and waits only for its first
      * block; the rest of the chunk keeps streaming in on the chunker's threads. */
     uint8_t b;
@@ -136,3 +137,10 @@ int objdev_prefetch(struct objdev *d, uint32_t len, uint64_t off)
     }
     return 0;
 }
+
+
+/* The device interface (device.h). */
+const struct dev_ops objdev_ops = {
+    .pread = od_pread, .pwrite = od_pwrite, .flush = od_flush, .trim = od_trim, .zero = od_zero,
+    .cache = od_cache, .extents = od_extents,
+};

@@ -149,6 +149,18 @@ int trace_load_build(struct store *s, const char *build_id, const char *kind, st
     return err ? snap_fail_ctx(err, "%s/%s", s->url, key) : 0;
 }
 
+int trace_load_file(const char *path, const char *kind, struct trace *out)
+{
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    memset(out, 0, sizeof *out);
+    int err = snap_read_file(path, JSONR_MAX_INPUT, &buf, &len);
+    if (!err && (err = trace_parse(buf, len, kind, out)) != 0)
+        snap_fail_ctx(err, "%s", path);
+    snap_free(buf);
+    return err;
+}
+
 /* ---- write ---------------------------------------------------------------------------------- */
 
 static void write_object(struct json *j, const struct trace *t)

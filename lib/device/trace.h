@@ -49,6 +49,9 @@ int trace_parse(const void *buf, size_t len, const char *kind, struct trace *out
  * metadata.json or it holds no such trace. */
 struct store;
 int trace_load_build(struct store *s, const char *build_id, const char *kind, struct trace *out);
+/* The trace in a local file: a trace (as trace_write_file writes it) or a metadata.json
+ * (trace_parse); a parse error names the path. */
+int trace_load_file(const char *path, const char *kind, struct trace *out);
 /* Write metadata.json with t (of the device file named by data_path's last segment) beside
  * data_path, i.e. into the exported build's directory. */
 int trace_export_beside(const struct trace *t, const char *data_path);

@@ -45,6 +45,10 @@
 
 #define NBD_EXTENTS_MAX 8192 /* descriptors per BLOCK_STATUS reply; a partial answer is valid */
 
+/* A device's extent flags go on the wire as they are. */
+_Static_assert(DEV_STATE_HOLE == NBD_STATE_HOLE && DEV_STATE_ZERO == NBD_STATE_ZERO,
+               "device extent flags must be NBD's base:allocation flags");
+
 struct slot {
     uint16_t flags, type;
     uint64_t cookie, offset;
@@ -54,7 +58,7 @@ struct slot {
     size_t cap;
     uint32_t data_off;          /* a READ's data starts here in buf (sub-block reads) */
     uint8_t *blk;               /* one backend block for read-modify-write, on first use */
-    struct nbd_extent *ext;     /* BLOCK_STATUS descriptors, allocated on first use */
+    struct dev_extent *ext;     /* BLOCK_STATUS descriptors, allocated on first use */
 };
 
 /* Read-modify-write against every other write of sub-block connections (one export per process). */
@@ -85,21 +89,6 @@ uint32_t nbd_wire_error(int e)
     }
 }
 
-bool nbd_extents_add(struct nbd_extents *x, uint32_t length, uint32_t flags)
-{
-    if (length == 0)
-        return x->n < x->cap;
-    if (x->n > 0 && x->e[x->n - 1].flags == flags && x->e[x->n - 1].length <= UINT32_MAX - length) {
-        x->e[x->n - 1].length += length;
-        return true;
-    }
-    if (x->n >= x->cap)
-        return false;
-    x->e[x->n].length = length;
-    x->e[x->n].flags = flags;
-    x->n++;
-    return x->n < x->cap;
-}
 
 static int slot_reserve(struct slot *s, size_t n)
 {
@@ -174,7 +163,7 @@ static int reply_read(struct nbd_conn *c, const struct slot *s)
     return send_iov(c, iov, 2);
 }
 
-static int reply_block_status(struct nbd_conn *c, struct slot *s, const struct nbd_extents *x)
+static int reply_block_status(struct nbd_conn *c, struct slot *s, const struct dev_extents *x)
 {
     /* Descriptors are encoded in place, after the header, in the slot's buffer. */
     size_t n = 4 + 8u * x->n;
@@ -196,15 +185,15 @@ static int reply_block_status(struct nbd_conn *c, struct slot *s, const struct n
 
 static int do_block_status(struct nbd_conn *c, struct slot *s)
 {
-    const struct nbd_ops *ops = c->exp->ops;
+    const struct dev_ops *ops = c->exp->ops;
     if (!s->ext && !(s->ext = snap_calloc(NBD_EXTENTS_MAX, sizeof *s->ext)))
         return reply_error(c, s, NBD_ENOMEM);
-    struct nbd_extents x = {s->ext, 0, (s->flags & NBD_CMD_FLAG_REQ_ONE) ? 1 : NBD_EXTENTS_MAX, s->offset};
+    struct dev_extents x = {s->ext, 0, (s->flags & NBD_CMD_FLAG_REQ_ONE) ? 1 : NBD_EXTENTS_MAX, s->offset};
     int err = 0;
     if (ops->extents)
         err = ops->extents(c->exp->ctx, s->length, s->offset, &x);
     else
-        nbd_extents_add(&x, s->length, 0);
+        dev_extents_add(&x, s->length, 0);
     if (err)
         return reply_error(c, s, nbd_wire_error(err));
     /* Never describe past the request; always describe something. */
@@ -218,7 +207,7 @@ static int do_block_status(struct nbd_conn *c, struct slot *s)
     }
     if (x.n == 0 || x.e[0].length == 0) {
         x.n = 0;
-        nbd_extents_add(&x, s->length, 0);
+        dev_extents_add(&x, s->length, 0);
     }
     return reply_block_status(c, s, &x);
 }

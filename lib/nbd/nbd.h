@@ -1,6 +1,7 @@
-/* nbd.h -- an NBD server (fixed newstyle) over a backend of block operations.
+/* nbd.h -- an NBD server (fixed newstyle) over a device (lib/device/device.h).
  *
- * The backend is a struct of callbacks, like an nbdkit plugin: it sees only validated requests
+ * The device is a struct of callbacks (struct dev_ops), like an nbdkit plugin, which each device
+ * implements itself; the server calls them directly.  It sees only validated requests
  * (offset + length inside the export, aligned to min_block, length <= max_payload) and returns 0
  * or a snap_err, which lib/nbd maps to the wire error in one place.  Callbacks are called from
  * several worker threads at once, for one or many connections: the backend is thread safe.
@@ -11,35 +12,12 @@
 #ifndef SNAP_NBD_H
 #define SNAP_NBD_H
 
+#include "device/device.h" /* struct dev_ops, struct dev_extents */
+
 #include <stdbool.h>
 #include <stdint.h>
 
 #define NBD_MAX_PAYLOAD (32u << 20)
-
-/* base:allocation extents, filled by the backend's extents callback. */
-struct nbd_extent {
-    uint32_t length;
-    uint32_t flags; /* NBD_STATE_HOLE | NBD_STATE_ZERO */
-};
-struct nbd_extents {
-    struct nbd_extent *e;
-    uint32_t n, cap;    /* the backend appends while n < cap */
-    uint64_t start;     /* the offset asked for */
-};
-/* Append [.., +length) with flags, merging with the previous extent of the same flags.
- * Returns false when the list is full (the backend stops: a partial answer is valid). */
-bool nbd_extents_add(struct nbd_extents *x, uint32_t length, uint32_t flags);
-
-struct nbd_ops {
-    int (*pread)(void *ctx, void *buf, uint32_t len, uint64_t off);
-    int (*pwrite)(void *ctx, const void *buf, uint32_t len, uint64_t off, bool fua);
-    /* Optional (NULL: the command is not advertised). */
-    int (*flush)(void *ctx);
-    int (*trim)(void *ctx, uint32_t len, uint64_t off, bool fua);
-    int (*zero)(void *ctx, uint32_t len, uint64_t off, bool may_trim, bool fua);
-    int (*cache)(void *ctx, uint32_t len, uint64_t off);
-    int (*extents)(void *ctx, uint32_t len, uint64_t off, struct nbd_extents *x);
-};
 
 struct nbd_export {
     const char *name;          /* "" = default export; a client asking for another name is refused */
@@ -49,7 +27,7 @@ struct nbd_export {
     bool multi_conn;           /* all connections share state and FLUSH covers all of them */
     uint32_t min_block;        /* 1 or 512 .. 4096 (power of two) */
     uint32_t pref_block;       /* 4096 */
-    const struct nbd_ops *ops;
+    const struct dev_ops *ops;  /* the device (base:allocation extents: DEV_STATE_*) */
     void *ctx;
 };
 

@@ -133,7 +133,7 @@ static int fz_cache(void *ctx, uint32_t len, uint64_t off)
 
 /* Every third 4 KiB block is a hole; extents are appended until the list is full.  A request
  * under 8 bytes gets no extent at all (allowed: lib/nbd then answers one data extent). */
-static int fz_extents(void *ctx, uint32_t len, uint64_t off, struct nbd_extents *x)
+static int fz_extents(void *ctx, uint32_t len, uint64_t off, struct dev_extents *x)
 {
     struct fzdev *d = ctx;
     check(d, len, off, false, false);
@@ -149,7 +149,7 @@ static int fz_extents(void *ctx, uint32_t len, uint64_t off, struct nbd_extents 
         if (next > end)
             next = end;
         uint32_t flags = (off / 4096) % 3 == 0 ? NBD_STATE_HOLE | NBD_STATE_ZERO : 0;
-        bool more = nbd_extents_add(x, (uint32_t)(next - off), flags);
+        bool more = dev_extents_add(x, (uint32_t)(next - off), flags);
         if (x->n > x->cap)
             FZ_FAIL("device: extents list overflowed");
         if (!more)
@@ -159,11 +159,11 @@ static int fz_extents(void *ctx, uint32_t len, uint64_t off, struct nbd_extents 
     return 0;
 }
 
-static const struct nbd_ops fz_ops_all = {
+static const struct dev_ops fz_ops_all = {
     .pread = fz_pread, .pwrite = fz_pwrite, .flush = fz_flush, .trim = fz_trim,
     .zero = fz_zero, .cache = fz_cache, .extents = fz_extents,
 };
-static const struct nbd_ops fz_ops_min = {.pread = fz_pread, .pwrite = fz_pwrite};
+static const struct dev_ops fz_ops_min = {.pread = fz_pread, .pwrite = fz_pwrite};
 
 /* ---- the checker: a client model read in lockstep with the server's output ---- */
 

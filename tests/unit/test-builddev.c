@@ -74,17 +74,17 @@ TEST(builddev_split_read_across_entries_and_builds)
     CHECK_EQ(builddev_size(d), 1024 * KiB);
     uint8_t *got = malloc(1024 * KiB), *want = malloc(1024 * KiB);
     expected(want);
-    CHECK_EQ(builddev_pread(d, got, 1024 * KiB, 0), 0); /* one read over all four entries */
+    CHECK_EQ(builddev_ops.pread(d, got, 1024 * KiB, 0), 0); /* one read over all four entries */
     CHECK(memcmp(got, want, 1024 * KiB) == 0);
     /* A read straddling the zero entry and build B. */
-    CHECK_EQ(builddev_pread(d, got, 128 * KiB, 60 * KiB), 0);
+    CHECK_EQ(builddev_ops.pread(d, got, 128 * KiB, 60 * KiB), 0);
     CHECK(memcmp(got, want + 60 * KiB, 128 * KiB) == 0);
     struct builddev_stats st;
     builddev_stats(d, &st);
     CHECK_EQ(st.chunkers, 2);
     CHECK(st.zero_bytes >= 64 * KiB);
     CHECK(sim_reads(sim) > 0);
-    CHECK_EQ(builddev_pread(d, got, 1, 1024 * KiB), SNAP_ERANGE);
+    CHECK_EQ(builddev_ops.pread(d, got, 1, 1024 * KiB), SNAP_ERANGE);
     free(got);
     free(want);
     builddev_close(d);
@@ -97,7 +97,7 @@ TEST(builddev_zero_build_reads_without_store_io)
     CHECK_EQ(open_dev(&d, &sim), 0);
     uint8_t buf[64 * KiB];
     memset(buf, 0xee, sizeof buf);
-    CHECK_EQ(builddev_pread(d, buf, sizeof buf, 64 * KiB), 0);
+    CHECK_EQ(builddev_ops.pread(d, buf, sizeof buf, 64 * KiB), 0);
     for (size_t i = 0; i < sizeof buf; i++)
         CHECK_EQ(buf[i], 0);
     CHECK_EQ(sim_reads(sim), 0);
@@ -110,29 +110,9 @@ TEST(builddev_zero_build_reads_without_store_io)
     /* An empty device: all zeros, no store at all. */
     struct builddev_opts o = {.file = "memfile", .cache_dir = test_tmpdir()};
     CHECK_EQ(builddev_open_empty(1000 * KiB + 512, &o, &d), 0);
-    CHECK_EQ(builddev_pread(d, buf, 512, 1000 * KiB), 0);
+    CHECK_EQ(builddev_ops.pread(d, buf, 512, 1000 * KiB), 0);
     CHECK_EQ(buf[0], 0);
     builddev_close(d);
-}
-
-struct ext {
-    uint64_t off[16], len[16];
-    bool zero[16];
-    int n;
-};
-static bool on_ext(void *ctx, uint64_t off, uint64_t len, bool zero)
-{
-    struct ext *x = ctx;
-    if (x->n > 0 && x->zero[x->n - 1] == zero && x->off[x->n - 1] + x->len[x->n - 1] == off) {
-        x->len[x->n - 1] += len; /* merge like nbd_extents_add */
-        return true;
-    }
-    if (x->n == 16)
-        return false;
-    x->off[x->n] = off;
-    x->len[x->n] = len;
-    x->zero[x->n++] = zero;
-    return true;
 }
 
 TEST(builddev_overlay_writes_zeroes_and_block_status)
@@ -144,24 +124,26 @@ TEST(builddev_overlay_writes_zeroes_and_block_status)
     expected(want);
     uint8_t w[8 * KiB];
     memset(w, 0x5a, sizeof w);
-    CHECK_EQ(builddev_pwrite(d, w, sizeof w, 68 * KiB, false), 0);    /* into the zero entry */
+    CHECK_EQ(builddev_ops.pwrite(d, w, sizeof w, 68 * KiB, false), 0);    /* into the zero entry */
     memcpy(want + 68 * KiB, w, sizeof w);
-    CHECK_EQ(builddev_zero(d, 32 * KiB, 512 * KiB, false), 0);         /* zero part of A */
+    CHECK_EQ(builddev_ops.trim(d, 32 * KiB, 512 * KiB, false), 0);         /* zero part of A */
     memset(want + 512 * KiB, 0, 32 * KiB);
     uint64_t reads = sim_reads(sim);
     CHECK_EQ(reads, 0); /* neither the write nor the zeroing fetched anything */
-    CHECK_EQ(builddev_pread(d, got, 1024 * KiB, 0), 0);
+    CHECK_EQ(builddev_ops.pread(d, got, 1024 * KiB, 0), 0);
     CHECK(memcmp(got, want, 1024 * KiB) == 0);
 
-    struct ext x = {0};
-    CHECK_EQ(builddev_extents(d, 0, 1024 * KiB, on_ext, &x), 0);
+    struct dev_extent e[16];
+    struct dev_extents x = {e, 0, 16, 0};
+    CHECK_EQ(builddev_ops.extents(d, 1024 * KiB, 0, &x), 0);
     /* data [0,64K) | hole [64K,68K) | data [68K,76K) | hole [76K,128K) | data [128K,512K) |
      * hole [512K,544K) | data [544K,1M) */
     CHECK_EQ(x.n, 7);
-    uint64_t offs[] = {0, 64 * KiB, 68 * KiB, 76 * KiB, 128 * KiB, 512 * KiB, 544 * KiB};
-    for (int i = 0; i < 7; i++) {
-        CHECK_EQ(x.off[i], offs[i]);
-        CHECK_EQ(x.zero[i], i % 2 == 1);
+    uint64_t offs[] = {0, 64 * KiB, 68 * KiB, 76 * KiB, 128 * KiB, 512 * KiB, 544 * KiB, 1024 * KiB};
+    for (uint32_t i = 0, off = 0; i < 7; off += e[i++].length) {
+        CHECK_EQ(off, offs[i]);
+        CHECK_EQ(e[i].length, offs[i + 1] - offs[i]);
+        CHECK_EQ(e[i].flags, i % 2 == 1 ? DEV_STATE_HOLE | DEV_STATE_ZERO : 0);
     }
     free(want);
     free(got);
@@ -187,9 +169,9 @@ TEST(builddev_export_merges_packs_and_increments_generation)
     uint8_t a[4 * KiB], b[8 * KiB];
     memset(a, 0x11, sizeof a);
     memset(b, 0x22, sizeof b);
-    CHECK_EQ(builddev_pwrite(d, b, sizeof b, 900 * KiB, false), 0);
-    CHECK_EQ(builddev_pwrite(d, a, sizeof a, 4 * KiB, false), 0);
-    CHECK_EQ(builddev_zero(d, 64 * KiB, 128 * KiB, false), 0);
+    CHECK_EQ(builddev_ops.pwrite(d, b, sizeof b, 900 * KiB, false), 0);
+    CHECK_EQ(builddev_ops.pwrite(d, a, sizeof a, 4 * KiB, false), 0);
+    CHECK_EQ(builddev_ops.trim(d, 64 * KiB, 128 * KiB, false), 0);
     CHECK_EQ(builddev_export(d, dir, &r), 0);
     CHECK(r.changed);
     CHECK_EQ(r.generation, 4);
@@ -242,7 +224,7 @@ TEST(builddev_export_base_build_from_empty_device)
     CHECK_EQ(builddev_open_empty(256 * KiB + 100, &o, &d), 0);
     uint8_t w[100];
     memset(w, 0x42, sizeof w);
-    CHECK_EQ(builddev_pwrite(d, w, sizeof w, 256 * KiB, false), 0);
+    CHECK_EQ(builddev_ops.pwrite(d, w, sizeof w, 256 * KiB, false), 0);
     char dir[512];
     snprintf(dir, sizeof dir, "%s/export-base", test_tmpdir());
     struct builddev_export r;
@@ -285,7 +267,7 @@ static void *writer_main(void *arg)
     uint8_t buf[16 * KiB];
     for (unsigned i = 0; !atomic_load(&w->stop); i++) {
         memset(buf, (int)(i % 250) + 1, sizeof buf);
-        if (builddev_pwrite(w->d, buf, sizeof buf, (uint64_t)(i % 8) * 16 * KiB, false))
+        if (builddev_ops.pwrite(w->d, buf, sizeof buf, (uint64_t)(i % 8) * 16 * KiB, false))
             break;
         w->writes++;
     }
@@ -333,13 +315,13 @@ TEST(builddev_warm_read_allocates_nothing)
     struct store *sim;
     CHECK_EQ(open_dev(&d, &sim), 0);
     uint8_t *buf = malloc(1024 * KiB);
-    CHECK_EQ(builddev_pread(d, buf, 1024 * KiB, 0), 0); /* warm: chunkers open, data fetched */
-    CHECK_EQ(builddev_pwrite(d, buf, 64 * KiB, 256 * KiB, false), 0);
+    CHECK_EQ(builddev_ops.pread(d, buf, 1024 * KiB, 0), 0); /* warm: chunkers open, data fetched */
+    CHECK_EQ(builddev_ops.pwrite(d, buf, 64 * KiB, 256 * KiB, false), 0);
     uint64_t before = snap_alloc_count();
     for (unsigned i = 0; i < 2000; i++) {
         uint64_t off = (uint64_t)(i * 7919u % 250) * 4 * KiB;
-        CHECK_EQ(builddev_pread(d, buf, 16 * KiB, off), 0);   /* builds, zeros, overlay */
-        CHECK_EQ(builddev_pwrite(d, buf, 4 * KiB, 300 * KiB, false), 0);
+        CHECK_EQ(builddev_ops.pread(d, buf, 16 * KiB, off), 0);   /* builds, zeros, overlay */
+        CHECK_EQ(builddev_ops.pwrite(d, buf, 4 * KiB, 300 * KiB, false), 0);
     }
     CHECK_EQ(snap_alloc_count(), before);
     free(buf);

@@ -328,9 +328,9 @@ static int dev_read_all(struct builddev *d)
 {
     static uint8_t got[DEV_SIZE], want[DEV_SIZE];
     dev_expected(want);
-    int err = builddev_pread(d, got, 200 * KiB, 0);
+    int err = builddev_ops.pread(d, got, 200 * KiB, 0);
     if (!err)
-        err = builddev_pread(d, got + 200 * KiB, DEV_SIZE - 200 * KiB, 200 * KiB);
+        err = builddev_ops.pread(d, got + 200 * KiB, DEV_SIZE - 200 * KiB, 200 * KiB);
     if (!err && memcmp(got, want, DEV_SIZE) != 0)
         err = SNAP_EINTERNAL;
     return err;
@@ -351,8 +351,8 @@ static int builddev_seq(void *arg)
     char dir[512];
     snprintf(dir, sizeof dir, "%s/faults-export-%u", test_tmpdir(), (*iter)++);
     struct builddev_export r;
-    if (!(err = dev_read_all(d)) && !(err = builddev_pwrite(d, blk, sizeof blk, 300 * KiB, false)) &&
-        !(err = builddev_zero(d, 64 * KiB, 4096, false)) && !(err = builddev_export(d, dir, &r))) {
+    if (!(err = dev_read_all(d)) && !(err = builddev_ops.pwrite(d, blk, sizeof blk, 300 * KiB, false)) &&
+        !(err = builddev_ops.trim(d, 64 * KiB, 4096, false)) && !(err = builddev_export(d, dir, &r))) {
         if (!r.changed || r.generation != 2 || r.diff_bytes != sizeof blk)
             err = SNAP_EINTERNAL;
     }

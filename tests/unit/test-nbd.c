@@ -39,7 +39,7 @@ static int m_pwrite(void *ctx, const void *buf, uint32_t len, uint64_t off, bool
     return 0;
 }
 
-static const struct nbd_ops mem_ops = {.pread = m_pread, .pwrite = m_pwrite};
+static const struct dev_ops mem_ops = {.pread = m_pread, .pwrite = m_pwrite};
 
 struct server_arg {
     struct nbd_export exp;
@@ -176,20 +176,6 @@ TEST(nbd_pipelined_no_alloc_after_warmup)
     close(sv[1]);
     free(m.data);
     pthread_mutex_destroy(&m.lock);
-}
-
-TEST(nbd_extents_merge_and_cap)
-{
-    struct nbd_extent e[2];
-    struct nbd_extents x = {e, 0, 2, 0};
-    CHECK(nbd_extents_add(&x, 4096, 0));
-    CHECK(nbd_extents_add(&x, 4096, 0)); /* merged */
-    CHECK_EQ(x.n, 1);
-    CHECK_EQ(e[0].length, 8192);
-    CHECK(!nbd_extents_add(&x, 4096, NBD_STATE_HOLE)); /* now full */
-    CHECK_EQ(x.n, 2);
-    CHECK(!nbd_extents_add(&x, 4096, 0));
-    CHECK_EQ(x.n, 2);
 }
 
 TEST(nbd_wire_errors)

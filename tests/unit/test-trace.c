@@ -156,13 +156,6 @@ TEST(trace_write_roundtrip_and_merge)
 
 /* ---- the access layer over a build device on the simulated store ---------------------------- */
 
-static int b_pread(void *ctx, void *buf, uint32_t len, uint64_t off) { return builddev_pread(ctx, buf, len, off); }
-static int b_pwrite(void *ctx, const void *buf, uint32_t len, uint64_t off, bool fua)
-{
-    return builddev_pwrite(ctx, buf, len, off, fua);
-}
-static const struct nbd_ops build_ops = {.pread = b_pread, .pwrite = b_pwrite};
-
 #define DEV_SIZE (16 * MiB)
 static const snap_uuid BA = {{0xaa, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}};
 
@@ -203,7 +196,7 @@ TEST(access_prefetch_fetches_each_chunk_once_then_reads_are_used)
     uint8_t ty[] = {TRACE_READ, TRACE_READ, TRACE_READ, TRACE_WRITE, TRACE_READ};
     struct trace t = {idx, ty, 5, 4096};
     struct access *a;
-    struct access_opts o = {.ops = &build_ops, .ctx = d, .size = DEV_SIZE, .block_size = 4096, .prefetch = &t};
+    struct access_opts o = {.ops = &builddev_ops, .ctx = d, .size = DEV_SIZE, .block_size = 4096, .prefetch = &t};
     CHECK_EQ(access_open(&o, &a), 0);
     wait_prefetch(a);
     struct access_stats s;
@@ -214,7 +207,7 @@ TEST(access_prefetch_fetches_each_chunk_once_then_reads_are_used)
     struct sim_stats ss;
     store_sim_stats(sim, &ss);
     CHECK(ss.bytes <= 8 * MiB); /* two chunks, each fetched once */
-    const struct nbd_ops *ops = access_ops(a);
+    const struct dev_ops *ops = access_ops(a);
     uint8_t buf[8192], want[8192];
     CHECK_EQ(ops->pread(a, buf, 8192, (2 * 1024 + 10) * 4096ull), 0);
     store_sim_pattern(3, (2 * 1024 + 10) * 4096ull, want, 8192);
@@ -242,7 +235,7 @@ static uint64_t demand_latency_ns(bool prefetch, int *err)
     uint8_t ty[] = {TRACE_READ, TRACE_READ, TRACE_READ};
     struct trace t = {idx, ty, 3, 4096};
     struct access *a;
-    struct access_opts o = {.ops = &build_ops, .ctx = d, .size = DEV_SIZE, .block_size = 4096,
+    struct access_opts o = {.ops = &builddev_ops, .ctx = d, .size = DEV_SIZE, .block_size = 4096,
                             .prefetch = prefetch ? &t : NULL};
     if ((*err = access_open(&o, &a)) != 0) {
         builddev_close(d);
@@ -277,9 +270,9 @@ TEST(access_recording_allocates_nothing)
     struct store *sim;
     CHECK_EQ(open_build(0, 0, &d, &sim), 0);
     struct access *a;
-    struct access_opts o = {.ops = &build_ops, .ctx = d, .size = DEV_SIZE, .block_size = 4096};
+    struct access_opts o = {.ops = &builddev_ops, .ctx = d, .size = DEV_SIZE, .block_size = 4096};
     CHECK_EQ(access_open(&o, &a), 0);
-    const struct nbd_ops *ops = access_ops(a);
+    const struct dev_ops *ops = access_ops(a);
     uint8_t *buf = malloc(128 * KiB);
     CHECK_EQ(ops->pread(a, buf, 128 * KiB, 0), 0); /* warm the chunk */
     uint64_t before = snap_alloc_count();
