@@ -1,9 +1,9 @@
 /* serve-nbd-ctl.c -- export triggers of a running serve-nbd (SIGUSR1, the control socket) and
  * the control client.  The protocol is described in serve-nbd-ctl.h.
  *
- * One thread polls a wake pipe and the control socket.  The SIGUSR1 handler only writes a byte
- * to the pipe (async-signal-safe); the export itself runs on this thread, so a signal never runs
- * an export inside a handler.  The control socket is mode 0600 and only root or our own uid
+ * One thread polls a wake pipe and the control socket.  SIGUSR1 is taken by the applet's signal
+ * thread (lib/base/cancel), which only writes a byte to the pipe (ctl_poke); the export itself
+ * runs on this thread.  The control socket is mode 0600 and only root or our own uid
  * is served (SO_PEERCRED); each client gets its own thread (at most CTL_CLIENTS_MAX at once), so
  * a silent client costs nobody else its 5 s; exports themselves are serialized by the device.
  */
@@ -24,7 +24,6 @@
 #include <limits.h>
 #include <poll.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -69,12 +68,6 @@ void ctl_poke(void)
         /* a full pipe already holds a pending export */
     }
     errno = e;
-}
-
-static void on_usr1(int sig)
-{
-    (void)sig;
-    ctl_poke();
 }
 
 static const char *sock_path(const char *p)
@@ -245,9 +238,6 @@ int ctl_start(const char *path, ctl_export_fn fn, void *ctx, struct ctl **out)
             snap_fail_ctx(err, "control socket");
     }
     if (!err) {
-        struct sigaction sa = {.sa_handler = on_usr1, .sa_flags = SA_RESTART};
-        sigemptyset(&sa.sa_mask);
-        sigaction(SIGUSR1, &sa, NULL);
         if (pthread_create(&c->thread, NULL, ctl_thread, c) != 0)
             err = snap_fail(SNAP_ENOMEM, "control: cannot start a thread");
     }
@@ -269,7 +259,6 @@ void ctl_stop(struct ctl *c)
 {
     if (!c)
         return;
-    signal(SIGUSR1, SIG_IGN);
     while (write(g_wake[1], "q", 1) < 0 && errno == EINTR) {
     }
     pthread_join(c->thread, NULL);

@@ -3,6 +3,7 @@
 #include "serve-nbd-access.h"
 #include "serve-nbd-ctl.h"
 
+#include "base/cancel.h"
 #include "base/err.h"
 #include "base/io.h"
 #include "base/log.h"
@@ -210,69 +211,47 @@ static int export_now(void *ctx, char *reply, size_t cap)
     return err;
 }
 
-/* ---- signals: one thread takes them all ----------------------------------------------------
- * SIGTERM, SIGINT and SIGUSR1 are blocked in every thread (before the device starts any) and a
- * thread waits for them with sigwait, so what a signal does never depends on which thread the
- * kernel picked or on async-signal safety, and a sanitizer that defers handlers until a thread
- * leaves a blocking call (TSan does) cannot hold one back. */
+/* ---- signals: lib/base/cancel's thread takes them, this hook decides -------------------------
+ * SIGUSR1 asks for an export; SIGTERM/SIGINT stop what runs: the server (stop accepting, finish,
+ * export, exit 0), or a --stdio client on a socket; before either runs, or on a pipe that cannot
+ * be stopped, the process dies of the signal.  A second SIGTERM/SIGINT ends it at once (130). */
 enum sig_mode { SIG_EARLY, SIG_LISTEN, SIG_STDIO_SOCKET, SIG_STDIO_PIPE };
 static _Atomic int g_sig_mode = SIG_EARLY;
 static _Atomic bool g_stdio_stopped; /* --stdio ended by a signal: a broken stream is expected */
-static sigset_t g_sigs;
 
-static void *signal_thread(void *arg)
+static void sn_on_signal(int sig, void *arg)
 {
     (void)arg;
-    for (;;) {
-        int sig;
-        if (sigwait(&g_sigs, &sig) != 0)
-            continue;
-        if (sig == SIGUSR1) {
-            ctl_poke(); /* an export, if --export-diff is on */
-            continue;
-        }
-        int mode = g_sig_mode;
-        switch (mode) {
-        case SIG_LISTEN:
-            net_server_stop(); /* stop accepting, finish, export, exit 0 */
-            break;
-        case SIG_STDIO_SOCKET:
-            /* The reader sees end of file, the connection ends as if the client had left
-             * (replies in flight still go out), and the export at exit runs.  A client that
-             * reads none of its replies gets the same 2 s grace as over --listen; then its
-             * socket is shut both ways so the stuck replies fail (the process is usually gone
-             * by then). */
-            g_stdio_stopped = true;
-            shutdown(STDIN_FILENO, SHUT_RD);
-            sleep(2);
-            shutdown(STDIN_FILENO, SHUT_RDWR);
-            break;
-        default: { /* nothing to wind down yet, or a pipe that cannot be stopped: die of it */
-            sigset_t one;
-            sigemptyset(&one);
-            sigaddset(&one, sig);
-            signal(sig, SIG_DFL);
-            pthread_sigmask(SIG_UNBLOCK, &one, NULL);
-            raise(sig);
-            _exit(128 + sig);
-        }
-        }
+    if (sig == SIGUSR1) {
+        ctl_poke(); /* an export, if --export-diff is on */
+        return;
     }
-    return NULL;
+    switch (g_sig_mode) {
+    case SIG_LISTEN:
+        net_server_stop();
+        break;
+    case SIG_STDIO_SOCKET:
+        /* The reader sees end of file, the connection ends as if the client had left (replies in
+         * flight still go out), and the export at exit runs.  A client that reads none of its
+         * replies gets the same 2 s grace as over --listen; then its socket is shut both ways so
+         * the stuck replies fail (the process is usually gone by then). */
+        g_stdio_stopped = true;
+        shutdown(STDIN_FILENO, SHUT_RD);
+        sleep(2);
+        shutdown(STDIN_FILENO, SHUT_RDWR);
+        break;
+    default: { /* nothing to wind down yet, or a pipe that cannot be stopped: die of it */
+        sigset_t one;
+        sigemptyset(&one);
+        sigaddset(&one, sig);
+        signal(sig, SIG_DFL);
+        pthread_sigmask(SIG_UNBLOCK, &one, NULL);
+        raise(sig);
+        _exit(128 + sig);
+    }
+    }
 }
-
-static int signals_start(void)
-{
-    pthread_t t;
-    sigemptyset(&g_sigs);
-    sigaddset(&g_sigs, SIGTERM);
-    sigaddset(&g_sigs, SIGINT);
-    sigaddset(&g_sigs, SIGUSR1);
-    if (pthread_sigmask(SIG_BLOCK, &g_sigs, NULL) != 0 || pthread_create(&t, NULL, signal_thread, NULL) != 0)
-        return snap_fail(SNAP_ENOMEM, "cannot start the signal thread");
-    pthread_detach(t);
-    return 0;
-}
+static struct snap_cancel g_cancel = {.grace_ms = -1, .usr1 = true, .hook = sn_on_signal};
 
 enum {
     OPT_FILE = 256, OPT_HEADER, OPT_STORE, OPT_OBJECT, OPT_STDIO, OPT_DESC, OPT_ONESHOT, OPT_PIDFILE,
@@ -488,7 +467,7 @@ static int sn_run(struct sn_cfg *g, const struct dev_kind *kind)
     if (g->export_dir && (err = builddev_clean_export_dir(g->export_dir, &stale)) != 0)
         snap_warn("%s (leftovers of earlier exports stay)", snap_errmsg(err));
     struct device *dev = NULL;
-    if ((rc = signals_start()) != 0)
+    if ((rc = snap_cancel_start(&g_cancel)) != 0) /* before the device starts threads */
         return cli_fail(rc, NULL);
     if ((rc = dev_open(&g->a, kind, &dev)) != 0)
         return rc;
