@@ -45,12 +45,43 @@ if [ -z "$pattern" ] || [ "$pattern" = unit ]; then
     fi
 fi
 
+# selected TEST-PATH: PATTERN selects that integration test.
+selected() {
+    [ -e "$1" ] && [ "$pattern" != unit ] || return 1
+    case "$(basename "$1" .sh)" in *"$pattern"*) return 0 ;; esac
+    return 1
+}
+
+# One Ceph RGW for the run when a selected test calls rgw_start (functions-rgw.sh): it finds it
+# through RGW_SHARED_DIR and RGW_SHARED_PORT instead of starting one of its own (~20 s each).
+# Stopped by PID at the end, also on an interrupt.  Without Ceph the tests skip as before.
+rgw_root=""
+stop_shared_rgw() {
+    [ -n "$rgw_root" ] || return 0
+    for d in "$rgw_root"/rgw*/; do [ -d "$d" ] && sh "$top/tests/tools/rgw.sh" stop "$d"; done
+    rm -rf "$rgw_root"
+    rgw_root=""
+}
+trap stop_shared_rgw EXIT
+trap 'exit 130' INT TERM
+wants_rgw=""
+for t in "$top"/tests/integration/test-*.sh; do
+    selected "$t" && grep -q '^rgw_start ' "$t" && wants_rgw=1
+done
+if [ -n "$wants_rgw" ] && command -v radosgw >/dev/null 2>&1; then
+    rgw_root=$(mktemp -d "${TMPDIR:-/tmp}/snapctl-rgw.XXXXXX")
+    if rgw=$(sh "$top/tests/tools/rgw.sh" up "$rgw_root" 2>"$logs/shared-rgw.log"); then
+        export RGW_SHARED_DIR="${rgw% *}" RGW_SHARED_PORT="${rgw##* }"
+    else
+        echo "note: the shared RGW did not start (see $logs/shared-rgw.log); each RGW test starts its own"
+        cat "$rgw_root"/rgw*.log >>"$logs/shared-rgw.log" 2>/dev/null
+    fi
+fi
+
 # Integration tests.
 for t in "$top"/tests/integration/test-*.sh; do
-    [ -e "$t" ] || continue
+    selected "$t" || continue
     name=$(basename "$t" .sh)
-    case "$name" in *"$pattern"*) ;; *) continue ;; esac
-    [ "$pattern" = unit ] && continue
     start=$(date +%s)
     timeout -k 10 "$TEST_TIMEOUT" sh -c 'cd "$1" && exec bash "$2"' sh "$top" "$t" >"$logs/$name.log" 2>&1
     rc=$?

@@ -1,11 +1,6 @@
 # functions-nbd.sh -- helpers for tests that run serve-nbd against real NBD clients.
 # Source after functions.sh.
 
-# free_port: a TCP port on 127.0.0.1 nobody listens on right now.
-free_port() {
-    /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
 # start_server PIDFILE CMD...: start a server that writes PIDFILE once listening; wait for it;
 # stop it by PID at exit.
 start_server() {
@@ -36,4 +31,24 @@ make_build() {
     kill -TERM "$_spid"
     wait "$_spid" || die "serve-nbd --export-diff exited $?"
     BUILD_ID=$(/usr/bin/python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])["build_id"])' "$4")
+}
+
+# freeze_mid_read READER LOG HALF GO PID PORT: a peer dies with a read in flight.  Wait until the
+# background READER (its output in LOG) creates the file HALF, freeze the server PID (SIGSTOP),
+# create GO for the reader to go on, and wait until its next request sits unread in the socket of
+# PID's PORT (Recv-Q > 0 on the server's side).  The caller then kills PID.
+freeze_mid_read() {
+    i=0
+    while [ ! -e "$3" ]; do
+        kill -0 "$1" 2>/dev/null || { cat "$2"; die "the reader ended before $3"; }
+        i=$((i + 1)); [ $i -lt 500 ] || die "the reader did not get to $3 in 10 s"
+        sleep 0.02
+    done
+    kill -STOP "$5"
+    touch "$4"
+    i=0
+    until ss -Htn state established "( sport = :$6 )" | awk '$1 > 0 { f = 1 } END { exit !f }'; do
+        i=$((i + 1)); [ $i -lt 100 ] || die "no request of the reader reached the frozen server on port $6"
+        sleep 0.02
+    done
 }

@@ -36,7 +36,7 @@ while [ ! -s "$T/meta.port" ]; do
     i=$((i + 1))
 done
 E=http://127.0.0.1:$(cat "$T/meta.port")
-stat_of() { curl -sf "$E/_stats" | python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
+emu_stat() { server_stats "$E" "d['$1']"; }   # NAME: a counter of the emulator
 
 head -c $((12 << 20)) /dev/urandom >"$T/data"
 SUM=$(sha256 "$T/data")
@@ -81,10 +81,10 @@ via() {
 # ---- each source alone ----
 via env "the environment (AWS_ACCESS_KEY_ID)" AWS_ACCESS_KEY_ID=CIACCESSKEY AWS_SECRET_ACCESS_KEY=CISECRETKEY
 
-n0=$(stat_of sts_web)
+n0=$(emu_stat sts_web)
 via web "web identity (AWS_WEB_IDENTITY_TOKEN_FILE" AWS_WEB_IDENTITY_TOKEN_FILE="$T/webtok" \
     AWS_ROLE_ARN=arn:aws:iam::000000000000:role/ci AWS_ROLE_SESSION_NAME=ci AWS_ENDPOINT_URL_STS="$E/sts"
-[ "$(stat_of sts_web)" -ge $((n0 + 2)) ] || die "web identity: no AssumeRoleWithWebIdentity reached the emulator"
+[ "$(emu_stat sts_web)" -ge $((n0 + 2)) ] || die "web identity: no AssumeRoleWithWebIdentity reached the emulator"
 printf 'not-the-token\n' >"$T/badtok"
 expect_exit 8 clean AWS_WEB_IDENTITY_TOKEN_FILE="$T/badtok" AWS_ROLE_ARN=arn:aws:iam::000000000000:role/ci \
     AWS_ENDPOINT_URL_STS="$E/sts" "$SNAPCTL" upload --quiet "$T/data" s3://creds-test/x
@@ -108,11 +108,11 @@ region = us-east-1
 EOF
 via profile "profile ci of $T/credentials" AWS_PROFILE=ci AWS_SHARED_CREDENTIALS_FILE="$T/credentials" \
     AWS_CONFIG_FILE="$T/config"
-n0=$(stat_of sts_assume)
+n0=$(emu_stat sts_assume)
 via assume "profile assumer: role arn:aws:iam::000000000000:role/ci" AWS_PROFILE=assumer \
     AWS_SHARED_CREDENTIALS_FILE="$T/credentials" AWS_CONFIG_FILE="$T/config" AWS_ENDPOINT_URL_STS="$E/sts"
-[ "$(stat_of sts_assume)" -ge $((n0 + 2)) ] || die "assume role: no AssumeRole reached the emulator"
-[ "$(stat_of last_assume_key)" = CIACCESSKEY ] || die "AssumeRole was not signed with source_profile's key"
+[ "$(emu_stat sts_assume)" -ge $((n0 + 2)) ] || die "assume role: no AssumeRole reached the emulator"
+[ "$(emu_stat last_assume_key)" = CIACCESSKEY ] || die "AssumeRole was not signed with source_profile's key"
 via process "profile proc: credential_process" AWS_PROFILE=proc AWS_SHARED_CREDENTIALS_FILE="$T/credentials" \
     AWS_CONFIG_FILE="$T/config"
 expect_exit 8 clean AWS_PROFILE=nosuch AWS_CONFIG_FILE="$T/config" "$SNAPCTL" upload --quiet "$T/data" s3://creds-test/x
@@ -128,10 +128,10 @@ expect_exit 8 clean AWS_CONTAINER_CREDENTIALS_FULL_URI="$E/ecs/auth/creds" "$SNA
     s3://creds-test/x
 grep -q 'container credentials endpoint.*401' "$LAST_ERR" || { cat "$LAST_ERR"; die "a container endpoint without its token: no 401 named"; }
 
-n0=$(stat_of imds_token)
+n0=$(emu_stat imds_token)
 via imds "the EC2 instance metadata service at $E" AWS_EC2_METADATA_DISABLED=false \
     AWS_EC2_METADATA_SERVICE_ENDPOINT="$E/"
-[ "$(stat_of imds_token)" -ge $((n0 + 2)) ] || die "IMDS: no IMDSv2 session token was asked for"
+[ "$(emu_stat imds_token)" -ge $((n0 + 2)) ] || die "IMDS: no IMDSv2 session token was asked for"
 grep -q 'region us-east-1,' "$T/imds.err" || die "IMDS: AWS_DEFAULT_REGION did not win over the metadata's region"
 # No region set anywhere: the instance metadata's (RGW takes any region in the signature).
 via imds-region "the EC2 instance metadata service at $E" AWS_EC2_METADATA_DISABLED=false \
@@ -178,33 +178,33 @@ while [ ! -s "$T/proxy.port" ]; do
 done
 PX=http://127.0.0.1:$(cat "$T/proxy.port")
 EP=$PX
-curl -sf -X POST -d '{"ttl": 4}' "$E/_control" >/dev/null
+server_control "$E" '{"ttl": 4}'
 curl -sf -X POST -d '{"fault": "status=503,retry-after=4", "count": 1, "method": "PUT", "match": "partNumber=2(&|$)"}' \
     "$PX/_control" >/dev/null
-n0=$(stat_of imds_creds)
+n0=$(emu_stat imds_creds)
 clean AWS_EC2_METADATA_DISABLED=false AWS_EC2_METADATA_SERVICE_ENDPOINT="$E/" "$SNAPCTL" upload -v --quiet \
     --part-size 5MiB --concurrency 1 "$T/data" s3://creds-test/expiry 2>"$T/expiry.err" ||
     { cat "$T/expiry.err"; die "an upload across the credentials' expiry failed"; }
-n1=$(stat_of imds_creds)
+n1=$(emu_stat imds_creds)
 echo "credentials fetched from IMDS during an upload that outlived them: $((n1 - n0))"
 [ $((n1 - n0)) -ge 2 ] || { cat "$T/expiry.err"; die "the credentials were not refreshed before they expired during the upload"; }
 no_secrets "$T/expiry.err"
-curl -sf -X POST -d '{"ttl": 3600}' "$E/_control" >/dev/null
+server_control "$E" '{"ttl": 3600}'
 
 # ExpiredToken on part 2: one refresh, one retry, the upload completes and reads back.
 curl -sf -X POST -d '{"fault": "status=403,code=ExpiredToken", "count": 1, "method": "PUT", "match": "partNumber=2(&|$)"}' \
     "$PX/_control" >/dev/null
-n0=$(stat_of imds_creds)
+n0=$(emu_stat imds_creds)
 clean AWS_EC2_METADATA_DISABLED=false AWS_EC2_METADATA_SERVICE_ENDPOINT="$E/" "$SNAPCTL" upload -v --quiet \
     --part-size 5MiB "$T/data" s3://creds-test/expired-token 2>"$T/expired.err" ||
     { cat "$T/expired.err"; die "an ExpiredToken mid-upload was not cured by one refresh"; }
 grep -q 'refused as expired' "$T/expired.err" || { cat "$T/expired.err"; die "-v does not report the refresh"; }
-[ "$(stat_of imds_creds)" -eq $((n0 + 2)) ] || die "ExpiredToken: expected exactly one refresh, IMDS saw $(($(stat_of imds_creds) - n0)) fetches"
+[ "$(emu_stat imds_creds)" -eq $((n0 + 2)) ] || die "ExpiredToken: expected exactly one refresh, IMDS saw $(($(emu_stat imds_creds) - n0)) fetches"
 no_secrets "$T/expired.err"
 aws s3 cp --only-show-errors s3://creds-test/expired-token "$T/back"
 [ "$(sha256 "$T/back")" = "$SUM" ] || die "the upload retried after ExpiredToken reads back different"
 # Static keys cannot be refreshed: the ExpiredToken is reported, not retried.
-curl -sf -X POST -d '{"fault": "status=403,code=ExpiredToken", "count": 1, "method": "PUT"}' "$PX/_control" >/dev/null
+server_control "$PX" '{"fault": "status=403,code=ExpiredToken", "count": 1, "method": "PUT"}'
 expect_exit 8 clean AWS_ACCESS_KEY_ID=CIACCESSKEY AWS_SECRET_ACCESS_KEY=CISECRETKEY AWS_SESSION_TOKEN="$SESSION" \
     "$SNAPCTL" upload --quiet "$T/empty" s3://creds-test/static-expired
 grep -q 'ExpiredToken' "$LAST_ERR" || { cat "$LAST_ERR"; die "the ExpiredToken of static keys is not named"; }
@@ -214,45 +214,45 @@ no_secrets "$LAST_ERR"
 # and the next try waits 10 s, so one hanging metadata call is paid, not one per request.
 # Credentials of 20 s are due for refresh at 15 s; part 2's 503 says retry after 16 s; the
 # metadata service hangs from the first fetch on.
-curl -sf -X POST -d '{"ttl": 20}' "$E/_control" >/dev/null
+server_control "$E" '{"ttl": 20}'
 curl -sf -X POST -d '{"fault": "status=503,retry-after=16", "count": 1, "method": "PUT", "match": "partNumber=2(&|$)"}' \
     "$PX/_control" >/dev/null
-n0=$(stat_of imds_creds)
-s0=$(stat_of stalled)
+n0=$(emu_stat imds_creds)
+s0=$(emu_stat stalled)
 clean AWS_EC2_METADATA_DISABLED=false AWS_EC2_METADATA_SERVICE_ENDPOINT="$E/" "$SNAPCTL" upload -v --quiet \
     --part-size 5MiB --concurrency 1 "$T/data" s3://creds-test/refresh-fails 2>"$T/refail.err" &
 upid=$!
 i=0
-until [ "$(stat_of imds_creds)" -gt "$n0" ]; do
+until [ "$(emu_stat imds_creds)" -gt "$n0" ]; do
     kill -0 "$upid" 2>/dev/null || break
     [ $i -lt 300 ] || die "the upload never fetched credentials"
     sleep 0.1
     i=$((i + 1))
 done
-curl -sf -X POST -d '{"stall": true}' "$E/_control" >/dev/null
+server_control "$E" '{"stall": true}'
 wait "$upid" || { cat "$T/refail.err"; die "an upload whose refresh failed while its credentials were valid failed"; }
-curl -sf -X POST -d '{"stall": false, "ttl": 3600}' "$E/_control" >/dev/null
+server_control "$E" '{"stall": false, "ttl": 3600}'
 grep -q 'using the current credentials for their last' "$T/refail.err" ||
     { cat "$T/refail.err"; die "no warning that the refresh failed and the current credentials are kept"; }
-stalls=$(($(stat_of stalled) - s0))
+stalls=$(($(emu_stat stalled) - s0))
 echo "refresh failed mid-upload: $stalls call(s) to the hanging metadata service, upload completed"
 [ "$stalls" -eq 1 ] || { cat "$T/refail.err"; die "after a failed refresh every request tried again ($stalls calls)"; }
 no_secrets "$T/refail.err"
 EP=$AWS_ENDPOINT_URL
 
 # ---- a metadata service that is down ----
-port=$(free_tcp_port)
+port=$(free_port)
 start=$(date +%s)
 expect_exit 8 clean AWS_EC2_METADATA_DISABLED=false AWS_EC2_METADATA_SERVICE_ENDPOINT="http://127.0.0.1:$port/" \
     "$SNAPCTL" upload --quiet "$T/data" s3://creds-test/x
 grep -q 'cannot get AWS credentials from the EC2 instance metadata service.*AWS_EC2_METADATA_DISABLED' "$LAST_ERR" ||
     { cat "$LAST_ERR"; die "IMDS down: the message does not say what failed and what to set"; }
 cat "$LAST_ERR"
-curl -sf -X POST -d '{"stall": true}' "$E/_control" >/dev/null
+server_control "$E" '{"stall": true}'
 rm -rf "$T/cache" && mkdir "$T/cache" # (a cached file would be used without asking anyone)
 expect_exit 8 clean AWS_EC2_METADATA_DISABLED=false AWS_EC2_METADATA_SERVICE_ENDPOINT="$E/" \
     "$SNAPCTL" fetch --quiet s3://creds-test/env --sha256 "$SUM" --cache-dir "$T/cache"
-curl -sf -X POST -d '{"stall": false}' "$E/_control" >/dev/null
+server_control "$E" '{"stall": false}'
 took=$(($(date +%s) - start))
 cat "$LAST_ERR"
 grep -q 'instance metadata service.*idle timeout' "$LAST_ERR" || die "IMDS hanging: no timeout named"

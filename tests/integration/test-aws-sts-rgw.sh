@@ -9,7 +9,7 @@ requires curl python3
 . tests/integration/functions-rgw.sh
 rgw_requires
 T=$(mktmpdir)
-rgw_start "$T"
+rgw_start_own "$T"   # its own gateway, not the run's shared one: it is restarted with STS on
 C="-c $RGW_DIR/ceph.conf"
 
 # Turn RGW's STS on: two settings read at start, so the gateway is restarted (same port, its

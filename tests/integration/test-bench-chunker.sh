@@ -98,7 +98,7 @@ for k in '"sources":["faultserver"]' "\"url\":\"$FS_URL/bench/obj\"" \
     echo "$j" | grep -qF "$k" || die "HTTP JSON lacks $k"
 done
 # The server saw ranged GETs of the object, each with the profile's faults (ttfb, rate) applied.
-st=$(curl -sf "$FS_URL/_stats")
+st=$(server_stats "$FS_URL")
 echo "$st" | grep -q '"/bench/obj": [1-9]' || die "faultserver saw no reads of the object"
 echo "$st" | grep -q '"faults": [1-9]' || die "faultserver applied no /_fault/ delays"
 # A wrong-sized object is refused with a message saying what the bench wants.

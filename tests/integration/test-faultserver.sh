@@ -16,8 +16,6 @@ fetch() {
 }
 hdr() { grep -i "^$1:" "$2" | head -n 1 | cut -d' ' -f2- | tr -d '\r'; }
 size() { stat -c %s "$1"; }
-# json EXPR FILE|-: evaluate a Python expression over the JSON document d.
-json() { python3 -c 'import json,sys; d=json.load(open(sys.argv[2]) if sys.argv[2] != "-" else sys.stdin); print(eval(sys.argv[1]))' "$@"; }
 expect() { # expect WHAT GOT WANT
     [ "$2" = "$3" ] || die "$1: got '$2', want '$3'"
 }
@@ -181,16 +179,16 @@ fetch "$T/o" -T "$T/root/f.bin" "$U/_fault/reset-in=65536/bucket/cut"
 # -- control rules ---------------------------------------------------------------------------
 curl -s -X POST -d '{"fault": "status=503", "count": 2, "method": "GET", "match": "small\\.txt$"}' \
     "$U/_control" >"$T/o"
-expect "rule listed" "$(json 'd["rules"][0]["count"]' "$T/o")" 2
+expect "rule listed" "$(json_eval 'd["rules"][0]["count"]' "$T/o")" 2
 expect "other path unaffected" "$(curl -s -o /dev/null -w '%{http_code}' "$U/empty")" 200
 expect "other method unaffected" "$(curl -s -o /dev/null -w '%{http_code}' -I "$U/small.txt")" 200
 expect "rule 1" "$(curl -s -o /dev/null -w '%{http_code}' "$U/small.txt")" 503
-expect "rule left" "$(curl -s "$U/_control" | json 'd["rules"][0]["count"]' -)" 1
+expect "rule left" "$(curl -s "$U/_control" | json_eval 'd["rules"][0]["count"]' -)" 1
 expect "rule 2" "$(curl -s -o /dev/null -w '%{http_code}' "$U/small.txt")" 503
 expect "rule used up" "$(curl -s -o /dev/null -w '%{http_code}' "$U/small.txt")" 200
 curl -s -X POST -d '[{"fault": "reset=10"}, {"fault": "ttfb=1"}]' "$U/_control" >/dev/null
 curl -s -X POST -d '{"clear": true}' "$U/_control" >"$T/o"
-expect "clear" "$(json 'len(d["rules"])' "$T/o")" 0
+expect "clear" "$(json_eval 'len(d["rules"])' "$T/o")" 0
 expect "bad rule" "$(curl -s -o /dev/null -w '%{http_code}' -X POST -d '{"fault": "nope"}' "$U/_control")" 400
 
 # -- statistics and keep-alive ---------------------------------------------------------------
@@ -198,16 +196,16 @@ curl -s -X POST "$U/_stats/reset" >/dev/null
 curl -s -o /dev/null -o /dev/null -o /dev/null -H 'Range: bytes=0-99' \
     "$U/f.bin" "$U/f.bin" "$U/small.txt"
 curl -s "$U/_stats" >"$T/s"
-expect "requests" "$(json 'd["requests"]' "$T/s")" 3
-expect "by_path" "$(json 'd["by_path"]["/f.bin"], d["by_path"]["/small.txt"]' "$T/s")" "(2, 1)"
-expect "ranges" "$(json 'd["ranges"]' "$T/s")" "['bytes=0-99', 'bytes=0-99', 'bytes=0-99']"
-expect "bytes_sent" "$(json 'd["bytes_sent"]' "$T/s")" 212
-expect "one kept-alive connection (plus /_stats)" "$(json 'd["connections"]' "$T/s")" 2
-expect "recent" "$(json 'd["recent"][2]' "$T/s")" "{'request': 'GET /small.txt', 'status': 206, 'authorization': False}"
+expect "requests" "$(json_eval 'd["requests"]' "$T/s")" 3
+expect "by_path" "$(json_eval 'd["by_path"]["/f.bin"], d["by_path"]["/small.txt"]' "$T/s")" "2 1"
+expect "ranges" "$(json_eval 'd["ranges"]' "$T/s")" "['bytes=0-99', 'bytes=0-99', 'bytes=0-99']"
+expect "bytes_sent" "$(json_eval 'd["bytes_sent"]' "$T/s")" 212
+expect "one kept-alive connection (plus /_stats)" "$(json_eval 'd["connections"]' "$T/s")" 2
+expect "recent" "$(json_eval 'd["recent"][2]' "$T/s")" "{'request': 'GET /small.txt', 'status': 206, 'authorization': False}"
 curl -s -o /dev/null "$U/_fault/reset=5/f.bin" || true
-expect "aborted recorded" "$(curl -s "$U/_stats" | json 'd["recent"][-1]["aborted"], d["faults"]' -)" "('reset', 1)"
+expect "aborted recorded" "$(curl -s "$U/_stats" | json_eval 'd["recent"][-1]["aborted"], d["faults"]' -)" "reset 1"
 curl -s -o /dev/null -H 'Authorization: Bearer x' "$U/small.txt"
-expect "authorization recorded" "$(curl -s "$U/_stats" | json 'd["recent"][-1]["authorization"]' -)" "True"
+expect "authorization recorded" "$(curl -s "$U/_stats" | json_eval 'd["recent"][-1]["authorization"]' -)" "True"
 curl -s -X POST "$U/_stats/reset" >/dev/null
 expect "no-range answers 200 with the whole object" \
     "$(curl -s -o /dev/null -w '%{http_code} %{size_download}' -r 0-9 "$U/_fault/no-range/small.txt")" \
@@ -228,8 +226,8 @@ jwt() { # jwt AUD IAT EXP [KEY]: an RS256 assertion
 grant=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer
 now=$(date +%s)
 fetch "$T/o" -d "grant_type=$grant&assertion=$(jwt "$G/token" "$now" $((now + 3600)))" "$G/token"
-expect "token" "$CODE $(json 'd["expires_in"], d["token_type"], d["access_token"][:3]' "$T/o")" "200 (3600, 'Bearer', 'fs-')"
-TOK=$(json 'd["access_token"]' "$T/o")
+expect "token" "$CODE $(json_eval 'd["expires_in"], d["token_type"], d["access_token"][:3]' "$T/o")" "200 3600 Bearer fs-"
+TOK=$(json_eval 'd["access_token"]' "$T/o")
 openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$T/other.pem" 2>/dev/null
 for bad in "$G/token $now $((now + 3600)) $T/other.pem|Invalid JWT Signature." \
            "http://elsewhere/token $now $((now + 3600))|Failed audience check" \
@@ -237,23 +235,23 @@ for bad in "$G/token $now $((now + 3600)) $T/other.pem|Invalid JWT Signature." \
            "$G/token $now $((now + 7200))|short-lived token"; do
     set -- ${bad%|*}
     fetch "$T/o" -d "grant_type=$grant&assertion=$(jwt "$@")" "$G/token"
-    expect "bad JWT ($*)" "$CODE $(json 'd["error"]' "$T/o")" "400 invalid_grant"
+    expect "bad JWT ($*)" "$CODE $(json_eval 'd["error"]' "$T/o")" "400 invalid_grant"
     grep -q "${bad#*|}" "$T/o" || die "bad JWT message: $(cat "$T/o")"
 done
 fetch "$T/o" -d "grant_type=password&assertion=x" "$G/token"
-expect "grant type" "$CODE $(json 'd["error"]' "$T/o")" "400 unsupported_grant_type"
+expect "grant type" "$CODE $(json_eval 'd["error"]' "$T/o")" "400 unsupported_grant_type"
 fetch "$T/o" "$G/computeMetadata/v1/instance/service-accounts/default/token"
 expect "metadata without header" "$CODE" 403
 fetch "$T/o" -H 'Metadata-Flavor: Google' "$G/computeMetadata/v1/instance/service-accounts/default/token"
-expect "metadata token" "$CODE $(hdr Metadata-Flavor "$T/o.h") $(json 'd["token_type"]' "$T/o")" "200 Google Bearer"
-MTOK=$(json 'd["access_token"]' "$T/o")
+expect "metadata token" "$CODE $(hdr Metadata-Flavor "$T/o.h") $(json_eval 'd["token_type"]' "$T/o")" "200 Google Bearer"
+MTOK=$(json_eval 'd["access_token"]' "$T/o")
 expect "no token" "$(curl -s -o /dev/null -w '%{http_code}' "$G/small.txt")" 401
 expect "bogus token" "$(curl -s -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer fs-nope' "$G/small.txt")" 401
 expect "JWT token" "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $TOK" "$G/small.txt")" 200
 expect "metadata token works" "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $MTOK" "$G/small.txt")" 200
-expect "tokens issued" "$(curl -s "$G/_stats" | json 'd["tokens_issued"]' -)" 2
+expect "tokens issued" "$(curl -s "$G/_stats" | json_eval 'd["tokens_issued"]' -)" 2
 expect "auth scheme recorded, not the token" \
-    "$(curl -s "$G/_stats" | json '[r.get("auth") for r in d["recent"] if r["request"] == "GET /small.txt"]' -)" \
+    "$(curl -s "$G/_stats" | json_eval '[r.get("auth") for r in d["recent"] if r["request"] == "GET /small.txt"]' -)" \
     "[None, 'Bearer', 'Bearer', 'Bearer']"
 
 # -- GCS XML API multipart -------------------------------------------------------------------
@@ -280,7 +278,7 @@ done
 fetch "$T/o" "${A[@]}" -T "$T/part.0" "$G/bucket/builds/b1/memfile?partNumber=4&uploadId=$ID"
 E4=$(hdr ETag "$T/o.h")
 curl -s "$G/_uploads" >"$T/o"  # (part 4 is left out of the complete below)
-expect "uploads listed" "$(json '[(u["key"], [p["number"] for p in u["parts"]]) for u in d]' "$T/o")" \
+expect "uploads listed" "$(json_eval '[(u["key"], [p["number"] for p in u["parts"]]) for u in d]' "$T/o")" \
     "[('builds/b1/memfile', [1, 2, 3, 4])]"
 fetch "$T/o" "${A[@]}" "$G/bucket?uploads"
 grep -q "<Upload><Key>builds/b1/memfile</Key><UploadId>$ID</UploadId>" "$T/o" || die "ListMultipartUploads"
@@ -326,7 +324,7 @@ expect "abort twice" "$CODE" 404
 curl -s -X POST -d '{"revoke_tokens": true}' "$G/_control" >/dev/null
 expect "revoked" "$(curl -s -o /dev/null -w '%{http_code}' "${A[@]}" "$G/small.txt")" 401
 faultserver_start "$T/root" --require-auth --token-ttl 1
-TOK=$(curl -s -H 'Metadata-Flavor: Google' "$FS_URL/computeMetadata/v1/instance/service-accounts/default/token" | json 'd["access_token"]' -)
+TOK=$(curl -s -H 'Metadata-Flavor: Google' "$FS_URL/computeMetadata/v1/instance/service-accounts/default/token" | json_eval 'd["access_token"]' -)
 expect "fresh" "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $TOK" "$FS_URL/small.txt")" 200
 sleep 1.1
 expect "expired" "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $TOK" "$FS_URL/small.txt")" 401

@@ -27,9 +27,8 @@ only() {
     [ -z "$extra" ] || { ls -la "$C" >&2; die "unexpected files in the cache: $extra"; }
 }
 good() { cmp "$C/$H" "$T/www/a.bin" || die "$1: the cached file differs from the source"; only "$H"; rm "$C/$H"; }
-stats() { curl -s "$U/_stats" | python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
-control() { curl -s -f -X POST -d "$1" "$U/_control" >/dev/null || die "control rule $1"; }
-reset_stats() { curl -s -f -X POST "$U/_stats/reset" >/dev/null; control '{"clear": true}'; }
+# reset_server: zero the statistics, clear the rules.
+reset_server() { server_reset "$U"; server_control "$U" '{"clear": true}'; }
 
 # 1. Correct file.
 fetch "$U/a.bin" --sha256 "$H" >/dev/null
@@ -49,10 +48,10 @@ grep -q "$U/a.bin" "$LAST_ERR" && grep -q "expected $BAD" "$LAST_ERR" && grep -q
 only
 
 # 3. An endless body (200, no Content-Length): stopped at --max-size + 1, exit 7, promptly.
-reset_stats
+reset_server
 expect_exit 7 timeout 60 "$SNAPCTL" fetch "$U/_fault/endless/a.bin" --sha256 "$H" --cache-dir "$C" --max-size 1MiB
 grep -q 'max-size' "$LAST_ERR" && grep -q "endless/a.bin" "$LAST_ERR" || die "oversize message: $(cat "$LAST_ERR")"
-sent=$(stats 'd["bytes_sent"]')
+sent=$(server_stats "$U" 'd["bytes_sent"]')
 echo "endless body: the server got $sent bytes out before the client closed"
 [ "$sent" -lt $((64 * 1024 * 1024)) ] || die "the client read $sent bytes of an endless body with a 1 MiB limit"
 only
@@ -63,11 +62,11 @@ expect_exit 5 fetch "$U/_fault/truncate=0/a.bin" --sha256 "$H"
 grep -q "truncate=0/a.bin" "$LAST_ERR" && grep -q "before the end" "$LAST_ERR" || die "truncation message: $(cat "$LAST_ERR")"
 only
 #    Only the first answer cut at K: resumed with bytes=K- and verified.
-reset_stats
-control '{"fault": "truncate=1234567", "count": 1, "method": "GET"}'
+reset_server
+server_control "$U" '{"fault": "truncate=1234567", "count": 1, "method": "GET"}'
 fetch "$U/a.bin" --sha256 "$H" >/dev/null
 good "truncated once"
-[ "$(stats 'd["ranges"]')" = "['bytes=0-', 'bytes=1234567-']" ] || die "ranges after a truncation: $(stats 'd["ranges"]')"
+[ "$(server_stats "$U" 'd["ranges"]')" = "['bytes=0-', 'bytes=1234567-']" ] || die "ranges after a truncation: $(server_stats "$U" 'd["ranges"]')"
 
 # 5. Lying Content-Length.  On a 206 it contradicts Content-Range: a protocol error, exit 5.
 for lie in +100 -100; do
@@ -97,11 +96,11 @@ grep -q "idle timeout" "$LAST_ERR" || die "stall message: $(cat "$LAST_ERR")"
 [ "$t" -lt 30 ] || die "a stall with --timeout 1 took $t s to fail"
 only
 #    A stall mid-body once: resumed from the bytes already written.
-reset_stats
-control '{"fault": "stall-at=1000000,stall=60000", "count": 1, "method": "GET"}'
+reset_server
+server_control "$U" '{"fault": "stall-at=1000000,stall=60000", "count": 1, "method": "GET"}'
 fetch "$U/a.bin" --sha256 "$H" --timeout 1 >/dev/null
 good "stalled once"
-[ "$(stats 'd["ranges"]')" = "['bytes=0-', 'bytes=1000000-']" ] || die "ranges after a stall: $(stats 'd["ranges"]')"
+[ "$(server_stats "$U" 'd["ranges"]')" = "['bytes=0-', 'bytes=1000000-']" ] || die "ranges after a stall: $(server_stats "$U" 'd["ranges"]')"
 expect_exit 2 "$SNAPCTL" fetch "$U/a.bin" --sha256 "$H" --cache-dir "$C" --timeout soon
 
 # 7. Not found: exit 4, for a missing object and for an injected 404.
@@ -120,15 +119,15 @@ faultserver_start "$T/www2" --quiet
 U2=$FS_URL
 curl -s -f -X POST -d "{\"fault\": \"redirect=307,location=$U2/bucket/a.bin\", \"count\": 1, \"method\": \"GET\"}" \
     "$U/_control" >/dev/null
-curl -s -f -X POST "$U/_stats/reset" >/dev/null
+server_reset "$U"
 AWS_ENDPOINT_URL=$U AWS_ACCESS_KEY_ID=AKIDEXAMPLE AWS_SECRET_ACCESS_KEY=secret AWS_REGION=us-east-1 \
     AWS_SHARED_CREDENTIALS_FILE=/nonexistent AWS_CONFIG_FILE=/nonexistent \
     "$SNAPCTL" fetch s3://bucket/a.bin --sha256 "$H" --cache-dir "$C" >/dev/null
 good "s3 redirect"
-[ "$(stats '[r["authorization"] for r in d["recent"]]')" = "[True]" ] || die "the first host did not get the signed request"
-a2=$(curl -s "$U2/_stats" | python3 -c 'import json,sys; print([(r["request"], r["authorization"]) for r in json.load(sys.stdin)["recent"]])')
+[ "$(server_stats "$U" '[r["authorization"] for r in d["recent"]]')" = "[True]" ] || die "the first host did not get the signed request"
+a2=$(server_stats "$U2" '[(r["request"], r["authorization"]) for r in d["recent"]]')
 [ "$a2" = "[('GET /bucket/a.bin', False)]" ] || die "the redirect target saw: $a2"
-control '{"clear": true}'
+server_control "$U" '{"clear": true}'
 
 # 9. kill -9 mid-download (paced at 2 MB/s): nothing at the final path; the temp file it left is
 #    removed by the next fetch, which succeeds.
@@ -187,12 +186,12 @@ good "concurrent fetches"
 # 11. Resume after a reset mid-body: the first GET is reset after K bytes; the second asks for
 #     bytes=K- and only the rest is sent; the file verifies.
 K=2000000
-reset_stats
-control "{\"fault\": \"reset=$K\", \"count\": 1, \"method\": \"GET\"}"
+reset_server
+server_control "$U" "{\"fault\": \"reset=$K\", \"count\": 1, \"method\": \"GET\"}"
 fetch "$U/a.bin" --sha256 "$H" --json >"$T/resume.json"
 good "resume after a reset"
-[ "$(stats 'd["ranges"]')" = "['bytes=0-', 'bytes=$K-']" ] || die "ranges after a reset: $(stats 'd["ranges"]')"
-[ "$(stats 'd["requests"]')" = 2 ] || die "requests: $(stats 'd["requests"]')"
-[ "$(stats 'd["bytes_sent"]')" = "$SIZE" ] || die "bytes sent $(stats 'd["bytes_sent"]'), expected $SIZE: more than the rest was sent again"
-[ "$(stats '[r.get("aborted") for r in d["recent"]]')" = "['reset', None]" ] || die "the first request was not reset"
+[ "$(server_stats "$U" 'd["ranges"]')" = "['bytes=0-', 'bytes=$K-']" ] || die "ranges after a reset: $(server_stats "$U" 'd["ranges"]')"
+[ "$(server_stats "$U" 'd["requests"]')" = 2 ] || die "requests: $(server_stats "$U" 'd["requests"]')"
+[ "$(server_stats "$U" 'd["bytes_sent"]')" = "$SIZE" ] || die "bytes sent $(server_stats "$U" 'd["bytes_sent"]'), expected $SIZE: more than the rest was sent again"
+[ "$(server_stats "$U" '[r.get("aborted") for r in d["recent"]]')" = "['reset', None]" ] || die "the first request was not reset"
 echo ok

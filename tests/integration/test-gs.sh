@@ -44,16 +44,15 @@ print(json.dumps({"type": "service_account", "project_id": "test-project", "priv
 }
 keyfile "$T/key.pem" "$T/sa.json"
 keyfile "$T/other.pem" "$T/wrong.json"
-tokens() { curl -s "$U/_stats" | python3 -c 'import json,sys; print(json.load(sys.stdin)["tokens_issued"])'; }
 # saw REQUEST-PREFIX STATUS: how many recent requests started so and got that status.
-saw() { curl -s "$U/_stats" | python3 -c 'import json,sys
+saw() { server_stats "$U" | python3 -c 'import json,sys
 d=json.load(sys.stdin); print(sum(1 for r in d["recent"] if r["request"].startswith(sys.argv[1]) and r["status"] == int(sys.argv[2])))' "$1" "$2"; }
 
 # -- the service-account key: fetch and inspect-header ----------------------------------------
 GOOGLE_APPLICATION_CREDENTIALS=$T/sa.json "$SNAPCTL" fetch "gs://bkt/pre/obj.bin" --sha256 "$H" \
     --cache-dir "$T/cache" >/dev/null
 cmp "$T/cache/$H" "$T/root/bkt/pre/obj.bin" || die "fetch over gs:// with a key file"
-[ "$(tokens)" = 1 ] || die "key file: expected one token exchange, got $(tokens)"
+[ "$(server_tokens "$U")" = 1 ] || die "key file: expected one token exchange, got $(server_tokens "$U")"
 GOOGLE_APPLICATION_CREDENTIALS=$T/sa.json "$SNAPCTL" inspect-header --check "gs://bkt/pre/memfile.header" \
     | grep -q "ok: 1 entries cover" || die "inspect-header over gs://"
 GOOGLE_APPLICATION_CREDENTIALS=$T/sa.json expect_exit 4 "$SNAPCTL" inspect-header "gs://bkt/pre/missing.header"
@@ -73,11 +72,11 @@ grep -q "missing.json" "$LAST_ERR" || die "missing key file message: $(cat "$LAS
 
 # -- the metadata server ----------------------------------------------------------------------
 rm -f "$T/cache/$H"
-before=$(tokens)
+before=$(server_tokens "$U")
 GCE_METADATA_HOST=127.0.0.1:$FS_PORT "$SNAPCTL" fetch "gs://bkt/pre/obj.bin" --sha256 "$H" --cache-dir "$T/cache" \
     >/dev/null
 cmp "$T/cache/$H" "$T/root/bkt/pre/obj.bin" || die "fetch with a metadata-server token"
-[ "$(tokens)" = $((before + 1)) ] || die "metadata: expected one token"
+[ "$(server_tokens "$U")" = $((before + 1)) ] || die "metadata: expected one token"
 # (the faultserver answers 403 without Metadata-Flavor: Google, so the header was sent)
 [ "$(saw "GET /computeMetadata/v1/instance/service-accounts/default/token" 200)" -ge 1 ] || die "no metadata request"
 dead=$(free_port)
@@ -89,11 +88,11 @@ done
 # -- a token from the environment (it wins over a key file); refused once revoked -------------
 tok=$(curl -s -H 'Metadata-Flavor: Google' "$U/computeMetadata/v1/instance/service-accounts/default/token" |
     python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
-before=$(tokens)
+before=$(server_tokens "$U")
 GOOGLE_OAUTH_ACCESS_TOKEN=$tok GOOGLE_APPLICATION_CREDENTIALS=$T/wrong.json \
     "$SNAPCTL" inspect-header --check "gs://bkt/pre/memfile.header" >/dev/null || die "env token"
-[ "$(tokens)" = "$before" ] || die "an env token must not be exchanged"
-curl -s -X POST -d '{"revoke_tokens": true}' "$U/_control" >/dev/null
+[ "$(server_tokens "$U")" = "$before" ] || die "an env token must not be exchanged"
+server_control "$U" '{"revoke_tokens": true}'
 GOOGLE_OAUTH_ACCESS_TOKEN=$tok expect_exit 8 "$SNAPCTL" inspect-header "gs://bkt/pre/memfile.header"
 grep -q "GOOGLE_OAUTH_ACCESS_TOKEN was refused" "$LAST_ERR" || die "revoked env token message: $(cat "$LAST_ERR")"
 GOOGLE_OAUTH_ACCESS_TOKEN='two words' expect_exit 8 "$SNAPCTL" inspect-header "gs://bkt/pre/memfile.header"
@@ -113,16 +112,16 @@ GOOGLE_APPLICATION_CREDENTIALS=$T/sa.json start_server "$T/npid" "$SNAPCTL" serv
     --cache-dir "$T/cache" -l "127.0.0.1:$np" --pid-file "$T/npid" -r
 readat() { nbdsh_py -c 'import nbd,sys; h=nbd.NBD(); h.connect_uri(sys.argv[1]); assert len(h.pread(4096, int(sys.argv[2]))) == 4096; h.shutdown()' "$uri" "$1"; }
 readat 0 || die "read chunk 0"
-t0=$(tokens)
+t0=$(server_tokens "$U")
 r401=$(saw "GET /bkt/pre/obj.bin" 401)
 sleep 6   # past the token's life: the cache fetches a new one before using it
 readat $((4 << 20)) || die "read chunk 1 after the token expired"
-[ "$(tokens)" = $((t0 + 1)) ] || die "expected a refresh before expiry ($(tokens) tokens, was $t0)"
+[ "$(server_tokens "$U")" = $((t0 + 1)) ] || die "expected a refresh before expiry ($(server_tokens "$U") tokens, was $t0)"
 [ "$(saw "GET /bkt/pre/obj.bin" 401)" = "$r401" ] || die "an expired token was sent (401)"
-curl -s -X POST -d '{"revoke_tokens": true}' "$U/_control" >/dev/null
+server_control "$U" '{"revoke_tokens": true}'
 readat $((8 << 20)) || die "read chunk 2 after the token was revoked"
 [ "$(saw "GET /bkt/pre/obj.bin" 401)" = $((r401 + 1)) ] || die "expected one 401 after the revocation"
-[ "$(tokens)" = $((t0 + 2)) ] || die "expected one refresh after the 401"
+[ "$(server_tokens "$U")" = $((t0 + 2)) ] || die "expected one refresh after the 401"
 nbdcopy "$uri" "$T/copy"
 [ "$(sha256 "$T/copy")" = "$H" ] || die "serve-nbd --object gs:// data differs"
 
@@ -139,5 +138,5 @@ seed=2; n=3*65536+1234; out=bytearray(n)
 for i in range(n):
     seed=(seed*1103515245+12345)&0xffffffff; out[i]=(seed>>16)&0xff
 sys.stdout.buffer.write(out)') "$T/root/bkt/unit/multi.bin" || die "the multipart object as the server stored it"
-[ "$(curl -s "$U/_uploads")" = "[]" ] || die "uploads left behind: $(curl -s "$U/_uploads")"
+[ "$(server_uploads_left "$U")" = 0 ] || die "uploads left behind: $(curl -s "$U/_uploads")"
 echo ok

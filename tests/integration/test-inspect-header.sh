@@ -6,14 +6,8 @@ T=$(mktmpdir)
 u1='\021\021\021\021\042\042\063\063\104\104\125\125\125\125\125\125'
 u2='\252\252\252\252\273\273\314\314\335\335\356\356\356\356\356\356'
 zero='\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0'
-le() { # le VALUE BYTES: little-endian octal escapes for printf
-    v=$1 n=$2 s=""
-    while [ "$n" -gt 0 ]; do s="$s\\$(printf %03o $((v & 255)))"; v=$((v >> 8)); n=$((n - 1)); done
-    printf %s "$s"
-}
 meta() { printf "$(le "$1" 8)$(le 4096 8)$(le "$2" 8)$(le "$3" 8)$u1$u1"; }  # VERSION SIZE GEN
 map() { printf "$(le "$1" 8)$(le "$2" 8)$3$(le "$4" 8)"; }                 # OFF LEN UUID BSO
-json() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print($1)" "$2"; }
 
 # The worked example of formats.md, byte for byte.
 { meta 3 8192 0; map 0 8192 "$u1" 0; } >"$T/ex.v3"
@@ -31,9 +25,9 @@ echo "$out" | grep -q "no builds section (v3)" || die "text: no builds section"
 echo "$out" | grep -Eq "^  11111111-2222-3333-4444-555555555555 +8192 bytes" || die "text: totals"
 
 "$SNAPCTL" inspect-header --json "$T/ex.v3" >"$T/ex.json"
-[ "$(json 'd["format"], d["size"], d["generation"], d["builds"], d["check"]["ok"]' "$T/ex.json")" = \
+[ "$(json_eval 'd["format"], d["size"], d["generation"], d["builds"], d["check"]["ok"]' "$T/ex.json")" = \
   "3 8192 0 None True" ] || die "json: metadata"
-[ "$(json '[(m["offset"], m["length"], m["build"], m["storage"]) for m in d["mappings"]]' "$T/ex.json")" = \
+[ "$(json_eval '[(m["offset"], m["length"], m["build"], m["storage"]) for m in d["mappings"]]' "$T/ex.json")" = \
   "[(0, 8192, '11111111-2222-3333-4444-555555555555', 0)]" ] || die "json: mappings"
 
 # Every version, through --convert; v3 -> v4 -> v5 -> v3 gives back the same bytes.
@@ -51,10 +45,10 @@ cmp "$T/ex.v5" "$T/again.v5" || die "v5 -> v4 -> v5 is not byte-identical"
 [ "$(od -An -tx1 -j69 -N4 "$T/ex.v4" | tr -d ' \n')" = "04224d18" ] || die "v4: LZ4 magic after flags + uncompressedLen"
 for v in 4 5; do
     "$SNAPCTL" inspect-header --json "$T/ex.v$v" >"$T/j$v"
-    [ "$(json 'd["format"], d["flags"], d["mappings"], len(d["builds"])' "$T/j$v")" = \
+    [ "$(json_eval 'd["format"], d["flags"], d["mappings"], len(d["builds"])' "$T/j$v")" = \
       "$v 0 [{'offset': 0, 'length': 8192, 'build': '11111111-2222-3333-4444-555555555555', 'zero': False, 'storage': 0}] 1" ] \
       || die "json v$v"
-    [ "$(json 'd["builds"][0]["file_size"], d["builds"][0]["sha256"], d["builds"][0]["compression"]' "$T/j$v")" = \
+    [ "$(json_eval 'd["builds"][0]["file_size"], d["builds"][0]["sha256"], d["builds"][0]["compression"]' "$T/j$v")" = \
       "8192 None none" ] || die "json v$v: synthesized builds section"
     "$SNAPCTL" inspect-header "$T/ex.v$v" | grep -q "header v$v, $(wc -c <"$T/ex.v$v") bytes" || die "text v$v"
 done
@@ -76,7 +70,7 @@ expect_exit 3 "$SNAPCTL" inspect-header --check "$T/mix.v3"
 grep -q "reference loader: Size 40000 is not a multiple of 4096 and the mappings add up to 40960" "$LAST_ERR" ||
     die "check: the unaligned size is not reported"
 "$SNAPCTL" inspect-header --json "$T/mix.v3" >"$T/mix.json"
-[ "$(json 'd["totals"]["builds"]["11111111-2222-3333-4444-555555555555"], d["totals"]["builds"]["aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"], d["totals"]["zero_bytes"]' "$T/mix.json")" = \
+[ "$(json_eval 'd["totals"]["builds"]["11111111-2222-3333-4444-555555555555"], d["totals"]["builds"]["aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"], d["totals"]["zero_bytes"]' "$T/mix.json")" = \
   "20480 16384 4096" ] || die "json totals"
 "$SNAPCTL" inspect-header --convert v5 "$T/mix.v5" "$T/mix.v3" >/dev/null
 "$SNAPCTL" inspect-header --convert v3 "$T/mix.back" "$T/mix.v5" >/dev/null
@@ -89,7 +83,7 @@ cmp "$T/mix.v3" "$T/mix.back" || die "mix: v3 -> v5 -> v3"
 "$SNAPCTL" inspect-header --lookup 0x2000 "$T/mix.v3" | grep -q "offset 8192 (0x2000): zeros, 4096 bytes left in mapping 1" \
     || die "lookup zeros"
 "$SNAPCTL" inspect-header --json --lookup 0x9000 "$T/mix.v5" >"$T/lk.json"
-[ "$(json 'd["build"], d["zero"], d["storage"], d["remaining"], d["mapping"]' "$T/lk.json")" = \
+[ "$(json_eval 'd["build"], d["zero"], d["storage"], d["remaining"], d["mapping"]' "$T/lk.json")" = \
   "11111111-2222-3333-4444-555555555555 False 73728 4096 3" ] || die "lookup json"
 expect_exit 3 "$SNAPCTL" inspect-header --lookup 40000 "$T/mix.v3"
 grep -q "mix.v3: header: offset 40000 is past the size 40000" "$LAST_ERR" || die "lookup past size message"

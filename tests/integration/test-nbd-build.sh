@@ -20,13 +20,6 @@ patch() {
     python3 -c 'import sys; f=open(sys.argv[1],"r+b"); f.seek(int(sys.argv[2])); f.write(bytes([int(sys.argv[4],0)])*int(sys.argv[3]))' "$@"
 }
 M=1048576
-# json_field FILE KEY: a field of serve-nbd's --json export line.
-json_field() { python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])[sys.argv[2]])' "$1" "$2"; }
-# stop_export PID: SIGTERM a server and wait for it (it exports on the way out).
-stop_export() {
-    kill -TERM "$1"
-    wait "$1" || die "serve-nbd exited $? at SIGTERM"
-}
 # serve_build ID PORT [OPTIONS]: serve a build of the store on PORT; sets SPID.
 serve_build() {
     id=$1; port=$2; shift 2
@@ -47,9 +40,9 @@ rm -f "$T/pid"
 start_server "$T/pid" "$SNAPCTL" serve-nbd --size 64M --export-diff "$T/out" --json \
     -l "127.0.0.1:$p" --pid-file "$T/pid" >"$T/base.json"
 nbdcopy "$T/img" "nbd://127.0.0.1:$p"
-stop_export "$_spid"
-B0=$(json_field "$T/base.json" build_id)
-[ "$(json_field "$T/base.json" generation)" = 0 ] || die "base generation"
+stop_and_wait "$_spid"
+B0=$(json_last "$T/base.json" build_id)
+[ "$(json_last "$T/base.json" generation)" = 0 ] || die "base generation"
 "$SNAPCTL" inspect-header --check "$T/out/$B0/rootfs.ext4.header"
 "$SNAPCTL" inspect-header --json "$T/out/$B0/rootfs.ext4.header" | grep -q "\"base_build_id\": *\"$B0\"" ||
     "$SNAPCTL" inspect-header "$T/out/$B0/rootfs.ext4.header" | grep -q "BaseBuildId  $B0" ||
@@ -80,10 +73,10 @@ patch "$T/img1" $((24 * M)) 4096 0x66
 nbdcopy "$uri" "$T/copy1w"
 [ "$(sha256 "$T/copy1w")" = "$(sha256 "$T/img1")" ] || die "the overlay reads back different"
 qemu-img compare -f raw -F raw "$T/img1" "$uri" || die "qemu-img compare with the overlay"
-stop_export "$SPID"
-B1=$(json_field "$T/srv.out" build_id)
-[ "$(json_field "$T/srv.out" generation)" = 1 ] || die "build 1 generation"
-[ "$(json_field "$T/srv.out" parent_build_id)" = "$B0" ] || die "build 1 parent"
+stop_and_wait "$SPID"
+B1=$(json_last "$T/srv.out" build_id)
+[ "$(json_last "$T/srv.out" generation)" = 1 ] || die "build 1 generation"
+[ "$(json_last "$T/srv.out" parent_build_id)" = "$B0" ] || die "build 1 parent"
 "$SNAPCTL" inspect-header --check "$T/out/$B1/rootfs.ext4.header"
 [ "$(stat -c %s "$T/out/$B1/rootfs.ext4")" -eq $((M + 4096)) ] || die "diff 1 is not the written blocks"
 cp -r "$T/out/$B1" "$S/"
@@ -106,8 +99,8 @@ h.pwrite(b"\x44" * 4096, 51 << 20)   # after the export: not in it
 assert h.pread(4096, 51 << 20) == b"\x44" * 4096
 h.shutdown()
 EOF
-B2=$(json_field "$T/ctl.json" build_id)
-[ "$(json_field "$T/ctl.json" generation)" = 2 ] || die "build 2 generation"
+B2=$(json_last "$T/ctl.json" build_id)
+[ "$(json_last "$T/ctl.json" generation)" = 2 ] || die "build 2 generation"
 # The control socket takes exactly "export\n": another line is answered "unknown command"
 # (exit 2), one over 64 bytes is dropped unanswered; neither exports (the checks below count).
 python3 - "$T/ctl" <<'EOF' || die "control socket hostile requests"
@@ -139,9 +132,9 @@ kill -USR1 "$SPID"
 i=0; while [ "$(grep -c build_id "$T/srv.out" || true)" -lt 1 ]; do
     i=$((i + 1)); [ $i -lt 100 ] || die "no export after SIGUSR1"; sleep 0.1
 done
-B2b=$(json_field "$T/srv.out" build_id)
+B2b=$(json_last "$T/srv.out" build_id)
 [ "$B2b" != "$B2" ] && [ -s "$T/out/$B2b/rootfs.ext4.header" ] || die "SIGUSR1 export"
-stop_export "$SPID"
+stop_and_wait "$SPID"
 for b in "$B2" "$B2b"; do "$SNAPCTL" inspect-header --check "$T/out/$b/rootfs.ext4.header"; done
 cp -r "$T/out/$B2" "$S/"
 cp "$T/img1" "$T/img2"
@@ -155,8 +148,8 @@ nbdcopy "nbd://127.0.0.1:$p" "$T/copy2"
 nbdinfo --map "nbd://127.0.0.1:$p" | awk '$1 == 2097152 {print $2, $3}' | grep -qx "$M 3" ||
     die "the zeroed MiB of build 1 is not a hole in build 2's map"
 n_before=$(ls "$T/out" | wc -l)
-stop_export "$SPID"
-[ "$(json_field "$T/srv.out" changed)" = False ] || die "an export with no change should say so"
+stop_and_wait "$SPID"
+[ "$(json_last "$T/srv.out" changed)" = False ] || die "an export with no change should say so"
 [ "$(ls "$T/out" | wc -l)" = "$n_before" ] || die "an export with no change wrote a build"
 
 # --- over http://: zero ranges cost no store request ------------------------------------------
@@ -166,8 +159,8 @@ rm -f "$T/pid"
 start_server "$T/pid" "$SNAPCTL" serve-nbd --header "$FS_URL/$B2/rootfs.ext4.header" \
     -l "127.0.0.1:$p" --pid-file "$T/pid"
 uri=nbd://127.0.0.1:$p
-reqs() { curl -s "$FS_URL/_stats" | python3 -c 'import json,sys; print(json.load(sys.stdin)["requests"])'; }
-curl -s -X POST "$FS_URL/_stats/reset" >/dev/null
+reqs() { server_stats "$FS_URL" 'd["requests"]'; }
+server_reset "$FS_URL"
 nbdsh_py -c 'import nbd,sys; h=nbd.NBD(); h.connect_uri(sys.argv[1]); assert h.pread(8 << 20, 40 << 20) == bytes(8 << 20); assert h.pread(1 << 20, 2 << 20) == bytes(1 << 20); h.shutdown()' "$uri" ||
     die "zero ranges"
 [ "$(reqs)" = 0 ] || die "reading zero ranges made $(reqs) store requests"
@@ -193,8 +186,8 @@ for s in s3 s4; do
     nbdcopy "nbd://127.0.0.1:$p" "$T/copy-$s"
     [ "$(sha256 "$T/copy-$s")" = "$(sha256 "$T/img")" ] || die "the base build as $s reads back different"
     qemu-io -f raw "nbd://127.0.0.1:$p" -c 'write -P 0x21 40M 64k' >/dev/null
-    stop_export "$_spid"
-    b=$(json_field "$T/srv.out" build_id)
+    stop_and_wait "$_spid"
+    b=$(json_last "$T/srv.out" build_id)
     "$SNAPCTL" inspect-header "$T/out-$s/$b/rootfs.ext4.header" >"$T/hdr-$s"
     want=3; [ $s = s4 ] && want=4
     grep -q "header v$want" "$T/hdr-$s" || die "an export on a v$want parent is not v$want"
@@ -231,9 +224,9 @@ _, status = os.waitpid(pid, 0)
 assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, "serve-nbd --stdio status %d" % status
 EOF
 [ "$(grep -c '"build_id"' "$T/stdio.err")" = 2 ] || { cat "$T/stdio.err"; die "--stdio: two export answers"; }
-b=$(json_field "$T/stdio.err" build_id)
-[ "$(json_field "$T/stdio.err" generation)" = 3 ] || die "--stdio export generation"
-[ "$(json_field "$T/stdio.err" parent_build_id)" = "$B2" ] || die "--stdio export parent"
+b=$(json_last "$T/stdio.err" build_id)
+[ "$(json_last "$T/stdio.err" generation)" = 3 ] || die "--stdio export generation"
+[ "$(json_last "$T/stdio.err" parent_build_id)" = "$B2" ] || die "--stdio export parent"
 "$SNAPCTL" inspect-header --check "$T/out-stdio/$b/rootfs.ext4.header"
 [ "$(stat -c %s "$T/out-stdio/$b/rootfs.ext4")" -eq $((65536 + 4096)) ] ||
     die "the --stdio export at SIGTERM misses the writes made after SIGUSR1"

@@ -40,7 +40,7 @@ PY
 # run TRACE: serve with --prefetch TRACE, wait for the prefetch to bring its 3 chunks, read the
 # trace's blocks and compare them with the image, stop; leaves the --json line in $T/run.json.
 run() {
-    curl -s -XPOST "$FS_URL/_stats/reset" >/dev/null
+    server_reset "$FS_URL"
     rm -f "$T/pid"
     start_server "$T/pid" "$SNAPCTL" serve-nbd --header "$R/$B0/rootfs.ext4.header" --prefetch "$1" \
         --prefetch-threads 1 --json -l "unix:$T/p.sock" --pid-file "$T/pid" >"$T/run.json" 2>"$T/run.log"
@@ -48,7 +48,7 @@ run() {
     # Poll the store until the three chunks (12 MiB) went out, then a little for the last bytes
     # to be marked in the cache (the prefetch's own reads wait for them).
     i=0
-    until [ "$(curl -s "$FS_URL/_stats" | python3 -c 'import json,sys; print(json.load(sys.stdin)["bytes_sent"] >= 3 * 4194304)')" = True ]; do
+    until [ "$(server_stats "$FS_URL" 'd["bytes_sent"] >= 3 * 4194304')" = True ]; do
         i=$((i + 1)); [ $i -lt 300 ] || die "the prefetch did not fetch 3 chunks in 30 s"
         sleep 0.1
     done
@@ -63,7 +63,7 @@ for b in (5 * 1024 + 3, 1024 + 1, 6 * 1024):
 h.shutdown()
 PY
     kill -TERM "$pid"; wait "$pid" || { cat "$T/run.log" >&2; die "serve-nbd exited $?"; }
-    curl -s "$FS_URL/_stats" >"$T/stats.json"
+    server_stats "$FS_URL" >"$T/stats.json"
 }
 
 for trace in "$T/trace.json" "$T/metadata.json"; do

@@ -23,7 +23,8 @@ put 1022 2
 obj_sum=$(sha256 "$T/root/obj")
 
 faultserver_start "$T/root" --quiet
-stats() { curl -s "$FS_URL/_stats" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["requests"], d["bytes_sent"])'; }
+# store_counts: "REQUESTS BYTES" the store has answered so far.
+store_counts() { server_stats "$FS_URL" 'd["requests"], d["bytes_sent"]'; }
 start_server "$T/pid" "$SNAPCTL" serve-nbd --object "$FS_URL/obj" --cache-dir "$T/cache" \
     -l "unix:$T/sock" --pid-file "$T/pid"
 uri="nbd+unix:///?socket=$T/sock"
@@ -43,7 +44,7 @@ for lo, hi in ((3 * M, 512 * M), (513 * M, 1022 * M)):
 h.flush()
 h.shutdown()
 PY
-read -r reqs sent < <(stats)
+read -r reqs sent < <(store_counts)
 [ "$sent" -eq 0 ] || die "zeroing fetched $sent bytes from the store"
 
 # The map, from memory: three data extents, two holes that read as zeros (flags 3).
@@ -51,7 +52,7 @@ nbdinfo --map "$uri" >"$T/map"
 awk '$3 == 3 {print $1, $2}' "$T/map" >"$T/holes"
 printf '%s %s\n' $((3 * M)) $((509 * M)) $((513 * M)) $((509 * M)) | cmp -s - "$T/holes" ||
     { cat "$T/map"; die "nbdinfo --map does not show the zeroed ranges as holes"; }
-read -r reqs2 sent2 < <(stats)
+read -r reqs2 sent2 < <(store_counts)
 [ "$reqs2" = "$reqs" ] || die "nbdinfo --map made $((reqs2 - reqs)) store requests"
 
 t0=$(date +%s%N)
@@ -64,7 +65,7 @@ echo "nbdcopy --synchronous: $bs_calls block status requests, $reads reads"
 [ "$bs_calls" -ge 1024 ] || die "nbdcopy asked block status $bs_calls times (expected one per 256 KiB or so)"
 [ "$reads" -ge 1 ] && [ "$reads" -le 32 ] || die "nbdcopy read $reads times: it read the zeroed ranges too (expected ~24 reads of the 6 MiB of data)"
 [ "$(sha256 "$T/copy")" = "$obj_sum" ] || die "nbdcopy --synchronous: the copy differs from the object"
-read -r reqs3 sent3 < <(stats)
+read -r reqs3 sent3 < <(store_counts)
 fetched=$((sent3 - sent2))
 echo "nbdcopy --synchronous of 1 GiB (6 MiB data): $(((t1 - t0) / 1000000)) ms, $((reqs3 - reqs2)) store requests, $fetched bytes fetched"
 # The data sits in three 4 MiB chunks ([0,4M), [512M,516M), [1020M,1024M)): at most those.

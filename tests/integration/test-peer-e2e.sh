@@ -31,13 +31,6 @@ M=1048576
 DATA=$T/a-data             # A's peer data dir: serve-nbd --export-diff writes, peer serve reads
 mkdir -p "$T/base" "$DATA" "$T/cache"
 export TMPDIR=$T/cache
-json_field() { python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])[sys.argv[2]])' "$1" "$2"; }
-stat_of() { sed -n "s/^snapctl_tiered_$2 //p" "$1"; }
-# wait_gone PID: SIGTERM a server and wait for it to exit (serve-nbd writes --peer-stats then).
-wait_gone() {
-    kill -TERM "$1"
-    wait "$1" || die "process $1 exited $? at SIGTERM"
-}
 # nbd_ranges URI IMAGE OFF:LEN...: read each range through NBD and compare it with IMAGE.
 nbd_ranges() {
     nbdsh_py - "$@" <<'PY'
@@ -82,8 +75,8 @@ PY
 qemu-io -f raw "$A_URI" -c 'write -z 33M 1M' -c flush >/dev/null || die "qemu-io on A"
 nbdcopy "$A_URI" "$T/imgA"              # what A's device holds at export time
 "$SNAPCTL" serve-nbd --control "unix:$T/ctlA" export --json >"$T/exp1.json" || die "A's export"
-NEW=$(json_field "$T/exp1.json" build_id)
-[ "$(json_field "$T/exp1.json" parent_build_id)" = "$B0" ] || die "the new build's parent"
+NEW=$(json_last "$T/exp1.json" build_id)
+[ "$(json_last "$T/exp1.json" parent_build_id)" = "$B0" ] || die "the new build's parent"
 [ "$(stat -c %s "$DATA/$NEW/rootfs.ext4")" -eq $((16 * M)) ] || die "the diff is not the 16 MiB written"
 SHA_A=$(sha256 "$T/imgA")
 [ "$SHA_A" != "$(sha256 "$T/img0")" ] || die "the guest's writes changed nothing"
@@ -91,33 +84,32 @@ pp=$(free_port)
 start_server "$T/pidP" "$SNAPCTL" peer serve --data-dir "$DATA" -l "127.0.0.1:$pp" --pid-file "$T/pidP"
 pidP=$_spid
 PEER="--peer 127.0.0.1:$pp"
-metric() { curl -s "http://127.0.0.1:$pp/metrics" | sed -n "s/^snapctl_peer_$1 //p"; }
 
 # ---- 3. host B reads the new build through A; RGW does not have it ---------------------------
 [ -z "$(aws s3 ls "$STORE/$NEW/" 2>/dev/null)" ] || die "the new build is on RGW already"
 expect_exit 4 "$SNAPCTL" serve-nbd --read-only --header "$STORE/$NEW/rootfs.ext4.header" -l "127.0.0.2:$(free_port)"
 "$SNAPCTL" inspect-header $PEER --json "$STORE/$NEW/rootfs.ext4.header" >"$T/h1.json" || die "inspect-header via A"
 grep -q '"upload_incomplete":true' "$T/h1.json" || die "A's header is not flagged 'upload not finished'"
-r0=$(metric requests_total)
+r0=$(peer_metric "$pp" requests_total)
 pb=$(free_port)
 rm -f "$T/pidB"
 start_server "$T/pidB" "$SNAPCTL" serve-nbd -v --read-only --header "$STORE/$NEW/rootfs.ext4.header" $PEER \
     --peer-stats "$T/s.b1" -l "127.0.0.2:$pb" --pid-file "$T/pidB" 2>"$T/b1.err"
 pidB=$_spid
-hreq=$(($(metric requests_total) - r0 - 1))   # minus the /metrics request itself
+hreq=$(($(peer_metric "$pp" requests_total) - r0 - 1))   # minus the /metrics request itself
 echo "B's serve-nbd asked A $hreq time(s) for the header at startup"
 [ "$hreq" -eq 1 ] || die "B asked A $hreq times for the header, expected once"
 grep -q 'upload is not finished' "$T/b1.err" || die "B did not see the 'upload not finished' flag"
 nbdcopy "nbd://127.0.0.2:$pb" "$T/imgB1" || die "nbdcopy from B"
 [ "$(sha256 "$T/imgB1")" = "$SHA_A" ] || die "B's device differs from A's at export time"
-wait_gone "$pidB"
+stop_and_wait "$pidB"
 cat "$T/s.b1"
-[ "$(stat_of "$T/s.b1" peer_bytes_total)" -ge $((16 * M)) ] || die "B: the new diff did not come from A"
-[ "$(stat_of "$T/s.b1" storage_reads_total)" -ge 1 ] || die "B: the base data did not come from RGW"
-[ "$(stat_of "$T/s.b1" builds_sent_to_storage_total)" -eq 0 ] || die "B: a 410 before the upload"
+[ "$(tiered_stat "$T/s.b1" peer_bytes_total)" -ge $((16 * M)) ] || die "B: the new diff did not come from A"
+[ "$(tiered_stat "$T/s.b1" storage_reads_total)" -ge 1 ] || die "B: the base data did not come from RGW"
+[ "$(tiered_stat "$T/s.b1" builds_sent_to_storage_total)" -eq 0 ] || die "B: a 410 before the upload"
 
 # ---- 4. A's upload runs; a B opened before it reads its cold ranges from RGW -----------------
-nf0=$(metric not_found_total); g0=$(metric sent_to_storage_total)
+nf0=$(peer_metric "$pp" not_found_total); g0=$(peer_metric "$pp" sent_to_storage_total)
 pb=$(free_port)
 rm -f "$T/pidB"
 start_server "$T/pidB" "$SNAPCTL" serve-nbd --read-only --header "$STORE/$NEW/rootfs.ext4.header" $PEER \
@@ -134,15 +126,15 @@ nbd_ranges "$B_URI" "$T/imgA" $((40 * M)):$((4 * M)) $((52 * M)):$((4 * M)) 0:$(
     die "B2 after the upload"
 nbdcopy "$B_URI" "$T/imgB2" || die "nbdcopy from B2 after the upload"
 [ "$(sha256 "$T/imgB2")" = "$SHA_A" ] || die "B2's device after the upload differs from A's"
-wait_gone "$pidB"
+stop_and_wait "$pidB"
 cat "$T/s.b2"
-nf=$(($(metric not_found_total) - nf0)); gone=$(($(metric sent_to_storage_total) - g0))
+nf=$(($(peer_metric "$pp" not_found_total) - nf0)); gone=$(($(peer_metric "$pp" sent_to_storage_total) - g0))
 echo "A answered B2: $gone x 410, $nf x 404 (base data A does not have)"
 [ "$gone" -ge 1 ] || die "A answered no 410 after the upload"
-[ "$(stat_of "$T/s.b2" builds_sent_to_storage_total)" -eq 1 ] || die "B2 did not take the 410"
-[ "$(stat_of "$T/s.b2" storage_reads_total)" -ge 3 ] || die "B2: the cold ranges did not come from RGW"
-[ "$(stat_of "$T/s.b2" peer_bytes_total)" -lt $((12 * M)) ] || die "B2: a cold chunk came from A after its 410"
-[ "$(stat_of "$T/s.b2" fallbacks_total)" -eq $((gone + nf)) ] || die "B2's fallbacks differ from A's 404s + 410s"
+[ "$(tiered_stat "$T/s.b2" builds_sent_to_storage_total)" -eq 1 ] || die "B2 did not take the 410"
+[ "$(tiered_stat "$T/s.b2" storage_reads_total)" -ge 3 ] || die "B2: the cold ranges did not come from RGW"
+[ "$(tiered_stat "$T/s.b2" peer_bytes_total)" -lt $((12 * M)) ] || die "B2: a cold chunk came from A after its 410"
+[ "$(tiered_stat "$T/s.b2" fallbacks_total)" -eq $((gone + nf)) ] || die "B2's fallbacks differ from A's 404s + 410s"
 "$SNAPCTL" inspect-header $PEER --json "$STORE/$NEW/rootfs.ext4.header" >"$T/h2.json"
 grep -q '"upload_incomplete":false' "$T/h2.json" || die "after the upload the header should come from RGW, unflagged"
 
@@ -158,7 +150,7 @@ h.shutdown()
 PY
 nbdcopy "$A_URI" "$T/imgA2"
 "$SNAPCTL" serve-nbd --control "unix:$T/ctlA" export --json >"$T/exp2.json" || die "A's second export"
-NEW2=$(json_field "$T/exp2.json" build_id)
+NEW2=$(json_last "$T/exp2.json" build_id)
 [ "$(stat -c %s "$DATA/$NEW2/rootfs.ext4")" -eq $((32 * M)) ] || die "build 2's diff is not the 32 MiB written"
 # Its objects reach RGW; A has not been told yet, so it still serves the build.
 "$SNAPCTL" upload --quiet --build "$DATA/$NEW2" "$STORE" || die "upload --build of build 2"
@@ -191,27 +183,15 @@ print("reader ok")
 PY
 reader=$!
 cleanup_fn kill_pid "$reader"
-i=0
-while [ ! -e "$T/half" ]; do
-    kill -0 "$reader" 2>/dev/null || { cat "$T/reader.log"; die "reader ended early"; }
-    i=$((i + 1)); [ $i -lt 500 ] || die "reader did not get to the third run"
-    sleep 0.02
-done
-kill -STOP "$pidP"
-touch "$T/go"
-i=0
-until ss -Htn state established "( sport = :$pp )" | awk '$1 > 0 { f = 1 } END { exit !f }'; do
-    i=$((i + 1)); [ $i -lt 100 ] || die "no request of B's reached the frozen A"
-    sleep 0.02
-done
+freeze_mid_read "$reader" "$T/reader.log" "$T/half" "$T/go" "$pidP" "$pp"
 kill -9 "$pidP" "$pidAnbd"
 wait "$reader" || { cat "$T/reader.log"; die "a read on B failed after A was killed"; }
 grep -q "reader ok" "$T/reader.log" || die "reader log"
 nbdcopy "$B_URI" "$T/imgB3" || die "nbdcopy from B3 after A died"
 [ "$(sha256 "$T/imgB3")" = "$(sha256 "$T/imgA2")" ] || die "B3's device differs from A's build 2"
-wait_gone "$pidB"
+stop_and_wait "$pidB"
 cat "$T/s.b3"
-[ "$(stat_of "$T/s.b3" peer_reads_total)" -ge 3 ] || die "B3: the header and two runs did not come from A"
-[ "$(stat_of "$T/s.b3" storage_reads_total)" -ge 6 ] || die "B3: RGW did not take over"
-[ "$(stat_of "$T/s.b3" fallbacks_total)" -ge 1 ] || die "B3: no fallback counted"
+[ "$(tiered_stat "$T/s.b3" peer_reads_total)" -ge 3 ] || die "B3: the header and two runs did not come from A"
+[ "$(tiered_stat "$T/s.b3" storage_reads_total)" -ge 6 ] || die "B3: RGW did not take over"
+[ "$(tiered_stat "$T/s.b3" fallbacks_total)" -ge 1 ] || die "B3: no fallback counted"
 echo ok

@@ -25,9 +25,6 @@ M=1048576
 DATA_A=$T/a-data DATA_B=$T/b-data
 mkdir -p "$T/base" "$DATA_A" "$DATA_B" "$T/cache" "$T/redis"
 export TMPDIR=$T/cache
-json_field() { python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])[sys.argv[2]])' "$1" "$2"; }
-stat_of() { sed -n "s/^snapctl_tiered_$2 //p" "$1"; }
-wait_gone() { kill -TERM "$1"; wait "$1" || die "process $1 exited $? at SIGTERM"; }
 # wait_for DESC CMD...: poll CMD until it succeeds (up to 20 s).
 wait_for() {
     desc=$1; shift
@@ -88,7 +85,7 @@ metricA() { curl -s "http://127.0.0.1:$ppA/metrics" | sed -n "s/^snapctl_peer_$1
 metricB() { curl -s "http://127.0.0.2:$ppB/metrics" | sed -n "s/^snapctl_peer_$1 //p"; }
 nbdcopy "$A_URI" "$T/imgA"
 "$SNAPCTL" serve-nbd --control "unix:$T/ctlA" export --json >"$T/exp1.json" || die "A's export"
-NEW=$(json_field "$T/exp1.json" build_id)
+NEW=$(json_last "$T/exp1.json" build_id)
 SHA_A=$(sha256 "$T/imgA")
 wait_for "A's build in the registry" sh -c "[ -n \"\$(redis-cli -h 127.0.0.1 -p $rp -a $RPW --no-auth-warning -n 3 get peer:$NEW)\" ]"
 show_keys "A's build registered"
@@ -115,10 +112,10 @@ grep -q "build $NEW is on peer 127.0.0.1:$ppA" "$T/b1.err" || { cat "$T/b1.err";
 grep -q 'upload is not finished' "$T/b1.err" || die "B did not get A's header"
 nbdcopy "nbd://127.0.0.2:$pb" "$T/imgB1" || die "nbdcopy from B"
 [ "$(sha256 "$T/imgB1")" = "$SHA_A" ] || die "B's device differs from A's"
-wait_gone "$pidB"
+stop_and_wait "$pidB"
 cat "$T/s.b1"
-[ "$(stat_of "$T/s.b1" peer_bytes_total)" -ge $((8 * M)) ] || die "B: the new diff did not come from A"
-[ "$(stat_of "$T/s.b1" storage_reads_total)" -ge 1 ] || die "B: the base data did not come from RGW"
+[ "$(tiered_stat "$T/s.b1" peer_bytes_total)" -ge $((8 * M)) ] || die "B: the new diff did not come from A"
+[ "$(tiered_stat "$T/s.b1" storage_reads_total)" -ge 1 ] || die "B: the base data did not come from RGW"
 lookups=$(($(gets) - g0))
 echo "B looked up $lookups build(s) in the registry; A served $(($(metricA requests_total) - r0)) requests"
 [ "$lookups" -eq 2 ] || die "B made $lookups GETs, expected one per build (the new one and its base)"
@@ -157,11 +154,11 @@ start_server "$T/pidB" "$SNAPCTL" serve-nbd -v --read-only --header "$STORE/$NEW
 pidB=$_spid
 nbdcopy "nbd://127.0.0.2:$pb" "$T/imgB2" || die "nbdcopy from B after the upload"
 [ "$(sha256 "$T/imgB2")" = "$SHA_A" ] || die "B's device after the upload differs from A's"
-wait_gone "$pidB"
+stop_and_wait "$pidB"
 cat "$T/s.b2"
 [ "$(($(metricA requests_total) - r0))" -eq 1 ] || die "B asked A after the key was gone"  # 1: /metrics
-[ "$(stat_of "$T/s.b2" peer_reads_total)" -eq 0 ] || die "B: peer reads with no key"
-[ "$(stat_of "$T/s.b2" storage_bytes_total)" -ge $((8 * M)) ] || die "B: not read from RGW"
+[ "$(tiered_stat "$T/s.b2" peer_reads_total)" -eq 0 ] || die "B: peer reads with no key"
+[ "$(tiered_stat "$T/s.b2" storage_bytes_total)" -ge $((8 * M)) ] || die "B: not read from RGW"
 grep -q "no peer holds build $NEW" "$T/b2.err" || die "B did not look the build up"
 # B's peer serve stops: it takes its key back.
 kill -TERM "$pidPB"; wait "$pidPB" || die "B's peer serve exited $?"
@@ -177,7 +174,7 @@ h.shutdown()
 PY
 nbdcopy "$A_URI" "$T/imgA2"
 "$SNAPCTL" serve-nbd --control "unix:$T/ctlA" export --json >"$T/exp2.json" || die "A's second export"
-NEW2=$(json_field "$T/exp2.json" build_id)
+NEW2=$(json_last "$T/exp2.json" build_id)
 wait_for "A's build 2 in the registry" sh -c "[ -n \"\$(redis-cli -h 127.0.0.1 -p $rp -a $RPW --no-auth-warning -n 3 get peer:$NEW2)\" ]"
 show_keys "A's build 2 registered"
 pb=$(free_port)
@@ -190,7 +187,7 @@ B_URI=nbd://127.0.0.2:$pb
 grep -q "build $NEW2 is on peer 127.0.0.1:$ppA" "$T/b3.err" || die "B3 did not find build 2 on A"
 # Redis frozen: B's first read of the base build (build 2 is a diff of everything written since
 # A opened the base) waits one lookup timeout, then goes to RGW.
-[ "$(json_field "$T/exp2.json" parent_build_id)" = "$B0" ] || die "build 2's parent is not the base"
+[ "$(json_last "$T/exp2.json" parent_build_id)" = "$B0" ] || die "build 2's parent is not the base"
 kill -STOP "$pidR"
 t0=$(date +%s%N)
 nbdsh_py - "$B_URI" "$T/imgA2" <<'PY' || die "a read on B failed with Redis frozen"
@@ -219,10 +216,10 @@ grep -q '"upload_incomplete":false' "$T/h2.json" || die "with Redis down the hea
 grep -q "refused\|cannot connect\|connect" "$T/down.err" || { cat "$T/down.err"; die "no registry error reported"; }
 nbdcopy "$B_URI" "$T/imgB3" || die "nbdcopy from B3 with Redis down"
 [ "$(sha256 "$T/imgB3")" = "$(sha256 "$T/imgA2")" ] || die "B3's device differs from A's build 2"
-wait_gone "$pidB"
+stop_and_wait "$pidB"
 cat "$T/s.b3"
-[ "$(stat_of "$T/s.b3" peer_bytes_total)" -ge $((12 * M)) ] || die "B3: build 2 did not come from A"
-[ "$(stat_of "$T/s.b3" storage_reads_total)" -ge 1 ] || die "B3: RGW did not serve the base"
+[ "$(tiered_stat "$T/s.b3" peer_bytes_total)" -ge $((12 * M)) ] || die "B3: build 2 did not come from A"
+[ "$(tiered_stat "$T/s.b3" storage_reads_total)" -ge 1 ] || die "B3: RGW did not serve the base"
 wait_for "A to notice Redis is gone" grep -q "keeps serving" "$T/pa.err"
 curl -sf "http://127.0.0.1:$ppA/metrics" >/dev/null || die "A's peer stopped serving with Redis gone"
 # A stops cleanly and at once with Redis gone (its DEL at exit fails fast).

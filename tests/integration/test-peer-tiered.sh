@@ -19,7 +19,6 @@ B=0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d
 A=$T/a/$B
 mkdir -p "$A" "$T/cache"
 head -c $((24 << 20)) /dev/urandom >"$A/memfile"
-le() { v=$1 n=$2 s=""; while [ "$n" -gt 0 ]; do s="$s\\$(printf %03o $((v & 255)))"; v=$((v >> 8)); n=$((n - 1)); done; printf %s "$s"; }
 ub='\012\033\054\075\116\137\112\153\214\175\236\017\032\053\074\115'
 { printf "$(le 3 8)$(le 4096 8)$(le $((24 << 20)) 8)$(le 0 8)$ub$ub"; printf "$(le 0 8)$(le $((24 << 20)) 8)$ub$(le 0 8)"; } >"$T/h.v3"
 "$SNAPCTL" inspect-header --convert v4 "$A/memfile.header" "$T/h.v3" >/dev/null || die "making the v4 header"
@@ -27,8 +26,6 @@ STORE=s3://snapctl-peer/builds
 PA=$(free_port)
 start_server "$T/pidA" "$SNAPCTL" peer serve --data-dir "$T/a" -l "127.0.0.1:$PA" --pid-file "$T/pidA"
 PEER="--peer 127.0.0.1:$PA --peer-allow 127.0.0.1/32"
-metric() { curl -s "http://127.0.0.1:$PA/metrics" | sed -n "s/^$1 //p"; }
-stat_of() { sed -n "s/^snapctl_tiered_$2 //p" "$1"; }
 SHA=$(sha256 "$A/memfile")
 
 # ---- Phase 1: the upload is held back; RGW does not have the build yet. ----
@@ -37,8 +34,8 @@ expect_exit 4 "$SNAPCTL" fetch --sha256 "$SHA" --cache-dir "$T/cache" "$STORE/$B
 "$SNAPCTL" fetch $PEER --peer-stats "$T/s.fetch" --sha256 "$SHA" --cache-dir "$T/cache" "$STORE/$B/memfile" \
     >/dev/null || die "fetch through the peer"
 cmp "$T/cache/$SHA" "$A/memfile" || die "fetch: not A's bytes"
-[ "$(stat_of "$T/s.fetch" peer_bytes_total)" -eq $((24 << 20)) ] || die "fetch: not all from the peer"
-[ "$(stat_of "$T/s.fetch" storage_reads_total)" -eq 0 ] || die "fetch: read storage"
+[ "$(tiered_stat "$T/s.fetch" peer_bytes_total)" -eq $((24 << 20)) ] || die "fetch: not all from the peer"
+[ "$(tiered_stat "$T/s.fetch" storage_reads_total)" -eq 0 ] || die "fetch: read storage"
 "$SNAPCTL" inspect-header $PEER --json "$STORE/$B/memfile.header" >"$T/h.json" || die "inspect-header via peer"
 grep -q '"upload_incomplete":true' "$T/h.json" || die "the peer's header is not flagged 'upload not finished'"
 
@@ -53,29 +50,29 @@ want = open(sys.argv[2], "rb").read(8 << 20)
 assert h.pread(8 << 20, 0) == want, "first 8 MiB differ from A's"
 h.shutdown()
 PY
-req1=$(metric snapctl_peer_requests_total)
+req1=$(peer_metric "$PA" requests_total)
 [ "$req1" -ge 3 ] || die "peer saw $req1 requests"
 
 # ---- Phase 2: the upload completes; A answers 410; B goes on from RGW. ----
 aws s3 cp "$A/memfile" "$STORE/$B/memfile" >/dev/null
 aws s3 cp "$A/memfile.header" "$STORE/$B/memfile.header" >/dev/null
 touch "$A/.upload-done"
-err1=$(metric snapctl_peer_errors_total)
+err1=$(peer_metric "$PA" errors_total)
 nbdcopy "nbd://127.0.0.2:$PB" "$T/b.img" || die "nbdcopy after the upload"
 cmp "$T/b.img" "$A/memfile" || die "phase 2: data differs from A's"
 kill_pid "$pidB"
 cat "$T/s.nbd"
-[ "$(stat_of "$T/s.nbd" peer_reads_total)" -ge 2 ] || die "serve-nbd: no reads from the peer in phase 1"
-[ "$(stat_of "$T/s.nbd" storage_reads_total)" -ge 4 ] || die "serve-nbd: the rest did not come from RGW"
-[ "$(stat_of "$T/s.nbd" builds_sent_to_storage_total)" -eq 1 ] || die "serve-nbd: the 410 was not taken"
+[ "$(tiered_stat "$T/s.nbd" peer_reads_total)" -ge 2 ] || die "serve-nbd: no reads from the peer in phase 1"
+[ "$(tiered_stat "$T/s.nbd" storage_reads_total)" -ge 4 ] || die "serve-nbd: the rest did not come from RGW"
+[ "$(tiered_stat "$T/s.nbd" builds_sent_to_storage_total)" -eq 1 ] || die "serve-nbd: the 410 was not taken"
 # Once per chunk fetch already in flight when the first 410 came, never again after it.
-fb=$(stat_of "$T/s.nbd" fallbacks_total)
+fb=$(tiered_stat "$T/s.nbd" fallbacks_total)
 [ "$fb" -ge 1 ] && [ "$fb" -le 4 ] || die "serve-nbd: $fb fallbacks, expected 1..4 (asked the peer after its 410?)"
-[ "$(metric snapctl_peer_errors_total)" -eq $((err1 + fb)) ] || die "A's 410 count differs from B's fallbacks"
+[ "$(peer_metric "$PA" errors_total)" -eq $((err1 + fb)) ] || die "A's 410 count differs from B's fallbacks"
 # A fresh reader: the header now comes from RGW, without the flag.
 "$SNAPCTL" inspect-header $PEER --peer-stats "$T/s.hdr" --json "$STORE/$B/memfile.header" >"$T/h2.json"
 grep -q '"upload_incomplete":false' "$T/h2.json" || die "RGW's header should not be flagged"
-[ "$(stat_of "$T/s.hdr" builds_sent_to_storage_total)" -eq 1 ] || die "inspect-header: 410 not taken"
+[ "$(tiered_stat "$T/s.hdr" builds_sent_to_storage_total)" -eq 1 ] || die "inspect-header: 410 not taken"
 
 # ---- Phase 3: A serves again, and is killed -9 in the middle of B's reads. ----
 rm "$A/.upload-done"
@@ -109,28 +106,15 @@ print("reader ok")
 PY
 reader=$!
 cleanup_fn kill_pid "$reader"
-i=0
-while [ ! -e "$T/half" ]; do
-    kill -0 "$reader" 2>/dev/null || { cat "$T/reader.log"; die "reader ended early"; }
-    i=$((i + 1)); [ $i -lt 500 ] || die "reader did not get halfway"
-    sleep 0.02
-done
-kill -STOP "$pidA"
-touch "$T/go"
-# Wait until B's request sits unread in A's socket (Recv-Q > 0 on A's side): the read is in flight.
-i=0
-until ss -Htn state established "( sport = :$PA )" | awk '$1 > 0 { f = 1 } END { exit !f }'; do
-    i=$((i + 1)); [ $i -lt 100 ] || die "no request of B's reached the frozen A"
-    sleep 0.02
-done
+freeze_mid_read "$reader" "$T/reader.log" "$T/half" "$T/go" "$pidA" "$PA"
 kill -9 "$pidA"
 wait "$reader" || { cat "$T/reader.log"; die "a read failed after A was killed"; }
 grep -q "reader ok" "$T/reader.log" || die "reader log"
 kill_pid "$pidB"
 cat "$T/s.kill"
-[ "$(stat_of "$T/s.kill" peer_reads_total)" -ge 2 ] || die "kill phase: no peer reads before the kill"
-[ "$(stat_of "$T/s.kill" storage_reads_total)" -ge 4 ] || die "kill phase: RGW did not take over"
-[ "$(stat_of "$T/s.kill" fallbacks_total)" -ge 1 ] || die "kill phase: no fallback counted"
+[ "$(tiered_stat "$T/s.kill" peer_reads_total)" -ge 2 ] || die "kill phase: no peer reads before the kill"
+[ "$(tiered_stat "$T/s.kill" storage_reads_total)" -ge 4 ] || die "kill phase: RGW did not take over"
+[ "$(tiered_stat "$T/s.kill" fallbacks_total)" -ge 1 ] || die "kill phase: no fallback counted"
 
 # `snapctl bench peer` runs against this pair and prints its numbers (no ratio is asserted).
 rm -f "$T/pidA"

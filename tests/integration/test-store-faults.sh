@@ -33,14 +33,12 @@ url() { case $1 in http) echo "$U$OBJ" ;; s3) echo "s3:/$OBJ" ;; gs) echo "gs:/$
 
 # rule JSON...: replace the control rules (each {"fault", "count", "method", "match"}).
 rule() {
-    curl -sf -X POST -d '{"clear": true}' "$U/_control" >/dev/null
-    for r in "$@"; do curl -sf -X POST -d "$r" "$U/_control" >/dev/null || die "rule $r"; done
-    curl -sf -X POST "$U/_stats/reset" >/dev/null
+    server_control "$U" '{"clear": true}'
+    for r in "$@"; do server_control "$U" "$r"; done
+    server_reset "$U"
 }
 get_rule() { rule "{\"fault\": \"$1\", \"count\": ${2:-1}, \"method\": \"GET\", \"match\": \"obj.bin\"}"; }
-# stats EXPR: a Python expression over the /_stats document d.
-stats() { curl -s "$U/_stats" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(eval(sys.argv[1]))' "$1"; }
-gets() { stats "d['by_method'].get('GET', 0)"; }
+gets() { server_stats "$U" "d['by_method'].get('GET', 0)"; }
 
 # fetch_ok SCHEME [fetch args]: the fetch succeeds with the right bytes.
 fetch_ok() {
@@ -84,8 +82,8 @@ for s in http s3 gs; do
         get_rule "$f" 1
         fetch_ok "$s"
         [ "$(gets)" = 2 ] || die "$s: $CASE: expected 2 GETs, saw $(gets)"
-        stats "d['ranges'][1]" | grep -q '^bytes=1000000-' || [ "$f" = clen=+5000 ] ||
-            die "$s: $CASE: the retry did not resume at the break: $(stats "d['ranges']")"
+        server_stats "$U" "d['ranges'][1]" | grep -q '^bytes=1000000-' || [ "$f" = clen=+5000 ] ||
+            die "$s: $CASE: the retry did not resume at the break: $(server_stats "$U" "d['ranges']")"
     done
     CASE="truncate=0 always"
     get_rule "truncate=0" 100
@@ -155,7 +153,7 @@ for s in http s3 gs; do
         -l "127.0.0.1:$np" --pid-file "$T/npid.$s" -r
     timeout 120 nbdcopy "nbd://127.0.0.1:$np" "$T/copy.$s" || die "$CASE: nbdcopy under faults"
     [ "$(sha256 "$T/copy.$s")" = "$H" ] || die "$CASE: wrong bytes"
-    [ "$(stats "d['faults']")" = 4 ] || die "$CASE: not every fault was hit: $(stats "d['faults']")"
+    [ "$(server_stats "$U" "d['faults']")" = 4 ] || die "$CASE: not every fault was hit: $(server_stats "$U" "d['faults']")"
     kill_pid "$(cat "$T/npid.$s")"
     # A wrong Content-Range on every read: NBD reads fail (EIO), they never return wrong bytes.
     get_rule "bad-range" 100000

@@ -11,19 +11,15 @@ mkdir -p "$T/root/bkt"
 faultserver_start "$T/root"
 export AWS_ACCESS_KEY_ID=TESTKEY AWS_SECRET_ACCESS_KEY=TESTSECRET AWS_REGION=us-east-1 AWS_ENDPOINT_URL=$FS_URL
 unset AWS_SESSION_TOKEN AWS_PROFILE
-control() { curl -sf -X POST -d "$1" "$FS_URL/_control" >/dev/null || die "control $1"; }
-stats() { curl -sf "$FS_URL/_stats"; }
-uploads_left() { curl -sf "$FS_URL/_uploads" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))'; }
 # The requests of the last upload, "METHOD path?query status", in order.
-recent() { stats | python3 -c 'import json,sys
+recent() { server_stats "$FS_URL" | python3 -c 'import json,sys
 for r in json.load(sys.stdin)["recent"]: print(r["request"], r["status"])'; }
-json_field() { python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
 
 head -c $((20 << 20)) /dev/urandom >"$T/f20"
 H=$(sha256 "$T/f20")
 
 # 1. A 503 on part 3, once: retried; 4 parts of 5 MiB.
-control '{"fault": "status=503", "count": 1, "method": "PUT", "match": "partNumber=3(&|$)"}'
+server_control "$FS_URL" '{"fault": "status=503", "count": 1, "method": "PUT", "match": "partNumber=3(&|$)"}'
 out=$("$SNAPCTL" upload --json --part-size 5MiB --concurrency 2 "$T/f20" s3://bkt/a.bin)
 echo "$out"
 [ "$(echo "$out" | json_field sha256)" = "$H" ] || die "sha256 in --json"
@@ -34,33 +30,33 @@ recent | grep -q 'partNumber=3.* 503$' || die "the 503 was not injected"
 curl -sfI "$FS_URL/bkt/a.bin" | tr -d '\r' | grep -qi "^x-amz-meta-sha256: $H\$" || die "x-amz-meta-sha256 not set"
 
 # 2. A 200 with an <Error> body on the complete, once: retried.
-curl -sf -X POST "$FS_URL/_stats/reset" >/dev/null
-control '{"fault": "error200", "count": 1, "method": "POST", "match": "uploadId="}'
+server_reset "$FS_URL"
+server_control "$FS_URL" '{"fault": "error200", "count": 1, "method": "POST", "match": "uploadId="}'
 "$SNAPCTL" upload --quiet --part-size 5MiB "$T/f20" s3://bkt/b.bin
 cmp "$T/root/bkt/b.bin" "$T/f20" || die "object after a 200 <Error>"
 [ "$(recent | grep -c '^POST /bkt/b.bin?uploadId=')" = 2 ] || die "the complete was not retried once"
 
 # 3. A permanent 500 on part 2: the upload is aborted and nothing is left.
-curl -sf -X POST "$FS_URL/_stats/reset" >/dev/null
-control '{"fault": "status=500", "count": 100, "method": "PUT", "match": "partNumber=2(&|$)"}'
+server_reset "$FS_URL"
+server_control "$FS_URL" '{"fault": "status=500", "count": 100, "method": "PUT", "match": "partNumber=2(&|$)"}'
 expect_exit 5 "$SNAPCTL" upload --part-size 5MiB "$T/f20" s3://bkt/c.bin
 cat "$LAST_ERR"
 grep -q 'c.bin' "$LAST_ERR" && grep -q 'aborted' "$LAST_ERR" || die "the failure message names the object and the abort"
 recent | grep -q '^DELETE /bkt/c.bin?uploadId=.* 204$' || die "no abort was sent"
-[ "$(uploads_left)" = 0 ] || die "a multipart upload was left behind"
+[ "$(server_uploads_left "$FS_URL")" = 0 ] || die "a multipart upload was left behind"
 [ ! -e "$T/root/bkt/c.bin" ] || die "a failed upload created the object"
-control '{"clear": true}'
+server_control "$FS_URL" '{"clear": true}'
 
 # 3b. The complete's answer is lost (connection reset after the head): the retry finds no
 # upload, and the object is recognised as ours by its multipart ETag.
-curl -sf -X POST "$FS_URL/_stats/reset" >/dev/null
-control '{"fault": "reset=0", "count": 1, "method": "POST", "match": "uploadId="}'
+server_reset "$FS_URL"
+server_control "$FS_URL" '{"fault": "reset=0", "count": 1, "method": "POST", "match": "uploadId="}'
 "$SNAPCTL" upload --quiet --part-size 5MiB "$T/f20" s3://bkt/lost.bin
 cmp "$T/root/bkt/lost.bin" "$T/f20" || die "object after a lost complete answer"
 recent | grep -q '^POST /bkt/lost.bin?uploadId=.* 404$' || { recent; die "the complete was not retried into a 404"; }
 
 # 3c. SIGINT while parts are slow: parts in flight finish, the upload is aborted, exit 130.
-control '{"fault": "ttfb=1500", "count": 100, "method": "PUT", "match": "partNumber="}'
+server_control "$FS_URL" '{"fault": "ttfb=1500", "count": 100, "method": "PUT", "match": "partNumber="}'
 "$SNAPCTL" upload --quiet --part-size 5MiB --concurrency 1 "$T/f20" s3://bkt/int.bin 2>"$T/int.err" &
 up=$!
 sleep 1
@@ -69,8 +65,8 @@ set +e; wait $up; rc=$?; set -e
 cat "$T/int.err"
 [ $rc = 130 ] || die "interrupted upload exited $rc, not 130"
 grep -q 'interrupted' "$T/int.err" && grep -q 'aborted' "$T/int.err" || die "the interrupt message"
-[ "$(uploads_left)" = 0 ] || die "an interrupted upload was left behind"
-control '{"clear": true}'
+[ "$(server_uploads_left "$FS_URL")" = 0 ] || die "an interrupted upload was left behind"
+server_control "$FS_URL" '{"clear": true}'
 
 # 4. Small ones: one PUT below a part, a zero-byte file, and the usage errors.
 head -c 1000 /dev/urandom >"$T/small"
@@ -90,22 +86,8 @@ expect_exit 4 "$SNAPCTL" upload "$T/nonexistent" s3://bkt/x
 B=6f1c2a4e-9b3d-4c5e-8f70-112233445566
 P=00000000-0000-0000-0000-00000000aaaa
 D=$T/data/$B
-mkdir -p "$D"
-head -c $((12 << 20)) /dev/urandom >"$D/memfile"
-head -c 8192 /dev/urandom >"$D/snapfile"
-: >"$D/rootfs.ext4"
-echo '{"version": 2}' >"$D/metadata.json"
-# v3 headers (formats.md section 3): the memfile maps its first 8 KiB to this build; the rootfs
-# header maps everything to the parent, so this build has no rootfs data.
-python3 - "$B" "$P" "$D" <<'PY'
-import struct, sys, uuid
-b, p, d = uuid.UUID(sys.argv[1]).bytes, uuid.UUID(sys.argv[2]).bytes, sys.argv[3]
-meta = lambda size: struct.pack("<QQQQ", 3, 4096, size, 1) + b + p
-ent = lambda off, ln, u, so: struct.pack("<QQ", off, ln) + u + struct.pack("<Q", so)
-open(d + "/memfile.header", "wb").write(meta(1 << 24) + ent(0, 8192, b, 0) + ent(8192, (1 << 24) - 8192, p, 8192))
-open(d + "/rootfs.ext4.header", "wb").write(meta(1 << 24) + ent(0, 1 << 24, p, 0))
-PY
-curl -sf -X POST "$FS_URL/_stats/reset" >/dev/null
+make_diff_build "$D" "$B" "$P"
+server_reset "$FS_URL"
 # This host's peer serves the build while it uploads, and answers 410 once it is up.
 pp=$(free_port)
 start_server "$T/peer.pid" "$SNAPCTL" peer serve --data-dir "$T/data" -l "127.0.0.1:$pp" --pid-file "$T/peer.pid"

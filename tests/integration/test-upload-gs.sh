@@ -25,14 +25,9 @@ print(json.dumps({"type": "service_account", "project_id": "test-project", "priv
     "private_key": open(sys.argv[1]).read(), "client_email": sys.argv[2], "client_id": "1",
     "token_uri": sys.argv[3]}))' "$T/key.pem" "$SA" "$U/token" >"$T/sa.json"
 
-control() { curl -sf -X POST -d "$1" "$U/_control" >/dev/null || die "control $1"; }
-reset_stats() { curl -sf -X POST "$U/_stats/reset" >/dev/null; }
-tokens() { curl -sf "$U/_stats" | python3 -c 'import json,sys; print(json.load(sys.stdin)["tokens_issued"])'; }
-uploads_left() { curl -sf "$U/_uploads" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))'; }
-json_field() { python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
 # The object requests since the last reset: "METHOD target status auth [copy]", in order
 # (the token and metadata endpoints are left out: they take no bearer token).
-recent() { curl -sf "$U/_stats" | python3 -c 'import json,sys
+recent() { server_stats "$U" | python3 -c 'import json,sys
 for r in json.load(sys.stdin)["recent"]:
     if r["request"].split(" ")[1].startswith(("/token", "/computeMetadata/")): continue
     print(r["request"], r["status"], r.get("auth"), *([r["copy"]] if "copy" in r else []))'; }
@@ -84,12 +79,12 @@ for flow in key metadata; do
     fi
     for c in "f0 0" "f1 0" "f5m 0" "f5m1 2" "f40m 9"; do
         set -- $c
-        reset_stats
-        t0=$(tokens)
+        server_reset "$U"
+        t0=$(server_tokens "$U")
         out=$("$SNAPCTL" upload --json --part-size 5M "$T/$1" "gs://bkt/$flow/$1") || die "$flow $1: upload"
         [ "$(echo "$out" | json_field parts)" = "$2" ] || die "$flow $1: $2 parts expected: $out"
         [ "$(echo "$out" | json_field sha256)" = "$(sha256 "$T/$1")" ] || die "$flow $1: sha256 in --json"
-        [ "$(tokens)" = $((t0 + 1)) ] || die "$flow $1: one token per run expected, got $(($(tokens) - t0))"
+        [ "$(server_tokens "$U")" = $((t0 + 1)) ] || die "$flow $1: one token per run expected, got $(($(server_tokens "$U") - t0))"
         check_upload "$flow $1" "$T/$1" "$flow/$1" "$2"
     done
     echo "gs:// upload with the $flow flow: ok"
@@ -97,9 +92,9 @@ for flow in key metadata; do
     # Tokens revoked while the parts are slow (each answer waits 700 ms, so the 9 parts at
     # concurrency 2 take over 3 s): the requests refused with 401 get one new token and are sent
     # again; the upload completes.  (rate= paces answer bodies only, and a part's answer is empty.)
-    reset_stats
-    control '{"fault": "ttfb=700", "count": 100, "method": "PUT", "match": "partNumber="}'
-    t0=$(tokens)
+    server_reset "$U"
+    server_control "$U" '{"fault": "ttfb=700", "count": 100, "method": "PUT", "match": "partNumber="}'
+    t0=$(server_tokens "$U")
     "$SNAPCTL" upload --quiet --part-size 5M --concurrency 2 "$T/f40m" "gs://bkt/$flow/revoked" 2>"$T/revoked.err" &
     up=$!
     cleanup_fn kill_pid "$up"
@@ -109,13 +104,13 @@ for flow in key metadata; do
         sleep 0.1
         i=$((i + 1))
     done
-    control '{"revoke_tokens": true}'
+    server_control "$U" '{"revoke_tokens": true}'
     wait $up || { cat "$T/revoked.err"; die "$flow: upload after a token revocation"; }
-    control '{"clear": true}'
+    server_control "$U" '{"clear": true}'
     recent >"$T/recent"
     grep -q ' 401 Bearer$' "$T/recent" || { cat "$T/recent"; die "$flow: no request was refused after the revocation"; }
     [ "$(grep -c ' 401 ' "$T/recent")" -le 2 ] || { cat "$T/recent"; die "$flow: more 401s than parts in flight"; }
-    [ "$(tokens)" = $((t0 + 2)) ] || die "$flow: expected one refresh after the revocation, $(($(tokens) - t0)) tokens"
+    [ "$(server_tokens "$U")" = $((t0 + 2)) ] || die "$flow: expected one refresh after the revocation, $(($(server_tokens "$U") - t0)) tokens"
     # the parts refused were sent again and every one of the 9 succeeded once
     [ "$(grep -c '^PUT .*partNumber=.* 200 Bearer$' "$T/recent")" = 9 ] || { cat "$T/recent"; die "$flow: 9 parts"; }
     [ "$(sha256 "$T/root/bkt/$flow/revoked")" = "$(sha256 "$T/f40m")" ] || die "$flow: object after a revocation"
@@ -125,14 +120,14 @@ done
 # A permanent 500 on part 2: the upload is aborted (with a bearer token too), nothing is left.
 export GOOGLE_APPLICATION_CREDENTIALS=$T/sa.json
 unset GCE_METADATA_HOST
-reset_stats
-control '{"fault": "status=500", "count": 100, "method": "PUT", "match": "partNumber=2(&|$)"}'
+server_reset "$U"
+server_control "$U" '{"fault": "status=500", "count": 100, "method": "PUT", "match": "partNumber=2(&|$)"}'
 expect_exit 5 "$SNAPCTL" upload --part-size 5M "$T/f40m" gs://bkt/failed
-control '{"clear": true}'
+server_control "$U" '{"clear": true}'
 grep -q 'gs://bkt/failed' "$LAST_ERR" && grep -q 'aborted' "$LAST_ERR" || die "the failure message: $(cat "$LAST_ERR")"
 recent >"$T/recent"
 grep -q '^DELETE /bkt/failed?uploadId=.* 204 Bearer$' "$T/recent" || { cat "$T/recent"; die "no abort was sent"; }
-[ "$(uploads_left)" = 0 ] || die "an upload was left behind: $(curl -s "$U/_uploads")"
+[ "$(server_uploads_left "$U")" = 0 ] || die "an upload was left behind: $(curl -s "$U/_uploads")"
 [ ! -e "$T/root/bkt/failed" ] || die "a failed upload created the object"
 echo "gs:// upload, permanent failure aborted: ok"
 
@@ -140,20 +135,8 @@ echo "gs:// upload, permanent failure aborted: ok"
 B=6f1c2a4e-9b3d-4c5e-8f70-112233445566
 P=00000000-0000-0000-0000-00000000aaaa
 D=$T/data/$B
-mkdir -p "$D"
-head -c $((12 << 20)) /dev/urandom >"$D/memfile"
-head -c 8192 /dev/urandom >"$D/snapfile"
-: >"$D/rootfs.ext4"
-echo '{"version": 2}' >"$D/metadata.json"
-python3 - "$B" "$P" "$D" <<'PY'
-import struct, sys, uuid
-b, p, d = uuid.UUID(sys.argv[1]).bytes, uuid.UUID(sys.argv[2]).bytes, sys.argv[3]
-meta = lambda size: struct.pack("<QQQQ", 3, 4096, size, 1) + b + p
-ent = lambda off, ln, u, so: struct.pack("<QQ", off, ln) + u + struct.pack("<Q", so)
-open(d + "/memfile.header", "wb").write(meta(1 << 24) + ent(0, 8192, b, 0) + ent(8192, (1 << 24) - 8192, p, 8192))
-open(d + "/rootfs.ext4.header", "wb").write(meta(1 << 24) + ent(0, 1 << 24, p, 0))
-PY
-reset_stats
+make_diff_build "$D" "$B" "$P"
+server_reset "$U"
 "$SNAPCTL" upload --build "$D" --part-size 5M gs://bkt/builds 2>"$T/build.err" || { cat "$T/build.err"; die "upload --build"; }
 grep -q 'rootfs.ext4: empty diff, not uploaded' "$T/build.err" || die "the empty rootfs diff was not reported"
 for f in memfile snapfile memfile.header rootfs.ext4.header metadata.json; do

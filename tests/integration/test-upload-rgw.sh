@@ -13,8 +13,6 @@ free_kib=$(df -Pk "$T" | awk 'NR==2 {print $4}')
 [ "$free_kib" -gt $((3 * 1024 * 1024)) ] || skip "needs 3 GiB free in ${TMPDIR:-/tmp} to read the 2 GiB object back"
 rgw_start "$T"
 aws s3 mb s3://upload-test >/dev/null
-json_field() { python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
-
 # check NAME FILE PARTS: read back, compare, ETag and metadata.
 check() {
     rm -f "$T/back"
@@ -88,17 +86,17 @@ while [ ! -s "$T/proxy/port" ]; do
     i=$((i + 1))
 done
 P=http://127.0.0.1:$(cat "$T/proxy/port")
-curl -sf -X POST -d '{"fault": "status=500", "count": 1000, "method": "PUT", "match": "partNumber=2(&|$)"}' "$P/_control" >/dev/null
+server_control "$P" '{"fault": "status=500", "count": 1000, "method": "PUT", "match": "partNumber=2(&|$)"}'
 AWS_ENDPOINT_URL=$P expect_exit 5 "$SNAPCTL" upload --part-size 5MiB "$T/s100m" s3://upload-test/failed
 cat "$LAST_ERR"
 grep -q 'aborted' "$LAST_ERR" || die "the failure does not say the upload was aborted"
-curl -sf "$P/_stats" | grep -q 'DELETE /upload-test/failed?uploadId=' || die "no abort went through the proxy"
+server_stats "$P" | grep -q 'DELETE /upload-test/failed?uploadId=' || die "no abort went through the proxy"
 left=$(aws s3api list-multipart-uploads --bucket upload-test --query 'length(Uploads || `[]`)' --output text)
 [ "$left" = 0 ] || die "list-multipart-uploads shows $left upload(s) left behind"
 aws s3api head-object --bucket upload-test --key failed >/dev/null 2>&1 && die "the failed upload created the object"
 # A retryable one through the same proxy: a 503 on part 3 once, then success.
-curl -sf -X POST -d '{"clear": true}' "$P/_control" >/dev/null
-curl -sf -X POST -d '{"fault": "status=503", "count": 1, "method": "PUT", "match": "partNumber=3(&|$)"}' "$P/_control" >/dev/null
+server_control "$P" '{"clear": true}'
+server_control "$P" '{"fault": "status=503", "count": 1, "method": "PUT", "match": "partNumber=3(&|$)"}'
 AWS_ENDPOINT_URL=$P "$SNAPCTL" upload --quiet --part-size 5MiB "$T/s100m" s3://upload-test/retried
 check retried "$T/s100m" 20
 echo ok

@@ -23,20 +23,6 @@ T=$(mktmpdir)
 S=$T/store
 mkdir -p "$S" "$T/out" "$T/cache"
 export TMPDIR=$T/cache
-# json_field FILE KEY: KEY of the last JSON line of serve-nbd's --json output that has it
-# ("access.missed": a field of the object under "access").
-json_field() {
-    python3 - "$1" "$2" <<'PY'
-import json, sys
-v = None
-for line in open(sys.argv[1]):
-    d = json.loads(line)
-    for k in sys.argv[2].split("."):
-        d = d.get(k) if isinstance(d, dict) else None
-    v = d if d is not None else v
-print(v)
-PY
-}
 t_start=$(date +%s)
 
 # --- the base build: the root image written into an empty device, exported at SIGTERM --------
@@ -45,7 +31,7 @@ start_server "$T/pid" "$SNAPCTL" serve-nbd --size "$(stat -c %s "$G/rootfs.ext4"
     -l "unix:$T/base.sock" --pid-file "$T/pid" >"$T/base.json"
 nbdcopy "$G/rootfs.ext4" "nbd+unix:///?socket=$T/base.sock"
 kill -TERM "$_spid"; wait "$_spid" || die "serve-nbd --size exited $? at SIGTERM"
-B0=$(json_field "$T/base.json" build_id)
+B0=$(json_last "$T/base.json" build_id)
 "$SNAPCTL" upload --build "$T/out/$B0" "file://$S" >/dev/null || die "upload --build $B0"
 
 # --- the remote store: 20 ms to first byte, 100 MB/s per connection -------------------------------
@@ -86,7 +72,7 @@ boot() {
 boot "$B0" write "$T/boot1.log" "VMTEST WROTE" --export-diff "$T/out" --record-access "$T/trace1.json"
 s1=$BOOT_S
 sum=$(sed -n 's/.*VMTEST WROTE \([0-9a-f]\{64\}\).*/\1/p' "$T/boot1.log")
-B1=$(json_field "$T/$B0.json" build_id)
+B1=$(json_last "$T/$B0.json" build_id)
 # The trace: the reference's shape, what the guest did (reads and the writes of /data/file).
 python3 - "$T/trace1.json" "$T/out/$B1/metadata.json" <<'PY' || die "boot 1's access trace"
 import json, sys
@@ -105,7 +91,7 @@ assert m["version"] == 2 and m["prefetch"]["rootfs"]["block_size"] == 4096
 mi = m["prefetch"]["rootfs"]["indices"]
 assert mi == idx[:len(mi)] and len(mi) >= len(idx) - 8, "metadata.json's trace is not the recorded one"
 PY
-[ "$(json_field "$T/$B0.json" generation)" = 1 ] || die "build 1's generation is not 1"
+[ "$(json_last "$T/$B0.json" generation)" = 1 ] || die "build 1's generation is not 1"
 "$SNAPCTL" inspect-header --check "$T/out/$B1/rootfs.ext4.header" >/dev/null || die "build 1's header"
 "$SNAPCTL" upload --build "$T/out/$B1" "file://$S" >/dev/null || die "upload --build $B1"
 
@@ -114,12 +100,12 @@ PY
 # --- boot 2: the new build, the file intact; boot 3: the same with --prefetch auto ----------------
 boot "$B1" check "$T/boot2.log" "VMTEST CHECK OK $sum" --record-access "$T/trace2.json"
 s2=$BOOT_S
-miss2=$(json_field "$T/$B1.json" access.missed)
+miss2=$(json_last "$T/$B1.json" access.missed)
 boot "$B1" check "$T/boot3.log" "VMTEST CHECK OK $sum" --prefetch auto
 s3=$BOOT_S
-miss3=$(json_field "$T/$B1.json" access.missed)
-pre3=$(json_field "$T/$B1.json" access.prefetched)
-used3=$(json_field "$T/$B1.json" access.used)
+miss3=$(json_last "$T/$B1.json" access.missed)
+pre3=$(json_last "$T/$B1.json" access.prefetched)
+used3=$(json_last "$T/$B1.json" access.used)
 echo "demand misses (blocks): $miss2 without prefetch, $miss3 with (prefetched $pre3, used $used3)"
 [ "$pre3" -gt 0 ] && [ "$used3" -gt 0 ] || die "--prefetch auto prefetched $pre3 blocks, $used3 used"
 [ "$miss3" -lt "$miss2" ] || die "--prefetch auto: $miss3 demand misses, not fewer than $miss2 without"

@@ -3,6 +3,9 @@
 #
 #   tests/tools/rgw.sh start DIR PORT   monitor + in-memory OSD + RADOS gateway; S3 at
 #                                       http://127.0.0.1:PORT with keys CIACCESSKEY / CISECRETKEY
+#   tests/tools/rgw.sh up DIR           start on a free port, tried up to three times (the monitor
+#                                       at times misses the OSD's first call), each in a fresh
+#                                       DIR/rgwN; prints "DIR/rgwN PORT" of the one that answers
 #   tests/tools/rgw.sh stop DIR         stop what start started, by the PIDs it recorded
 #
 # Everything lives under DIR (config, monitor store, sockets, logs, PID files); nothing is
@@ -12,7 +15,7 @@
 # The monitor listens on PORT+10 (msgr v2) and PORT+11 (v1).
 set -eu
 
-usage() { echo "usage: rgw.sh start DIR PORT | rgw.sh stop DIR" >&2; exit 2; }
+usage() { echo "usage: rgw.sh start DIR PORT | rgw.sh up DIR | rgw.sh stop DIR" >&2; exit 2; }
 
 rgw_stop() { # DIR
     for n in rgw osd mon; do
@@ -93,8 +96,24 @@ rgw_start() { # DIR PORT
     echo "S3 at http://127.0.0.1:$port (keys CIACCESSKEY/CISECRETKEY); stop with: rgw.sh stop $d"
 }
 
+rgw_up() { # DIR: each attempt's output in DIR/rgwN.log, a failed one stopped before the next
+    # Each attempt is a process of its own: set -e would not stop a start run as an if's condition.
+    for n in 1 2 3; do
+        port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+        if sh "$0" start "$1/rgw$n" "$port" >"$1/rgw$n.log" 2>&1; then
+            echo "$1/rgw$n $port"
+            return 0
+        fi
+        echo "rgw.sh: start attempt $n failed: $(tail -n 1 "$1/rgw$n.log")" >&2
+        rgw_stop "$1/rgw$n"
+    done
+    echo "rgw.sh: RGW did not start in three attempts; logs in $1/rgw*.log and $1/rgw*/log" >&2
+    return 1
+}
+
 case ${1:-} in
 start) [ $# -eq 3 ] || usage; rgw_start "$2" "$3" ;;
+up) [ $# -eq 2 ] || usage; rgw_up "$2" ;;
 stop) [ $# -eq 2 ] || usage; rgw_stop "$2" ;;
 *) usage ;;
 esac

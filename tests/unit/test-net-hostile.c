@@ -5,7 +5,7 @@
 
 #include "base/err.h"
 #include "base/io.h"
-#include "net-testsrv.h"
+#include "net-http-fixture.h"
 #include "net/addrclass.h"
 #include "net/http.h"
 
@@ -60,27 +60,14 @@ TEST(net_addr_classes)
 static int get_with(const struct tsrv_reply *r, size_t n, const struct http_opts *o, struct http_response *rs,
                     uint64_t *ms)
 {
-    struct tsrv *s = tsrv_start("127.0.0.1", r, n, false);
-    if (!s)
+    struct hfx f;
+    if (hfx_start(&f, r, n, false, o, "/x"))
         return -1;
-    struct http_client *c;
-    int e = http_client_new(o, &c);
-    if (e) {
-        tsrv_stop(s);
-        return e;
-    }
-    char u[64];
-    struct url url;
-    snprintf(u, sizeof u, "http://127.0.0.1:%u/x", (unsigned)tsrv_port(s));
-    if ((e = url_parse(u, &url)) == 0) {
-        struct http_request rq = {.method = "GET", .url = &url, .sink = HTTP_SINK_DISCARD};
-        uint64_t t0 = snap_now_ns();
-        e = http_do(c, &rq, rs);
-        *ms = (snap_now_ns() - t0) / 1000000;
-        url_free(&url);
-    }
-    http_client_free(c);
-    tsrv_stop(s);
+    struct http_request rq = {.method = "GET", .url = &f.u, .sink = HTTP_SINK_DISCARD};
+    uint64_t t0 = snap_now_ns();
+    int e = http_do(f.c, &rq, rs);
+    *ms = (snap_now_ns() - t0) / 1000000;
+    hfx_stop(&f);
     return e;
 }
 

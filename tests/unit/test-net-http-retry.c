@@ -4,7 +4,7 @@
 #include "base/err.h"
 #include "base/io.h"
 #include "base/mem.h"
-#include "net-testsrv.h"
+#include "net-http-fixture.h"
 #include "net/http.h"
 
 #include <netinet/in.h>
@@ -13,13 +13,6 @@
 #include <unistd.h>
 
 #define UA "User-Agent: snapctl/" SNAPCTL_VERSION "\r\n"
-
-static int mkurl(struct url *u, const char *host, uint16_t port, const char *path)
-{
-    char s[256];
-    snprintf(s, sizeof s, "http://%s:%u%s", host, (unsigned)port, path);
-    return url_parse(s, u);
-}
 
 static uint64_t rng_zero(void *ctx)
 {
@@ -77,7 +70,7 @@ TEST(net_http_redirects_drop_authorization_across_hosts)
     struct http_client *c;
     CHECK_EQ(http_client_new(NULL, &c), 0);
     struct url u;
-    CHECK_EQ(mkurl(&u, "127.0.0.1", tsrv_port(a), "/start"), 0);
+    CHECK_EQ(hfx_url(&u, "127.0.0.1", tsrv_port(a), "/start"), 0);
     struct http_hdrs h;
     http_hdrs_init(&h);
     CHECK_EQ(http_hdrs_add(&h, "Authorization", "Bearer secret"), 0);
@@ -127,22 +120,13 @@ TEST(net_http_redirects_drop_authorization_across_hosts)
 TEST(net_http_redirect_loop_stops)
 {
     static const struct tsrv_reply r[] = {{"HTTP/1.1 302 Found\r\nLocation: /loop\r\nContent-Length: 0\r\n\r\n"}};
-    struct tsrv *s = tsrv_start("127.0.0.1", r, 1, true);
-    CHECK(s);
-    struct http_client *c;
-    CHECK_EQ(http_client_new(NULL, &c), 0);
-    struct url u;
-    CHECK_EQ(mkurl(&u, "127.0.0.1", tsrv_port(s), "/loop"), 0);
-    struct http_response rs;
-    http_response_init(&rs);
-    struct http_request rq = {.method = "GET", .url = &u};
-    CHECK_ERR(http_do(c, &rq, &rs), SNAP_EHTTP, "HTTP 302 Found");
-    CHECK_EQ(rs.redirects, HTTP_MAX_REDIRECTS);
-    CHECK_EQ(tsrv_nreq(s), HTTP_MAX_REDIRECTS + 1);
-    http_response_free(&rs);
-    http_client_free(c);
-    url_free(&u);
-    tsrv_stop(s);
+    struct hfx f;
+    CHECK_EQ(hfx_start(&f, r, 1, true, NULL, "/loop"), 0);
+    struct http_request rq = {.method = "GET", .url = &f.u};
+    CHECK_ERR(http_do(f.c, &rq, &f.rs), SNAP_EHTTP, "HTTP 302 Found");
+    CHECK_EQ(f.rs.redirects, HTTP_MAX_REDIRECTS);
+    CHECK_EQ(tsrv_nreq(f.s), HTTP_MAX_REDIRECTS + 1);
+    hfx_stop(&f);
 }
 
 TEST(net_http_ranges_206_200_416)
@@ -157,63 +141,45 @@ TEST(net_http_ranges_206_200_416)
         {"HTTP/1.1 206 Partial Content\r\nContent-Range: bytes 10-14/100\r\nTransfer-Encoding: chunked\r\n\r\n"
          "3\r\nABC\r\n0\r\n\r\n"},
     };
-    struct tsrv *s = tsrv_start("127.0.0.1", r, 7, false);
-    CHECK(s);
     struct http_opts o = {.retry = {.max_attempts = 1}};
-    struct http_client *c;
-    CHECK_EQ(http_client_new(&o, &c), 0);
-    struct url u;
-    CHECK_EQ(mkurl(&u, "127.0.0.1", tsrv_port(s), "/obj"), 0);
-    struct http_response rs;
-    http_response_init(&rs);
+    struct hfx f;
+    CHECK_EQ(hfx_start(&f, r, 7, false, &o, "/obj"), 0);
     char dst[16];
     memset(dst, 0, sizeof dst);
-    CHECK_EQ(http_get_range(c, &u, NULL, NULL, 10, 5, dst, NULL, NULL, &rs), 0);
-    CHECK_EQ(rs.status, 206);
-    CHECK_EQ(rs.bytes, 5);
-    CHECK_EQ(rs.total_size, 100);
+    CHECK_EQ(http_get_range(f.c, &f.u, NULL, NULL, 10, 5, dst, NULL, NULL, &f.rs), 0);
+    CHECK_EQ(f.rs.status, 206);
+    CHECK_EQ(f.rs.bytes, 5);
+    CHECK_EQ(f.rs.total_size, 100);
     CHECK_STR(dst, "ABCDE");
-    CHECK(strstr(tsrv_req(s, 0, NULL), "\r\nRange: bytes=10-14\r\n"));
-    CHECK_ERR(http_get_range(c, &u, NULL, NULL, 10, 5, dst, NULL, NULL, &rs), SNAP_EPROTO,
+    CHECK(strstr(tsrv_req(f.s, 0, NULL), "\r\nRange: bytes=10-14\r\n"));
+    CHECK_ERR(http_get_range(f.c, &f.u, NULL, NULL, 10, 5, dst, NULL, NULL, &f.rs), SNAP_EPROTO,
               "206 with Content-Range 'bytes 11-14/100' for bytes=10-14");
     /* The whole object: skipped to the range, the rest drained, the connection kept. */
     memset(dst, 0, sizeof dst);
-    CHECK_EQ(http_get_range(c, &u, NULL, NULL, 5, 4, dst, NULL, NULL, &rs), 0);
-    CHECK_EQ(rs.status, 200);
-    CHECK_EQ(rs.bytes, 4);
-    CHECK_EQ(rs.total_size, 20);
+    CHECK_EQ(http_get_range(f.c, &f.u, NULL, NULL, 5, 4, dst, NULL, NULL, &f.rs), 0);
+    CHECK_EQ(f.rs.status, 200);
+    CHECK_EQ(f.rs.bytes, 4);
+    CHECK_EQ(f.rs.total_size, 20);
     CHECK_STR(dst, "5678");
     /* Shorter at the object's end. */
     memset(dst, 0, sizeof dst);
-    CHECK_EQ(http_get_range(c, &u, NULL, NULL, 95, 10, dst, NULL, NULL, &rs), 0);
-    CHECK_EQ(rs.bytes, 5);
-    CHECK_EQ(rs.total_size, 100);
+    CHECK_EQ(http_get_range(f.c, &f.u, NULL, NULL, 95, 10, dst, NULL, NULL, &f.rs), 0);
+    CHECK_EQ(f.rs.bytes, 5);
+    CHECK_EQ(f.rs.total_size, 100);
     CHECK_STR(dst, "vwxyz");
-    CHECK_ERR(http_get_range(c, &u, NULL, NULL, 100, 10, dst, NULL, NULL, &rs), SNAP_ERANGE,
+    CHECK_ERR(http_get_range(f.c, &f.u, NULL, NULL, 100, 10, dst, NULL, NULL, &f.rs), SNAP_ERANGE,
               "range bytes=100-109 starts past the end (size 100)");
-    CHECK_EQ(rs.status, 416);
-    CHECK_EQ(rs.total_size, 100);
-    CHECK_ERR(http_get_range(c, &u, NULL, NULL, 10, 5, dst, NULL, NULL, &rs), SNAP_EPROTO,
+    CHECK_EQ(f.rs.status, 416);
+    CHECK_EQ(f.rs.total_size, 100);
+    CHECK_ERR(http_get_range(f.c, &f.u, NULL, NULL, 10, 5, dst, NULL, NULL, &f.rs), SNAP_EPROTO,
               "206 with Content-Length 6");
-    CHECK_ERR(http_get_range(c, &u, NULL, NULL, 10, 5, dst, NULL, NULL, &rs), SNAP_ESHORT,
+    CHECK_ERR(http_get_range(f.c, &f.u, NULL, NULL, 10, 5, dst, NULL, NULL, &f.rs), SNAP_ESHORT,
               "206 body ended 2 bytes short of its Content-Range");
     /* Zero bytes: nothing is sent. */
-    CHECK_EQ(http_get_range(c, &u, NULL, NULL, 7, 0, dst, NULL, NULL, &rs), 0);
-    CHECK_EQ(rs.bytes, 0);
-    CHECK_EQ(tsrv_nreq(s), 7);
-    http_response_free(&rs);
-    http_client_free(c);
-    url_free(&u);
-    tsrv_stop(s);
-}
-
-static int progress_mono(void *ctx, uint64_t done)
-{
-    uint64_t *last = ctx;
-    if (done <= *last)
-        return -1;
-    *last = done;
-    return 0;
+    CHECK_EQ(http_get_range(f.c, &f.u, NULL, NULL, 7, 0, dst, NULL, NULL, &f.rs), 0);
+    CHECK_EQ(f.rs.bytes, 0);
+    CHECK_EQ(tsrv_nreq(f.s), 7);
+    hfx_stop(&f);
 }
 
 TEST(net_http_range_resumes_after_a_cut)
@@ -222,27 +188,18 @@ TEST(net_http_range_resumes_after_a_cut)
         {"HTTP/1.1 206 Partial Content\r\nContent-Range: bytes 0-9/10\r\nContent-Length: 10\r\n\r\n0123", .close = true},
         {"HTTP/1.1 206 Partial Content\r\nContent-Range: bytes 4-9/10\r\nContent-Length: 6\r\n\r\n456789"},
     };
-    struct tsrv *s = tsrv_start("127.0.0.1", r, 2, false);
-    CHECK(s);
     struct http_opts o = {.retry = {.rand = rng_zero}};
-    struct http_client *c;
-    CHECK_EQ(http_client_new(&o, &c), 0);
-    struct url u;
-    CHECK_EQ(mkurl(&u, "127.0.0.1", tsrv_port(s), "/r"), 0);
-    struct http_response rs;
-    http_response_init(&rs);
+    struct hfx f;
+    CHECK_EQ(hfx_start(&f, r, 2, false, &o, "/r"), 0);
     char dst[11] = {0};
     uint64_t last = 0;
-    CHECK_EQ(http_get_range(c, &u, NULL, NULL, 0, 10, dst, progress_mono, &last, &rs), 0);
+    CHECK_EQ(http_get_range(f.c, &f.u, NULL, NULL, 0, 10, dst, hfx_progress_rising, &last, &f.rs), 0);
     CHECK_STR(dst, "0123456789");
-    CHECK_EQ(rs.bytes, 10);
+    CHECK_EQ(f.rs.bytes, 10);
     CHECK_EQ(last, 10);
-    CHECK_EQ(rs.attempts, 2);
-    CHECK(strstr(tsrv_req(s, 1, NULL), "\r\nRange: bytes=4-9\r\n"));
-    http_response_free(&rs);
-    http_client_free(c);
-    url_free(&u);
-    tsrv_stop(s);
+    CHECK_EQ(f.rs.attempts, 2);
+    CHECK(strstr(tsrv_req(f.s, 1, NULL), "\r\nRange: bytes=4-9\r\n"));
+    hfx_stop(&f);
 }
 
 TEST(net_http_retry_503_honours_retry_after)
@@ -251,32 +208,23 @@ TEST(net_http_retry_503_honours_retry_after)
         {"HTTP/1.1 503 Slow Down\r\nRetry-After: 1\r\nContent-Length: 4\r\n\r\nbusy"},
         {"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"},
     };
-    struct tsrv *s = tsrv_start("127.0.0.1", r, 2, false);
-    CHECK(s);
     /* Jitter 0, so any wait comes from Retry-After (1 s, clamped to 150 ms here). */
     struct http_opts o = {.retry = {.rand = rng_zero, .retry_after_max_ms = 150}};
-    struct http_client *c;
-    CHECK_EQ(http_client_new(&o, &c), 0);
-    struct url u;
-    CHECK_EQ(mkurl(&u, "127.0.0.1", tsrv_port(s), "/p"), 0);
-    struct http_response rs;
-    http_response_init(&rs);
-    struct http_request rq = {.method = "GET", .url = &u};
+    struct hfx f;
+    CHECK_EQ(hfx_start(&f, r, 2, false, &o, "/p"), 0);
+    struct http_request rq = {.method = "GET", .url = &f.u};
     uint64_t t0 = snap_now_ns();
-    CHECK_EQ(http_do(c, &rq, &rs), 0);
+    CHECK_EQ(http_do(f.c, &rq, &f.rs), 0);
     int64_t ms = ms_since(t0);
     CHECK(ms >= 150 && ms < 900);
-    CHECK_EQ(rs.attempts, 2);
-    CHECK_STR((char *)rs.body, "ok");
-    CHECK_STR(tsrv_req(s, 0, NULL), tsrv_req(s, 1, NULL));
-    CHECK_EQ(tsrv_conns(s), 1); /* the 503's body was drained; same connection */
+    CHECK_EQ(f.rs.attempts, 2);
+    CHECK_STR((char *)f.rs.body, "ok");
+    CHECK_STR(tsrv_req(f.s, 0, NULL), tsrv_req(f.s, 1, NULL));
+    CHECK_EQ(tsrv_conns(f.s), 1); /* the 503's body was drained; same connection */
     struct http_stats st;
-    http_client_stats(c, &st);
+    http_client_stats(f.c, &st);
     CHECK_EQ(st.retries, 1);
-    http_response_free(&rs);
-    http_client_free(c);
-    url_free(&u);
-    tsrv_stop(s);
+    hfx_stop(&f);
 }
 
 TEST(net_http_retry_policy_and_methods)
@@ -284,33 +232,24 @@ TEST(net_http_retry_policy_and_methods)
     static const struct tsrv_reply r[] = {
         {"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n"},
     };
-    struct tsrv *s = tsrv_start("127.0.0.1", r, 1, true);
-    CHECK(s);
     struct http_opts o = {.retry = {.max_attempts = 3, .rand = rng_zero}};
-    struct http_client *c;
-    CHECK_EQ(http_client_new(&o, &c), 0);
-    struct url u;
-    CHECK_EQ(mkurl(&u, "127.0.0.1", tsrv_port(s), "/x"), 0);
-    struct http_response rs;
-    http_response_init(&rs);
-    struct http_request rq = {.method = "DELETE", .url = &u};
-    CHECK_ERR(http_do(c, &rq, &rs), SNAP_EHTTP, "HTTP 500 Internal Server Error (after 3 attempts)");
-    CHECK_EQ(rs.attempts, 3);
-    CHECK_EQ(tsrv_nreq(s), 3);
+    struct hfx f;
+    CHECK_EQ(hfx_start(&f, r, 1, true, &o, "/x"), 0);
+    struct http_request rq = {.method = "DELETE", .url = &f.u};
+    CHECK_ERR(http_do(f.c, &rq, &f.rs), SNAP_EHTTP, "HTTP 500 Internal Server Error (after 3 attempts)");
+    CHECK_EQ(f.rs.attempts, 3);
+    CHECK_EQ(tsrv_nreq(f.s), 3);
     /* POST is not idempotent: one try, unless the caller says it is safe. */
-    struct http_request post = {.method = "POST", .url = &u, .body = "x", .body_len = 1};
-    CHECK_ERR(http_do(c, &post, &rs), SNAP_EHTTP, "HTTP 500");
-    CHECK_EQ(rs.attempts, 1);
+    struct http_request post = {.method = "POST", .url = &f.u, .body = "x", .body_len = 1};
+    CHECK_ERR(http_do(f.c, &post, &f.rs), SNAP_EHTTP, "HTTP 500");
+    CHECK_EQ(f.rs.attempts, 1);
     post.retry = HTTP_RETRY_YES;
-    CHECK_ERR(http_do(c, &post, &rs), SNAP_EHTTP, "after 3 attempts");
+    CHECK_ERR(http_do(f.c, &post, &f.rs), SNAP_EHTTP, "after 3 attempts");
     rq.retry = HTTP_RETRY_NO;
-    CHECK_ERR(http_do(c, &rq, &rs), SNAP_EHTTP, "HTTP 500");
-    CHECK_EQ(rs.attempts, 1);
-    CHECK_EQ(tsrv_nreq(s), 8);
-    http_response_free(&rs);
-    http_client_free(c);
-    url_free(&u);
-    tsrv_stop(s);
+    CHECK_ERR(http_do(f.c, &rq, &f.rs), SNAP_EHTTP, "HTTP 500");
+    CHECK_EQ(f.rs.attempts, 1);
+    CHECK_EQ(tsrv_nreq(f.s), 8);
+    hfx_stop(&f);
 }
 
 static int s3_check(void *ctx, const struct http_response *rs, bool *retry)
@@ -330,32 +269,23 @@ TEST(net_http_check_hook_turns_200_into_retry)
         {"HTTP/1.1 200 OK\r\nContent-Length: 18\r\n\r\n<CompleteResult/> "},
         {"HTTP/1.1 200 OK\r\nContent-Length: 36\r\n\r\n<Error><Code>InvalidPart</Code></Error>"},
     };
-    struct tsrv *s = tsrv_start("127.0.0.1", r, 3, false);
-    CHECK(s);
     struct http_opts o = {.retry = {.rand = rng_zero}};
-    struct http_client *c;
-    CHECK_EQ(http_client_new(&o, &c), 0);
-    struct url u;
-    CHECK_EQ(mkurl(&u, "127.0.0.1", tsrv_port(s), "/k?uploadId=1"), 0);
-    struct http_response rs;
-    http_response_init(&rs);
+    struct hfx f;
+    CHECK_EQ(hfx_start(&f, r, 3, false, &o, "/k?uploadId=1"), 0);
     int calls = 0;
-    struct http_request rq = {.method = "POST", .url = &u, .body = "<Complete/>", .body_len = 11,
+    struct http_request rq = {.method = "POST", .url = &f.u, .body = "<Complete/>", .body_len = 11,
                               .retry = HTTP_RETRY_YES, .check = s3_check, .check_ctx = &calls};
-    CHECK_EQ(http_do(c, &rq, &rs), 0);
-    CHECK_EQ(rs.attempts, 2);
+    CHECK_EQ(http_do(f.c, &rq, &f.rs), 0);
+    CHECK_EQ(f.rs.attempts, 2);
     CHECK_EQ(calls, 2);
-    CHECK_STR((char *)rs.body, "<CompleteResult/> ");
+    CHECK_STR((char *)f.rs.body, "<CompleteResult/> ");
     char msg[200];
     const char *msgp = msg;
     snprintf(msg, sizeof msg, "POST http://127.0.0.1:%u/k?uploadId=1: HTTP 200: S3 error document in a 200",
-             (unsigned)tsrv_port(s));
-    CHECK_ERR(http_do(c, &rq, &rs), SNAP_EHTTP, msgp);
-    CHECK_EQ(rs.attempts, 1);
-    http_response_free(&rs);
-    http_client_free(c);
-    url_free(&u);
-    tsrv_stop(s);
+             (unsigned)tsrv_port(f.s));
+    CHECK_ERR(http_do(f.c, &rq, &f.rs), SNAP_EHTTP, msgp);
+    CHECK_EQ(f.rs.attempts, 1);
+    hfx_stop(&f);
 }
 
 TEST(net_http_timeouts_idle_deadline_refused)
@@ -372,7 +302,7 @@ TEST(net_http_timeouts_idle_deadline_refused)
     struct http_client *c;
     CHECK_EQ(http_client_new(&o, &c), 0);
     struct url u;
-    CHECK_EQ(mkurl(&u, "127.0.0.1", tsrv_port(s), "/slow"), 0);
+    CHECK_EQ(hfx_url(&u, "127.0.0.1", tsrv_port(s), "/slow"), 0);
     struct http_response rs;
     http_response_init(&rs);
     struct http_request rq = {.method = "GET", .url = &u};
@@ -404,7 +334,7 @@ TEST(net_http_timeouts_idle_deadline_refused)
     CHECK(bind(fd, (struct sockaddr *)&sa, sl) == 0 && getsockname(fd, (struct sockaddr *)&sa, &sl) == 0);
     close(fd);
     struct url dead;
-    CHECK_EQ(mkurl(&dead, "127.0.0.1", ntohs(sa.sin_port), "/"), 0);
+    CHECK_EQ(hfx_url(&dead, "127.0.0.1", ntohs(sa.sin_port), "/"), 0);
     CHECK_EQ(http_client_new(&o, &c), 0);
     struct http_request rd = {.method = "GET", .url = &dead};
     CHECK_ERR(http_do(c, &rd, &rs), SNAP_ENET, "connect: Connection refused");
@@ -474,35 +404,26 @@ TEST(net_http_sign_hook_sees_final_headers)
     static const struct tsrv_reply r[] = {
         {"HTTP/1.1 206 Partial Content\r\nContent-Range: bytes 0-1/2\r\nContent-Length: 2\r\n\r\nhi"},
     };
-    struct tsrv *s = tsrv_start("127.0.0.1", r, 1, false);
-    CHECK(s);
-    struct http_client *c;
-    CHECK_EQ(http_client_new(NULL, &c), 0);
-    struct url u;
-    CHECK_EQ(mkurl(&u, "127.0.0.1", tsrv_port(s), "/bucket/key"), 0);
+    struct hfx f;
+    CHECK_EQ(hfx_start(&f, r, 1, false, NULL, "/bucket/key"), 0);
     struct signer sg = {0};
     char dst[2];
-    struct http_response rs;
-    http_response_init(&rs);
-    struct http_request rq = {.method = "GET", .url = &u, .target = "/bucket/key%20x?versionId=3", .range = true,
+    struct http_request rq = {.method = "GET", .url = &f.u, .target = "/bucket/key%20x?versionId=3", .range = true,
                               .range_len = 2, .sink = HTTP_SINK_BUFFER, .dst = dst, .dst_len = 2,
                               .sign = sign_hook, .sign_ctx = &sg};
-    CHECK_EQ(http_do(c, &rq, &rs), 0);
+    CHECK_EQ(http_do(f.c, &rq, &f.rs), 0);
     CHECK_STR(sg.seen, "Host;User-Agent;Range;");
     char want[400];
     snprintf(want, sizeof want, "GET /bucket/key%%20x?versionId=3 HTTP/1.1\r\nHost: 127.0.0.1:%u\r\n" UA
-             "Range: bytes=0-1\r\nX-Signed: GET /bucket/key%%20x?versionId=3\r\n\r\n", (unsigned)tsrv_port(s));
-    CHECK_STR(tsrv_req(s, 0, NULL), want);
+             "Range: bytes=0-1\r\nX-Signed: GET /bucket/key%%20x?versionId=3\r\n\r\n", (unsigned)tsrv_port(f.s));
+    CHECK_STR(tsrv_req(f.s, 0, NULL), want);
     /* Bad requests are refused before anything is sent. */
-    struct http_request bad = {.method = "GET", .url = &u, .target = "no-slash"};
-    CHECK_ERR(http_do(c, &bad, &rs), SNAP_EUSAGE, "must start with '/'");
+    struct http_request bad = {.method = "GET", .url = &f.u, .target = "no-slash"};
+    CHECK_ERR(http_do(f.c, &bad, &f.rs), SNAP_EUSAGE, "must start with '/'");
     struct url s3;
     CHECK_EQ(url_parse("s3://bucket/x", &s3), 0);
     bad = (struct http_request){.method = "GET", .url = &s3};
-    CHECK_ERR(http_do(c, &bad, &rs), SNAP_EUSAGE, "not an http:// or https:// URL");
+    CHECK_ERR(http_do(f.c, &bad, &f.rs), SNAP_EUSAGE, "not an http:// or https:// URL");
     url_free(&s3);
-    http_response_free(&rs);
-    http_client_free(c);
-    url_free(&u);
-    tsrv_stop(s);
+    hfx_stop(&f);
 }

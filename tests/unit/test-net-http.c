@@ -4,20 +4,13 @@
 
 #include "base/err.h"
 #include "base/mem.h"
-#include "net-testsrv.h"
+#include "net-http-fixture.h"
 #include "net/http.h"
 
 #include <pthread.h>
 #include <stdlib.h>
 
 #define UA "User-Agent: snapctl/" SNAPCTL_VERSION "\r\n"
-
-static int mkurl(struct url *u, const char *host, uint16_t port, const char *path)
-{
-    char s[256];
-    snprintf(s, sizeof s, "http://%s:%u%s", host, (unsigned)port, path);
-    return url_parse(s, u);
-}
 
 /* A request as the server must have seen it. */
 static const char *want_req(char *buf, size_t len, const char *line, uint16_t port, const char *rest)
@@ -31,32 +24,24 @@ TEST(net_http_get_collect_exact_request)
     static const struct tsrv_reply r[] = {
         {"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nETag: \"e1\"\r\n\r\nhello"},
     };
-    struct tsrv *s = tsrv_start("127.0.0.1", r, 1, false);
-    CHECK(s);
-    struct http_client *c;
-    CHECK_EQ(http_client_new(NULL, &c), 0);
-    struct url u;
-    CHECK_EQ(mkurl(&u, "127.0.0.1", tsrv_port(s), "/a/b?x=1"), 0);
+    struct hfx f;
+    CHECK_EQ(hfx_start(&f, r, 1, false, NULL, "/a/b?x=1"), 0);
     struct http_hdrs h;
     http_hdrs_init(&h);
     CHECK_EQ(http_hdrs_add(&h, "X-Test", "1"), 0);
-    struct http_response rs;
-    http_response_init(&rs);
-    struct http_request rq = {.method = "GET", .url = &u, .headers = &h};
-    CHECK_EQ(http_do(c, &rq, &rs), 0);
-    CHECK_EQ(rs.status, 200);
-    CHECK_EQ(rs.body_len, 5);
-    CHECK_STR((char *)rs.body, "hello");
-    CHECK_EQ(rs.bytes, 5);
-    CHECK_EQ(rs.total_size, 5);
-    CHECK_EQ(rs.attempts, 1);
-    CHECK_STR(http_head_get(&rs.head, "etag"), "\"e1\"");
+    struct http_request rq = {.method = "GET", .url = &f.u, .headers = &h};
+    CHECK_EQ(http_do(f.c, &rq, &f.rs), 0);
+    CHECK_EQ(f.rs.status, 200);
+    CHECK_EQ(f.rs.body_len, 5);
+    CHECK_STR((char *)f.rs.body, "hello");
+    CHECK_EQ(f.rs.bytes, 5);
+    CHECK_EQ(f.rs.total_size, 5);
+    CHECK_EQ(f.rs.attempts, 1);
+    CHECK_STR(http_head_get(&f.rs.head, "etag"), "\"e1\"");
     char want[512];
-    CHECK_STR(tsrv_req(s, 0, NULL), want_req(want, sizeof want, "GET /a/b?x=1 HTTP/1.1", tsrv_port(s), "X-Test: 1\r\n"));
-    http_response_free(&rs);
-    http_client_free(c);
-    url_free(&u);
-    tsrv_stop(s);
+    CHECK_STR(tsrv_req(f.s, 0, NULL),
+              want_req(want, sizeof want, "GET /a/b?x=1 HTTP/1.1", tsrv_port(f.s), "X-Test: 1\r\n"));
+    hfx_stop(&f);
 }
 
 TEST(net_http_keepalive_reuse)
@@ -67,33 +52,24 @@ TEST(net_http_keepalive_reuse)
         {"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nConnection: close\r\n\r\nc", .close = true},
         {"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nd"},
     };
-    struct tsrv *s = tsrv_start("127.0.0.1", r, 4, false);
-    CHECK(s);
-    struct http_client *c;
-    CHECK_EQ(http_client_new(NULL, &c), 0);
-    struct url u;
-    CHECK_EQ(mkurl(&u, "127.0.0.1", tsrv_port(s), "/k"), 0);
-    struct http_response rs;
-    http_response_init(&rs);
-    struct http_request rq = {.method = "GET", .url = &u};
+    struct hfx f;
+    CHECK_EQ(hfx_start(&f, r, 4, false, NULL, "/k"), 0);
+    struct http_request rq = {.method = "GET", .url = &f.u};
     const char *want = "abcd";
     for (int i = 0; i < 4; i++) {
-        CHECK_EQ(http_do(c, &rq, &rs), 0);
-        CHECK_EQ(rs.body_len, 1);
-        CHECK_EQ(rs.body[0], want[i]);
+        CHECK_EQ(http_do(f.c, &rq, &f.rs), 0);
+        CHECK_EQ(f.rs.body_len, 1);
+        CHECK_EQ(f.rs.body[0], want[i]);
     }
     /* Three on the first connection; "Connection: close" forced a second. */
-    CHECK_EQ(tsrv_conns(s), 2);
+    CHECK_EQ(tsrv_conns(f.s), 2);
     struct http_stats st;
-    http_client_stats(c, &st);
+    http_client_stats(f.c, &st);
     CHECK_EQ(st.connects, 2);
     CHECK_EQ(st.reused, 2);
     CHECK_EQ(st.requests, 4);
     CHECK_EQ(st.stale, 0);
-    http_response_free(&rs);
-    http_client_free(c);
-    url_free(&u);
-    tsrv_stop(s);
+    hfx_stop(&f);
 }
 
 TEST(net_http_stale_pooled_connection_retried_at_once)
@@ -103,34 +79,25 @@ TEST(net_http_stale_pooled_connection_retried_at_once)
         {NULL, .close = true}, /* reads the request, closes without a byte */
         {"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n"},
     };
-    struct tsrv *s = tsrv_start("127.0.0.1", r, 3, false);
-    CHECK(s);
     /* One attempt only: the stale retry must not count as a retry. */
     struct http_opts o = {.retry = {.max_attempts = 1}};
-    struct http_client *c;
-    CHECK_EQ(http_client_new(&o, &c), 0);
-    struct url u;
-    CHECK_EQ(mkurl(&u, "127.0.0.1", tsrv_port(s), "/obj"), 0);
-    struct http_response rs;
-    http_response_init(&rs);
+    struct hfx f;
+    CHECK_EQ(hfx_start(&f, r, 3, false, &o, "/obj"), 0);
     /* A POST (not idempotent) is still repeated: the server never saw it processed. */
-    struct http_request rq = {.method = "POST", .url = &u, .body = "xyz", .body_len = 3};
-    CHECK_EQ(http_do(c, &rq, &rs), 0);
-    CHECK_EQ(http_do(c, &rq, &rs), 0);
-    CHECK_EQ(rs.status, 201);
-    CHECK_EQ(rs.attempts, 1);
-    CHECK_EQ(tsrv_conns(s), 2);
-    CHECK_EQ(tsrv_nreq(s), 3);
-    CHECK_STR(tsrv_req(s, 1, NULL), tsrv_req(s, 2, NULL));
+    struct http_request rq = {.method = "POST", .url = &f.u, .body = "xyz", .body_len = 3};
+    CHECK_EQ(http_do(f.c, &rq, &f.rs), 0);
+    CHECK_EQ(http_do(f.c, &rq, &f.rs), 0);
+    CHECK_EQ(f.rs.status, 201);
+    CHECK_EQ(f.rs.attempts, 1);
+    CHECK_EQ(tsrv_conns(f.s), 2);
+    CHECK_EQ(tsrv_nreq(f.s), 3);
+    CHECK_STR(tsrv_req(f.s, 1, NULL), tsrv_req(f.s, 2, NULL));
     struct http_stats st;
-    http_client_stats(c, &st);
+    http_client_stats(f.c, &st);
     CHECK_EQ(st.stale, 1);
     CHECK_EQ(st.connects, 2);
     CHECK_EQ(st.retries, 0);
-    http_response_free(&rs);
-    http_client_free(c);
-    url_free(&u);
-    tsrv_stop(s);
+    hfx_stop(&f);
 }
 
 TEST(net_http_closed_idle_connection_not_reused)
@@ -140,29 +107,20 @@ TEST(net_http_closed_idle_connection_not_reused)
         {"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n1", .close = true},
         {"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n2"},
     };
-    struct tsrv *s = tsrv_start("127.0.0.1", r, 2, false);
-    CHECK(s);
-    struct http_client *c;
-    CHECK_EQ(http_client_new(NULL, &c), 0);
-    struct url u;
-    CHECK_EQ(mkurl(&u, "127.0.0.1", tsrv_port(s), "/"), 0);
-    struct http_response rs;
-    http_response_init(&rs);
-    struct http_request rq = {.method = "GET", .url = &u};
-    CHECK_EQ(http_do(c, &rq, &rs), 0);
+    struct hfx f;
+    CHECK_EQ(hfx_start(&f, r, 2, false, NULL, "/"), 0);
+    struct http_request rq = {.method = "GET", .url = &f.u};
+    CHECK_EQ(http_do(f.c, &rq, &f.rs), 0);
     struct timespec ts = {0, 50 * 1000000};
     nanosleep(&ts, NULL); /* let the FIN arrive */
-    CHECK_EQ(http_do(c, &rq, &rs), 0);
-    CHECK_STR((char *)rs.body, "2");
+    CHECK_EQ(http_do(f.c, &rq, &f.rs), 0);
+    CHECK_STR((char *)f.rs.body, "2");
     struct http_stats st;
-    http_client_stats(c, &st);
+    http_client_stats(f.c, &st);
     CHECK_EQ(st.connects, 2);
     CHECK_EQ(st.reused, 0);
     CHECK_EQ(st.stale, 0);
-    http_response_free(&rs);
-    http_client_free(c);
-    url_free(&u);
-    tsrv_stop(s);
+    hfx_stop(&f);
 }
 
 static int collect_cb(void *ctx, const void *p, size_t n)
@@ -183,36 +141,27 @@ TEST(net_http_chunked_and_1xx)
         {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n3\r\ndef\r\n0\r\n\r\n"},
         {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n3\r\ndef\r\n0\r\n\r\n"},
     };
-    struct tsrv *s = tsrv_start("127.0.0.1", r, 3, false);
-    CHECK(s);
-    struct http_client *c;
-    CHECK_EQ(http_client_new(NULL, &c), 0);
-    struct url u;
-    CHECK_EQ(mkurl(&u, "127.0.0.1", tsrv_port(s), "/c"), 0);
-    struct http_response rs;
-    http_response_init(&rs);
-    struct http_request rq = {.method = "GET", .url = &u};
-    CHECK_EQ(http_do(c, &rq, &rs), 0);
-    CHECK_EQ(rs.status, 200);
-    CHECK_EQ(rs.body_len, 23);
-    CHECK_STR((char *)rs.body, "Wikipedia in\r\n\r\nchunks.");
-    CHECK_EQ(rs.total_size, HTTP_SIZE_UNKNOWN);
+    struct hfx f;
+    CHECK_EQ(hfx_start(&f, r, 3, false, NULL, "/c"), 0);
+    struct http_request rq = {.method = "GET", .url = &f.u};
+    CHECK_EQ(http_do(f.c, &rq, &f.rs), 0);
+    CHECK_EQ(f.rs.status, 200);
+    CHECK_EQ(f.rs.body_len, 23);
+    CHECK_STR((char *)f.rs.body, "Wikipedia in\r\n\r\nchunks.");
+    CHECK_EQ(f.rs.total_size, HTTP_SIZE_UNKNOWN);
     /* Into a buffer, and through a callback: same bytes, same connection. */
     char buf[16] = {0};
-    struct http_request rb = {.method = "GET", .url = &u, .sink = HTTP_SINK_BUFFER, .dst = buf, .dst_len = 16};
-    CHECK_EQ(http_do(c, &rb, &rs), 0);
-    CHECK_EQ(rs.bytes, 6);
+    struct http_request rb = {.method = "GET", .url = &f.u, .sink = HTTP_SINK_BUFFER, .dst = buf, .dst_len = 16};
+    CHECK_EQ(http_do(f.c, &rb, &f.rs), 0);
+    CHECK_EQ(f.rs.bytes, 6);
     CHECK_MEM(buf, "abcdef", 7);
     char got[64] = "";
-    struct http_request rc = {.method = "GET", .url = &u, .sink = HTTP_SINK_CALLBACK, .data_fn = collect_cb,
+    struct http_request rc = {.method = "GET", .url = &f.u, .sink = HTTP_SINK_CALLBACK, .data_fn = collect_cb,
                               .data_ctx = got};
-    CHECK_EQ(http_do(c, &rc, &rs), 0);
+    CHECK_EQ(http_do(f.c, &rc, &f.rs), 0);
     CHECK_STR(got, "abcdef");
-    CHECK_EQ(tsrv_conns(s), 1);
-    http_response_free(&rs);
-    http_client_free(c);
-    url_free(&u);
-    tsrv_stop(s);
+    CHECK_EQ(tsrv_conns(f.s), 1);
+    hfx_stop(&f);
 }
 
 TEST(net_http_body_errors_short_lying_toobig)
@@ -232,37 +181,28 @@ TEST(net_http_body_errors_short_lying_toobig)
         /* Bad framing. */
         {"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab"},
     };
-    struct tsrv *s = tsrv_start("127.0.0.1", r, 7, false);
-    CHECK(s);
     struct http_opts o = {.retry = {.max_attempts = 1}};
-    struct http_client *c;
-    CHECK_EQ(http_client_new(&o, &c), 0);
-    struct url u;
-    CHECK_EQ(mkurl(&u, "127.0.0.1", tsrv_port(s), "/t"), 0);
-    struct http_response rs;
-    http_response_init(&rs);
-    struct http_request rq = {.method = "GET", .url = &u};
+    struct hfx f;
+    CHECK_EQ(hfx_start(&f, r, 7, false, &o, "/t"), 0);
+    struct http_request rq = {.method = "GET", .url = &f.u};
     char msg[300];
     const char *msgp = msg;
     snprintf(msg, sizeof msg, "GET http://127.0.0.1:%u/t: connection closed 7 bytes before the end of the 10-byte body",
-             (unsigned)tsrv_port(s));
-    CHECK_ERR(http_do(c, &rq, &rs), SNAP_ESHORT, (const char *)msgp);
-    CHECK_EQ(http_do(c, &rq, &rs), 0);
-    CHECK_STR((char *)rs.body, "abc");
-    CHECK_EQ(http_do(c, &rq, &rs), 0);
-    CHECK_STR((char *)rs.body, "ok");
-    CHECK_EQ(tsrv_conns(s), 3); /* the lying connection was not reused */
-    CHECK_ERR(http_do(c, &rq, &rs), SNAP_ESHORT, "inside the chunked body");
+             (unsigned)tsrv_port(f.s));
+    CHECK_ERR(http_do(f.c, &rq, &f.rs), SNAP_ESHORT, (const char *)msgp);
+    CHECK_EQ(http_do(f.c, &rq, &f.rs), 0);
+    CHECK_STR((char *)f.rs.body, "abc");
+    CHECK_EQ(http_do(f.c, &rq, &f.rs), 0);
+    CHECK_STR((char *)f.rs.body, "ok");
+    CHECK_EQ(tsrv_conns(f.s), 3); /* the lying connection was not reused */
+    CHECK_ERR(http_do(f.c, &rq, &f.rs), SNAP_ESHORT, "inside the chunked body");
     char small[8];
-    struct http_request rb = {.method = "GET", .url = &u, .sink = HTTP_SINK_BUFFER, .dst = small, .dst_len = 8};
-    CHECK_ERR(http_do(c, &rb, &rs), SNAP_ETOOBIG, "9 bytes does not fit the 8-byte buffer");
-    struct http_request rcap = {.method = "GET", .url = &u, .collect_max = 8};
-    CHECK_ERR(http_do(c, &rcap, &rs), SNAP_ETOOBIG, "larger than 8 bytes");
-    CHECK_ERR(http_do(c, &rq, &rs), SNAP_EPROTO, "repeated Content-Length");
-    http_response_free(&rs);
-    http_client_free(c);
-    url_free(&u);
-    tsrv_stop(s);
+    struct http_request rb = {.method = "GET", .url = &f.u, .sink = HTTP_SINK_BUFFER, .dst = small, .dst_len = 8};
+    CHECK_ERR(http_do(f.c, &rb, &f.rs), SNAP_ETOOBIG, "9 bytes does not fit the 8-byte buffer");
+    struct http_request rcap = {.method = "GET", .url = &f.u, .collect_max = 8};
+    CHECK_ERR(http_do(f.c, &rcap, &f.rs), SNAP_ETOOBIG, "larger than 8 bytes");
+    CHECK_ERR(http_do(f.c, &rq, &f.rs), SNAP_EPROTO, "repeated Content-Length");
+    hfx_stop(&f);
 }
 
 TEST(net_http_error_status_body_kept_apart)
@@ -272,37 +212,28 @@ TEST(net_http_error_status_body_kept_apart)
          "<Error><Code>NoSuchKey</Code><Message>gone</Message></Error>"},
         {"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\ndata"},
     };
-    struct tsrv *s = tsrv_start("127.0.0.1", r, 2, false);
-    CHECK(s);
-    struct http_client *c;
-    CHECK_EQ(http_client_new(NULL, &c), 0);
-    struct url u;
-    CHECK_EQ(mkurl(&u, "127.0.0.1", tsrv_port(s), "/missing?X-Amz-Signature=s3cr3t"), 0);
+    struct hfx f;
+    CHECK_EQ(hfx_start(&f, r, 2, false, NULL, "/missing?X-Amz-Signature=s3cr3t"), 0);
     char dst[64];
     memset(dst, '#', sizeof dst);
-    struct http_response rs;
-    http_response_init(&rs);
-    struct http_request rq = {.method = "GET", .url = &u, .sink = HTTP_SINK_BUFFER, .dst = dst, .dst_len = 64};
+    struct http_request rq = {.method = "GET", .url = &f.u, .sink = HTTP_SINK_BUFFER, .dst = dst, .dst_len = 64};
     char msg[300];
     const char *msgp = msg;
     snprintf(msg, sizeof msg, "GET http://127.0.0.1:%u/missing?X-Amz-Signature=REDACTED: HTTP 404 Not Found: "
-             "<Error><Code>NoSuchKey</Code>", (unsigned)tsrv_port(s));
-    CHECK_ERR(http_do(c, &rq, &rs), SNAP_EHTTP, (const char *)msgp);
+             "<Error><Code>NoSuchKey</Code>", (unsigned)tsrv_port(f.s));
+    CHECK_ERR(http_do(f.c, &rq, &f.rs), SNAP_EHTTP, (const char *)msgp);
     CHECK(!strstr(snap_errmsg(SNAP_EHTTP), "s3cr3t"));
-    CHECK_EQ(rs.status, 404);
-    CHECK_EQ(rs.attempts, 1);   /* 404 is not retried */
-    CHECK_EQ(rs.bytes, 0);
-    CHECK_EQ(rs.body_len, 60);
-    CHECK(strstr((char *)rs.body, "<Code>NoSuchKey</Code>"));
+    CHECK_EQ(f.rs.status, 404);
+    CHECK_EQ(f.rs.attempts, 1);   /* 404 is not retried */
+    CHECK_EQ(f.rs.bytes, 0);
+    CHECK_EQ(f.rs.body_len, 60);
+    CHECK(strstr((char *)f.rs.body, "<Code>NoSuchKey</Code>"));
     CHECK_EQ(dst[0], '#');     /* the error document never reached the buffer */
     /* The error body was read whole: the connection is reused. */
-    CHECK_EQ(http_do(c, &rq, &rs), 0);
+    CHECK_EQ(http_do(f.c, &rq, &f.rs), 0);
     CHECK_MEM(dst, "data", 4);
-    CHECK_EQ(tsrv_conns(s), 1);
-    http_response_free(&rs);
-    http_client_free(c);
-    url_free(&u);
-    tsrv_stop(s);
+    CHECK_EQ(tsrv_conns(f.s), 1);
+    hfx_stop(&f);
 }
 
 static int abort_cb(void *ctx, const void *p, size_t n)
@@ -335,71 +266,53 @@ TEST(net_http_request_bodies_head_abort)
         {"HTTP/1.1 200 OK\r\nContent-Length: 12345\r\nX-Amz-Meta-Sha256: ab\r\n\r\n"},
         {"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"},
     };
-    struct tsrv *s = tsrv_start("127.0.0.1", r, 5, false);
-    CHECK(s);
-    struct http_client *c;
-    CHECK_EQ(http_client_new(NULL, &c), 0);
-    struct url u;
-    CHECK_EQ(mkurl(&u, "127.0.0.1", tsrv_port(s), "/up"), 0);
-    struct http_response rs;
-    http_response_init(&rs);
+    struct hfx f;
+    CHECK_EQ(hfx_start(&f, r, 5, false, NULL, "/up"), 0);
     /* A body from memory: 3 MiB, sent as-is. */
     size_t big = 3u << 20;
     uint8_t *data = malloc(big);
     for (size_t i = 0; i < big; i++)
         data[i] = (uint8_t)(i * 31 + (i >> 9));
-    struct http_request put = {.method = "PUT", .url = &u, .body = data, .body_len = big};
-    CHECK_EQ(http_do(c, &put, &rs), 0);
+    struct http_request put = {.method = "PUT", .url = &f.u, .body = data, .body_len = big};
+    CHECK_EQ(http_do(f.c, &put, &f.rs), 0);
     size_t len;
-    const char *got = tsrv_req(s, 0, &len);
+    const char *got = tsrv_req(f.s, 0, &len);
     char head[512];
     snprintf(head, sizeof head, "PUT /up HTTP/1.1\r\nHost: 127.0.0.1:%u\r\n" UA "Content-Length: %zu\r\n\r\n",
-             (unsigned)tsrv_port(s), big);
+             (unsigned)tsrv_port(f.s), big);
     CHECK_EQ(len, strlen(head) + big);
     CHECK_MEM(got, head, strlen(head));
     CHECK_MEM(got + strlen(head), data, big);
     /* A callback body of known length, and one of unknown length (chunked). */
     const char *text = "streamed body";
-    struct http_request pfn = {.method = "PUT", .url = &u, .body_fn = body_src, .body_ctx = (void *)text,
+    struct http_request pfn = {.method = "PUT", .url = &f.u, .body_fn = body_src, .body_ctx = (void *)text,
                                .body_len = 13};
-    CHECK_EQ(http_do(c, &pfn, &rs), 0);
-    got = tsrv_req(s, 1, &len);
+    CHECK_EQ(http_do(f.c, &pfn, &f.rs), 0);
+    got = tsrv_req(f.s, 1, &len);
     CHECK(strstr(got, "Content-Length: 13\r\n\r\nstreamed body"));
     CHECK_EQ(len, (size_t)(strstr(got, "\r\n\r\n") - got) + 4 + 13);
     pfn.body_len = HTTP_SIZE_UNKNOWN;
     pfn.method = "POST";
-    CHECK_EQ(http_do(c, &pfn, &rs), 0);
-    got = tsrv_req(s, 2, &len);
+    CHECK_EQ(http_do(f.c, &pfn, &f.rs), 0);
+    got = tsrv_req(f.s, 2, &len);
     CHECK(strstr(got, "Transfer-Encoding: chunked\r\n\r\nd\r\nstreamed body\r\n0\r\n\r\n"));
     CHECK(!strstr(got, "Content-Length"));
     /* HEAD: the size without a body. */
-    struct http_request head_rq = {.method = "HEAD", .url = &u};
-    CHECK_EQ(http_do(c, &head_rq, &rs), 0);
-    CHECK_EQ(rs.total_size, 12345);
-    CHECK_EQ(rs.body_len, 0);
-    CHECK_STR(http_head_get(&rs.head, "x-amz-meta-sha256"), "ab");
+    struct http_request head_rq = {.method = "HEAD", .url = &f.u};
+    CHECK_EQ(http_do(f.c, &head_rq, &f.rs), 0);
+    CHECK_EQ(f.rs.total_size, 12345);
+    CHECK_EQ(f.rs.body_len, 0);
+    CHECK_STR(http_head_get(&f.rs.head, "x-amz-meta-sha256"), "ab");
     /* The data callback stops the transfer. */
     size_t seen = 0;
-    struct http_request ab = {.method = "GET", .url = &u, .sink = HTTP_SINK_CALLBACK, .data_fn = abort_cb,
+    struct http_request ab = {.method = "GET", .url = &f.u, .sink = HTTP_SINK_CALLBACK, .data_fn = abort_cb,
                               .data_ctx = &seen};
-    CHECK_ERR(http_do(c, &ab, &rs), SNAP_ECANCELED, "canceled by the caller");
+    CHECK_ERR(http_do(f.c, &ab, &f.rs), SNAP_ECANCELED, "canceled by the caller");
     CHECK_EQ(seen, 5);
-    CHECK_EQ(rs.attempts, 1);
-    CHECK_EQ(tsrv_conns(s), 1);
+    CHECK_EQ(f.rs.attempts, 1);
+    CHECK_EQ(tsrv_conns(f.s), 1);
     free(data);
-    http_response_free(&rs);
-    http_client_free(c);
-    url_free(&u);
-    tsrv_stop(s);
-}
-
-static int progress_cb(void *ctx, uint64_t done)
-{
-    uint64_t *last = ctx;
-    if (done <= *last)
-        return -1;
-    *last = done;
-    return 0;
+    hfx_stop(&f);
 }
 
 TEST(net_http_ranged_reads_allocate_nothing_when_warm)
@@ -413,41 +326,33 @@ TEST(net_http_ranged_reads_allocate_nothing_when_warm)
                       "Content-Length: 4096\r\n\r\n");
     memcpy(reply + hl, body, sizeof body);
     const struct tsrv_reply r[] = {{reply, (size_t)hl + sizeof body}};
-    struct tsrv *s = tsrv_start("127.0.0.1", r, 1, true);
-    CHECK(s);
-    struct http_client *c;
-    CHECK_EQ(http_client_new(NULL, &c), 0);
-    struct url u;
-    CHECK_EQ(mkurl(&u, "127.0.0.1", tsrv_port(s), "/build/memfile"), 0);
-    struct http_response rs;
-    http_response_init(&rs);
+    struct hfx f;
+    CHECK_EQ(hfx_start(&f, r, 1, true, NULL, "/build/memfile"), 0);
     char *dst = malloc(4096);
     uint64_t last = 0;
     for (int warm = 0; warm < 2; warm++) {
         last = 0;
-        CHECK_EQ(http_get_range(c, &u, NULL, NULL, 4096, 4096, dst, progress_cb, &last, &rs), 0);
+        CHECK_EQ(http_get_range(f.c, &f.u, NULL, NULL, 4096, 4096, dst, hfx_progress_rising, &last, &f.rs), 0);
     }
     uint64_t a0 = snap_alloc_count();
     for (int i = 0; i < 50; i++) {
         memset(dst, 0, 4096);
         last = 0;
-        CHECK_EQ(http_get_range(c, &u, NULL, NULL, 4096, 4096, dst, progress_cb, &last, &rs), 0);
-        CHECK_EQ(rs.status, 206);
-        CHECK_EQ(rs.bytes, 4096);
+        CHECK_EQ(http_get_range(f.c, &f.u, NULL, NULL, 4096, 4096, dst, hfx_progress_rising, &last, &f.rs), 0);
+        CHECK_EQ(f.rs.status, 206);
+        CHECK_EQ(f.rs.bytes, 4096);
         CHECK_EQ(last, 4096);
-        CHECK_EQ(rs.total_size, 1048576);
+        CHECK_EQ(f.rs.total_size, 1048576);
         CHECK_MEM(dst, body, 4096);
     }
     CHECK_EQ(snap_alloc_count(), a0);
-    CHECK_EQ(tsrv_conns(s), 1);
+    CHECK_EQ(tsrv_conns(f.s), 1);
     char want[512];
-    CHECK_STR(tsrv_req(s, 7, NULL),
-              want_req(want, sizeof want, "GET /build/memfile HTTP/1.1", tsrv_port(s), "Range: bytes=4096-8191\r\n"));
+    CHECK_STR(tsrv_req(f.s, 7, NULL),
+              want_req(want, sizeof want, "GET /build/memfile HTTP/1.1", tsrv_port(f.s),
+                       "Range: bytes=4096-8191\r\n"));
     free(dst);
-    http_response_free(&rs);
-    http_client_free(c);
-    url_free(&u);
-    tsrv_stop(s);
+    hfx_stop(&f);
 }
 
 struct worker {
@@ -475,17 +380,13 @@ static void *worker_run(void *arg)
 TEST(net_http_concurrent_workers_share_the_pool)
 {
     static const struct tsrv_reply r[] = {{"HTTP/1.1 200 OK\r\nETag: \"p\"\r\nContent-Length: 2\r\n\r\nok"}};
-    struct tsrv *s = tsrv_start("127.0.0.1", r, 1, true);
-    CHECK(s);
-    struct http_client *c;
-    CHECK_EQ(http_client_new(NULL, &c), 0);
-    struct url u;
-    CHECK_EQ(mkurl(&u, "127.0.0.1", tsrv_port(s), "/mp?partNumber=1&uploadId=x"), 0);
+    struct hfx f;
+    CHECK_EQ(hfx_start(&f, r, 1, true, NULL, "/mp?partNumber=1&uploadId=x"), 0);
     enum { N = 16 };
     pthread_t th[N];
     struct worker w[N];
     for (int i = 0; i < N; i++) {
-        w[i] = (struct worker){c, &u, 0};
+        w[i] = (struct worker){f.c, &f.u, 0};
         pthread_create(&th[i], NULL, worker_run, &w[i]);
     }
     int failures = 0;
@@ -494,14 +395,12 @@ TEST(net_http_concurrent_workers_share_the_pool)
         failures += w[i].failures;
     }
     CHECK_EQ(failures, 0);
-    CHECK_EQ(tsrv_nreq(s), N * 20);
+    CHECK_EQ(tsrv_nreq(f.s), N * 20);
     struct http_stats st;
-    http_client_stats(c, &st);
+    http_client_stats(f.c, &st);
     CHECK(st.connects <= N);
     CHECK_EQ(st.connects + st.reused, N * 20);
-    http_client_free(c);
-    url_free(&u);
-    tsrv_stop(s);
+    hfx_stop(&f);
 }
 
 TEST(net_http_hdrs_list)
@@ -614,33 +513,24 @@ TEST(net_http_recv_buf_and_open_ended_range)
         r200[h2 + i] = (char)rb_byte(i);
     }
     const struct tsrv_reply r[] = {{r206, (size_t)h1 + RB_BODY - 3}, {r200, (size_t)h2 + RB_BODY}};
-    struct tsrv *s = tsrv_start("127.0.0.1", r, 2, false);
-    CHECK(s);
-    struct http_client *c;
-    CHECK_EQ(http_client_new(NULL, &c), 0);
-    struct url u;
-    CHECK_EQ(mkurl(&u, "127.0.0.1", tsrv_port(s), "/o"), 0);
-    struct http_response rs;
-    http_response_init(&rs);
+    struct hfx f;
+    CHECK_EQ(hfx_start(&f, r, 2, false, NULL, "/o"), 0);
     uint8_t small[5];
     for (unsigned i = 0; i < 2; i++) {
         struct piece_log log = {.off = 3};
-        struct http_request rq = {.method = "GET", .url = &u, .range = true, .range_off = 3,
+        struct http_request rq = {.method = "GET", .url = &f.u, .range = true, .range_off = 3,
                                   .range_len = UINT64_MAX - 3, .sink = HTTP_SINK_CALLBACK, .data_fn = piece_cb,
                                   .data_ctx = &log, .recv_buf = small, .recv_buf_len = sizeof small};
-        CHECK_EQ(http_do(c, &rq, &rs), 0);
+        CHECK_EQ(http_do(f.c, &rq, &f.rs), 0);
         CHECK(!log.bad);
         CHECK_EQ(log.off, RB_BODY);
-        CHECK_EQ(rs.bytes, RB_BODY - 3);
-        CHECK_EQ(rs.total_size, RB_BODY);
+        CHECK_EQ(f.rs.bytes, RB_BODY - 3);
+        CHECK_EQ(f.rs.total_size, RB_BODY);
         /* At most 32 KiB came with the head; the rest went through the 5-byte buffer. */
         CHECK(log.small_pieces >= (RB_BODY - 32768) / 5);
         size_t len;
-        const char *req = tsrv_req(s, i, &len);
+        const char *req = tsrv_req(f.s, i, &len);
         CHECK(req && strstr(req, "\r\nRange: bytes=3-\r\n"));
     }
-    http_response_free(&rs);
-    http_client_free(c);
-    url_free(&u);
-    tsrv_stop(s);
+    hfx_stop(&f);
 }
