@@ -24,7 +24,6 @@ nframes=$("$SNAPCTL" inspect-header --json --frames "$T/store/$B/rootfs.ext4.hea
 mkdir -p "$T/peer/$B"
 cp "$T/out/$B/rootfs.ext4" "$T/peer/$B/rootfs.ext4"
 
-stat_of() { sed -n "s/^snapctl_tiered_$2 //p" "$1"; }
 # read_all STATS: serve the compressed build with --peer, nbdcopy it, compare, write the stats.
 read_all() {
     rm -f "$T/pid" "$T/copy" "$1"
@@ -47,25 +46,25 @@ start_peer() {
 start_peer
 read_all "$T/s1" "peer up"
 size=$(stat -c %s "$T/out/$B/rootfs.ext4") # the build's data: the image without its zero pages
-pb=$(stat_of "$T/s1" peer_bytes_total)
-sb=$(stat_of "$T/s1" storage_bytes_total)
+pb=$(tiered_stat "$T/s1" peer_bytes_total)
+sb=$(tiered_stat "$T/s1" storage_bytes_total)
 hs=$(stat -c %s "$T/store/$B/rootfs.ext4.header")
 [ "$pb" -ge "$size" ] || die "the peer served $pb bytes, expected the whole build ($size)"
 [ "$sb" -le "$hs" ] || die "storage served $sb bytes: frames were read compressed (the header is $hs)"
-served=$(curl -s "http://127.0.0.1:$PP/metrics" | sed -n 's/^snapctl_peer_bytes_served_total //p')
+served=$(peer_metric "$PP" bytes_served_total)
 [ "${served:-0}" -ge "$size" ] || die "the peer's /metrics says $served bytes served"
 
 # 2. A peer whose copy is cut short: the frames past its end come from storage, compressed.
 cut=$((size / 2 + 12345))
 truncate -s "$cut" "$T/peer/$B/rootfs.ext4"
 read_all "$T/s2" "peer with a short copy"
-sb=$(stat_of "$T/s2" storage_bytes_total)
-fb=$(stat_of "$T/s2" fallbacks_total)
+sb=$(tiered_stat "$T/s2" storage_bytes_total)
+fb=$(tiered_stat "$T/s2" fallbacks_total)
 [ "$sb" -gt "$hs" ] && [ "${fb:-0}" -ge 1 ] || die "expected storage reads and fallbacks for the cut frames: storage $sb, fallbacks $fb"
 
 # 3. The peer gone: every frame from storage.
 kill_pid "$PEER"
 read_all "$T/s3" "peer down"
-pb=$(stat_of "$T/s3" peer_bytes_total)
+pb=$(tiered_stat "$T/s3" peer_bytes_total)
 [ "${pb:-0}" -eq 0 ] || die "peer bytes $pb with the peer down"
 echo "ok: $nframes frames from the peer, from storage past a short copy, and from storage with the peer down"

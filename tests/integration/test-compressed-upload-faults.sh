@@ -18,9 +18,8 @@ base_build "$T"
 faultserver_start "$T/root"
 export AWS_ACCESS_KEY_ID=TESTKEY AWS_SECRET_ACCESS_KEY=TESTSECRET AWS_REGION=us-east-1 AWS_ENDPOINT_URL=$FS_URL
 unset AWS_SESSION_TOKEN AWS_PROFILE
-control() { curl -sf -X POST -d "$1" "$FS_URL/_control" >/dev/null || die "control $1"; }
-uploads_left() { curl -sf "$FS_URL/_uploads" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))'; }
-recent() { curl -sf "$FS_URL/_stats" | python3 -c 'import json,sys
+control() { server_control "$FS_URL" "$1"; }
+recent() { server_stats "$FS_URL" | python3 -c 'import json,sys
 for r in json.load(sys.stdin)["recent"]: print(r["request"], r["status"])'; }
 obj=$T/root/bkt/ok/$B/rootfs.ext4.zstd
 
@@ -49,27 +48,29 @@ curl -sfI "$FS_URL/bkt/ok/$B/rootfs.ext4.zstd" | tr -d '\r' | grep -qi "^x-amz-m
 serve_compare "s3://bkt/ok/$B/rootfs.ext4.header" "$T/img"
 
 # 2. A permanent 500 on part 2: aborted, nothing left, no header.
-curl -sf -X POST "$FS_URL/_stats/reset" >/dev/null
+server_reset "$FS_URL"
 control '{"fault": "status=500", "count": 100, "method": "PUT", "match": "partNumber=2(&|$)"}'
 expect_exit 5 "$SNAPCTL" upload --build "$T/out/$B" s3://bkt/bad --compress zstd --level 1 --part-size 5MiB
 cat "$LAST_ERR"
 grep -q 'rootfs.ext4.zstd' "$LAST_ERR" && grep -q 'aborted' "$LAST_ERR" || die "the message names the object and the abort"
 recent | grep -q "^DELETE /bkt/bad/$B/rootfs.ext4.zstd?uploadId=.* 204$" || die "no abort was sent"
-[ "$(uploads_left)" = 0 ] || die "a multipart upload was left behind"
+[ "$(server_uploads_left "$FS_URL")" = 0 ] || die "a multipart upload was left behind"
 [ ! -e "$T/root/bkt/bad/$B/rootfs.ext4.zstd" ] && [ ! -e "$T/root/bkt/bad/$B/rootfs.ext4.header" ] ||
     die "a failed upload left an object or a header"
 control '{"clear": true}'
 
 # 3. SIGTERM while parts are in flight (each part slowed down): exit 130, aborted, nothing left.
-control '{"fault": "ttfb=400", "count": 100, "method": "PUT", "match": "partNumber="}'
+server_reset "$FS_URL"
+control '{"fault": "ttfb=3000", "count": 100, "method": "PUT", "match": "partNumber="}'
 "$SNAPCTL" upload --quiet --build "$T/out/$B" s3://bkt/int --compress zstd --level 1 --part-size 5MiB &
 victim=$!
 cleanup_fn kill_pid "$victim"
-sleep 0.7
+for _ in $(seq 100); do recent | grep -q "partNumber=" && break; sleep 0.05; done
+recent | grep -q "partNumber=" || die "no part was sent"
 kill -TERM "$victim"
 set +e; wait "$victim"; rc=$?; set -e
 [ "$rc" -eq 130 ] || die "SIGTERM: exit $rc, expected 130"
-[ "$(uploads_left)" = 0 ] || die "SIGTERM left a multipart upload"
+[ "$(server_uploads_left "$FS_URL")" = 0 ] || die "SIGTERM left a multipart upload"
 [ ! -e "$T/root/bkt/int/$B/rootfs.ext4.zstd" ] || die "SIGTERM left an object"
 control '{"clear": true}'
 echo "streamed compressed upload: retried, aborted on failure and on SIGTERM"
