@@ -243,11 +243,11 @@ static int sts_fetch(struct awscreds *c, struct awscreds_val *out)
         http_response_init(&rs);
         err = call(c, "POST", c->sts_url, &h, body, n, &rs);
         if (!err) {
-            err = awscreds_parse_sts(rs.body, rs.body_len, out);
-        } else if (rs.status >= 400 && rs.body_len) { /* STS's <ErrorResponse> says more than the status */
+            err = awscreds_parse_sts(rs.body.data, rs.body.len, out);
+        } else if (rs.status >= 400 && rs.body.len) { /* STS's <ErrorResponse> says more than the status */
             char http_msg[600];
             snprintf(http_msg, sizeof http_msg, "%s", snap_errmsg(err));
-            if (awscreds_parse_sts(rs.body, rs.body_len, out) == SNAP_EAUTH)
+            if (awscreds_parse_sts(rs.body.data, rs.body.len, out) == SNAP_EAUTH)
                 err = snap_fail_ctx(SNAP_EAUTH, "HTTP %d", rs.status);
             else
                 snap_fail(err, "%s", http_msg);
@@ -337,7 +337,7 @@ static int json_answer(struct awscreds *c, const char *u, struct http_hdrs *h, s
     http_response_init(&rs);
     int err = call(c, "GET", u, h, NULL, 0, &rs);
     if (!err)
-        err = awscreds_parse_json(rs.body, rs.body_len, out);
+        err = awscreds_parse_json(rs.body.data, rs.body.len, out);
     http_response_free(&rs);
     return err;
 }
@@ -386,13 +386,13 @@ static int imds_token(struct awscreds *c, bool renew)
     http_response_init(&rs);
     int err = call(c, "PUT", u, &h, "", 0, &rs);
     if (!err) {
-        size_t n = rs.body_len;
-        if (n == 0 || n >= sizeof c->imds_token || memchr(rs.body, '\r', n) || memchr(rs.body, '\n', n) ||
-            memchr(rs.body, '\0', n))
+        size_t n = rs.body.len;
+        if (n == 0 || n >= sizeof c->imds_token || memchr(rs.body.data, '\r', n) || memchr(rs.body.data, '\n', n) ||
+            memchr(rs.body.data, '\0', n))
             err = snap_fail(SNAP_EPROTO, "PUT %s: the session token is not 1..%zu characters on one line", u,
                             sizeof c->imds_token - 1);
         else {
-            memcpy(c->imds_token, rs.body, n);
+            memcpy(c->imds_token, rs.body.data, n);
             c->imds_token[n] = '\0';
             c->imds_token_until = now + IMDS_TOKEN_TTL - 60;
         }
@@ -435,11 +435,11 @@ static int imds_fetch(struct awscreds *c, struct awscreds_val *out)
     int err = imds_get(c, base, &rs);
     if (!err) {
         size_t n = 0;
-        const char *b = (const char *)rs.body;
-        while (n < rs.body_len && n < 128 && b[n] != '\n' && b[n] != '\r' &&
+        const char *b = (const char *)rs.body.data;
+        while (n < rs.body.len && n < 128 && b[n] != '\n' && b[n] != '\r' &&
                (strchr("+=,.@_-", b[n]) || (b[n] >= '0' && b[n] <= '9') || ((b[n] | 0x20) >= 'a' && (b[n] | 0x20) <= 'z')))
             n++;
-        if (n == 0 || (n < rs.body_len && b[n] != '\n' && b[n] != '\r'))
+        if (n == 0 || (n < rs.body.len && b[n] != '\n' && b[n] != '\r'))
             err = snap_fail(SNAP_EAUTH, "the instance has no IAM role (GET %s gave no role name)", base);
         else
             fmt(path, sizeof path, "%s%.*s", base, (int)n, b);
@@ -447,7 +447,7 @@ static int imds_fetch(struct awscreds *c, struct awscreds_val *out)
     if (!err)
         err = imds_get(c, path, &rs);
     if (!err)
-        err = awscreds_parse_json(rs.body, rs.body_len, out);
+        err = awscreds_parse_json(rs.body.data, rs.body.len, out);
     http_response_free(&rs);
     if (err)
         return fetch_failed(c, err, "outside EC2 set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY or AWS_PROFILE "
@@ -865,14 +865,14 @@ static bool imds_region(char *out, size_t n)
     if (new_imds(&c) == 0) {
         struct http_response rs;
         http_response_init(&rs);
-        if (imds_get(c, "/latest/meta-data/placement/region", &rs) == 0 && rs.body_len && rs.body_len < n &&
-            rs.body_len < 64) {
+        if (imds_get(c, "/latest/meta-data/placement/region", &rs) == 0 && rs.body.len && rs.body.len < n &&
+            rs.body.len < 64) {
             ok = true;
-            for (size_t i = 0; i < rs.body_len; i++)
-                ok &= (rs.body[i] >= 'a' && rs.body[i] <= 'z') || (rs.body[i] >= '0' && rs.body[i] <= '9') ||
-                      rs.body[i] == '-';
+            for (size_t i = 0; i < rs.body.len; i++)
+                ok &= (rs.body.data[i] >= 'a' && rs.body.data[i] <= 'z') || (rs.body.data[i] >= '0' && rs.body.data[i] <= '9') ||
+                      rs.body.data[i] == '-';
             if (ok)
-                fmt(out, n, "%.*s", (int)rs.body_len, (const char *)rs.body);
+                fmt(out, n, "%.*s", (int)rs.body.len, (const char *)rs.body.data);
         }
         http_response_free(&rs);
     }

@@ -163,12 +163,12 @@ static int token_request(struct gauth *g, struct http_request *rq, char *token, 
     rq->collect_max = 64u << 10;
     int err = http_do(g->client, rq, &rs);
     if (!err) {
-        err = gauth_parse_token(rs.body, rs.body_len, token, cap, expires_in);
-    } else if (rs.status >= 400 && rs.body_len) {
+        err = gauth_parse_token(rs.body.data, rs.body.len, token, cap, expires_in);
+    } else if (rs.status >= 400 && rs.body.len) {
         char http_msg[512], tmp[8];
         int64_t dummy;
         snprintf(http_msg, sizeof http_msg, "%s", snap_errmsg(err));
-        if (gauth_parse_token(rs.body, rs.body_len, tmp, sizeof tmp, &dummy) == SNAP_EAUTH)
+        if (gauth_parse_token(rs.body.data, rs.body.len, tmp, sizeof tmp, &dummy) == SNAP_EAUTH)
             snap_fail_ctx(err, "HTTP %d", rs.status); /* the server's {"error", "error_description"} */
         else
             snap_fail(err, "%s", http_msg);

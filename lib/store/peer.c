@@ -165,7 +165,7 @@ static int ps_error(struct peer_store *ps, const char *key, const struct http_re
     }
     if (rs->status == 404 || rs->status == 410)
         return snap_fail(SNAP_ENOTFOUND, "%s/%s: not on this peer (HTTP %d)", ps->base.url, key, rs->status);
-    if (rs->status == 400 && rs->body && strstr((const char *)rs->body, "speaks TLS only"))
+    if (rs->status == 400 && rs->body.data && strstr((const char *)rs->body.data, "speaks TLS only"))
         return snap_fail(SNAP_ETLS, "%s: the peer speaks TLS only; give --peer-ca FILE (or use peers://)",
                          ps->base.url);
     if (rs->status == 403)

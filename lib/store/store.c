@@ -1,6 +1,7 @@
 /* store.c -- backend table, key checks and the thin dispatchers of the storage interface. */
 #include "store/store.h"
 
+#include "base/buf.h"
 #include "base/err.h"
 #include "base/mem.h"
 #include "net/url.h"
@@ -366,41 +367,30 @@ int store_set_meta(struct store *s, const char *key, uint64_t size, const struct
 }
 
 struct grow_buf {
-    uint8_t *p;
-    size_t len, cap, max;
+    struct snap_buf b;
     const char *url;
 };
 
 static int grow_sink(void *ctx, const uint8_t *p, size_t n)
 {
     struct grow_buf *g = ctx;
-    if (n > g->max - g->len)
-        return snap_fail(SNAP_ETOOBIG, "%s: larger than %zu bytes", g->url, g->max);
-    if (g->len + n > g->cap) {
-        size_t cap = g->cap ? g->cap : 65536;
-        while (cap < g->len + n)
-            cap *= 2;
-        uint8_t *q = snap_realloc(g->p, cap);
-        if (!q)
-            return snap_fail(SNAP_ENOMEM, "%s: out of memory", g->url);
-        g->p = q;
-        g->cap = cap;
-    }
-    memcpy(g->p + g->len, p, n);
-    g->len += n;
-    return 0;
+    if (n > g->b.max - g->b.len)
+        return snap_fail(SNAP_ETOOBIG, "%s: larger than %zu bytes", g->url, g->b.max);
+    int err = snap_buf_append(&g->b, p, n);
+    return err ? snap_fail_ctx(err, "%s", g->url) : 0;
 }
 
 int store_read_all(struct store *s, const char *key, size_t max, uint8_t **out, size_t *len)
 {
-    struct grow_buf g = {.max = max, .url = s->url};
+    struct grow_buf g = {.url = s->url};
+    snap_buf_init(&g.b, 65536, max);
     int err = store_read_stream(s, key, 0, (uint64_t)max + 1, grow_sink, &g, NULL);
     if (err) {
-        snap_free(g.p);
+        snap_buf_free(&g.b);
         return err;
     }
-    *out = g.p ? g.p : snap_malloc(1);
-    *len = g.len;
+    *len = g.b.len;
+    *out = g.b.data ? snap_buf_take(&g.b) : snap_malloc(1);
     return *out ? 0 : snap_fail(SNAP_ENOMEM, "out of memory");
 }
 

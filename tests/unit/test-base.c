@@ -1,6 +1,7 @@
 /* Unit tests of lib/base: errors, sizes, UUIDs, hex, JSON, the allocation counter. */
 #include "test.h"
 
+#include "base/buf.h"
 #include "base/bytes.h"
 #include "base/err.h"
 #include "base/io.h"
@@ -140,4 +141,53 @@ TEST(base_atomic_file)
     CHECK_ERR(snap_read_file(path, 4, &buf, &n), SNAP_ETOOBIG, "limit");
     snprintf(path, sizeof path, "%s/nope", test_tmpdir());
     CHECK_ERR(snap_read_file(path, 4, &buf, &n), SNAP_ENOTFOUND, "nope");
+}
+
+TEST(base_buf_grows_to_its_limit_and_no_further)
+{
+    struct snap_buf b;
+    snap_buf_init(&b, 4, 20);
+    CHECK(b.data == NULL);
+    CHECK_EQ(snap_buf_append(&b, "abc", 3), 0);
+    CHECK_EQ(b.cap, 4);
+    CHECK_EQ(snap_buf_append(&b, "defgh", 5), 0);
+    CHECK_EQ(b.cap, 8);
+    CHECK_EQ(snap_buf_reserve(&b, 17), 0);
+    CHECK_EQ(b.cap, 20); /* doubling stops at the limit */
+    CHECK_EQ(b.len, 8);
+    CHECK_MEM(b.data, "abcdefgh", 8);
+    CHECK_ERR(snap_buf_reserve(&b, 21), SNAP_ETOOBIG, "limit of 20");
+    CHECK_ERR(snap_buf_append(&b, "0123456789abc", 13), SNAP_ETOOBIG, "limit of 20");
+    CHECK_EQ(b.len, 8);
+    CHECK_EQ(b.cap, 20);
+    CHECK_EQ(snap_buf_append(&b, "0123456789ab", 12), 0);
+    CHECK_EQ(b.len, 20);
+    snap_buf_free(&b);
+    CHECK(b.data == NULL);
+    CHECK_EQ(b.cap, 0);
+}
+
+TEST(base_buf_reuse_allocates_nothing)
+{
+    struct snap_buf b;
+    snap_buf_init(&b, 16, 1024);
+    CHECK_EQ(snap_buf_reserve(&b, 100), 0);
+    uint64_t before = snap_alloc_count();
+    for (int i = 0; i < 50; i++) {
+        snap_buf_reset(&b);
+        CHECK_EQ(snap_buf_append(&b, "0123456789", 10), 0);
+        CHECK_EQ(snap_buf_reserve(&b, 128), 0);
+    }
+    CHECK_EQ(snap_alloc_count(), before);
+    uint8_t *p = snap_buf_take(&b);
+    CHECK(p != NULL);
+    CHECK(b.data == NULL);
+    CHECK_EQ(b.len, 0);
+    snap_free(p);
+    snap_mem_fail_after(0);
+    int err = snap_buf_reserve(&b, 10);
+    snap_mem_fail_after(-1);
+    CHECK_EQ(err, SNAP_ENOMEM);
+    CHECK(b.data == NULL);
+    CHECK_EQ(b.cap, 0);
 }

@@ -45,8 +45,8 @@ TEST(net_http_get_collect_exact_request)
     struct http_request rq = {.method = "GET", .url = &u, .headers = &h};
     CHECK_EQ(http_do(c, &rq, &rs), 0);
     CHECK_EQ(rs.status, 200);
-    CHECK_EQ(rs.body_len, 5);
-    CHECK_STR((char *)rs.body, "hello");
+    CHECK_EQ(rs.body.len, 5);
+    CHECK_STR((char *)rs.body.data, "hello");
     CHECK_EQ(rs.bytes, 5);
     CHECK_EQ(rs.total_size, 5);
     CHECK_EQ(rs.attempts, 1);
@@ -79,8 +79,8 @@ TEST(net_http_keepalive_reuse)
     const char *want = "abcd";
     for (int i = 0; i < 4; i++) {
         CHECK_EQ(http_do(c, &rq, &rs), 0);
-        CHECK_EQ(rs.body_len, 1);
-        CHECK_EQ(rs.body[0], want[i]);
+        CHECK_EQ(rs.body.len, 1);
+        CHECK_EQ(rs.body.data[0], want[i]);
     }
     /* Three on the first connection; "Connection: close" forced a second. */
     CHECK_EQ(tsrv_conns(s), 2);
@@ -153,7 +153,7 @@ TEST(net_http_closed_idle_connection_not_reused)
     struct timespec ts = {0, 50 * 1000000};
     nanosleep(&ts, NULL); /* let the FIN arrive */
     CHECK_EQ(http_do(c, &rq, &rs), 0);
-    CHECK_STR((char *)rs.body, "2");
+    CHECK_STR((char *)rs.body.data, "2");
     struct http_stats st;
     http_client_stats(c, &st);
     CHECK_EQ(st.connects, 2);
@@ -194,8 +194,8 @@ TEST(net_http_chunked_and_1xx)
     struct http_request rq = {.method = "GET", .url = &u};
     CHECK_EQ(http_do(c, &rq, &rs), 0);
     CHECK_EQ(rs.status, 200);
-    CHECK_EQ(rs.body_len, 23);
-    CHECK_STR((char *)rs.body, "Wikipedia in\r\n\r\nchunks.");
+    CHECK_EQ(rs.body.len, 23);
+    CHECK_STR((char *)rs.body.data, "Wikipedia in\r\n\r\nchunks.");
     CHECK_EQ(rs.total_size, HTTP_SIZE_UNKNOWN);
     /* Into a buffer, and through a callback: same bytes, same connection. */
     char buf[16] = {0};
@@ -248,9 +248,9 @@ TEST(net_http_body_errors_short_lying_toobig)
              (unsigned)tsrv_port(s));
     CHECK_ERR(http_do(c, &rq, &rs), SNAP_ESHORT, (const char *)msgp);
     CHECK_EQ(http_do(c, &rq, &rs), 0);
-    CHECK_STR((char *)rs.body, "abc");
+    CHECK_STR((char *)rs.body.data, "abc");
     CHECK_EQ(http_do(c, &rq, &rs), 0);
-    CHECK_STR((char *)rs.body, "ok");
+    CHECK_STR((char *)rs.body.data, "ok");
     CHECK_EQ(tsrv_conns(s), 3); /* the lying connection was not reused */
     CHECK_ERR(http_do(c, &rq, &rs), SNAP_ESHORT, "inside the chunked body");
     char small[8];
@@ -292,8 +292,8 @@ TEST(net_http_error_status_body_kept_apart)
     CHECK_EQ(rs.status, 404);
     CHECK_EQ(rs.attempts, 1);   /* 404 is not retried */
     CHECK_EQ(rs.bytes, 0);
-    CHECK_EQ(rs.body_len, 60);
-    CHECK(strstr((char *)rs.body, "<Code>NoSuchKey</Code>"));
+    CHECK_EQ(rs.body.len, 60);
+    CHECK(strstr((char *)rs.body.data, "<Code>NoSuchKey</Code>"));
     CHECK_EQ(dst[0], '#');     /* the error document never reached the buffer */
     /* The error body was read whole: the connection is reused. */
     CHECK_EQ(http_do(c, &rq, &rs), 0);
@@ -376,7 +376,7 @@ TEST(net_http_request_bodies_head_abort)
     struct http_request head_rq = {.method = "HEAD", .url = &u};
     CHECK_EQ(http_do(c, &head_rq, &rs), 0);
     CHECK_EQ(rs.total_size, 12345);
-    CHECK_EQ(rs.body_len, 0);
+    CHECK_EQ(rs.body.len, 0);
     CHECK_STR(http_head_get(&rs.head, "x-amz-meta-sha256"), "ab");
     /* The data callback stops the transfer. */
     size_t seen = 0;
@@ -564,7 +564,7 @@ TEST(net_http_every_allocation_failure_is_clean)
             fprintf(stderr, "    fail after %ld: %s\n", n, snap_errmsg(e));
         CHECK(e == 0 || e == SNAP_ENOMEM);
         if (e == 0) {
-            CHECK_STR((char *)rs.body, "hello");
+            CHECK_STR((char *)rs.body.data, "hello");
             ok++;
         }
         http_response_free(&rs);
