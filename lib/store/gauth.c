@@ -75,8 +75,6 @@ void gauth_free(struct gauth *g)
     snap_free(g);
 }
 
-const char *gauth_source(const struct gauth *g) { return g->source; }
-
 uint64_t gauth_fetches(struct gauth *g)
 {
     pthread_mutex_lock(&g->mu);
