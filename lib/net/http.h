@@ -157,6 +157,11 @@ enum http_sink {
     HTTP_SINK_DISCARD,
 };
 
+/* Observer of an in-memory request body being sent (http_request.sent): called with the body
+ * bytes the kernel (or mbedTLS) has taken so far in this attempt (from 0 again on a retry). */
+#define HTTP_SEND_STEP (1u << 20)
+typedef void (*http_sent_fn)(void *ctx, uint64_t sent);
+
 enum http_retry_mode {
     HTTP_RETRY_AUTO = 0, /* retry idempotent methods: GET HEAD PUT DELETE OPTIONS */
     HTTP_RETRY_YES,      /* the caller knows it is safe (a multipart part PUT, a POST that is) */
@@ -174,6 +179,11 @@ struct http_request {
     uint64_t body_len;
     http_body_fn body_fn;
     void *body_ctx;
+    /* Optional, for (body, body_len): the body is written in steps of at most HTTP_SEND_STEP
+     * bytes, still straight from the caller's memory, and sent(sent_ctx, n) is called after
+     * each.  The uploader uses it to drop pages of an mmap as soon as they are sent. */
+    http_sent_fn sent;
+    void *sent_ctx;
     /* Ranged read: Range: bytes=range_off-(range_off+range_len-1), or the open-ended
      * bytes=range_off- when range_len is UINT64_MAX - range_off (to the end).  A 206 must answer exactly
      * that (a shorter one only at the object's end); a 200 is skipped to it; a 416 is
@@ -219,15 +229,6 @@ void http_response_free(struct http_response *rs);
 /* Run the request: redirects, retries, backoff.  0 when the final status is 2xx (and the
  * check hook agreed). */
 int http_do(struct http_client *c, const struct http_request *rq, struct http_response *rs);
-
-/* Observe the sending of in-memory request bodies on this thread: while set, a body given as
- * (body, body_len) is written in steps of at most HTTP_SEND_STEP bytes, still straight from the
- * caller's memory, and fn(ctx, sent) is called after each step with the body bytes the kernel
- * (or mbedTLS) has taken so far in this attempt (it starts again from 0 on a retry).  The
- * uploader uses it to drop pages of an mmap as soon as they are sent.  NULL turns it off. */
-#define HTTP_SEND_STEP (1u << 20)
-typedef void (*http_sent_fn)(void *ctx, uint64_t sent);
-void http_thread_on_sent(http_sent_fn fn, void *ctx);
 
 /* GET [off, off+len) of url (target as in http_request) into dst, reporting progress; rs
  * gives bytes (< len only at the object's end) and total_size.  len 0 sends nothing. */

@@ -137,20 +137,12 @@ static int send_body_fn(struct http_xfer *x, bool chunked)
     }
 }
 
-static _Thread_local http_sent_fn tl_sent;
-static _Thread_local void *tl_sent_ctx;
-
-void http_thread_on_sent(http_sent_fn fn, void *ctx)
+/* The rest of an in-memory body in steps, telling the request's observer after each. */
+static int send_body_steps(struct http_conn *k, const struct http_request *rq, uint64_t len, uint64_t sent)
 {
-    tl_sent = fn;
-    tl_sent_ctx = ctx;
-}
-
-/* The rest of an in-memory body in steps, telling the thread's observer after each. */
-static int send_body_steps(struct http_conn *k, const uint8_t *p, uint64_t len, uint64_t sent)
-{
-    http_sent_fn fn = tl_sent;
-    void *ctx = tl_sent_ctx;
+    const uint8_t *p = rq->body;
+    http_sent_fn fn = rq->sent;
+    void *ctx = rq->sent_ctx;
     fn(ctx, sent);
     while (sent < len) {
         uint64_t n = len - sent < HTTP_SEND_STEP ? len - sent : HTTP_SEND_STEP;
@@ -184,14 +176,14 @@ static int req_send(struct http_xfer *x)
     bool body_mem = x->send_body && !x->rq->body_fn && x->rq->body && clen;
     /* Head and body in one writev: the body goes from the caller's memory to the kernel. */
     uint64_t first = body_mem ? clen : 0;
-    if (tl_sent && first > HTTP_SEND_STEP)
+    if (x->rq->sent && first > HTTP_SEND_STEP)
         first = HTTP_SEND_STEP;
     struct iovec iov[2] = {{k->wbuf, (size_t)n}, {(void *)x->rq->body, (size_t)first}};
     if (body_mem && clen > SIZE_MAX)
         return snap_fail(SNAP_ETOOBIG, "%s: body of %" PRIu64 " bytes", x->what, clen);
     if ((e = http_conn_writev(k, iov, 2)))
         return e;
-    if (body_mem && tl_sent && (e = send_body_steps(k, x->rq->body, clen, first)))
+    if (body_mem && x->rq->sent && (e = send_body_steps(k, x->rq, clen, first)))
         return e;
     if (x->send_body && x->rq->body_fn)
         return send_body_fn(x, chunked);

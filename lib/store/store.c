@@ -183,6 +183,8 @@ int store_read(struct store *s, const char *key, uint64_t off, uint64_t len, voi
     return err ? err : s->ops->read(s, key, off, len, dst, progress, ctx, res);
 }
 
+bool store_can_read_stream(const struct store *s) { return s->ops->read_stream != NULL; }
+
 /* The generic stream: ranged reads of STREAM_STEP into one buffer, handed to the sink. */
 #define STREAM_STEP (1u << 20)
 
@@ -314,13 +316,14 @@ int store_mp_create(struct store *s, const char *key, const struct store_put_opt
 }
 
 int store_mp_part(struct store *s, const char *key, const char *upload_id, uint32_t number,
-                  const void *buf, size_t len, char etag[STORE_ETAG_MAX])
+                  const void *buf, size_t len, store_sent_fn sent, void *sent_ctx,
+                  char etag[STORE_ETAG_MAX])
 {
     if (!s->ops->mp_part)
         return store_readonly(s, "multipart upload");
     if (number < 1 || number > 10000)
         return snap_fail(SNAP_ERANGE, "%s/%s: part number %u (1..10000 allowed)", s->url, key, number);
-    return s->ops->mp_part(s, key, upload_id, number, buf, len, etag);
+    return s->ops->mp_part(s, key, upload_id, number, buf, len, sent, sent_ctx, etag);
 }
 
 int store_mp_complete(struct store *s, const char *key, const char *upload_id,

@@ -414,7 +414,7 @@ int xapi_mp_create(struct store *s, const char *key, const struct store_put_opts
 }
 
 int xapi_mp_part(struct store *s, const char *key, const char *upload_id, uint32_t number, const void *buf,
-                 size_t len, char etag[STORE_ETAG_MAX])
+                 size_t len, store_sent_fn sent, void *sent_ctx, char etag[STORE_ETAG_MAX])
 {
     struct xapi *x = (struct xapi *)s;
     char num[16];
@@ -427,8 +427,8 @@ int xapi_mp_part(struct store *s, const char *key, const char *upload_id, uint32
     struct xapi_resp *p = resp_take(x);
     if (!p)
         return snap_fail(SNAP_ENOMEM, "%s/%s: part %u: out of memory", s->url, key, number);
-    struct http_request rq = {.method = "PUT", .body = buf, .body_len = len, .sink = HTTP_SINK_COLLECT,
-                              .retry = HTTP_RETRY_YES};
+    struct http_request rq = {.method = "PUT", .body = buf, .body_len = len, .sent = sent, .sent_ctx = sent_ctx,
+                              .sink = HTTP_SINK_COLLECT, .retry = HTTP_RETRY_YES};
     err = req_do(x, &r, &rq, &p->rs, key, "upload part");
     const char *e = err ? NULL : http_head_get(&p->rs.head, "ETag");
     if (!err && !e)
