@@ -428,25 +428,18 @@ int upload_file(struct store *s, const char *key, const char *path, const struct
         return store_put(s, key, "", 0, NULL); /* says "read-only" */
     if (cancel_requested)
         return snap_fail(SNAP_EINTR, "%s/%s: interrupted before it started", s->url, key);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return snap_fail_errno("%s", path);
-    struct stat st;
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-        int err = S_ISREG(st.st_mode) ? snap_fail_errno("%s: stat", path)
-                                      : snap_fail(SNAP_EUSAGE, "%s: not a regular file", path);
-        close(fd);
+    int fd;
+    uint64_t size;
+    int err = snap_open_regular(path, O_RDONLY, &fd, &size);
+    if (err)
         return err;
-    }
-    uint64_t size = (uint64_t)st.st_size;
     const uint8_t *map = NULL;
     if (size && (map = mmap(NULL, (size_t)size, PROT_READ, MAP_SHARED, fd, 0)) == MAP_FAILED) {
-        int err = snap_fail_errno("%s: mmap of %llu bytes", path, (unsigned long long)size);
+        err = snap_fail_errno("%s: mmap of %llu bytes", path, (unsigned long long)size);
         close(fd);
         return err;
     }
     uint64_t psize = upload_part_size(size, o->part_size, min);
-    int err;
     if (store_can_put_file(s)) {
         err = copy_and_hash(s, key, fd, map, size, o, r);
     } else if (size <= psize || !store_can_multipart(s)) {
