@@ -7,6 +7,7 @@
 #include "net/url.h"
 #include "net/http.h"
 #include "store/peer.h"
+#include "store/tiered.h"
 
 #include <pthread.h>
 #include <stdbool.h>
@@ -399,15 +400,12 @@ int store_read_all(struct store *s, const char *key, size_t max, uint8_t **out, 
 
 int store_read_object(const char *url, size_t max, uint8_t **out, size_t *len)
 {
-    char *base = NULL, *key = NULL;
+    char *key = NULL;
     struct store *s = NULL;
-    int err = store_split_url(url, &base, &key);
-    if (!err)
-        err = store_open(base, NULL, &s);
+    int err = store_open_object(url, NULL, NULL, &s, &key);
     if (!err)
         err = store_read_all(s, key, max, out, len);
     store_close(s);
-    snap_free(base);
     snap_free(key);
     return err;
 }
