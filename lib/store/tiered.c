@@ -376,10 +376,8 @@ int store_open_tiered(const char *url, const struct store_opts *opts, const stru
             return snap_fail_ctx(err, "--peer-registry");
     } else {
         char purl[512];
-        if ((size_t)snprintf(purl, sizeof purl, "%s%s", strstr(f->peer, "://") ? "" : "peer://", f->peer) >=
-            sizeof purl)
-            return snap_fail(SNAP_EUSAGE, "--peer: address too long");
-        if ((err = store_peer_open(purl, &po, f->allow, f->nallow, &front)) != 0)
+        if ((err = store_peer_url(f->peer, purl, sizeof purl)) != 0 ||
+            (err = store_peer_open(purl, &po, f->allow, f->nallow, &front)) != 0)
             return snap_fail_ctx(err, "--peer");
     }
     if ((err = store_open(url, opts, &inner)) != 0) {

@@ -305,3 +305,14 @@ TEST(store_open_object_behind_a_peer)
     struct store_peer_front far = {.peer = "10.0.0.1:80"};
     CHECK_ERR(store_open_tiered(url, NULL, &far, &s), SNAP_EAUTH, "loopback only");
 }
+
+TEST(store_peer_url_forms)
+{
+    char u[32];
+    CHECK_EQ(store_peer_url("127.0.0.1:7000", u, sizeof u), 0);
+    CHECK_STR(u, "peer://127.0.0.1:7000");
+    CHECK_EQ(store_peer_url("peers://h:1", u, sizeof u), 0);
+    CHECK_STR(u, "peers://h:1");
+    CHECK_ERR(store_peer_url("http://h:1", u, sizeof u), SNAP_EUSAGE, "a peer is HOST:PORT");
+    CHECK_ERR(store_peer_url("a-very-long-host-name.example:7000", u, sizeof u), SNAP_EUSAGE, "too long");
+}
