@@ -11,6 +11,7 @@
 #include "crypto/sigv4.h"
 #include "net/http.h"
 #include "net/url.h"
+#include "store/credcache.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -40,10 +41,7 @@ struct awscreds {
     pthread_mutex_t mu;
     enum src_kind kind;
     struct awscreds_val v;
-    uint64_t gen;                 /* 0: none yet */
-    bool stale;
-    int64_t refresh_at;           /* unix seconds */
-    uint64_t fetches;
+    struct credcache cc;          /* when to fetch again (unix seconds) */
     char source[1200];
     /* STS (web identity, assume role) */
     char role_arn[ARN_MAX], session_name[128], external_id[256], token_file[1024], sts_url[512],
@@ -110,7 +108,7 @@ const char *awscreds_source(const struct awscreds *c) { return c->source; }
 uint64_t awscreds_fetches(struct awscreds *c)
 {
     pthread_mutex_lock(&c->mu);
-    uint64_t n = c->fetches;
+    uint64_t n = c->cc.fetches;
     pthread_mutex_unlock(&c->mu);
     return n;
 }
@@ -477,24 +475,19 @@ int awscreds_get(struct awscreds *c, struct awscreds_val *v, uint64_t *gen)
     pthread_mutex_lock(&c->mu);
     int err = 0;
     int64_t now = time(NULL);
-    if (c->kind != SRC_STATIC && (!c->gen || c->stale || now >= c->refresh_at)) {
+    if (c->kind != SRC_STATIC && credcache_due(&c->cc, now)) {
         struct awscreds_val *fresh = snap_malloc(sizeof *fresh);
-        c->fetches++;
         err = fresh ? fetch(c, fresh) : snap_fail(SNAP_ENOMEM, "out of memory");
         if (!err) {
             int64_t ttl = fresh->expires ? fresh->expires - now : 0;
-            int64_t margin = ttl / 4 < MARGIN_MAX ? ttl / 4 : MARGIN_MAX;
             c->v = *fresh;
-            c->gen++;
-            c->stale = false;
-            c->refresh_at = fresh->expires ? fresh->expires - margin : INT64_MAX;
-            snap_log(c->gen > 1 ? SNAP_LOG_INFO : SNAP_LOG_DEBUG, "aws: credentials from %s (access key ...%s), %s%lld s", c->source,
+            credcache_fresh(&c->cc, now, fresh->expires ? fresh->expires : INT64_MAX, MARGIN_MAX);
+            snap_log(c->cc.gen > 1 ? SNAP_LOG_INFO : SNAP_LOG_DEBUG, "aws: credentials from %s (access key ...%s), %s%lld s", c->source,
                       strlen(c->v.ak) > 4 ? c->v.ak + strlen(c->v.ak) - 4 : "", ttl ? "valid for " : "no expiry",
                       ttl ? (long long)ttl : 0LL);
-        } else if (c->gen && !c->stale && (!c->v.expires || now < c->v.expires)) {
+        } else if (credcache_keep(&c->cc, now, REFRESH_RETRY_S)) {
             /* Keep them, and let the next try wait: every signer would otherwise sit through
              * the failing service's timeout again. */
-            c->refresh_at = c->v.expires && now + REFRESH_RETRY_S > c->v.expires ? c->v.expires : now + REFRESH_RETRY_S;
             snap_warn("aws: %s; using the current credentials for their last %lld s", snap_errmsg(err),
                       (long long)(c->v.expires - now));
             err = 0;
@@ -505,7 +498,7 @@ int awscreds_get(struct awscreds *c, struct awscreds_val *v, uint64_t *gen)
     }
     if (!err) {
         *v = c->v;
-        *gen = c->gen;
+        *gen = c->cc.gen;
     }
     pthread_mutex_unlock(&c->mu);
     return err;
@@ -517,8 +510,7 @@ int awscreds_refused(struct awscreds *c, uint64_t gen)
         return snap_fail(SNAP_EAUTH, "the credentials from %s were refused as expired and cannot be refreshed",
                          c->source);
     pthread_mutex_lock(&c->mu);
-    if (gen == c->gen)
-        c->stale = true;
+    credcache_refused(&c->cc, gen);
     pthread_mutex_unlock(&c->mu);
     return 0;
 }
@@ -610,7 +602,7 @@ static int new_static(const char *ak, const char *sk, const char *tok, const cha
     fmt(c->v.ak, sizeof c->v.ak, "%s", ak);
     fmt(c->v.sk, sizeof c->v.sk, "%s", sk);
     fmt(c->v.token, sizeof c->v.token, "%s", tok);
-    c->gen = 1;
+    credcache_set_static(&c->cc);
     fmt(c->source, sizeof c->source, "%s", what);
     *out = c;
     return 0;
