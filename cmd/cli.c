@@ -8,7 +8,6 @@
 #include "base/util.h"
 #include "net/listen.h"
 #include "net/url.h"
-#include "store/peer.h"
 #include "store/store.h"
 #include "store/tiered.h"
 
@@ -207,73 +206,26 @@ bool cli_peer_wanted(const struct cli_store_opts *o)
     return o && (o->peer || o->registry || o->peer_ca || o->nallow);
 }
 
+/* The peer options as lib/store takes them. */
+static const struct store_peer_front *peer_front(const struct cli_store_opts *o, struct store_peer_front *f)
+{
+    if (!o)
+        return NULL;
+    *f = (struct store_peer_front){.peer = o->peer, .registry = o->registry, .ca_file = o->peer_ca,
+                                   .timeout_ms = o->timeout_ms, .allow = o->allow, .nallow = o->nallow};
+    return f;
+}
+
 int cli_open_store(const char *url, const struct cli_store_opts *o, struct store **out)
 {
-    if (!o || (!o->peer && !o->registry)) {
-        if (o && (o->peer_ca || o->nallow))
-            return snap_fail(SNAP_EUSAGE, "--peer-ca and --peer-allow only go with --peer or --peer-registry");
-        return store_open(url, o ? o->store_opts : NULL, out);
-    }
-    if (o->peer && o->registry)
-        return snap_fail(SNAP_EUSAGE, "--peer and --peer-registry: give one of them");
-    struct store_opts po = {.connect_timeout_ms = o->timeout_ms, .idle_timeout_ms = o->timeout_ms,
-                            .ca_file = o->peer_ca};
-    struct store *front = NULL, *inner = NULL;
-    int err;
-    if (o->registry) {
-        if ((err = store_peer_registry_open(o->registry, &po, o->allow, o->nallow, &front)) != 0)
-            return snap_fail_ctx(err, "--peer-registry");
-    } else {
-        char purl[512];
-        if ((size_t)snprintf(purl, sizeof purl, "%s%s", strstr(o->peer, "://") ? "" : "peer://", o->peer) >=
-            sizeof purl)
-            return snap_fail(SNAP_EUSAGE, "--peer: address too long");
-        if ((err = store_peer_open(purl, &po, o->allow, o->nallow, &front)) != 0)
-            return snap_fail_ctx(err, "--peer");
-    }
-    if ((err = store_open(url, o->store_opts, &inner)) != 0) {
-        store_close(front);
-        return err;
-    }
-    return store_tiered_open(front, inner, NULL, out);
+    struct store_peer_front f;
+    return store_open_tiered(url, o ? o->store_opts : NULL, peer_front(o, &f), out);
 }
 
 int cli_open_object(const char *url, const struct cli_store_opts *o, struct store **out, char **key)
 {
-    char *base = NULL, *name = NULL, *top = NULL, *build = NULL;
-    int err = store_split_url(url, &base, &name);
-    if (err)
-        return err;
-    if (!o || (!o->peer && !o->registry)) {
-        err = cli_open_store(base, o, out);
-        snap_free(base);
-        if (err) {
-            snap_free(name);
-            return err;
-        }
-        *key = name;
-        return 0;
-    }
-    snap_uuid u;
-    err = store_split_url(base, &top, &build);
-    if (!err && snap_uuid_parse(build, &u))
-        err = snap_fail(SNAP_EUSAGE, "%s: with a peer the object must be STORE/{uuid}/{file} ('%s' is not a UUID)",
-                        url, build);
-    size_t n = build ? strlen(build) + strlen(name) + 2 : 0;
-    if (!err && !(*key = snap_malloc(n)))
-        err = snap_fail(SNAP_ENOMEM, "out of memory");
-    if (!err) {
-        snprintf(*key, n, "%s/%s", build, name);
-        if ((err = cli_open_store(top, o, out)) != 0) {
-            snap_free(*key);
-            *key = NULL;
-        }
-    }
-    snap_free(base);
-    snap_free(name);
-    snap_free(top);
-    snap_free(build);
-    return err;
+    struct store_peer_front f;
+    return store_open_object(url, o ? o->store_opts : NULL, peer_front(o, &f), out, key);
 }
 
 int cli_object_url(const char *arg, char **url)

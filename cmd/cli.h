@@ -110,11 +110,10 @@ struct cli_store_opts {
 int cli_peer_opt(struct cli_store_opts *o, int c, const char *arg);
 /* Was any peer option given (--peer, --peer-registry, or one of their modifiers)? */
 bool cli_peer_wanted(const struct cli_store_opts *o);
-/* Open a store URL, behind the peer when one was given.  A refused peer address, a bad CA file
- * or a malformed peer address fail here, before anything is read.  0 or a snap_err. */
+/* Open a store URL, behind the peer when one was given (store_open_tiered).  0 or a snap_err. */
 int cli_open_store(const char *url, const struct cli_store_opts *o, struct store **out);
-/* Open the store of an object URL and the object's key in it.  With a peer the object must be
- * .../{uuid}/{file}: the store is the URL above {uuid} and the key "{uuid}/{file}". */
+/* Open the store of an object URL and the object's key in it (store_open_object: with a peer
+ * the object must be .../{uuid}/{file}). */
 int cli_open_object(const char *url, const struct cli_store_opts *o, struct store **out, char **key);
 /* A FILE-or-URL argument as a URL (snap_free it): a store URL as it is, once checked
  * (url_check_arg), a local path as file:// and its absolute path.  0 or a snap_err. */

@@ -13,6 +13,7 @@
 #include "peer/peer.h"
 #include "peer/registry.h"
 #include "store/store.h"
+#include "store/tiered.h"
 #include "upload/upload.h"
 
 #include <getopt.h>
@@ -223,17 +224,10 @@ static int compress_opt(int c, const char *arg, struct upload_build_opts *bo)
 static int upload_one(const char *file, const char *url, const struct upload_opts *o)
 {
     struct store *s = NULL;
-    char *base = NULL, *key = NULL;
-    int err = store_split_url(url, &base, &key);
-    if (!err && !*key)
-        err = snap_fail(SNAP_EUSAGE, "%s: the URL must name the object, like s3://bucket/dir/name", url);
-    if (!err)
-        err = store_open(base, NULL, &s);
-    if (err) {
-        snap_free(base);
-        snap_free(key);
+    char *key = NULL;
+    int err = store_open_object(url, NULL, NULL, &s, &key);
+    if (err)
         return cli_fail(err, NULL);
-    }
     const char *name = strrchr(file, '/');
     progress_start(&bar, name ? name + 1 : file, 0);
     if (quiet || json)
@@ -242,7 +236,6 @@ static int upload_one(const char *file, const char *url, const struct upload_opt
     err = upload_file(s, key, file, o, &r);
     progress_end(&bar);
     store_close(s);
-    snap_free(base);
     snap_free(key);
     if (err)
         return cli_fail(err, NULL);

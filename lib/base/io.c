@@ -18,6 +18,16 @@
 #include <time.h>
 #include <unistd.h>
 
+#ifndef FALLOC_FL_KEEP_SIZE
+#define FALLOC_FL_KEEP_SIZE 0x01
+#endif
+#ifndef FALLOC_FL_PUNCH_HOLE
+#define FALLOC_FL_PUNCH_HOLE 0x02
+#endif
+#ifndef FALLOC_FL_ZERO_RANGE
+#define FALLOC_FL_ZERO_RANGE 0x10
+#endif
+
 int snap_read_full(int fd, void *buf, size_t len, const char *what)
 {
     uint8_t *p = buf;
@@ -111,40 +121,72 @@ int snap_pwrite_full(int fd, const void *buf, size_t len, uint64_t off, const ch
     return 0;
 }
 
-int snap_read_file(const char *path, size_t max, uint8_t **out, size_t *outlen)
+static int falloc_range(int fd, int mode, uint64_t off, uint64_t len, const char *what, const char *doing)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
+    if (fallocate(fd, mode | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len) == 0)
+        return 0;
+    if (errno == EOPNOTSUPP || errno == ENOSYS || errno == EINVAL)
+        return snap_fail(SNAP_ENOTSUP, "%s: the file system cannot %s", what, doing);
+    return snap_fail_errno("%s: %s at offset %llu (%llu bytes)", what, doing, (unsigned long long)off,
+                           (unsigned long long)len);
+}
+
+int snap_punch_hole(int fd, uint64_t off, uint64_t len, const char *what)
+{
+    return falloc_range(fd, FALLOC_FL_PUNCH_HOLE, off, len, what, "punch hole");
+}
+
+int snap_zero_range(int fd, uint64_t off, uint64_t len, const char *what)
+{
+    return falloc_range(fd, FALLOC_FL_ZERO_RANGE, off, len, what, "zero range");
+}
+
+int snap_open_regular(const char *path, int flags, int *fd, uint64_t *size)
+{
+    int f = open(path, flags | O_CLOEXEC);
+    if (f < 0)
         return snap_fail_errno("%s", path);
     struct stat st;
     int err = 0;
-    uint8_t *buf = NULL;
-    if (fstat(fd, &st) < 0) {
+    if (fstat(f, &st) < 0)
         err = snap_fail_errno("%s: stat", path);
-        goto out;
-    }
-    if (!S_ISREG(st.st_mode)) {
+    else if (!S_ISREG(st.st_mode))
         err = snap_fail(SNAP_EUSAGE, "%s: not a regular file", path);
+    if (err) {
+        close(f);
+        return err;
+    }
+    *fd = f;
+    *size = (uint64_t)st.st_size;
+    return 0;
+}
+
+int snap_read_file(const char *path, size_t max, uint8_t **out, size_t *outlen)
+{
+    int fd;
+    uint64_t size;
+    int err = snap_open_regular(path, O_RDONLY, &fd, &size);
+    if (err)
+        return err;
+    uint8_t *buf = NULL;
+    if (size > max) {
+        err = snap_fail(SNAP_ETOOBIG, "%s: %llu bytes, more than the limit of %zu", path,
+                        (unsigned long long)size, max);
         goto out;
     }
-    if ((uint64_t)st.st_size > max) {
-        err = snap_fail(SNAP_ETOOBIG, "%s: %lld bytes, more than the limit of %zu", path,
-                        (long long)st.st_size, max);
-        goto out;
-    }
-    buf = snap_malloc((size_t)st.st_size);
+    buf = snap_malloc((size_t)size);
     if (!buf) {
-        err = snap_fail(SNAP_ENOMEM, "%s: cannot allocate %lld bytes", path, (long long)st.st_size);
+        err = snap_fail(SNAP_ENOMEM, "%s: cannot allocate %llu bytes", path, (unsigned long long)size);
         goto out;
     }
-    err = snap_read_full(fd, buf, (size_t)st.st_size, path);
+    err = snap_read_full(fd, buf, (size_t)size, path);
     if (err) {
         snap_free(buf);
         buf = NULL;
         goto out;
     }
     *out = buf;
-    *outlen = (size_t)st.st_size;
+    *outlen = (size_t)size;
 out:
     close(fd);
     return err;

@@ -17,6 +17,14 @@ int snap_writev_full(int fd, struct iovec *iov, int n, const char *what);
 int snap_pread_full(int fd, void *buf, size_t len, uint64_t off, const char *what);
 int snap_pwrite_full(int fd, const void *buf, size_t len, uint64_t off, const char *what);
 
+/* open(path, flags | O_CLOEXEC) and fstat it; anything but a regular file is SNAP_EUSAGE ("not
+ * a regular file").  On success *fd is open and *size is its size; on failure nothing is open. */
+int snap_open_regular(const char *path, int flags, int *fd, uint64_t *size);
+/* Give [off, off+len) of fd's file back to the file system (punch a hole, size kept) or zero it
+ * there without writing (FALLOC_FL_ZERO_RANGE): 0; SNAP_ENOTSUP where the file system or kernel
+ * cannot (the caller falls back to writing zeros); else the failure, naming `what`. */
+int snap_punch_hole(int fd, uint64_t off, uint64_t len, const char *what);
+int snap_zero_range(int fd, uint64_t off, uint64_t len, const char *what);
 /* Read a whole regular file of at most max bytes into a new buffer (snap_free it). */
 int snap_read_file(const char *path, size_t max, uint8_t **out, size_t *outlen);
 /* Write buf to path atomically: temp file in the same directory, fsync, rename, fsync dir. */

@@ -46,13 +46,6 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#ifndef FALLOC_FL_KEEP_SIZE
-#define FALLOC_FL_KEEP_SIZE 0x01
-#endif
-#ifndef FALLOC_FL_PUNCH_HOLE
-#define FALLOC_FL_PUNCH_HOLE 0x02
-#endif
-
 #define CACHE_STRIPES 64
 
 struct cache {
@@ -162,11 +155,9 @@ static int cache_check_aligned(const struct cache *c, uint64_t off, uint64_t len
 static int cache_punch(struct cache *c, uint64_t off, uint64_t len)
 {
     if (atomic_load_explicit(&c->punch_ok, memory_order_relaxed)) {
-        if (fallocate(c->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len) == 0)
-            return 0;
-        if (errno != EOPNOTSUPP && errno != ENOSYS && errno != EINVAL)
-            return snap_fail_errno("%s: punch hole at offset %llu (%llu bytes)", c->path,
-                                   (unsigned long long)off, (unsigned long long)len);
+        int err = snap_punch_hole(c->fd, off, len, c->path);
+        if (err != SNAP_ENOTSUP)
+            return err;
         atomic_store_explicit(&c->punch_ok, false, memory_order_relaxed);
     }
     memset(c->map + off, 0, (size_t)len);

@@ -543,7 +543,7 @@ int chunker_open(struct store *s, const char *key, const struct chunker_opts *o,
         atomic_init(&ch->jobs[i].abort, false);
     ch->nfetchers = nf;
     /* A staging chunk per fetch thread only where the store cannot stream into the cache. */
-    bool streamed = o->mode != CHUNKER_FULL && s->ops->read_stream && o->size != STORE_SIZE_UNKNOWN;
+    bool streamed = o->mode != CHUNKER_FULL && store_can_read_stream(s) && o->size != STORE_SIZE_UNKNOWN;
     for (unsigned i = 0; i < nf; i++) {
         ch->fetchers[i].ch = ch;
         if (streamed)

@@ -10,6 +10,7 @@
 #include "crypto/sha256.h"
 #include "fetch/hasher.h"
 #include "store/store.h"
+#include "store/tiered.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -142,7 +143,7 @@ static bool fetch_resume_ok(const struct fetch_opts *o, int err, uint64_t moved,
 
 static int fetch_download(const struct fetch_opts *o, const char *final, struct fetch_result *r)
 {
-    char *base = NULL, *key = NULL;
+    char *key = NULL;
     struct store *st = NULL;
     struct store_opts so;
     fetch_store_opts(o, &so);
@@ -151,8 +152,8 @@ static int fetch_download(const struct fetch_opts *o, const char *final, struct 
         st = o->store;
         if (!(key = snap_strdup(o->key)))
             err = snap_fail(SNAP_ENOMEM, "out of memory");
-    } else if ((err = store_split_url(o->url, &base, &key)) == 0) {
-        err = store_open(base, &so, &st);
+    } else {
+        err = store_open_object(o->url, &so, NULL, &st, &key);
     }
     if (err)
         goto out;
@@ -234,7 +235,6 @@ static int fetch_download(const struct fetch_opts *o, const char *final, struct 
 out:
     if (st != o->store)
         store_close(st);
-    snap_free(base);
     snap_free(key);
     return err;
 }

@@ -35,15 +35,6 @@ int hdr_rd_u32(struct hdr_rd *r, uint32_t *v, const char *ctx, const char *what)
     return err;
 }
 
-int hdr_rd_u64(struct hdr_rd *r, uint64_t *v, const char *ctx, const char *what)
-{
-    uint8_t b[8] = {0};
-    int err = hdr_rd_bytes(r, b, 8, ctx, what);
-    if (!err)
-        *v = get_le64(b);
-    return err;
-}
-
 int hdr_rd_uvarint(struct hdr_rd *r, uint64_t *v, const char *ctx, const char *what, size_t i)
 {
     uint64_t x = 0;

@@ -26,7 +26,6 @@ static inline size_t hdr_rd_left(const struct hdr_rd *r) { return r->len - r->po
 /* Each returns 0, or SNAP_EFORMAT naming `what` and the offset where the bytes ran out. */
 int hdr_rd_bytes(struct hdr_rd *r, void *dst, size_t n, const char *ctx, const char *what);
 int hdr_rd_u32(struct hdr_rd *r, uint32_t *v, const char *ctx, const char *what);
-int hdr_rd_u64(struct hdr_rd *r, uint64_t *v, const char *ctx, const char *what);
 /* Unsigned LEB128 of at most 10 bytes that fits in 64 bits. */
 int hdr_rd_uvarint(struct hdr_rd *r, uint64_t *v, const char *ctx, const char *what, size_t i);
 

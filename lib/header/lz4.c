@@ -17,6 +17,7 @@
 #define LZ4F_STATIC_LINKING_ONLY
 #include "header/internal.h"
 
+#include "base/buf.h"
 #include "base/mem.h"
 
 #include <lz4frame.h>
@@ -60,30 +61,21 @@ int hdr_lz4_decompress(const uint8_t *src, size_t srclen, size_t want, uint8_t *
     LZ4F_dctx *dctx = LZ4F_createDecompressionContext_advanced(hdr_lz4_mem, LZ4F_VERSION);
     if (!dctx)
         return snap_fail(SNAP_ENOMEM, "%s: cannot allocate the LZ4 decoder", ctx);
-    size_t cap = want < OUT_START ? want : OUT_START, pos = 0, in = 0;
-    uint8_t *buf = snap_malloc(cap);
-    int err = 0;
-    if (!buf) {
-        err = snap_fail(SNAP_ENOMEM, "%s: cannot allocate %zu bytes for the body", ctx, cap);
-        goto out;
-    }
+    struct snap_buf b; /* grows by doubling only when full of real output, never past want */
+    snap_buf_init(&b, OUT_START, want);
+    size_t in = 0;
+    int err = snap_buf_reserve(&b, b.first);
     for (;;) {
-        if (pos == cap && cap < want) {
-            size_t ncap = cap > want / 2 ? want : cap * 2;
-            uint8_t *nb = snap_realloc(buf, ncap);
-            if (!nb) {
-                err = snap_fail(SNAP_ENOMEM, "%s: cannot allocate %zu bytes for the body", ctx, ncap);
-                goto out;
-            }
-            buf = nb;
-            cap = ncap;
+        if (err || (b.len == b.cap && b.cap < want && (err = snap_buf_reserve(&b, b.cap + 1)) != 0)) {
+            err = snap_fail_ctx(err, "%s: body", ctx);
+            goto out;
         }
         /* With the buffer full, offer one spare byte: output there means the frame is longer
          * than uncompressedLen; no output lets the frame end (end mark, checksum) be read. */
         uint8_t spare;
-        bool full = pos == cap;
-        size_t dlen = full ? 1 : cap - pos, slen = srclen - in;
-        size_t r = LZ4F_decompress(dctx, full ? &spare : buf + pos, &dlen, src + in, &slen, NULL);
+        bool full = b.len == b.cap;
+        size_t dlen = full ? 1 : b.cap - b.len, slen = srclen - in;
+        size_t r = LZ4F_decompress(dctx, full ? &spare : b.data + b.len, &dlen, src + in, &slen, NULL);
         if (LZ4F_isError(r)) {
             err = hdr_lz4_fail(r, ctx, "LZ4 frame");
             goto out;
@@ -93,13 +85,13 @@ int hdr_lz4_decompress(const uint8_t *src, size_t srclen, size_t want, uint8_t *
                             "uncompressedLen %zu", ctx, want);
             goto out;
         }
-        pos += dlen;
+        b.len += dlen;
         in += slen;
         if (r == 0)
             break; /* frame complete, checksums verified */
         if (dlen == 0 && slen == 0) { /* room for output, yet no progress: input ran out */
             err = snap_fail(SNAP_EFORMAT, "%s: LZ4 frame cut off after %zu bytes (%zu bytes of "
-                            "output)", ctx, srclen, pos);
+                            "output)", ctx, srclen, b.len);
             goto out;
         }
     }
@@ -108,15 +100,16 @@ int hdr_lz4_decompress(const uint8_t *src, size_t srclen, size_t want, uint8_t *
                         srclen - in);
         goto out;
     }
-    if (pos != want) {
+    if (b.len != want) {
         err = snap_fail(SNAP_EFORMAT, "%s: LZ4 frame decompresses to %zu bytes, uncompressedLen "
-                        "says %zu", ctx, pos, want);
+                        "says %zu", ctx, b.len, want);
         goto out;
     }
-    *out = buf;
-    buf = NULL;
+    *out = b.data ? snap_buf_take(&b) : snap_malloc(1); /* an empty body is still a buffer */
+    if (!*out)
+        err = snap_fail(SNAP_ENOMEM, "%s: cannot allocate the body", ctx);
 out:
-    snap_free(buf);
+    snap_buf_free(&b);
     LZ4F_freeDecompressionContext(dctx);
     return err;
 }

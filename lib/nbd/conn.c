@@ -29,6 +29,7 @@
 #include "nbd/internal.h"
 #include "nbd/proto.h"
 
+#include "base/buf.h"
 #include "base/bytes.h"
 #include "base/err.h"
 #include "base/io.h"
@@ -54,8 +55,7 @@ struct slot {
     uint64_t cookie, offset;
     uint32_t length;
     uint32_t early_error;       /* wire error decided when the request was read, or 0 */
-    uint8_t *buf;
-    size_t cap;
+    struct snap_buf buf;        /* the request's data; grows to the largest request, then reused */
     uint32_t data_off;          /* a READ's data starts here in buf (sub-block reads) */
     uint8_t *blk;               /* one backend block for read-modify-write, on first use */
     struct dev_extent *ext;     /* BLOCK_STATUS descriptors, allocated on first use */
@@ -92,17 +92,8 @@ uint32_t nbd_wire_error(int e)
 
 static int slot_reserve(struct slot *s, size_t n)
 {
-    if (s->cap >= n)
-        return 0;
-    size_t want = s->cap ? s->cap : 65536;
-    while (want < n)
-        want *= 2;
-    uint8_t *p = snap_realloc(s->buf, want);
-    if (!p)
-        return snap_fail(SNAP_ENOMEM, "cannot allocate a %zu byte request buffer", want);
-    s->buf = p;
-    s->cap = want;
-    return 0;
+    int err = snap_buf_reserve(&s->buf, n);
+    return err ? snap_fail_ctx(err, "request buffer") : 0;
 }
 
 /* ---- replies (called with no lock; they take the send lock) ---- */
@@ -155,11 +146,11 @@ static int reply_error(struct nbd_conn *c, const struct slot *s, uint32_t error)
 static int reply_read(struct nbd_conn *c, const struct slot *s)
 {
     if (!c->structured)
-        return reply_simple(c, s, 0, s->buf + s->data_off, s->length);
+        return reply_simple(c, s, 0, s->buf.data + s->data_off, s->length);
     uint8_t h[NBD_CHUNK_HEADER_SIZE + 8];
     chunk_header(h, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_OFFSET_DATA, s->cookie, 8 + s->length);
     put_be64(h + 20, s->offset);
-    struct iovec iov[2] = {{h, sizeof h}, {s->buf + s->data_off, s->length}};
+    struct iovec iov[2] = {{h, sizeof h}, {s->buf.data + s->data_off, s->length}};
     return send_iov(c, iov, 2);
 }
 
@@ -170,7 +161,7 @@ static int reply_block_status(struct nbd_conn *c, struct slot *s, const struct d
     int err = slot_reserve(s, NBD_CHUNK_HEADER_SIZE + n);
     if (err)
         return reply_error(c, s, NBD_ENOMEM);
-    uint8_t *p = s->buf;
+    uint8_t *p = s->buf.data;
     chunk_header(p, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_BLOCK_STATUS, s->cookie, (uint32_t)n);
     put_be32(p + 20, NBD_META_ALLOC_ID);
     for (uint32_t i = 0; i < x->n; i++) {
@@ -236,7 +227,7 @@ static int read_covering(struct nbd_conn *c, struct slot *s)
         a1 = e->size;
     int err = slot_reserve(s, (size_t)(a1 - a0));
     if (!err)
-        err = e->ops->pread(e->ctx, s->buf, (uint32_t)(a1 - a0), a0);
+        err = e->ops->pread(e->ctx, s->buf.data, (uint32_t)(a1 - a0), a0);
     s->data_off = (uint32_t)(s->offset - a0);
     return err;
 }
@@ -304,14 +295,14 @@ static int execute_sub_block_write(struct nbd_conn *c, struct slot *s, bool fua)
     else
         pthread_rwlock_rdlock(&rmw_lock);
     if (!sub_block(c, s))
-        err = s->type == NBD_CMD_WRITE ? c->exp->ops->pwrite(c->exp->ctx, s->buf, s->length, s->offset, fua)
+        err = s->type == NBD_CMD_WRITE ? c->exp->ops->pwrite(c->exp->ctx, s->buf.data, s->length, s->offset, fua)
             : s->type == NBD_CMD_TRIM  ? c->exp->ops->trim(c->exp->ctx, s->length, s->offset, fua)
                                        : c->exp->ops->zero(c->exp->ctx, s->length, s->offset,
                                                            !(s->flags & NBD_CMD_FLAG_NO_HOLE), fua);
     else if (s->type == NBD_CMD_TRIM)
         err = trim_sub_block(c, s, fua);
     else
-        err = write_sub_block(c, s, s->type == NBD_CMD_WRITE ? s->buf : NULL, fua);
+        err = write_sub_block(c, s, s->type == NBD_CMD_WRITE ? s->buf.data : NULL, fua);
     pthread_rwlock_unlock(&rmw_lock);
     return err;
 }
@@ -338,14 +329,14 @@ static int execute(struct nbd_conn *c, struct slot *s)
         if (sub_block(c, s))
             err = read_covering(c, s);
         else if ((err = slot_reserve(s, s->length)) == 0)
-            err = e->ops->pread(e->ctx, s->buf, s->length, s->offset);
+            err = e->ops->pread(e->ctx, s->buf.data, s->length, s->offset);
         if (err)
             break;
         STAT(c, reads, 1);
         STAT(c, bytes_read, s->length);
         return reply_read(c, s);
     case NBD_CMD_WRITE:
-        err = e->ops->pwrite(e->ctx, s->buf, s->length, s->offset, fua);
+        err = e->ops->pwrite(e->ctx, s->buf.data, s->length, s->offset, fua);
         if (!err) {
             STAT(c, writes, 1);
             STAT(c, bytes_written, s->length);
@@ -457,7 +448,7 @@ static int read_request(struct nbd_conn *c, struct slot *s)
         if (s->early_error) {
             err = nbd_discard(c, s->length);
         } else if ((err = slot_reserve(s, s->length)) == 0) {
-            err = nbd_recv(c, s->buf, s->length);
+            err = nbd_recv(c, s->buf.data, s->length);
         } else {
             s->early_error = NBD_ENOMEM;
             err = nbd_discard(c, s->length);
@@ -472,6 +463,8 @@ static void *worker_main(void *arg)
 {
     struct dispatch *d = arg;
     struct slot s = {0};
+    /* The largest request: a full payload widened by one backend block on each side. */
+    snap_buf_init(&s.buf, 65536, NBD_MAX_PAYLOAD + 2 * (size_t)backend_block(d->c));
     for (;;) {
         pthread_mutex_lock(&d->read_lock);
         if (d->closing) {
@@ -492,7 +485,7 @@ static void *worker_main(void *arg)
             atomic_compare_exchange_strong(&d->send_error, &none, err);
         }
     }
-    snap_free(s.buf);
+    snap_buf_free(&s.buf);
     snap_free(s.blk);
     snap_free(s.ext);
     return NULL;

@@ -22,13 +22,14 @@ void http_response_init(struct http_response *rs)
 {
     memset(rs, 0, sizeof *rs);
     http_head_init(&rs->head);
+    snap_buf_init(&rs->body, 1024, HTTP_COLLECT_MAX + 1); /* +1: the NUL after the body */
     rs->total_size = HTTP_SIZE_UNKNOWN;
 }
 
 void http_response_free(struct http_response *rs)
 {
     http_head_free(&rs->head);
-    snap_free(rs->body);
+    snap_buf_free(&rs->body);
     http_response_init(rs);
 }
 
@@ -48,8 +49,8 @@ static int status_error(struct http_xfer *x)
     const struct http_response *rs = x->rs;
     char snip[160];
     size_t n = 0;
-    for (size_t i = 0; i < rs->body_len && n + 1 < sizeof snip; i++) {
-        char ch = (char)rs->body[i];
+    for (size_t i = 0; i < rs->body.len && n + 1 < sizeof snip; i++) {
+        char ch = (char)rs->body.data[i];
         if (ch == '\r' || ch == '\n' || ch == '\t')
             ch = ' ';
         if (ch < 0x20 || ch > 0x7e || (ch == ' ' && n && snip[n - 1] == ' '))
@@ -141,12 +142,12 @@ int http_do(struct http_client *c, const struct http_request *rq, struct http_re
 {
     rs->status = 0;
     rs->bytes = 0;
-    rs->body_len = 0;
+    rs->body.len = 0;
     rs->total_size = HTTP_SIZE_UNKNOWN;
     rs->attempts = 0;
     rs->redirects = 0;
-    if (rs->body)
-        rs->body[0] = '\0';
+    if (rs->body.data)
+        rs->body.data[0] = '\0';
     int e = req_check(rq);
     if (e)
         return e;
@@ -220,7 +221,7 @@ int http_do(struct http_client *c, const struct http_request *rq, struct http_re
         } else {
             rs->bytes = 0;
         }
-        rs->body_len = 0;
+        rs->body.len = 0;
     }
     url_free(&redirected);
     if (e && rs->attempts > 1) {

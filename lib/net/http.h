@@ -3,7 +3,7 @@
  *
  *   struct http_client *c;  http_client_new(NULL, &c);          // one per store, thread safe
  *   struct http_response rs; http_response_init(&rs);           // reuse it: a warm one allocates nothing
- *   struct http_request rq = {.method = "GET", .url = &u};       // body collected into rs.body
+ *   struct http_request rq = {.method = "GET", .url = &u};       // body collected into rs.body.data
  *   int e = http_do(c, &rq, &rs);   // 0 for a 2xx; SNAP_EHTTP for other statuses (rs.status says which)
  *   http_response_free(&rs); http_client_free(c);
  *
@@ -11,8 +11,8 @@
  * TCP; <= 16 KiB mbedtls_ssl_write steps under TLS) or pulled from a callback.  Response
  * bodies go where the request says (sink): into the caller's buffer (received straight into
  * it where framing allows, with a progress callback), through a callback, collected into
- * rs.body (capped), or discarded.  Bodies of non-2xx answers never reach the sink: they are
- * kept in rs.body (first 64 KiB) for the caller to read (S3 error XML).
+ * rs.body.data (capped), or discarded.  Bodies of non-2xx answers never reach the sink: they are
+ * kept in rs.body.data (first 64 KiB) for the caller to read (S3 error XML).
  *
  * Errors: SNAP_ENET, SNAP_ETIMEOUT, SNAP_ETLS, SNAP_EPROTO, SNAP_ESHORT, SNAP_ETOOBIG (a limit
  * of the caller's: a sink, max_object_size; a peer over the parser's caps is SNAP_EPROTO),
@@ -30,12 +30,13 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "base/buf.h"
 #include "net/http_parse.h"
 #include "net/url.h"
 
 #define HTTP_SIZE_UNKNOWN UINT64_MAX
 #define HTTP_COLLECT_MAX (1u << 20)       /* default cap of a collected body */
-#define HTTP_ERROR_BODY_MAX (64u * 1024)  /* error bodies kept in rs.body */
+#define HTTP_ERROR_BODY_MAX (64u * 1024)  /* error bodies kept in rs.body.data */
 #define HTTP_MAX_REDIRECTS 5
 #define HTTP_HDRS_MAX 32                  /* fields in a request header list */
 #define HTTP_HDRS_BYTES 6144              /* their names and values (a GCS bearer token fits) */
@@ -144,17 +145,22 @@ typedef int (*http_progress_fn)(void *ctx, uint64_t done);
  * a bearer token).  Not called after a redirect to another origin.  0 or a snap_err. */
 typedef int (*http_sign_fn)(void *ctx, const char *method, const struct url *url, const char *target,
                             struct http_hdrs *h);
-/* Called with every complete final response (any status; rs->body holds a collected or error
+/* Called with every complete final response (any status; rs->body.data holds a collected or error
  * body).  Return 0 to keep the default verdict, or a snap_err (with snap_fail) to fail it,
  * setting *retry when that failure is worth retrying (S3's <Error> inside a 200). */
 typedef int (*http_check_fn)(void *ctx, const struct http_response *rs, bool *retry);
 
 enum http_sink {
-    HTTP_SINK_COLLECT = 0, /* into rs.body, NUL-terminated, at most collect_max (SNAP_ETOOBIG) */
+    HTTP_SINK_COLLECT = 0, /* into rs.body.data, NUL-terminated, at most collect_max (SNAP_ETOOBIG) */
     HTTP_SINK_BUFFER,      /* into dst[0..dst_len) (SNAP_ETOOBIG if more arrives), progress as it lands */
     HTTP_SINK_CALLBACK,    /* through data_fn */
     HTTP_SINK_DISCARD,
 };
+
+/* Observer of an in-memory request body being sent (http_request.sent): called with the body
+ * bytes the kernel (or mbedTLS) has taken so far in this attempt (from 0 again on a retry). */
+#define HTTP_SEND_STEP (1u << 20)
+typedef void (*http_sent_fn)(void *ctx, uint64_t sent);
 
 enum http_retry_mode {
     HTTP_RETRY_AUTO = 0, /* retry idempotent methods: GET HEAD PUT DELETE OPTIONS */
@@ -173,6 +179,11 @@ struct http_request {
     uint64_t body_len;
     http_body_fn body_fn;
     void *body_ctx;
+    /* Optional, for (body, body_len): the body is written in steps of at most HTTP_SEND_STEP
+     * bytes, still straight from the caller's memory, and sent(sent_ctx, n) is called after
+     * each.  The uploader uses it to drop pages of an mmap as soon as they are sent. */
+    http_sent_fn sent;
+    void *sent_ctx;
     /* Ranged read: Range: bytes=range_off-(range_off+range_len-1), or the open-ended
      * bytes=range_off- when range_len is UINT64_MAX - range_off (to the end).  A 206 must answer exactly
      * that (a shorter one only at the object's end); a 200 is skipped to it; a 416 is
@@ -192,7 +203,7 @@ struct http_request {
      * there -- fewer, bigger reads than through the connection's 32 KiB buffer.  NULL = that. */
     uint8_t *recv_buf;
     size_t recv_buf_len;
-    size_t collect_max;              /* HTTP_SINK_COLLECT; 0 = HTTP_COLLECT_MAX */
+    size_t collect_max;              /* HTTP_SINK_COLLECT; 0 or over HTTP_COLLECT_MAX = HTTP_COLLECT_MAX */
     enum http_retry_mode retry;
     http_sign_fn sign;
     void *sign_ctx;
@@ -203,8 +214,8 @@ struct http_request {
 struct http_response {
     int status;             /* the final response's status, 0 if none arrived */
     struct http_head head;  /* its head: http_head_get(&rs.head, "ETag") */
-    uint8_t *body;          /* collected or error body, NUL-terminated (never NULL after a response) */
-    size_t body_len, body_cap;
+    struct snap_buf body;   /* collected or error body in body.data[0 .. body.len), NUL-terminated
+                               (data never NULL after a response); reused by the next request */
     uint64_t bytes;         /* body bytes delivered to the sink (all attempts of a range) */
     uint64_t total_size;    /* object size from Content-Range (206, 416) or a 200's
                                Content-Length (HEAD too); HTTP_SIZE_UNKNOWN otherwise */
@@ -218,15 +229,6 @@ void http_response_free(struct http_response *rs);
 /* Run the request: redirects, retries, backoff.  0 when the final status is 2xx (and the
  * check hook agreed). */
 int http_do(struct http_client *c, const struct http_request *rq, struct http_response *rs);
-
-/* Observe the sending of in-memory request bodies on this thread: while set, a body given as
- * (body, body_len) is written in steps of at most HTTP_SEND_STEP bytes, still straight from the
- * caller's memory, and fn(ctx, sent) is called after each step with the body bytes the kernel
- * (or mbedTLS) has taken so far in this attempt (it starts again from 0 on a retry).  The
- * uploader uses it to drop pages of an mmap as soon as they are sent.  NULL turns it off. */
-#define HTTP_SEND_STEP (1u << 20)
-typedef void (*http_sent_fn)(void *ctx, uint64_t sent);
-void http_thread_on_sent(http_sent_fn fn, void *ctx);
 
 /* GET [off, off+len) of url (target as in http_request) into dst, reporting progress; rs
  * gives bytes (< len only at the object's end) and total_size.  len 0 sends nothing. */

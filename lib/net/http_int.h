@@ -92,7 +92,7 @@ struct http_xfer {
 /* One attempt: a connection, the request, the whole response (any status).  Following says
  * a 3xx with Location will be followed, so its body is drained rather than kept. */
 int http_xfer_attempt(struct http_xfer *x, bool following_ok);
-/* Append to rs->body (NUL-terminated), at most max bytes in all: 0, SNAP_ETOOBIG, SNAP_ENOMEM. */
+/* Append to rs->body.data (NUL-terminated), at most max bytes in all: 0, SNAP_ETOOBIG, SNAP_ENOMEM. */
 int http_body_append(struct http_response *rs, const void *p, size_t n, size_t max);
 bool http_is_redirect(int status);
 bool http_method_is(const char *m, const char *want);

@@ -44,23 +44,29 @@ static int head_fail(struct http_head *h, int err, const char *fmt, ...)
 void http_head_init(struct http_head *h)
 {
     memset(h, 0, sizeof *h);
+    snap_buf_init(&h->buf, 1024, HTTP_HEAD_MAX);
 }
 
 void http_head_reset(struct http_head *h)
 {
-    char *buf = h->buf;
-    size_t cap = h->cap;
+    struct snap_buf buf = h->buf;
     /* Only the scalar part: the field table is overwritten as it fills. */
     memset(h, 0, offsetof(struct http_head, fields));
     h->buf = buf;
-    h->cap = cap;
+    snap_buf_reset(&h->buf);
     h->why[0] = '\0';
 }
 
 void http_head_free(struct http_head *h)
 {
-    snap_free(h->buf);
+    snap_buf_free(&h->buf);
     http_head_init(h);
+}
+
+/* The head's text from offset off. */
+static char *head_text(const struct http_head *h, size_t off)
+{
+    return (char *)h->buf.data + off;
 }
 
 bool http_head_done(const struct http_head *h)
@@ -70,25 +76,25 @@ bool http_head_done(const struct http_head *h)
 
 const char *http_head_name(const struct http_head *h, unsigned i)
 {
-    return i < h->nfields ? h->buf + h->fields[i].name : NULL;
+    return i < h->nfields ? head_text(h, h->fields[i].name) : NULL;
 }
 
 const char *http_head_value(const struct http_head *h, unsigned i)
 {
-    return i < h->nfields ? h->buf + h->fields[i].value : NULL;
+    return i < h->nfields ? head_text(h, h->fields[i].value) : NULL;
 }
 
 const char *http_head_get(const struct http_head *h, const char *name)
 {
     for (unsigned i = 0; i < h->nfields; i++)
-        if (strcasecmp(h->buf + h->fields[i].name, name) == 0)
-            return h->buf + h->fields[i].value;
+        if (strcasecmp(head_text(h, h->fields[i].name), name) == 0)
+            return head_text(h, h->fields[i].value);
     return NULL;
 }
 
 const char *http_head_reason(const struct http_head *h)
 {
-    return h->state == HS_DONE ? h->buf + h->reason : "";
+    return h->state == HS_DONE ? head_text(h, h->reason) : "";
 }
 
 static bool is_digit(int c)
@@ -112,7 +118,7 @@ static int head_status(struct http_head *h, char *s, size_t n)
     h->status = (s[9] - '0') * 100 + (s[10] - '0') * 10 + (s[11] - '0');
     if (h->status < 100)
         return head_fail(h, SNAP_EPROTO, "status %03d out of range in '%s'", h->status, shown(s, n, tmp, 64));
-    h->reason = (uint32_t)(s + (n > 12 ? 13 : 12) - h->buf);
+    h->reason = (uint32_t)(s + (n > 12 ? 13 : 12) - head_text(h, 0));
     h->state = HS_FIELDS;
     return 0;
 }
@@ -175,8 +181,8 @@ static int head_end(struct http_head *h)
 static int head_line(struct http_head *h)
 {
     char tmp[80];
-    char *s = h->buf + h->line;
-    size_t n = h->len - 1 - h->line;
+    char *s = head_text(h, h->line);
+    size_t n = h->buf.len - 1 - h->line;
     if (n && s[n - 1] == '\r')
         s[--n] = '\0';
     if (memchr(s, '\r', n))
@@ -229,43 +235,33 @@ int http_head_feed(struct http_head *h, const void *buf, size_t len, size_t *con
     while (i < len && h->state != HS_DONE) {
         const char *lf = memchr(p + i, '\n', len - i);
         size_t n = lf ? (size_t)(lf - (p + i)) : len - i;
-        if (h->state == HS_STATUS && h->len < 5) {
+        if (h->state == HS_STATUS && h->buf.len < 5) {
             /* Judge the first bytes as they come (before any size check, so that the
              * verdict on a non-HTTP peer does not depend on how its bytes were split). */
             static const char pfx[] = "HTTP/";
-            size_t k = 5 - h->len < len - i ? 5 - h->len : len - i;
-            if (memcmp(p + i, pfx + h->len, k) != 0) {
+            size_t k = 5 - h->buf.len < len - i ? 5 - h->buf.len : len - i;
+            if (memcmp(p + i, pfx + h->buf.len, k) != 0) {
                 char tmp[40];
                 return head_fail(h, SNAP_EPROTO, "response does not start with 'HTTP/' ('%s')",
                                  shown(p + i, len - i < 16 ? len - i : 16, tmp, sizeof tmp));
             }
         }
-        size_t need = h->len + n + 1; /* +1: the NUL that replaces the LF */
+        size_t need = h->buf.len + n + 1; /* +1: the NUL that replaces the LF */
         if (need > HTTP_HEAD_MAX)
             return head_fail(h, SNAP_EPROTO, "response head larger than %d KiB", HTTP_HEAD_MAX / 1024);
-        if (need > h->cap) {
-            size_t cap = h->cap ? h->cap : 1024;
-            while (cap < need)
-                cap *= 2;
-            if (cap > HTTP_HEAD_MAX)
-                cap = HTTP_HEAD_MAX;
-            char *nb = snap_realloc(h->buf, cap);
-            if (!nb)
-                return snap_fail(SNAP_ENOMEM, "response head buffer of %zu bytes", cap);
-            h->buf = nb;
-            h->cap = cap;
-        }
-        memcpy(h->buf + h->len, p + i, n);
-        h->len += n;
+        int e = snap_buf_reserve(&h->buf, need);
+        if (e)
+            return snap_fail_ctx(e, "response head");
+        snap_buf_append(&h->buf, p + i, n); /* the room is there: cannot fail */
         i += n;
         if (!lf)
             break;
         i++;
-        h->buf[h->len++] = '\0';
-        int e = head_line(h);
+        h->buf.data[h->buf.len++] = '\0';
+        e = head_line(h);
         if (e)
             return e;
-        h->line = h->len;
+        h->line = h->buf.len;
     }
     *consumed = i;
     return 0;

@@ -14,6 +14,8 @@
 #ifndef SNAP_NET_HTTP_PARSE_H
 #define SNAP_NET_HTTP_PARSE_H
 
+#include "base/buf.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -37,8 +39,7 @@ struct http_head {
     int state;
     int err;                 /* sticky snap_err */
     bool keep_alive;         /* "Connection: keep-alive" seen (matters for HTTP/1.0) */
-    char *buf;               /* the head's lines, NUL-terminated in place */
-    size_t len, cap;
+    struct snap_buf buf;     /* the head's lines, NUL-terminated in place (at most HTTP_HEAD_MAX) */
     size_t line;             /* offset of the line being collected */
     uint32_t reason;         /* offset of the reason phrase */
     struct {

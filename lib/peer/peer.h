@@ -25,8 +25,6 @@ int peer_server_open(const char *data_dir, struct peer_server **out);
 void peer_server_close(struct peer_server *p);
 /* The httpd handler; ctx is the peer_server. */
 void peer_handle(void *ctx, struct httpd_conn *c, const struct httpd_req *req);
-/* Is a request reading this build right now? (eviction must wait) */
-bool peer_build_pinned(struct peer_server *p, const char *uuid);
 /* Is `name` one of the object names a build may have? */
 bool peer_file_allowed(const char *name);
 

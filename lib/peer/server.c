@@ -111,19 +111,6 @@ static void unpin(struct peer_server *p, const snap_uuid *id)
     pthread_mutex_unlock(&p->lock);
 }
 
-bool peer_build_pinned(struct peer_server *p, const char *uuid)
-{
-    snap_uuid id;
-    if (snap_uuid_parse(uuid, &id))
-        return false;
-    pthread_mutex_lock(&p->lock);
-    bool found = false;
-    for (unsigned i = 0; i < p->npins && !found; i++)
-        found = !snap_uuid_cmp(&p->pins[i].id, &id);
-    pthread_mutex_unlock(&p->lock);
-    return found;
-}
-
 void peer_metrics(struct peer_server *p, struct peer_metrics *m)
 {
     m->requests = p->requests;

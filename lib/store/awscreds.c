@@ -11,6 +11,7 @@
 #include "crypto/sigv4.h"
 #include "net/http.h"
 #include "net/url.h"
+#include "store/credcache.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -40,10 +41,7 @@ struct awscreds {
     pthread_mutex_t mu;
     enum src_kind kind;
     struct awscreds_val v;
-    uint64_t gen;                 /* 0: none yet */
-    bool stale;
-    int64_t refresh_at;           /* unix seconds */
-    uint64_t fetches;
+    struct credcache cc;          /* when to fetch again (unix seconds) */
     char source[1200];
     /* STS (web identity, assume role) */
     char role_arn[ARN_MAX], session_name[128], external_id[256], token_file[1024], sts_url[512],
@@ -110,7 +108,7 @@ const char *awscreds_source(const struct awscreds *c) { return c->source; }
 uint64_t awscreds_fetches(struct awscreds *c)
 {
     pthread_mutex_lock(&c->mu);
-    uint64_t n = c->fetches;
+    uint64_t n = c->cc.fetches;
     pthread_mutex_unlock(&c->mu);
     return n;
 }
@@ -243,11 +241,11 @@ static int sts_fetch(struct awscreds *c, struct awscreds_val *out)
         http_response_init(&rs);
         err = call(c, "POST", c->sts_url, &h, body, n, &rs);
         if (!err) {
-            err = awscreds_parse_sts(rs.body, rs.body_len, out);
-        } else if (rs.status >= 400 && rs.body_len) { /* STS's <ErrorResponse> says more than the status */
+            err = awscreds_parse_sts(rs.body.data, rs.body.len, out);
+        } else if (rs.status >= 400 && rs.body.len) { /* STS's <ErrorResponse> says more than the status */
             char http_msg[600];
             snprintf(http_msg, sizeof http_msg, "%s", snap_errmsg(err));
-            if (awscreds_parse_sts(rs.body, rs.body_len, out) == SNAP_EAUTH)
+            if (awscreds_parse_sts(rs.body.data, rs.body.len, out) == SNAP_EAUTH)
                 err = snap_fail_ctx(SNAP_EAUTH, "HTTP %d", rs.status);
             else
                 snap_fail(err, "%s", http_msg);
@@ -337,7 +335,7 @@ static int json_answer(struct awscreds *c, const char *u, struct http_hdrs *h, s
     http_response_init(&rs);
     int err = call(c, "GET", u, h, NULL, 0, &rs);
     if (!err)
-        err = awscreds_parse_json(rs.body, rs.body_len, out);
+        err = awscreds_parse_json(rs.body.data, rs.body.len, out);
     http_response_free(&rs);
     return err;
 }
@@ -386,13 +384,13 @@ static int imds_token(struct awscreds *c, bool renew)
     http_response_init(&rs);
     int err = call(c, "PUT", u, &h, "", 0, &rs);
     if (!err) {
-        size_t n = rs.body_len;
-        if (n == 0 || n >= sizeof c->imds_token || memchr(rs.body, '\r', n) || memchr(rs.body, '\n', n) ||
-            memchr(rs.body, '\0', n))
+        size_t n = rs.body.len;
+        if (n == 0 || n >= sizeof c->imds_token || memchr(rs.body.data, '\r', n) || memchr(rs.body.data, '\n', n) ||
+            memchr(rs.body.data, '\0', n))
             err = snap_fail(SNAP_EPROTO, "PUT %s: the session token is not 1..%zu characters on one line", u,
                             sizeof c->imds_token - 1);
         else {
-            memcpy(c->imds_token, rs.body, n);
+            memcpy(c->imds_token, rs.body.data, n);
             c->imds_token[n] = '\0';
             c->imds_token_until = now + IMDS_TOKEN_TTL - 60;
         }
@@ -435,11 +433,11 @@ static int imds_fetch(struct awscreds *c, struct awscreds_val *out)
     int err = imds_get(c, base, &rs);
     if (!err) {
         size_t n = 0;
-        const char *b = (const char *)rs.body;
-        while (n < rs.body_len && n < 128 && b[n] != '\n' && b[n] != '\r' &&
+        const char *b = (const char *)rs.body.data;
+        while (n < rs.body.len && n < 128 && b[n] != '\n' && b[n] != '\r' &&
                (strchr("+=,.@_-", b[n]) || (b[n] >= '0' && b[n] <= '9') || ((b[n] | 0x20) >= 'a' && (b[n] | 0x20) <= 'z')))
             n++;
-        if (n == 0 || (n < rs.body_len && b[n] != '\n' && b[n] != '\r'))
+        if (n == 0 || (n < rs.body.len && b[n] != '\n' && b[n] != '\r'))
             err = snap_fail(SNAP_EAUTH, "the instance has no IAM role (GET %s gave no role name)", base);
         else
             fmt(path, sizeof path, "%s%.*s", base, (int)n, b);
@@ -447,7 +445,7 @@ static int imds_fetch(struct awscreds *c, struct awscreds_val *out)
     if (!err)
         err = imds_get(c, path, &rs);
     if (!err)
-        err = awscreds_parse_json(rs.body, rs.body_len, out);
+        err = awscreds_parse_json(rs.body.data, rs.body.len, out);
     http_response_free(&rs);
     if (err)
         return fetch_failed(c, err, "outside EC2 set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY or AWS_PROFILE "
@@ -477,24 +475,19 @@ int awscreds_get(struct awscreds *c, struct awscreds_val *v, uint64_t *gen)
     pthread_mutex_lock(&c->mu);
     int err = 0;
     int64_t now = time(NULL);
-    if (c->kind != SRC_STATIC && (!c->gen || c->stale || now >= c->refresh_at)) {
+    if (c->kind != SRC_STATIC && credcache_due(&c->cc, now)) {
         struct awscreds_val *fresh = snap_malloc(sizeof *fresh);
-        c->fetches++;
         err = fresh ? fetch(c, fresh) : snap_fail(SNAP_ENOMEM, "out of memory");
         if (!err) {
             int64_t ttl = fresh->expires ? fresh->expires - now : 0;
-            int64_t margin = ttl / 4 < MARGIN_MAX ? ttl / 4 : MARGIN_MAX;
             c->v = *fresh;
-            c->gen++;
-            c->stale = false;
-            c->refresh_at = fresh->expires ? fresh->expires - margin : INT64_MAX;
-            snap_log(c->gen > 1 ? SNAP_LOG_INFO : SNAP_LOG_DEBUG, "aws: credentials from %s (access key ...%s), %s%lld s", c->source,
+            credcache_fresh(&c->cc, now, fresh->expires ? fresh->expires : INT64_MAX, MARGIN_MAX);
+            snap_log(c->cc.gen > 1 ? SNAP_LOG_INFO : SNAP_LOG_DEBUG, "aws: credentials from %s (access key ...%s), %s%lld s", c->source,
                       strlen(c->v.ak) > 4 ? c->v.ak + strlen(c->v.ak) - 4 : "", ttl ? "valid for " : "no expiry",
                       ttl ? (long long)ttl : 0LL);
-        } else if (c->gen && !c->stale && (!c->v.expires || now < c->v.expires)) {
+        } else if (credcache_keep(&c->cc, now, REFRESH_RETRY_S)) {
             /* Keep them, and let the next try wait: every signer would otherwise sit through
              * the failing service's timeout again. */
-            c->refresh_at = c->v.expires && now + REFRESH_RETRY_S > c->v.expires ? c->v.expires : now + REFRESH_RETRY_S;
             snap_warn("aws: %s; using the current credentials for their last %lld s", snap_errmsg(err),
                       (long long)(c->v.expires - now));
             err = 0;
@@ -505,7 +498,7 @@ int awscreds_get(struct awscreds *c, struct awscreds_val *v, uint64_t *gen)
     }
     if (!err) {
         *v = c->v;
-        *gen = c->gen;
+        *gen = c->cc.gen;
     }
     pthread_mutex_unlock(&c->mu);
     return err;
@@ -517,8 +510,7 @@ int awscreds_refused(struct awscreds *c, uint64_t gen)
         return snap_fail(SNAP_EAUTH, "the credentials from %s were refused as expired and cannot be refreshed",
                          c->source);
     pthread_mutex_lock(&c->mu);
-    if (gen == c->gen)
-        c->stale = true;
+    credcache_refused(&c->cc, gen);
     pthread_mutex_unlock(&c->mu);
     return 0;
 }
@@ -610,7 +602,7 @@ static int new_static(const char *ak, const char *sk, const char *tok, const cha
     fmt(c->v.ak, sizeof c->v.ak, "%s", ak);
     fmt(c->v.sk, sizeof c->v.sk, "%s", sk);
     fmt(c->v.token, sizeof c->v.token, "%s", tok);
-    c->gen = 1;
+    credcache_set_static(&c->cc);
     fmt(c->source, sizeof c->source, "%s", what);
     *out = c;
     return 0;
@@ -865,14 +857,14 @@ static bool imds_region(char *out, size_t n)
     if (new_imds(&c) == 0) {
         struct http_response rs;
         http_response_init(&rs);
-        if (imds_get(c, "/latest/meta-data/placement/region", &rs) == 0 && rs.body_len && rs.body_len < n &&
-            rs.body_len < 64) {
+        if (imds_get(c, "/latest/meta-data/placement/region", &rs) == 0 && rs.body.len && rs.body.len < n &&
+            rs.body.len < 64) {
             ok = true;
-            for (size_t i = 0; i < rs.body_len; i++)
-                ok &= (rs.body[i] >= 'a' && rs.body[i] <= 'z') || (rs.body[i] >= '0' && rs.body[i] <= '9') ||
-                      rs.body[i] == '-';
+            for (size_t i = 0; i < rs.body.len; i++)
+                ok &= (rs.body.data[i] >= 'a' && rs.body.data[i] <= 'z') || (rs.body.data[i] >= '0' && rs.body.data[i] <= '9') ||
+                      rs.body.data[i] == '-';
             if (ok)
-                fmt(out, n, "%.*s", (int)rs.body_len, (const char *)rs.body);
+                fmt(out, n, "%.*s", (int)rs.body.len, (const char *)rs.body.data);
         }
         http_response_free(&rs);
     }

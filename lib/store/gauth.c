@@ -9,6 +9,7 @@
 #include "crypto/jwt.h"
 #include "net/http.h"
 #include "net/url.h"
+#include "store/credcache.h"
 #include "store/jsonr.h"
 
 #include <pthread.h>
@@ -25,11 +26,7 @@
 struct gauth {
     pthread_mutex_t mu;
     char token[GAUTH_TOKEN_MAX];
-    uint64_t gen;           /* 0: no token yet */
-    bool stale;             /* refused by the server: fetch before using again */
-    int64_t refresh_at;     /* clock seconds: fetch a new one from here on */
-    int64_t expires_at;     /* clock seconds: unusable from here on */
-    uint64_t fetches;
+    struct credcache cc;    /* when to fetch again (times on the now() clock) */
     gauth_fetch_fn fetch;   /* NULL: a static token */
     void *ctx;
     int64_t (*now)(void *);
@@ -75,12 +72,10 @@ void gauth_free(struct gauth *g)
     snap_free(g);
 }
 
-const char *gauth_source(const struct gauth *g) { return g->source; }
-
 uint64_t gauth_fetches(struct gauth *g)
 {
     pthread_mutex_lock(&g->mu);
-    uint64_t n = g->fetches;
+    uint64_t n = g->cc.fetches;
     pthread_mutex_unlock(&g->mu);
     return n;
 }
@@ -163,12 +158,12 @@ static int token_request(struct gauth *g, struct http_request *rq, char *token, 
     rq->collect_max = 64u << 10;
     int err = http_do(g->client, rq, &rs);
     if (!err) {
-        err = gauth_parse_token(rs.body, rs.body_len, token, cap, expires_in);
-    } else if (rs.status >= 400 && rs.body_len) {
+        err = gauth_parse_token(rs.body.data, rs.body.len, token, cap, expires_in);
+    } else if (rs.status >= 400 && rs.body.len) {
         char http_msg[512], tmp[8];
         int64_t dummy;
         snprintf(http_msg, sizeof http_msg, "%s", snap_errmsg(err));
-        if (gauth_parse_token(rs.body, rs.body_len, tmp, sizeof tmp, &dummy) == SNAP_EAUTH)
+        if (gauth_parse_token(rs.body.data, rs.body.len, tmp, sizeof tmp, &dummy) == SNAP_EAUTH)
             snap_fail_ctx(err, "HTTP %d", rs.status); /* the server's {"error", "error_description"} */
         else
             snap_fail(err, "%s", http_msg);
@@ -262,7 +257,7 @@ int gauth_new_static(const char *token, const char *origin, struct gauth **out)
     if (!g)
         return snap_fail(SNAP_ENOMEM, "out of memory");
     memcpy(g->token, token, n + 1);
-    g->gen = 1;
+    credcache_set_static(&g->cc);
     snprintf(g->source, sizeof g->source, "the token in %s", origin);
     *out = g;
     return 0;
@@ -397,22 +392,17 @@ int gauth_get(struct gauth *g, char *token, size_t cap, uint64_t *gen)
     int err = 0;
     if (g->fetch) {
         int64_t now = g->now(g->now_ctx);
-        if (!g->gen || g->stale || now >= g->refresh_at) {
+        if (credcache_due(&g->cc, now)) {
             char fresh[GAUTH_TOKEN_MAX];
             int64_t ttl = 0;
-            g->fetches++;
             err = g->fetch(g->ctx, fresh, sizeof fresh, &ttl);
             if (!err) {
-                int64_t margin = ttl / 4 < MARGIN_MAX ? ttl / 4 : MARGIN_MAX;
                 memcpy(g->token, fresh, strlen(fresh) + 1);
-                g->gen++;
-                g->stale = false;
-                g->expires_at = now + ttl;
-                g->refresh_at = now + ttl - margin;
+                credcache_fresh(&g->cc, now, now + ttl, MARGIN_MAX);
                 snap_debug("gs: new access token from %s, valid for %lld s", g->source, (long long)ttl);
-            } else if (g->gen && !g->stale && now < g->expires_at) {
+            } else if (credcache_keep(&g->cc, now, 0)) {
                 snap_warn("gs: %s; using the current token for its last %lld s", snap_errmsg(err),
-                          (long long)(g->expires_at - now));
+                          (long long)(g->cc.expires_at - now));
                 err = 0;
             }
             memset(fresh, 0, sizeof fresh);
@@ -424,7 +414,7 @@ int gauth_get(struct gauth *g, char *token, size_t cap, uint64_t *gen)
             err = snap_fail(SNAP_ETOOBIG, "access token of %zu bytes", n);
         else
             memcpy(token, g->token, n + 1);
-        *gen = g->gen;
+        *gen = g->cc.gen;
     }
     pthread_mutex_unlock(&g->mu);
     return err;
@@ -435,8 +425,7 @@ int gauth_refused(struct gauth *g, uint64_t gen)
     if (!g->fetch)
         return snap_fail(SNAP_EAUTH, "%s was refused", g->source);
     pthread_mutex_lock(&g->mu);
-    if (gen == g->gen)
-        g->stale = true;
+    credcache_refused(&g->cc, gen);
     pthread_mutex_unlock(&g->mu);
     return 0;
 }

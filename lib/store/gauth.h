@@ -56,8 +56,6 @@ int gauth_get(struct gauth *g, char *token, size_t cap, uint64_t *gen);
 int gauth_refused(struct gauth *g, uint64_t gen);
 /* Fetches made so far (tests). */
 uint64_t gauth_fetches(struct gauth *g);
-/* What the tokens come from, for messages ("the key file /k.json (sa@p.iam...)"). */
-const char *gauth_source(const struct gauth *g);
 
 /* Parse an OAuth2 token answer {"access_token", "expires_in", "token_type"}: the token must be
  * 1..cap-1 visible ASCII characters, expires_in (if present) 1..86400 (absent: 300), token_type

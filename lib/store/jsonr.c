@@ -39,31 +39,28 @@ struct jsonr_value {
 };
 
 struct jsonr_doc {
-    struct jsonr_value *v;
-    size_t n;
-    char *arena;
+    struct itree_doc t; /* values, and the arena of strings and keys */
 };
 
 struct jsonr_parser {
     const char *in;
     size_t len, pos;
     struct jsonr_doc *doc;
-    size_t cap;
-    size_t arena_len, arena_cap;
 };
+
+/* Value i (the array moves while it grows: never keep the pointer across jr_new). */
+static struct jsonr_value *jv(const struct jsonr_doc *d, size_t i)
+{
+    return itree_doc_node(&d->t, i);
+}
 
 __attribute__((format(printf, 2, 3))) static int jr_fail(const struct jsonr_parser *p, const char *fmt, ...)
 {
-    unsigned line = 1;
-    size_t end = p->pos < p->len ? p->pos : p->len;
-    for (size_t i = 0; i < end; i++)
-        line += p->in[i] == '\n';
-    char what[200];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(what, sizeof what, fmt, ap);
+    int err = itree_fail_at("JSON", p->in, p->len, p->pos, fmt, ap);
     va_end(ap);
-    return snap_fail(SNAP_EFORMAT, "JSON line %u (byte %zu): %s", line, end, what);
+    return err;
 }
 
 static void jr_skip_space(struct jsonr_parser *p)
@@ -91,23 +88,10 @@ static const char *jr_what(const struct jsonr_parser *p, char buf[16])
 
 static int jr_new(struct jsonr_parser *p, enum jsonr_type t, uint32_t *idx)
 {
-    struct jsonr_doc *d = p->doc;
-    if (d->n == p->cap) {
-        if (p->cap >= JSONR_MAX_VALUES)
-            return snap_fail(SNAP_ETOOBIG, "JSON: more than %d values", JSONR_MAX_VALUES);
-        size_t cap = p->cap ? p->cap * 2 : 16;
-        if (cap > JSONR_MAX_VALUES)
-            cap = JSONR_MAX_VALUES;
-        struct jsonr_value *nv = snap_reallocarray(d->v, cap, sizeof *nv);
-        if (!nv)
-            return snap_fail(SNAP_ENOMEM, "JSON: out of memory for %zu values", cap);
-        d->v = nv;
-        p->cap = cap;
-    }
-    memset(&d->v[d->n], 0, sizeof d->v[0]);
-    d->v[d->n].type = t;
-    *idx = (uint32_t)d->n++;
-    return 0;
+    int err = itree_doc_add(&p->doc->t, idx);
+    if (!err)
+        jv(p->doc, *idx)->type = t;
+    return err;
 }
 
 static int jr_hex4(struct jsonr_parser *p, uint32_t *out)
@@ -189,9 +173,10 @@ static size_t jr_put_utf8(uint32_t c, char *o)
 static int jr_string(struct jsonr_parser *p, const char **out, size_t *outlen)
 {
     size_t start = p->pos++;
-    char *o = p->doc->arena + p->arena_len, *begin = o;
+    struct itree_doc *t = &p->doc->t;
+    char *o = t->arena + t->arena_len, *begin = o;
     /* Decoding never grows: the output fits in what the input used, quotes included. */
-    if (p->arena_cap - p->arena_len < p->len - start)
+    if (t->arena_cap - t->arena_len < p->len - start)
         return snap_fail(SNAP_EINTERNAL, "JSON: string arena overflow at byte %zu", start);
     for (;;) {
         if (p->pos >= p->len)
@@ -257,7 +242,7 @@ static int jr_string(struct jsonr_parser *p, const char **out, size_t *outlen)
     *o = '\0';
     *out = begin;
     *outlen = (size_t)(o - begin);
-    p->arena_len += *outlen + 1;
+    t->arena_len += *outlen + 1;
     return 0;
 }
 
@@ -327,7 +312,7 @@ static int jr_value(struct jsonr_parser *p, int depth, uint32_t *idx);
 /* An array or object at p->pos; members of objects get their keys. */
 static int jr_container(struct jsonr_parser *p, int depth, uint32_t self)
 {
-    bool obj = p->doc->v[self].type == JSONR_OBJECT;
+    bool obj = jv(p->doc, self)->type == JSONR_OBJECT;
     char close = obj ? '}' : ']';
     uint32_t last = 0;
     size_t count = 0;
@@ -358,7 +343,7 @@ static int jr_container(struct jsonr_parser *p, int depth, uint32_t self)
         uint32_t child;
         if ((err = jr_value(p, depth + 1, &child)) != 0)
             return err;
-        struct jsonr_value *v = p->doc->v;
+        struct jsonr_value *v = jv(p->doc, 0);
         v[child].key = key;
         v[child].klen = klen;
         itree_append(v, sizeof *v, offsetof(struct jsonr_value, link), self, last, child);
@@ -411,7 +396,7 @@ static int jr_value(struct jsonr_parser *p, int depth, uint32_t *idx)
     int err = jr_new(p, t, idx);
     if (err)
         return err;
-    struct jsonr_value *v = &p->doc->v[*idx];
+    struct jsonr_value *v = jv(p->doc, *idx);
     switch (t) {
     case JSONR_OBJECT:
     case JSONR_ARRAY: return jr_container(p, depth, *idx);
@@ -431,13 +416,15 @@ int jsonr_parse(const void *buf, size_t len, struct jsonr_doc **out)
     if (len > JSONR_MAX_INPUT)
         return snap_fail(SNAP_ETOOBIG, "JSON document of %zu bytes is over the %u-byte limit", len,
                          JSONR_MAX_INPUT);
-    struct jsonr_parser p = {.in = buf, .len = len, .arena_cap = len + 1};
+    struct jsonr_parser p = {.in = buf, .len = len};
     p.doc = snap_calloc(1, sizeof *p.doc);
     if (!p.doc)
         return snap_fail(SNAP_ENOMEM, "JSON: out of memory");
-    p.doc->arena = snap_malloc(p.arena_cap);
     uint32_t root;
-    int err = p.doc->arena ? jr_value(&p, 1, &root) : snap_fail(SNAP_ENOMEM, "JSON: out of memory for %zu bytes", len);
+    int err = itree_doc_init(&p.doc->t, "JSON", "values", sizeof(struct jsonr_value),
+                             offsetof(struct jsonr_value, link), JSONR_MAX_VALUES, len + 1);
+    if (!err)
+        err = jr_value(&p, 1, &root);
     if (!err) {
         jr_skip_space(&p);
         if (p.pos < p.len)
@@ -447,9 +434,8 @@ int jsonr_parse(const void *buf, size_t len, struct jsonr_doc **out)
         jsonr_free(p.doc);
         return err;
     }
-    struct jsonr_doc *d = p.doc;
-    itree_finish(d->v, d->n, sizeof *d->v, offsetof(struct jsonr_value, link));
-    *out = d;
+    itree_doc_finish(&p.doc->t);
+    *out = p.doc;
     return 0;
 }
 
@@ -457,14 +443,13 @@ void jsonr_free(struct jsonr_doc *doc)
 {
     if (!doc)
         return;
-    snap_free(doc->v);
-    snap_free(doc->arena);
+    itree_doc_free(&doc->t);
     snap_free(doc);
 }
 
 const struct jsonr_value *jsonr_root(const struct jsonr_doc *doc)
 {
-    return &doc->v[0];
+    return jv(doc, 0);
 }
 
 enum jsonr_type jsonr_type(const struct jsonr_value *v)

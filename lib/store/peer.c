@@ -29,6 +29,16 @@ bool store_is_peer(const struct store *s)
     return s && (s->ops == &store_peer_ops || s->ops == &store_peers_ops || s->ops == &store_peer_registry_ops);
 }
 
+int store_peer_url(const char *addr, char *url, size_t cap)
+{
+    bool bare = !strstr(addr, "://");
+    if (!bare && strncmp(addr, "peer://", 7) != 0 && strncmp(addr, "peers://", 8) != 0)
+        return snap_fail(SNAP_EUSAGE, "'%s': a peer is HOST:PORT, peer://HOST:PORT or peers://HOST:PORT", addr);
+    if ((size_t)snprintf(url, cap, "%s%s", bare ? "peer://" : "", addr) >= cap)
+        return snap_fail(SNAP_EUSAGE, "peer address '%.40s...' is too long (%zu bytes at most)", addr, cap - 8);
+    return 0;
+}
+
 int store_peer_check_addr(const char *host, const struct httpd_cidr *allow, size_t nallow, char *numeric,
                           size_t cap)
 {
@@ -165,7 +175,7 @@ static int ps_error(struct peer_store *ps, const char *key, const struct http_re
     }
     if (rs->status == 404 || rs->status == 410)
         return snap_fail(SNAP_ENOTFOUND, "%s/%s: not on this peer (HTTP %d)", ps->base.url, key, rs->status);
-    if (rs->status == 400 && rs->body && strstr((const char *)rs->body, "speaks TLS only"))
+    if (rs->status == 400 && rs->body.data && strstr((const char *)rs->body.data, "speaks TLS only"))
         return snap_fail(SNAP_ETLS, "%s: the peer speaks TLS only; give --peer-ca FILE (or use peers://)",
                          ps->base.url);
     if (rs->status == 403)

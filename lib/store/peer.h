@@ -31,6 +31,9 @@ extern const struct store_ops store_peer_ops, store_peers_ops;
  * only).  A refused address is SNAP_EAUTH naming the address and the option to change. */
 int store_peer_open(const char *url, const struct store_opts *o, const struct httpd_cidr *allow,
                     size_t nallow, struct store **out);
+/* A peer address as a peer URL: "HOST:PORT" becomes peer://HOST:PORT; peer:// and peers://
+ * URLs stay as they are.  0, or SNAP_EUSAGE naming addr (another scheme, or longer than cap). */
+int store_peer_url(const char *addr, char *url, size_t cap);
 /* Resolve host and check every address against the allowlist; numeric gets the first one
  * (for dialing).  0, SNAP_ENET (unresolvable) or SNAP_EAUTH (refused). */
 int store_peer_check_addr(const char *host, const struct httpd_cidr *allow, size_t nallow, char *numeric,

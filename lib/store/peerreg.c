@@ -88,11 +88,10 @@ static int pr_peer(struct preg_store *p, const char *id, const char *addr)
         return -1;
     }
     char url[PEER_REGISTRY_ADDR_MAX + 16];
-    snprintf(url, sizeof url, "%s%s", strstr(addr, "://") ? "" : "peer://", addr);
     struct store *s = NULL;
-    int err = strncmp(url, "peer://", 7) == 0 || strncmp(url, "peers://", 8) == 0
-                  ? store_peer_open(url, &p->po, p->allow, p->nallow, &s)
-                  : snap_fail(SNAP_EFORMAT, "'%s' is not HOST:PORT", addr);
+    int err = store_peer_url(addr, url, sizeof url);
+    if (!err)
+        err = store_peer_open(url, &p->po, p->allow, p->nallow, &s);
     if (err) {
         snap_warn("%s: " PEER_REGISTRY_PREFIX "%s names peer %s: %s; reading the build from storage",
                   peer_registry_name(p->reg), id, addr, snap_errmsg(err));

@@ -1,11 +1,13 @@
 /* store.c -- backend table, key checks and the thin dispatchers of the storage interface. */
 #include "store/store.h"
 
+#include "base/buf.h"
 #include "base/err.h"
 #include "base/mem.h"
 #include "net/url.h"
 #include "net/http.h"
 #include "store/peer.h"
+#include "store/tiered.h"
 
 #include <pthread.h>
 #include <stdbool.h>
@@ -182,6 +184,8 @@ int store_read(struct store *s, const char *key, uint64_t off, uint64_t len, voi
     return err ? err : s->ops->read(s, key, off, len, dst, progress, ctx, res);
 }
 
+bool store_can_read_stream(const struct store *s) { return s->ops->read_stream != NULL; }
+
 /* The generic stream: ranged reads of STREAM_STEP into one buffer, handed to the sink. */
 #define STREAM_STEP (1u << 20)
 
@@ -313,13 +317,14 @@ int store_mp_create(struct store *s, const char *key, const struct store_put_opt
 }
 
 int store_mp_part(struct store *s, const char *key, const char *upload_id, uint32_t number,
-                  const void *buf, size_t len, char etag[STORE_ETAG_MAX])
+                  const void *buf, size_t len, store_sent_fn sent, void *sent_ctx,
+                  char etag[STORE_ETAG_MAX])
 {
     if (!s->ops->mp_part)
         return store_readonly(s, "multipart upload");
     if (number < 1 || number > 10000)
         return snap_fail(SNAP_ERANGE, "%s/%s: part number %u (1..10000 allowed)", s->url, key, number);
-    return s->ops->mp_part(s, key, upload_id, number, buf, len, etag);
+    return s->ops->mp_part(s, key, upload_id, number, buf, len, sent, sent_ctx, etag);
 }
 
 int store_mp_complete(struct store *s, const char *key, const char *upload_id,
@@ -366,55 +371,41 @@ int store_set_meta(struct store *s, const char *key, uint64_t size, const struct
 }
 
 struct grow_buf {
-    uint8_t *p;
-    size_t len, cap, max;
+    struct snap_buf b;
     const char *url;
 };
 
 static int grow_sink(void *ctx, const uint8_t *p, size_t n)
 {
     struct grow_buf *g = ctx;
-    if (n > g->max - g->len)
-        return snap_fail(SNAP_ETOOBIG, "%s: larger than %zu bytes", g->url, g->max);
-    if (g->len + n > g->cap) {
-        size_t cap = g->cap ? g->cap : 65536;
-        while (cap < g->len + n)
-            cap *= 2;
-        uint8_t *q = snap_realloc(g->p, cap);
-        if (!q)
-            return snap_fail(SNAP_ENOMEM, "%s: out of memory", g->url);
-        g->p = q;
-        g->cap = cap;
-    }
-    memcpy(g->p + g->len, p, n);
-    g->len += n;
-    return 0;
+    if (n > g->b.max - g->b.len)
+        return snap_fail(SNAP_ETOOBIG, "%s: larger than %zu bytes", g->url, g->b.max);
+    int err = snap_buf_append(&g->b, p, n);
+    return err ? snap_fail_ctx(err, "%s", g->url) : 0;
 }
 
 int store_read_all(struct store *s, const char *key, size_t max, uint8_t **out, size_t *len)
 {
-    struct grow_buf g = {.max = max, .url = s->url};
+    struct grow_buf g = {.url = s->url};
+    snap_buf_init(&g.b, 65536, max);
     int err = store_read_stream(s, key, 0, (uint64_t)max + 1, grow_sink, &g, NULL);
     if (err) {
-        snap_free(g.p);
+        snap_buf_free(&g.b);
         return err;
     }
-    *out = g.p ? g.p : snap_malloc(1);
-    *len = g.len;
+    *len = g.b.len;
+    *out = g.b.data ? snap_buf_take(&g.b) : snap_malloc(1);
     return *out ? 0 : snap_fail(SNAP_ENOMEM, "out of memory");
 }
 
 int store_read_object(const char *url, size_t max, uint8_t **out, size_t *len)
 {
-    char *base = NULL, *key = NULL;
+    char *key = NULL;
     struct store *s = NULL;
-    int err = store_split_url(url, &base, &key);
-    if (!err)
-        err = store_open(base, NULL, &s);
+    int err = store_open_object(url, NULL, NULL, &s, &key);
     if (!err)
         err = store_read_all(s, key, max, out, len);
     store_close(s);
-    snap_free(base);
     snap_free(key);
     return err;
 }

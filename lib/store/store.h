@@ -33,6 +33,9 @@ typedef int (*store_progress_fn)(void *ctx, uint64_t done);
 /* Receives streamed bytes in order.  Returns 0 to go on, or a snap_err (its detail recorded
  * with snap_fail) to stop the read, which then returns that same code. */
 typedef int (*store_sink_fn)(void *ctx, const uint8_t *p, size_t n);
+/* Told, while a multipart part is sent, how many of its bytes have left so far in this attempt
+ * (from 0 again on a retry).  Backends that do not send over HTTP may never call it. */
+typedef void (*store_sent_fn)(void *ctx, uint64_t sent);
 
 /* For backends whose transport reports a sink's refusal as its own "canceled": wrap the sink,
  * then store_sink_guard_result() gives back the sink's own code and message.  With res and
@@ -125,7 +128,8 @@ struct store_ops {
                const struct store_put_opts *po);
     int (*mp_create)(struct store *s, const char *key, const struct store_put_opts *po, char **upload_id);
     int (*mp_part)(struct store *s, const char *key, const char *upload_id, uint32_t number,
-                   const void *buf, size_t len, char etag[STORE_ETAG_MAX]);
+                   const void *buf, size_t len, store_sent_fn sent, void *sent_ctx,
+                   char etag[STORE_ETAG_MAX]);
     int (*mp_complete)(struct store *s, const char *key, const char *upload_id,
                        const struct store_part *parts, size_t nparts, char etag[STORE_ETAG_MAX]);
     int (*mp_abort)(struct store *s, const char *key, const char *upload_id);
@@ -159,13 +163,17 @@ int store_read(struct store *s, const char *key, uint64_t off, uint64_t len, voi
  * memory independent of the object's size.  res->bytes counts what the sink accepted. */
 int store_read_stream(struct store *s, const char *key, uint64_t off, uint64_t len,
                       store_sink_fn sink, void *ctx, struct store_read_result *res);
+/* Does the store stream reads itself (http, s3, gs), rather than store_read_stream looping? */
+bool store_can_read_stream(const struct store *s);
 int store_put(struct store *s, const char *key, const void *buf, size_t len,
               const struct store_put_opts *po);
 bool store_can_write(const struct store *s);
 bool store_can_multipart(const struct store *s);
 int store_mp_create(struct store *s, const char *key, const struct store_put_opts *po, char **upload_id);
+/* sent (NULL = none) observes the sending of buf; see store_sent_fn. */
 int store_mp_part(struct store *s, const char *key, const char *upload_id, uint32_t number,
-                  const void *buf, size_t len, char etag[STORE_ETAG_MAX]);
+                  const void *buf, size_t len, store_sent_fn sent, void *sent_ctx,
+                  char etag[STORE_ETAG_MAX]);
 int store_mp_complete(struct store *s, const char *key, const char *upload_id,
                       const struct store_part *parts, size_t nparts, char etag[STORE_ETAG_MAX]);
 int store_mp_abort(struct store *s, const char *key, const char *upload_id);

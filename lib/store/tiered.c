@@ -11,6 +11,7 @@
 #include "base/io.h"
 #include "base/log.h"
 #include "base/mem.h"
+#include "base/util.h"
 #include "store/peer.h"
 
 #include <pthread.h>
@@ -366,4 +367,82 @@ int store_tiered_stats_text(struct store *s, char *buf, size_t cap)
                      (unsigned long long)st.storage_reads, (unsigned long long)st.storage_bytes,
                      (unsigned long long)st.fallbacks, (unsigned long long)st.gone_builds);
     return n < 0 || (size_t)n >= cap ? snap_fail(SNAP_ETOOBIG, "stats buffer") : 0;
+}
+
+/* ---- assembly: a store behind a peer ---- */
+
+static bool front_wanted(const struct store_peer_front *f)
+{
+    return f && (f->peer || f->registry);
+}
+
+int store_open_tiered(const char *url, const struct store_opts *opts, const struct store_peer_front *f,
+                      struct store **out)
+{
+    if (!front_wanted(f)) {
+        if (f && (f->ca_file || f->nallow))
+            return snap_fail(SNAP_EUSAGE, "--peer-ca and --peer-allow only go with --peer or --peer-registry");
+        return store_open(url, opts, out);
+    }
+    if (f->peer && f->registry)
+        return snap_fail(SNAP_EUSAGE, "--peer and --peer-registry: give one of them");
+    struct store_opts po = {.connect_timeout_ms = f->timeout_ms, .idle_timeout_ms = f->timeout_ms,
+                            .ca_file = f->ca_file};
+    struct store *front = NULL, *inner = NULL;
+    int err;
+    if (f->registry) {
+        if ((err = store_peer_registry_open(f->registry, &po, f->allow, f->nallow, &front)) != 0)
+            return snap_fail_ctx(err, "--peer-registry");
+    } else {
+        char purl[512];
+        if ((err = store_peer_url(f->peer, purl, sizeof purl)) != 0 ||
+            (err = store_peer_open(purl, &po, f->allow, f->nallow, &front)) != 0)
+            return snap_fail_ctx(err, "--peer");
+    }
+    if ((err = store_open(url, opts, &inner)) != 0) {
+        store_close(front);
+        return err;
+    }
+    return store_tiered_open(front, inner, NULL, out);
+}
+
+/* Behind a peer: base is STORE/{uuid}; the store is STORE and the key "{uuid}/{name}". */
+static int open_build_object(const char *url, const char *base, const char *name, const struct store_opts *opts,
+                             const struct store_peer_front *f, struct store **out, char **key)
+{
+    char *top = NULL, *build = NULL;
+    snap_uuid u;
+    int err = store_split_url(base, &top, &build);
+    if (!err && snap_uuid_parse(build, &u))
+        err = snap_fail(SNAP_EUSAGE, "%s: with a peer the object must be STORE/{uuid}/{file} ('%s' is not a UUID)",
+                        url, build);
+    size_t n = build ? strlen(build) + strlen(name) + 2 : 0;
+    if (!err && !(*key = snap_malloc(n)))
+        err = snap_fail(SNAP_ENOMEM, "out of memory");
+    if (!err) {
+        snprintf(*key, n, "%s/%s", build, name);
+        if ((err = store_open_tiered(top, opts, f, out)) != 0) {
+            snap_free(*key);
+            *key = NULL;
+        }
+    }
+    snap_free(top);
+    snap_free(build);
+    return err;
+}
+
+int store_open_object(const char *url, const struct store_opts *opts, const struct store_peer_front *f,
+                      struct store **out, char **key)
+{
+    char *base = NULL, *name = NULL;
+    int err = store_split_url(url, &base, &name);
+    if (!err && front_wanted(f)) {
+        err = open_build_object(url, base, name, opts, f, out, key);
+    } else if (!err && (err = store_open_tiered(base, opts, f, out)) == 0) {
+        *key = name;
+        name = NULL;
+    }
+    snap_free(base);
+    snap_free(name);
+    return err;
 }

@@ -42,6 +42,29 @@ int store_tiered_read_front(struct store *s, const char *key, uint64_t off, uint
 /* Has a 410 sent this build (its UUID string) to storage? */
 bool store_tiered_build_gone(struct store *s, const char *uuid);
 
+/* The peer to read through first, as the applets' --peer options give it. */
+struct httpd_cidr;
+struct store_peer_front {
+    const char *peer;               /* HOST:PORT or peer://HOST:PORT; NULL = none */
+    const char *registry;           /* or redis://...: each build's peer from the registry */
+    const char *ca_file;            /* speak TLS to the peer, trusting only these CAs; NULL = plain */
+    unsigned timeout_ms;            /* connect and idle timeout of peer reads; 0 = the default */
+    const struct httpd_cidr *allow; /* addresses the peer may have; nallow 0 = loopback only */
+    size_t nallow;
+};
+
+/* Open the store at url (with opts, NULL = defaults) behind f's peer: a tiered store.  With f
+ * NULL or naming no peer, the plain store.  A refused or malformed peer address or a bad CA
+ * file fail here, before anything is read; SNAP_EUSAGE for both a peer and a registry, or for
+ * a CA or allowlist without either. */
+int store_open_tiered(const char *url, const struct store_opts *opts, const struct store_peer_front *f,
+                      struct store **out);
+/* Open the store of an object URL and return the object's key in it (snap_free it): the store
+ * is the URL up to the last '/'.  Behind a peer the object must be STORE/{uuid}/{file}: the
+ * store is STORE and the key "{uuid}/{file}", the name a peer serves it by. */
+int store_open_object(const char *url, const struct store_opts *opts, const struct store_peer_front *f,
+                      struct store **out, char **key);
+
 extern const struct store_ops store_tiered_ops;
 
 #endif

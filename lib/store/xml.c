@@ -31,10 +31,14 @@ struct xml_node {
 };
 
 struct xml_doc {
-    struct xml_node *nodes;
-    size_t nnodes;
-    char *arena;
+    struct itree_doc t; /* elements, and the arena of names and texts */
 };
+
+/* Element i (the array moves while it grows: never keep the pointer across xml_new_node). */
+static struct xml_node *xn(const struct xml_doc *d, size_t i)
+{
+    return itree_doc_node(&d->t, i);
+}
 
 struct xml_open {
     uint32_t node;
@@ -48,8 +52,6 @@ struct xml_parser {
     const char *in;
     size_t len, pos;
     struct xml_doc *doc;
-    size_t cap_nodes;
-    size_t arena_len, arena_cap;
     char *stack;
     size_t stack_len, stack_cap;
     struct xml_open open[XML_MAX_DEPTH];
@@ -60,16 +62,11 @@ static const char xml_empty[] = "";
 
 __attribute__((format(printf, 2, 3))) static int xml_fail(const struct xml_parser *p, const char *fmt, ...)
 {
-    unsigned line = 1;
-    size_t end = p->pos < p->len ? p->pos : p->len;
-    for (size_t i = 0; i < end; i++)
-        line += p->in[i] == '\n';
-    char what[200];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(what, sizeof what, fmt, ap);
+    int err = itree_fail_at("XML", p->in, p->len, p->pos, fmt, ap);
     va_end(ap);
-    return snap_fail(SNAP_EFORMAT, "XML line %u (byte %zu): %s", line, end, what);
+    return err;
 }
 
 static bool xml_at(const struct xml_parser *p, const char *lit)
@@ -133,12 +130,13 @@ static int xml_misc(struct xml_parser *p, bool *matched)
 
 static char *xml_arena_put(struct xml_parser *p, const char *s, size_t n)
 {
-    if (n + 1 > p->arena_cap - p->arena_len)
+    struct itree_doc *t = &p->doc->t;
+    if (n + 1 > t->arena_cap - t->arena_len)
         return NULL;
-    char *d = p->doc->arena + p->arena_len;
+    char *d = t->arena + t->arena_len;
     memcpy(d, s, n);
     d[n] = '\0';
-    p->arena_len += n + 1;
+    t->arena_len += n + 1;
     return d;
 }
 
@@ -264,29 +262,22 @@ static int xml_chardata(struct xml_parser *p, size_t end, bool raw)
 static int xml_new_node(struct xml_parser *p, const char *qname, size_t qlen, uint32_t *idx)
 {
     struct xml_doc *d = p->doc;
-    if (d->nnodes == p->cap_nodes) {
-        size_t cap = p->cap_nodes ? p->cap_nodes * 2 : 16;
-        struct xml_node *nn = snap_reallocarray(d->nodes, cap, sizeof *nn);
-        if (!nn)
-            return snap_fail(SNAP_ENOMEM, "XML: out of memory for %zu elements", cap);
-        d->nodes = nn;
-        p->cap_nodes = cap;
-    }
     const char *local = memrchr(qname, ':', qlen);
     local = local ? local + 1 : qname;
     size_t llen = qlen - (size_t)(local - qname);
     if (llen == 0 || !xml_name_start((unsigned char)local[0]))
         return xml_fail(p, "bad element name '%.*s'", (int)(qlen > 64 ? 64 : qlen), qname);
-    struct xml_node *n = &d->nodes[d->nnodes];
-    memset(n, 0, sizeof *n);
+    int err = itree_doc_add(&d->t, idx);
+    if (err)
+        return err;
+    struct xml_node *n = xn(d, *idx);
     n->name = xml_arena_put(p, local, llen);
     if (!n->name)
         return snap_fail(SNAP_EINTERNAL, "XML: arena overflow at byte %zu", p->pos);
     n->text = xml_empty;
-    *idx = (uint32_t)d->nnodes++;
     if (p->depth > 0) {
         struct xml_open *parent = &p->open[p->depth - 1];
-        itree_append(d->nodes, sizeof *d->nodes, offsetof(struct xml_node, link), parent->node, parent->last_child,
+        itree_append(xn(d, 0), sizeof *n, offsetof(struct xml_node, link), parent->node, parent->last_child,
                      *idx);
         parent->last_child = *idx;
     }
@@ -356,7 +347,7 @@ static int xml_end_tag(struct xml_parser *p)
     if (p->pos >= p->len || p->in[p->pos] != '>')
         return xml_fail(p, "expected '>' to end </%.*s>", (int)(qlen > 64 ? 64 : qlen), p->in + qoff);
     p->pos++;
-    struct xml_node *n = &p->doc->nodes[o->node];
+    struct xml_node *n = xn(p->doc, o->node);
     size_t tlen = p->stack_len - o->text_start;
     if (tlen) {
         n->text = xml_arena_put(p, p->stack + o->text_start, tlen);
@@ -443,22 +434,23 @@ int xml_parse(const void *buf, size_t len, struct xml_doc **out)
     if (len > XML_MAX_INPUT)
         return snap_fail(SNAP_ETOOBIG, "XML document of %zu bytes is over the %u-byte limit", len,
                          XML_MAX_INPUT);
-    struct xml_parser p = {.in = buf, .len = len, .arena_cap = len + 1, .stack_cap = len + 1};
+    struct xml_parser p = {.in = buf, .len = len, .stack_cap = len + 1};
     p.doc = snap_calloc(1, sizeof *p.doc);
     if (!p.doc)
         return snap_fail(SNAP_ENOMEM, "XML: out of memory");
-    p.doc->arena = snap_malloc(p.arena_cap);
-    p.stack = snap_malloc(p.stack_cap);
-    int err = p.doc->arena && p.stack ? xml_document(&p)
-                                      : snap_fail(SNAP_ENOMEM, "XML: out of memory for %zu bytes", len);
+    int err = itree_doc_init(&p.doc->t, "XML", "elements", sizeof(struct xml_node), offsetof(struct xml_node, link),
+                             SIZE_MAX, len + 1);
+    if (!err && !(p.stack = snap_malloc(p.stack_cap)))
+        err = snap_fail(SNAP_ENOMEM, "XML: out of memory for %zu bytes", len);
+    if (!err)
+        err = xml_document(&p);
     snap_free(p.stack);
     if (err) {
         xml_free(p.doc);
         return err;
     }
-    struct xml_doc *d = p.doc;
-    itree_finish(d->nodes, d->nnodes, sizeof *d->nodes, offsetof(struct xml_node, link));
-    *out = d;
+    itree_doc_finish(&p.doc->t);
+    *out = p.doc;
     return 0;
 }
 
@@ -466,14 +458,13 @@ void xml_free(struct xml_doc *doc)
 {
     if (!doc)
         return;
-    snap_free(doc->nodes);
-    snap_free(doc->arena);
+    itree_doc_free(&doc->t);
     snap_free(doc);
 }
 
 const struct xml_node *xml_root(const struct xml_doc *doc)
 {
-    return &doc->nodes[0];
+    return xn(doc, 0);
 }
 
 const char *xml_name(const struct xml_node *n)

@@ -185,7 +185,7 @@ static void error_code(const struct http_response *rs, char *code, size_t n)
 {
     code[0] = '\0';
     struct xml_doc *doc;
-    if (rs->body && rs->body_len && xml_parse(rs->body, rs->body_len, &doc) == 0) {
+    if (rs->body.data && rs->body.len && xml_parse(rs->body.data, rs->body.len, &doc) == 0) {
         if (xml_is(xml_root(doc), "Error"))
             xml_copy_text(xml_root(doc), "Code", code, n);
         xml_free(doc);
@@ -197,9 +197,9 @@ static void error_code(const struct http_response *rs, char *code, size_t n)
 static int req_check(void *ctx, const struct http_response *rs, bool *retry)
 {
     struct xapi *x = ctx;
-    if (rs->status != 200 || !rs->body || rs->body_len == 0)
+    if (rs->status != 200 || !rs->body.data || rs->body.len == 0)
         return 0;
-    const char *p = (const char *)rs->body;
+    const char *p = (const char *)rs->body.data;
     while (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t')
         p++;
     if (!strstr(p, "<Error>"))
@@ -240,7 +240,7 @@ static bool credential_expired(const struct http_response *rs)
         return false;
     char code[128];
     error_code(rs, code, sizeof code);
-    return (!rs->body_len) || !strcmp(code, "ExpiredToken") || !strcmp(code, "ExpiredTokenException") ||
+    return (!rs->body.len) || !strcmp(code, "ExpiredToken") || !strcmp(code, "ExpiredTokenException") ||
            !strcmp(code, "TokenRefreshRequired");
 }
 
@@ -402,7 +402,7 @@ int xapi_mp_create(struct store *s, const char *key, const struct store_put_opts
     err = req_do(x, &r, &rq, &rs, key, "create multipart upload");
     struct xml_doc *doc = NULL;
     char id[1024];
-    if (!err && (err = xml_parse(rs.body, rs.body_len, &doc)) == 0 &&
+    if (!err && (err = xml_parse(rs.body.data, rs.body.len, &doc)) == 0 &&
         (err = xml_copy_text(xml_root(doc), "UploadId", id, sizeof id)) == 0 &&
         !(*upload_id = snap_strdup(id)))
         err = snap_fail(SNAP_ENOMEM, "out of memory");
@@ -414,7 +414,7 @@ int xapi_mp_create(struct store *s, const char *key, const struct store_put_opts
 }
 
 int xapi_mp_part(struct store *s, const char *key, const char *upload_id, uint32_t number, const void *buf,
-                 size_t len, char etag[STORE_ETAG_MAX])
+                 size_t len, store_sent_fn sent, void *sent_ctx, char etag[STORE_ETAG_MAX])
 {
     struct xapi *x = (struct xapi *)s;
     char num[16];
@@ -427,8 +427,8 @@ int xapi_mp_part(struct store *s, const char *key, const char *upload_id, uint32
     struct xapi_resp *p = resp_take(x);
     if (!p)
         return snap_fail(SNAP_ENOMEM, "%s/%s: part %u: out of memory", s->url, key, number);
-    struct http_request rq = {.method = "PUT", .body = buf, .body_len = len, .sink = HTTP_SINK_COLLECT,
-                              .retry = HTTP_RETRY_YES};
+    struct http_request rq = {.method = "PUT", .body = buf, .body_len = len, .sent = sent, .sent_ctx = sent_ctx,
+                              .sink = HTTP_SINK_COLLECT, .retry = HTTP_RETRY_YES};
     err = req_do(x, &r, &rq, &p->rs, key, "upload part");
     const char *e = err ? NULL : http_head_get(&p->rs.head, "ETag");
     if (!err && !e)
@@ -466,7 +466,7 @@ int xapi_mp_complete(struct store *s, const char *key, const char *upload_id, co
     etag[0] = '\0';
     if (!err) {
         struct xml_doc *doc;
-        if (xml_parse(rs.body, rs.body_len, &doc) == 0) {
+        if (xml_parse(rs.body.data, rs.body.len, &doc) == 0) {
             xml_copy_text(xml_root(doc), "ETag", etag, STORE_ETAG_MAX); /* RGW may leave it empty */
             xml_free(doc);
         }
@@ -520,7 +520,7 @@ static int copy_req(struct xapi *x, const char *key, const struct sigv4_kv *q, s
     if (!err && etag) {
         struct xml_doc *doc;
         etag[0] = '\0';
-        if (xml_parse(rs.body, rs.body_len, &doc) == 0) {
+        if (xml_parse(rs.body.data, rs.body.len, &doc) == 0) {
             xml_copy_text(xml_root(doc), "ETag", etag, STORE_ETAG_MAX);
             xml_free(doc);
         }

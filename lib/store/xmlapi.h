@@ -91,7 +91,7 @@ int xapi_read_stream(struct store *s, const char *key, uint64_t off, uint64_t le
 int xapi_put(struct store *s, const char *key, const void *buf, size_t len, const struct store_put_opts *po);
 int xapi_mp_create(struct store *s, const char *key, const struct store_put_opts *po, char **upload_id);
 int xapi_mp_part(struct store *s, const char *key, const char *upload_id, uint32_t number, const void *buf,
-                 size_t len, char etag[STORE_ETAG_MAX]);
+                 size_t len, store_sent_fn sent, void *sent_ctx, char etag[STORE_ETAG_MAX]);
 int xapi_mp_complete(struct store *s, const char *key, const char *upload_id, const struct store_part *parts,
                      size_t nparts, char etag[STORE_ETAG_MAX]);
 int xapi_mp_abort(struct store *s, const char *key, const char *upload_id);

@@ -346,7 +346,7 @@ static void *sender(void *arg)
         b->st = PB_SENDING;
         pthread_mutex_unlock(&j->mu);
         struct store_part *sp = &k->parts[b->part - 1];
-        int err = store_mp_part(k->s, k->key, k->id, b->part, b->p, b->len, sp->etag);
+        int err = store_mp_part(k->s, k->key, k->id, b->part, b->p, b->len, NULL, NULL, sp->etag);
         sp->number = b->part;
         if (err)
             cjob_fail(j, err);

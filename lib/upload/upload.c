@@ -3,7 +3,7 @@
  *
  * Memory.  Pages of a file mapping count in RSS once touched, by the kernel copying a part into
  * the socket as much as by the hasher.  Each worker is told after every 1 MiB step that the
- * HTTP client sent (http_thread_on_sent), and the hasher follows the sent bytes in order:
+ * HTTP client sent (store_mp_part's sent callback), and the hasher follows the sent bytes in order:
  * - the hasher drops what it has hashed (everything it hashes has been sent);
  * - a worker drops a step it sent far ahead of the hasher (more than UPLOAD_HOT_WINDOW): the
  *   hasher will fault those pages in again from the page cache, which is cheap, rather than
@@ -18,11 +18,10 @@
 #include "base/io.h"
 #include "base/mem.h"
 #include "base/util.h"
+#include "crypto/md5.h"
 #include "crypto/sha256.h"
-#include "net/http.h"
 
 #include <errno.h>
-#include <mbedtls/md5.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
@@ -127,7 +126,6 @@ static void *worker(void *arg)
 {
     struct job *j = arg;
     struct worker_part w = {.j = j};
-    http_thread_on_sent(on_sent, &w);
     while (!atomic_load(&j->failed)) {
         uint32_t i = atomic_fetch_add(&j->next, 1);
         if (i >= j->nparts)
@@ -135,7 +133,8 @@ static void *worker(void *arg)
         uint64_t off = (uint64_t)i * j->psize, len = snap_min_u64(j->psize, j->size - off);
         w.idx = i;
         w.prev = 0;
-        int err = store_mp_part(j->s, j->key, j->id, i + 1, j->map + off, (size_t)len, j->parts[i].etag);
+        int err = store_mp_part(j->s, j->key, j->id, i + 1, j->map + off, (size_t)len, on_sent, &w,
+                                j->parts[i].etag);
         if (err) {
             job_fail(j, err);
             break;
@@ -145,7 +144,6 @@ static void *worker(void *arg)
         if (atomic_load(&j->hi[i]) < len)
             on_sent(&w, len);
     }
-    http_thread_on_sent(NULL, NULL);
     return NULL;
 }
 
@@ -197,9 +195,8 @@ static bool completed_anyway(struct store *s, const char *key, uint64_t size, co
 {
     char msg[1024], want[64];
     snprintf(msg, sizeof msg, "%s", snap_errmsg(SNAP_ENOTFOUND));
-    mbedtls_md5_context md5;
-    mbedtls_md5_init(&md5);
-    mbedtls_md5_starts(&md5);
+    struct md5_ctx md5;
+    md5_init(&md5);
     bool ok = true;
     for (uint32_t i = 0; i < nparts && ok; i++) {
         const char *e = parts[i].etag;
@@ -210,11 +207,10 @@ static bool completed_anyway(struct store *s, const char *key, uint64_t size, co
         char hex[33];
         ok = n == 32 && (memcpy(hex, e, 32), hex[32] = '\0', snap_unhex(hex, bin, 16) == 0);
         if (ok)
-            mbedtls_md5_update(&md5, bin, 16);
+            md5_update(&md5, bin, 16);
     }
-    uint8_t sum[16];
-    mbedtls_md5_finish(&md5, sum);
-    mbedtls_md5_free(&md5);
+    uint8_t sum[MD5_DIGEST_LEN];
+    md5_final(&md5, sum);
     char hex[33];
     snap_hex(sum, 16, hex);
     snprintf(want, sizeof want, "\"%s-%u\"", hex, nparts);
@@ -424,25 +420,18 @@ int upload_file(struct store *s, const char *key, const char *path, const struct
         return store_put(s, key, "", 0, NULL); /* says "read-only" */
     if (snap_cancelled(o->cancel))
         return snap_fail(SNAP_EINTR, "%s/%s: interrupted before it started", s->url, key);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return snap_fail_errno("%s", path);
-    struct stat st;
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-        int err = S_ISREG(st.st_mode) ? snap_fail_errno("%s: stat", path)
-                                      : snap_fail(SNAP_EUSAGE, "%s: not a regular file", path);
-        close(fd);
+    int fd;
+    uint64_t size;
+    int err = snap_open_regular(path, O_RDONLY, &fd, &size);
+    if (err)
         return err;
-    }
-    uint64_t size = (uint64_t)st.st_size;
     const uint8_t *map = NULL;
     if (size && (map = mmap(NULL, (size_t)size, PROT_READ, MAP_SHARED, fd, 0)) == MAP_FAILED) {
-        int err = snap_fail_errno("%s: mmap of %llu bytes", path, (unsigned long long)size);
+        err = snap_fail_errno("%s: mmap of %llu bytes", path, (unsigned long long)size);
         close(fd);
         return err;
     }
     uint64_t psize = upload_part_size(size, o->part_size, min);
-    int err;
     if (store_can_put_file(s)) {
         err = copy_and_hash(s, key, fd, map, size, o, r);
     } else if (size <= psize || !store_can_multipart(s)) {

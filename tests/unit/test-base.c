@@ -1,6 +1,7 @@
 /* Unit tests of lib/base: errors, sizes, UUIDs, hex, JSON, the allocation counter. */
 #include "test.h"
 
+#include "base/buf.h"
 #include "base/bytes.h"
 #include "base/err.h"
 #include "base/io.h"
@@ -8,7 +9,11 @@
 #include "base/mem.h"
 #include "base/util.h"
 
+#include <fcntl.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 TEST(base_err_messages_and_exit_codes)
 {
@@ -140,4 +145,98 @@ TEST(base_atomic_file)
     CHECK_ERR(snap_read_file(path, 4, &buf, &n), SNAP_ETOOBIG, "limit");
     snprintf(path, sizeof path, "%s/nope", test_tmpdir());
     CHECK_ERR(snap_read_file(path, 4, &buf, &n), SNAP_ENOTFOUND, "nope");
+}
+
+TEST(base_buf_grows_to_its_limit_and_no_further)
+{
+    struct snap_buf b;
+    snap_buf_init(&b, 4, 20);
+    CHECK(b.data == NULL);
+    CHECK_EQ(snap_buf_append(&b, "abc", 3), 0);
+    CHECK_EQ(b.cap, 4);
+    CHECK_EQ(snap_buf_append(&b, "defgh", 5), 0);
+    CHECK_EQ(b.cap, 8);
+    CHECK_EQ(snap_buf_reserve(&b, 17), 0);
+    CHECK_EQ(b.cap, 20); /* doubling stops at the limit */
+    CHECK_EQ(b.len, 8);
+    CHECK_MEM(b.data, "abcdefgh", 8);
+    CHECK_ERR(snap_buf_reserve(&b, 21), SNAP_ETOOBIG, "limit of 20");
+    CHECK_ERR(snap_buf_append(&b, "0123456789abc", 13), SNAP_ETOOBIG, "limit of 20");
+    CHECK_EQ(b.len, 8);
+    CHECK_EQ(b.cap, 20);
+    CHECK_EQ(snap_buf_append(&b, "0123456789ab", 12), 0);
+    CHECK_EQ(b.len, 20);
+    snap_buf_free(&b);
+    CHECK(b.data == NULL);
+    CHECK_EQ(b.cap, 0);
+}
+
+TEST(base_buf_reuse_allocates_nothing)
+{
+    struct snap_buf b;
+    snap_buf_init(&b, 16, 1024);
+    CHECK_EQ(snap_buf_reserve(&b, 100), 0);
+    uint64_t before = snap_alloc_count();
+    for (int i = 0; i < 50; i++) {
+        snap_buf_reset(&b);
+        CHECK_EQ(snap_buf_append(&b, "0123456789", 10), 0);
+        CHECK_EQ(snap_buf_reserve(&b, 128), 0);
+    }
+    CHECK_EQ(snap_alloc_count(), before);
+    uint8_t *p = snap_buf_take(&b);
+    CHECK(p != NULL);
+    CHECK(b.data == NULL);
+    CHECK_EQ(b.len, 0);
+    snap_free(p);
+    snap_mem_fail_after(0);
+    int err = snap_buf_reserve(&b, 10);
+    snap_mem_fail_after(-1);
+    CHECK_EQ(err, SNAP_ENOMEM);
+    CHECK(b.data == NULL);
+    CHECK_EQ(b.cap, 0);
+}
+
+TEST(base_open_regular_refuses_other_files)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/regular.txt", test_tmpdir());
+    CHECK_EQ(snap_write_file_atomic(path, "hello", 5, 0644), 0);
+    int fd = -1;
+    uint64_t size = 0;
+    CHECK_EQ(snap_open_regular(path, O_RDONLY, &fd, &size), 0);
+    CHECK(fd >= 0);
+    CHECK_EQ(size, 5);
+    close(fd);
+    fd = -1;
+    CHECK_ERR(snap_open_regular(test_tmpdir(), O_RDONLY, &fd, &size), SNAP_EUSAGE, "not a regular file");
+    CHECK_EQ(fd, -1);
+    snprintf(path, sizeof path, "%s/absent", test_tmpdir());
+    CHECK_ERR(snap_open_regular(path, O_RDONLY, &fd, &size), SNAP_ENOTFOUND, "absent");
+}
+
+TEST(base_punch_and_zero_keep_size_or_say_unsupported)
+{
+    char path[512];
+    uint8_t data[3 * 4096], back[sizeof data];
+    memset(data, 0xab, sizeof data);
+    snprintf(path, sizeof path, "%s/holes.bin", test_tmpdir());
+    CHECK_EQ(snap_write_file_atomic(path, data, sizeof data, 0644), 0);
+    int fd;
+    uint64_t size;
+    CHECK_EQ(snap_open_regular(path, O_RDWR, &fd, &size), 0);
+    int e = snap_punch_hole(fd, 0, 4096, path);
+    CHECK(e == 0 || e == SNAP_ENOTSUP);
+    if (e == 0)
+        memset(data, 0, 4096);
+    e = snap_zero_range(fd, 8192, 4096, path);
+    CHECK(e == 0 || e == SNAP_ENOTSUP);
+    if (e == 0)
+        memset(data + 8192, 0, 4096);
+    CHECK_EQ(snap_pread_full(fd, back, sizeof back, 0, path), 0);
+    CHECK_MEM(back, data, sizeof data);
+    struct stat st;
+    CHECK_EQ(fstat(fd, &st), 0);
+    CHECK_EQ((uint64_t)st.st_size, sizeof data);
+    close(fd);
+    CHECK_ERR(snap_punch_hole(-1, 0, 4096, "nofd"), SNAP_EIO, "nofd: punch hole");
 }

@@ -6,6 +6,7 @@
 #include "base/util.h"
 #include "crypto/base64.h"
 #include "crypto/hmac.h"
+#include "crypto/md5.h"
 #include "crypto/sha256.h"
 
 #include <stdlib.h>
@@ -319,5 +320,29 @@ TEST(crypto_base64_round_trips)
             CHECK_EQ(n, len);
             CHECK_MEM(dec, in, len);
         }
+    }
+}
+
+TEST(crypto_md5_rfc1321)
+{
+    static const struct {
+        const char *in, *hex;
+    } v[] = {
+        {"", "d41d8cd98f00b204e9800998ecf8427e"},
+        {"abc", "900150983cd24fb0d6963f7d28e17f72"},
+        {"12345678901234567890123456789012345678901234567890123456789012345678901234567890",
+         "57edf4a22be3c955ac49da2e2107b67a"},
+    };
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+        struct md5_ctx c;
+        uint8_t d[MD5_DIGEST_LEN];
+        char hex[2 * MD5_DIGEST_LEN + 1];
+        md5_init(&c);
+        size_t n = strlen(v[i].in), half = n / 2; /* two updates: the split must not matter */
+        md5_update(&c, v[i].in, half);
+        md5_update(&c, v[i].in + half, n - half);
+        md5_final(&c, d);
+        snap_hex(d, MD5_DIGEST_LEN, hex);
+        CHECK_STR(hex, v[i].hex);
     }
 }

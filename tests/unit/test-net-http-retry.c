@@ -84,7 +84,7 @@ TEST(net_http_redirects_drop_authorization_across_hosts)
     CHECK_EQ(http_do(c, &rq, &rs), 0);
     CHECK_EQ(rs.status, 200);
     CHECK_EQ(rs.redirects, 1);
-    CHECK_STR((char *)rs.body, "B");
+    CHECK_STR((char *)rs.body.data, "B");
     CHECK_EQ(sg.calls, 1);
     char want[400];
     snprintf(want, sizeof want, "GET /next?x=1 HTTP/1.1\r\nHost: 127.0.0.2:%u\r\n" UA "X-Keep: 1\r\n\r\n",
@@ -95,7 +95,7 @@ TEST(net_http_redirects_drop_authorization_across_hosts)
 
     /* Same host: both kept, signed again for the new target. */
     CHECK_EQ(http_do(c, &rq, &rs), 0);
-    CHECK_STR((char *)rs.body, "A");
+    CHECK_STR((char *)rs.body.data, "A");
     CHECK_EQ(sg.calls, 3);
     snprintf(want, sizeof want, "GET /moved HTTP/1.1\r\nHost: 127.0.0.1:%u\r\n" UA
              "Authorization: Bearer secret\r\nX-Keep: 1\r\nX-Signed: GET /moved\r\n\r\n", (unsigned)tsrv_port(a));
@@ -104,7 +104,7 @@ TEST(net_http_redirects_drop_authorization_across_hosts)
     /* 303 after a POST: a GET without the body. */
     struct http_request post = {.method = "POST", .url = &u, .body = "payload", .body_len = 7};
     CHECK_EQ(http_do(c, &post, &rs), 0);
-    CHECK_STR((char *)rs.body, "R");
+    CHECK_STR((char *)rs.body.data, "R");
     CHECK(strstr(tsrv_req(a, 3, NULL), "\r\n\r\npayload"));
     snprintf(want, sizeof want, "GET /result HTTP/1.1\r\nHost: 127.0.0.1:%u\r\n" UA "\r\n", (unsigned)tsrv_port(a));
     CHECK_STR(tsrv_req(a, 4, NULL), want);
@@ -218,7 +218,7 @@ TEST(net_http_retry_503_honours_retry_after)
     int64_t ms = ms_since(t0);
     CHECK(ms >= 150 && ms < 900);
     CHECK_EQ(f.rs.attempts, 2);
-    CHECK_STR((char *)f.rs.body, "ok");
+    CHECK_STR((char *)f.rs.body.data, "ok");
     CHECK_STR(tsrv_req(f.s, 0, NULL), tsrv_req(f.s, 1, NULL));
     CHECK_EQ(tsrv_conns(f.s), 1); /* the 503's body was drained; same connection */
     struct http_stats st;
@@ -255,8 +255,8 @@ TEST(net_http_retry_policy_and_methods)
 static int s3_check(void *ctx, const struct http_response *rs, bool *retry)
 {
     (*(int *)ctx)++;
-    if (rs->status == 200 && rs->body && strstr((char *)rs->body, "<Error>")) {
-        *retry = strstr((char *)rs->body, "<Code>InternalError</Code>") != NULL;
+    if (rs->status == 200 && rs->body.data && strstr((char *)rs->body.data, "<Error>")) {
+        *retry = strstr((char *)rs->body.data, "<Code>InternalError</Code>") != NULL;
         return snap_fail(SNAP_EHTTP, "S3 error document in a 200");
     }
     return 0;
@@ -278,7 +278,7 @@ TEST(net_http_check_hook_turns_200_into_retry)
     CHECK_EQ(http_do(f.c, &rq, &f.rs), 0);
     CHECK_EQ(f.rs.attempts, 2);
     CHECK_EQ(calls, 2);
-    CHECK_STR((char *)f.rs.body, "<CompleteResult/> ");
+    CHECK_STR((char *)f.rs.body.data, "<CompleteResult/> ");
     char msg[200];
     const char *msgp = msg;
     snprintf(msg, sizeof msg, "POST http://127.0.0.1:%u/k?uploadId=1: HTTP 200: S3 error document in a 200",
@@ -324,7 +324,7 @@ TEST(net_http_timeouts_idle_deadline_refused)
     CHECK_EQ(http_client_new(&o3, &c), 0);
     CHECK_EQ(http_do(c, &rq, &rs), 0);
     CHECK_EQ(rs.attempts, 2);
-    CHECK_STR((char *)rs.body, "0123456789");
+    CHECK_STR((char *)rs.body.data, "0123456789");
     http_client_free(c);
 
     /* A port nobody listens on. */

@@ -32,8 +32,8 @@ TEST(net_http_get_collect_exact_request)
     struct http_request rq = {.method = "GET", .url = &f.u, .headers = &h};
     CHECK_EQ(http_do(f.c, &rq, &f.rs), 0);
     CHECK_EQ(f.rs.status, 200);
-    CHECK_EQ(f.rs.body_len, 5);
-    CHECK_STR((char *)f.rs.body, "hello");
+    CHECK_EQ(f.rs.body.len, 5);
+    CHECK_STR((char *)f.rs.body.data, "hello");
     CHECK_EQ(f.rs.bytes, 5);
     CHECK_EQ(f.rs.total_size, 5);
     CHECK_EQ(f.rs.attempts, 1);
@@ -58,8 +58,8 @@ TEST(net_http_keepalive_reuse)
     const char *want = "abcd";
     for (int i = 0; i < 4; i++) {
         CHECK_EQ(http_do(f.c, &rq, &f.rs), 0);
-        CHECK_EQ(f.rs.body_len, 1);
-        CHECK_EQ(f.rs.body[0], want[i]);
+        CHECK_EQ(f.rs.body.len, 1);
+        CHECK_EQ(f.rs.body.data[0], want[i]);
     }
     /* Three on the first connection; "Connection: close" forced a second. */
     CHECK_EQ(tsrv_conns(f.s), 2);
@@ -114,7 +114,7 @@ TEST(net_http_closed_idle_connection_not_reused)
     struct timespec ts = {0, 50 * 1000000};
     nanosleep(&ts, NULL); /* let the FIN arrive */
     CHECK_EQ(http_do(f.c, &rq, &f.rs), 0);
-    CHECK_STR((char *)f.rs.body, "2");
+    CHECK_STR((char *)f.rs.body.data, "2");
     struct http_stats st;
     http_client_stats(f.c, &st);
     CHECK_EQ(st.connects, 2);
@@ -146,8 +146,8 @@ TEST(net_http_chunked_and_1xx)
     struct http_request rq = {.method = "GET", .url = &f.u};
     CHECK_EQ(http_do(f.c, &rq, &f.rs), 0);
     CHECK_EQ(f.rs.status, 200);
-    CHECK_EQ(f.rs.body_len, 23);
-    CHECK_STR((char *)f.rs.body, "Wikipedia in\r\n\r\nchunks.");
+    CHECK_EQ(f.rs.body.len, 23);
+    CHECK_STR((char *)f.rs.body.data, "Wikipedia in\r\n\r\nchunks.");
     CHECK_EQ(f.rs.total_size, HTTP_SIZE_UNKNOWN);
     /* Into a buffer, and through a callback: same bytes, same connection. */
     char buf[16] = {0};
@@ -191,9 +191,9 @@ TEST(net_http_body_errors_short_lying_toobig)
              (unsigned)tsrv_port(f.s));
     CHECK_ERR(http_do(f.c, &rq, &f.rs), SNAP_ESHORT, (const char *)msgp);
     CHECK_EQ(http_do(f.c, &rq, &f.rs), 0);
-    CHECK_STR((char *)f.rs.body, "abc");
+    CHECK_STR((char *)f.rs.body.data, "abc");
     CHECK_EQ(http_do(f.c, &rq, &f.rs), 0);
-    CHECK_STR((char *)f.rs.body, "ok");
+    CHECK_STR((char *)f.rs.body.data, "ok");
     CHECK_EQ(tsrv_conns(f.s), 3); /* the lying connection was not reused */
     CHECK_ERR(http_do(f.c, &rq, &f.rs), SNAP_ESHORT, "inside the chunked body");
     char small[8];
@@ -226,8 +226,8 @@ TEST(net_http_error_status_body_kept_apart)
     CHECK_EQ(f.rs.status, 404);
     CHECK_EQ(f.rs.attempts, 1);   /* 404 is not retried */
     CHECK_EQ(f.rs.bytes, 0);
-    CHECK_EQ(f.rs.body_len, 60);
-    CHECK(strstr((char *)f.rs.body, "<Code>NoSuchKey</Code>"));
+    CHECK_EQ(f.rs.body.len, 60);
+    CHECK(strstr((char *)f.rs.body.data, "<Code>NoSuchKey</Code>"));
     CHECK_EQ(dst[0], '#');     /* the error document never reached the buffer */
     /* The error body was read whole: the connection is reused. */
     CHECK_EQ(http_do(f.c, &rq, &f.rs), 0);
@@ -301,7 +301,7 @@ TEST(net_http_request_bodies_head_abort)
     struct http_request head_rq = {.method = "HEAD", .url = &f.u};
     CHECK_EQ(http_do(f.c, &head_rq, &f.rs), 0);
     CHECK_EQ(f.rs.total_size, 12345);
-    CHECK_EQ(f.rs.body_len, 0);
+    CHECK_EQ(f.rs.body.len, 0);
     CHECK_STR(http_head_get(&f.rs.head, "x-amz-meta-sha256"), "ab");
     /* The data callback stops the transfer. */
     size_t seen = 0;
@@ -463,7 +463,7 @@ TEST(net_http_every_allocation_failure_is_clean)
             fprintf(stderr, "    fail after %ld: %s\n", n, snap_errmsg(e));
         CHECK(e == 0 || e == SNAP_ENOMEM);
         if (e == 0) {
-            CHECK_STR((char *)rs.body, "hello");
+            CHECK_STR((char *)rs.body.data, "hello");
             ok++;
         }
         http_response_free(&rs);

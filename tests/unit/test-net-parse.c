@@ -210,7 +210,7 @@ TEST(net_parse_head_caps)
         if (extra == 0) {
             CHECK_EQ(e, 0);
             CHECK(http_head_done(&h));
-            CHECK_EQ(h.cap, HTTP_HEAD_MAX);
+            CHECK_EQ(h.buf.cap, HTTP_HEAD_MAX);
         } else {
             CHECK_EQ(e, SNAP_EPROTO);
             CHECK(strstr(snap_errmsg(e), "larger than 64 KiB"));

@@ -80,7 +80,7 @@ TEST(net_sock_connect_ipv6_and_names)
     http_response_init(&rs);
     struct http_request rq = {.method = "GET", .url = &u};
     CHECK_EQ(http_do(c, &rq, &rs), 0);
-    CHECK_STR((char *)rs.body, "v6");
+    CHECK_STR((char *)rs.body.data, "v6");
     char host[64];
     snprintf(host, sizeof host, "\r\nHost: [::1]:%u\r\n", (unsigned)tsrv_port(s6));
     CHECK(strstr(tsrv_req(s6, 0, NULL), host));

@@ -141,7 +141,7 @@ static void tls_verify_checks(const char *dir, uint16_t port, const char *big, i
         fprintf(stderr, "    %s\n", snap_errmsg(e));
     CHECK_EQ(e, 0);
     CHECK_EQ(rs.status, 200);
-    CHECK_STR((char *)rs.body, "hello");
+    CHECK_STR((char *)rs.body.data, "hello");
     snprintf(s, sizeof s, "https://localhost:%u/ok.http", (unsigned)port);
     CHECK_EQ(url_parse(s, &lh), 0);
     rq.url = &lh;
@@ -149,7 +149,7 @@ static void tls_verify_checks(const char *dir, uint16_t port, const char *big, i
     if (e)
         fprintf(stderr, "    %s\n", snap_errmsg(e));
     CHECK_EQ(e, 0);
-    CHECK_STR((char *)rs.body, "hello");
+    CHECK_STR((char *)rs.body.data, "hello");
 
     /* 300 KB over many TLS records, a range of it straight into a buffer. */
     snprintf(s, sizeof s, "https://127.0.0.1:%u/big.http", (unsigned)port);

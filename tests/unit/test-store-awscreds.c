@@ -7,6 +7,7 @@
 #include "base/err.h"
 #include "base/io.h"
 #include "store/awscreds.h"
+#include "store/credcache.h"
 #include "store/store.h"
 #include "store/xmlapi.h"
 
@@ -369,4 +370,35 @@ TEST(awscreds_s3_addressing)
         unsetenv("AWS_ENDPOINT_URL");
     free(ep);
     env_leave();
+}
+
+/* The refresh rule both credential caches (AWS, GCS) use. */
+TEST(store_credcache_refresh_rule)
+{
+    struct credcache c = {0};
+    CHECK(credcache_due(&c, 100));                  /* nothing yet */
+    CHECK(!credcache_keep(&c, 100, 10));            /* a failure with nothing to keep is the answer */
+    credcache_fresh(&c, 100, 100 + 4000, 600);      /* valid 4000 s: refresh 600 s (the cap) early */
+    CHECK_EQ(c.gen, 1);
+    CHECK_EQ(c.refresh_at, 3500);
+    CHECK(!credcache_due(&c, 3499));
+    CHECK(credcache_due(&c, 3500));
+    CHECK(credcache_keep(&c, 3500, 10));            /* the refresh failed: keep, retry in 10 s */
+    CHECK_EQ(c.refresh_at, 3510);
+    CHECK(credcache_keep(&c, 4095, 10));            /* ... never past expiry */
+    CHECK_EQ(c.refresh_at, 4100);
+    CHECK(!credcache_keep(&c, 4100, 10));
+    credcache_fresh(&c, 0, 400, 600);               /* short-lived: a quarter of its life early */
+    CHECK_EQ(c.gen, 2);
+    CHECK_EQ(c.refresh_at, 300);
+    credcache_refused(&c, 1);                       /* an older generation's refusal: nothing */
+    CHECK(!c.stale);
+    credcache_refused(&c, 2);
+    CHECK(credcache_due(&c, 1));
+    CHECK(!credcache_keep(&c, 1, 10));              /* refused values are never kept */
+    credcache_fresh(&c, 0, INT64_MAX, 600);         /* no expiry */
+    CHECK(!credcache_due(&c, INT64_MAX - 1));
+    CHECK_EQ(c.fetches, 3);
+    credcache_set_static(&c);
+    CHECK(!credcache_due(&c, INT64_MAX - 1));
 }

@@ -66,8 +66,8 @@ TEST(store_faults_complete_error200)
         CHECK_EQ(control(base, "{\"fault\": \"status=503,retry-after=0\", \"count\": 2, \"method\": \"PUT\", "
                                "\"match\": \"partNumber=1&\"}"), 0);
         struct store_part parts[2] = {{.number = 1}, {.number = 2}};
-        CHECK_EQ(store_mp_part(s, "ok.bin", id, 1, data, 65536, parts[0].etag), 0);
-        CHECK_EQ(store_mp_part(s, "ok.bin", id, 2, data + 65536, 100, parts[1].etag), 0);
+        CHECK_EQ(store_mp_part(s, "ok.bin", id, 1, data, 65536, NULL, NULL, parts[0].etag), 0);
+        CHECK_EQ(store_mp_part(s, "ok.bin", id, 2, data + 65536, 100, NULL, NULL, parts[1].etag), 0);
         /* InternalError inside a 200 (after spaces, as S3 streams them): retried, then done. */
         CHECK_EQ(control(base, "{\"fault\": \"error200,ws=64\", \"count\": 1, \"method\": \"POST\", "
                                "\"match\": \"uploadId=\"}"), 0);
@@ -81,7 +81,7 @@ TEST(store_faults_complete_error200)
         CHECK_MEM(back, data, n);
         /* AccessDenied inside a 200: not retried, the code is in the message; abort cleans up. */
         CHECK_EQ(store_mp_create(s, "denied.bin", NULL, &id), 0);
-        CHECK_EQ(store_mp_part(s, "denied.bin", id, 1, data, 100, parts[0].etag), 0);
+        CHECK_EQ(store_mp_part(s, "denied.bin", id, 1, data, 100, NULL, NULL, parts[0].etag), 0);
         CHECK_EQ(control(base, "{\"fault\": \"error200=AccessDenied\", \"count\": 1, \"method\": \"POST\", "
                                "\"match\": \"uploadId=\"}"), 0);
         int e = store_mp_complete(s, "denied.bin", id, parts, 1, etag);

@@ -324,10 +324,10 @@ TEST(gs_part_upload_allocates_nothing)
     CHECK_EQ(gs_open_at(srv, &s), 0);
     static uint8_t part[64 << 10];
     char etag[STORE_ETAG_MAX];
-    CHECK_EQ(store_mp_part(s, "obj", "up-1", 1, part, sizeof part, etag), 0);
+    CHECK_EQ(store_mp_part(s, "obj", "up-1", 1, part, sizeof part, NULL, NULL, etag), 0);
     uint64_t before = snap_alloc_count();
     for (uint32_t i = 2; i < 22; i++)
-        CHECK_EQ(store_mp_part(s, "obj", "up-1", i, part, sizeof part, etag), 0);
+        CHECK_EQ(store_mp_part(s, "obj", "up-1", i, part, sizeof part, NULL, NULL, etag), 0);
     CHECK_EQ(snap_alloc_count() - before, 0);
     CHECK_STR(etag, "\"0123\"");
     const char *req = tsrv_req(srv, 5, NULL);
@@ -389,7 +389,7 @@ TEST(gs_faultserver_put_get_multipart)
     size_t offs[4] = {0, 65536, 2 * 65536, mn};
     for (uint32_t i = 0; i < 3; i++) {
         parts[i].number = i + 1;
-        CHECK_EQ(store_mp_part(s, "multi.bin", id, i + 1, big + offs[i], offs[i + 1] - offs[i], parts[i].etag), 0);
+        CHECK_EQ(store_mp_part(s, "multi.bin", id, i + 1, big + offs[i], offs[i + 1] - offs[i], NULL, NULL, parts[i].etag), 0);
     }
     char etag[STORE_ETAG_MAX];
     CHECK_EQ(store_mp_complete(s, "multi.bin", id, parts, 3, etag), 0);
@@ -404,8 +404,8 @@ TEST(gs_faultserver_put_get_multipart)
 
     /* Too small a part is refused at complete; abort leaves nothing; a second abort is 404. */
     CHECK_EQ(store_mp_create(s, "aborted.bin", NULL, &id), 0);
-    CHECK_EQ(store_mp_part(s, "aborted.bin", id, 1, big, 1000, parts[0].etag), 0);
-    CHECK_EQ(store_mp_part(s, "aborted.bin", id, 2, big, 1000, parts[1].etag), 0);
+    CHECK_EQ(store_mp_part(s, "aborted.bin", id, 1, big, 1000, NULL, NULL, parts[0].etag), 0);
+    CHECK_EQ(store_mp_part(s, "aborted.bin", id, 2, big, 1000, NULL, NULL, parts[1].etag), 0);
     int e = store_mp_complete(s, "aborted.bin", id, parts, 2, etag);
     CHECK(e != 0);
     CHECK(strstr(snap_errmsg(e), "EntityTooSmall") != NULL);

@@ -73,7 +73,7 @@ TEST(s3_rgw_put_get_multipart)
     size_t offs[4] = {0, 5u << 20, 10u << 20, mn};
     for (uint32_t i = 0; i < 3; i++) {
         parts[i].number = i + 1;
-        CHECK_EQ(store_mp_part(s, "multi.bin", id, i + 1, big + offs[i], offs[i + 1] - offs[i], parts[i].etag), 0);
+        CHECK_EQ(store_mp_part(s, "multi.bin", id, i + 1, big + offs[i], offs[i + 1] - offs[i], NULL, NULL, parts[i].etag), 0);
     }
     char etag[STORE_ETAG_MAX];
     CHECK_EQ(store_mp_complete(s, "multi.bin", id, parts, 3, etag), 0);
@@ -109,8 +109,8 @@ TEST(s3_rgw_put_get_multipart)
 
     /* a too-small part is refused at complete, and an abort leaves nothing behind */
     CHECK_EQ(store_mp_create(s, "aborted.bin", NULL, &id), 0);
-    CHECK_EQ(store_mp_part(s, "aborted.bin", id, 1, big, 1 << 20, parts[0].etag), 0);
-    CHECK_EQ(store_mp_part(s, "aborted.bin", id, 2, big, 1 << 20, parts[1].etag), 0);
+    CHECK_EQ(store_mp_part(s, "aborted.bin", id, 1, big, 1 << 20, NULL, NULL, parts[0].etag), 0);
+    CHECK_EQ(store_mp_part(s, "aborted.bin", id, 2, big, 1 << 20, NULL, NULL, parts[1].etag), 0);
     parts[0].number = 1;
     parts[1].number = 2;
     int e = store_mp_complete(s, "aborted.bin", id, parts, 2, etag);

@@ -12,6 +12,7 @@
 #include "store/tiered.h"
 
 #include <stdio.h>
+#include <sys/stat.h>
 #include <pthread.h>
 #include <stdlib.h>
 
@@ -267,4 +268,51 @@ TEST(store_tiered_concurrent_flaky_front)
     CHECK(st.fallbacks > 0);
     CHECK(st.peer_reads > 0);
     store_close(t);
+}
+
+/* store_open_tiered / store_open_object: the peer in front of a store, as the applets ask. */
+TEST(store_open_object_behind_a_peer)
+{
+    char dir[512], url[600];
+    snprintf(dir, sizeof dir, "%s/0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d", test_tmpdir());
+    mkdir(dir, 0755);
+    snprintf(url, sizeof url, "file://%s/memfile", dir);
+    struct store *s = NULL;
+    char *key = NULL;
+    /* No peer: the plain store of the directory, the key is the name. */
+    CHECK_EQ(store_open_object(url, NULL, NULL, &s, &key), 0);
+    CHECK(!store_is_tiered(s));
+    CHECK_STR(key, "memfile");
+    store_close(s);
+    snap_free(key);
+    /* A peer: a tiered store of the directory above {uuid}, the key is {uuid}/{file}. */
+    struct store_peer_front f = {.peer = "127.0.0.1:9"};
+    CHECK_EQ(store_open_object(url, NULL, &f, &s, &key), 0);
+    CHECK(store_is_tiered(s));
+    CHECK_STR(key, "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d/memfile");
+    store_close(s);
+    snap_free(key);
+    key = NULL;
+    snprintf(url, sizeof url, "file://%s/memfile", test_tmpdir());
+    CHECK_ERR(store_open_object(url, NULL, &f, &s, &key), SNAP_EUSAGE, "is not a UUID");
+    CHECK(key == NULL);
+    /* Options that do not go together, and a refused address, fail before anything is read. */
+    snprintf(url, sizeof url, "file://%s", test_tmpdir());
+    struct store_peer_front both = {.peer = "127.0.0.1:9", .registry = "redis://127.0.0.1:6379"};
+    CHECK_ERR(store_open_tiered(url, NULL, &both, &s), SNAP_EUSAGE, "give one of them");
+    struct store_peer_front ca_only = {.ca_file = "absent.pem"};
+    CHECK_ERR(store_open_tiered(url, NULL, &ca_only, &s), SNAP_EUSAGE, "only go with --peer");
+    struct store_peer_front far = {.peer = "10.0.0.1:80"};
+    CHECK_ERR(store_open_tiered(url, NULL, &far, &s), SNAP_EAUTH, "loopback only");
+}
+
+TEST(store_peer_url_forms)
+{
+    char u[32];
+    CHECK_EQ(store_peer_url("127.0.0.1:7000", u, sizeof u), 0);
+    CHECK_STR(u, "peer://127.0.0.1:7000");
+    CHECK_EQ(store_peer_url("peers://h:1", u, sizeof u), 0);
+    CHECK_STR(u, "peers://h:1");
+    CHECK_ERR(store_peer_url("http://h:1", u, sizeof u), SNAP_EUSAGE, "a peer is HOST:PORT");
+    CHECK_ERR(store_peer_url("a-very-long-host-name.example:7000", u, sizeof u), SNAP_EUSAGE, "too long");
 }
