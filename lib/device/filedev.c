@@ -11,15 +11,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#ifndef FALLOC_FL_KEEP_SIZE
-#define FALLOC_FL_KEEP_SIZE 0x01
-#endif
-#ifndef FALLOC_FL_PUNCH_HOLE
-#define FALLOC_FL_PUNCH_HOLE 0x02
-#endif
-#ifndef FALLOC_FL_ZERO_RANGE
-#define FALLOC_FL_ZERO_RANGE 0x10
-#endif
 
 struct filedev {
     int fd;
@@ -29,16 +20,11 @@ struct filedev {
 
 int filedev_open(const char *path, bool read_only, struct filedev **out)
 {
-    int fd = open(path, (read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC);
-    if (fd < 0)
-        return snap_fail_errno("%s", path);
-    struct stat st;
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-        int err = S_ISREG(st.st_mode) ? snap_fail_errno("%s: stat", path)
-                                      : snap_fail(SNAP_EUSAGE, "%s: not a regular file", path);
-        close(fd);
+    int fd;
+    uint64_t size;
+    int err = snap_open_regular(path, read_only ? O_RDONLY : O_RDWR, &fd, &size);
+    if (err)
         return err;
-    }
     struct filedev *d = snap_calloc(1, sizeof *d);
     char *p = snap_strdup(path);
     if (!d || !p) {
@@ -48,7 +34,7 @@ int filedev_open(const char *path, bool read_only, struct filedev **out)
         return snap_fail(SNAP_ENOMEM, "%s: out of memory", path);
     }
     d->fd = fd;
-    d->size = (uint64_t)st.st_size;
+    d->size = size;
     d->path = p;
     *out = d;
     return 0;
@@ -103,21 +89,19 @@ static int write_zeros(struct filedev *d, uint32_t len, uint64_t off)
 static int fd_trim(void *ctx, uint32_t len, uint64_t off, bool fua)
 {
     struct filedev *d = ctx;
-    if (fallocate(d->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off, len) < 0 &&
-        errno != EOPNOTSUPP && errno != ENOSYS)
-        return snap_fail_errno("%s: punch hole", d->path);
+    int err = snap_punch_hole(d->fd, off, len, d->path);
+    if (err && err != SNAP_ENOTSUP) /* a trim is advice: a file system that cannot punch keeps the bytes */
+        return err;
     return fua ? fd_flush(d) : 0;
 }
 
 static int fd_zero(void *ctx, uint32_t len, uint64_t off, bool may_trim, bool fua)
 {
     struct filedev *d = ctx;
-    int err = 0;
-    if (may_trim && fallocate(d->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off, len) == 0)
-        ;
-    else if (fallocate(d->fd, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, (off_t)off, len) == 0)
-        ;
-    else
+    int err = may_trim ? snap_punch_hole(d->fd, off, len, d->path) : SNAP_ENOTSUP;
+    if (err)
+        err = snap_zero_range(d->fd, off, len, d->path);
+    if (err)
         err = write_zeros(d, len, off);
     return (!err && fua) ? fd_flush(d) : err;
 }

@@ -177,12 +177,9 @@ static int cjob_open(struct cjob *j, const char *path, const struct upload_compr
     sha256_init(&j->sha);
     if (fsize % 4096 || fsize > HDR_FRAME_MAX)
         return snap_fail(SNAP_EUSAGE, "frame size %u is not a multiple of 4096 up to %u", fsize, HDR_FRAME_MAX);
-    if ((*in = open(path, O_RDONLY | O_CLOEXEC)) < 0)
-        return snap_fail_errno("%s", path);
-    struct stat st;
-    if (fstat(*in, &st) < 0)
-        return snap_fail_errno("%s: stat", path);
-    j->size = (uint64_t)st.st_size;
+    int err = snap_open_regular(path, O_RDONLY, in, &j->size);
+    if (err)
+        return err;
     uint64_t n = (j->size + fsize - 1) / fsize;
     if (j->size == 0 || n > HDR_MAX_FRAMES)
         return snap_fail(SNAP_ERANGE, "%s: %llu bytes make %llu frames; a compressed object has 1 to %u", path,
