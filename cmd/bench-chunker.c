@@ -5,7 +5,7 @@
 #include "cli.h"
 
 #include "base/err.h"
-#include "base/json.h"
+#include "codec/json.h"
 #include "base/util.h"
 #include "bench/chunkbench.h"
 

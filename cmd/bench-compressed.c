@@ -6,7 +6,7 @@
 #include "cli.h"
 
 #include "base/err.h"
-#include "base/json.h"
+#include "codec/json.h"
 #include "base/util.h"
 #include "bench/compbench.h"
 #include "header/header.h"

@@ -17,7 +17,7 @@
 #include "cli.h"
 
 #include "base/err.h"
-#include "base/json.h"
+#include "codec/json.h"
 #include "base/util.h"
 
 #include <getopt.h>

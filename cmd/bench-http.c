@@ -16,7 +16,7 @@
 
 #include "base/err.h"
 #include "base/io.h"
-#include "base/json.h"
+#include "codec/json.h"
 #include "base/util.h"
 #include "net/http.h"
 #include "net/url.h"

@@ -14,7 +14,7 @@
 #include "base/cancel.h"
 #include "base/err.h"
 #include "base/io.h"
-#include "base/json.h"
+#include "codec/json.h"
 #include "base/util.h"
 #include "crypto/sha256.h"
 

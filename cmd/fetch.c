@@ -4,7 +4,7 @@
 #include "base/cancel.h"
 #include "base/err.h"
 #include "base/log.h"
-#include "base/json.h"
+#include "codec/json.h"
 #include "base/mem.h"
 #include "base/progress.h"
 #include "base/util.h"

@@ -4,7 +4,7 @@
 
 #include "base/err.h"
 #include "base/io.h"
-#include "base/json.h"
+#include "codec/json.h"
 #include "base/mem.h"
 #include "base/util.h"
 #include "header/header.h"

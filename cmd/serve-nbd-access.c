@@ -3,7 +3,7 @@
 #include "cli.h"
 
 #include "base/err.h"
-#include "base/json.h"
+#include "codec/json.h"
 #include "base/log.h"
 #include "base/mem.h"
 #include "base/util.h"

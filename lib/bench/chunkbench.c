@@ -8,7 +8,7 @@
 #include "bench/bench-httpsrc.h"
 #include "bench/bench-run.h"
 #include "bench/bench-svg.h"
-#include "store/sim.h"
+#include "bench/simstore.h"
 #include "store/store.h"
 
 #include <fcntl.h>

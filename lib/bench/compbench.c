@@ -9,7 +9,7 @@
 #include "bench/bench-run.h"
 #include "device/builddev.h"
 #include "header/header.h"
-#include "store/sim.h"
+#include "bench/simstore.h"
 #include "upload/upload.h"
 
 #include <dirent.h>

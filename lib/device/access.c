@@ -9,7 +9,7 @@
 #include "device/access.h"
 
 #include "base/err.h"
-#include "base/json.h"
+#include "codec/json.h"
 #include "base/log.h"
 #include "base/mem.h"
 #include "base/util.h"

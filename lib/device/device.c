@@ -3,13 +3,13 @@
 #include "device/device.h"
 
 #include "base/err.h"
-#include "base/json.h"
+#include "codec/json.h"
 #include "base/mem.h"
 #include "device/builddev.h"
 #include "device/filedev.h"
 #include "device/objdev.h"
 #include "header/header.h"
-#include "store/jsonr.h"
+#include "codec/jsonr.h"
 #include "store/store.h"
 
 #include <stdio.h>

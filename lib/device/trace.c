@@ -10,9 +10,9 @@
 
 #include "base/err.h"
 #include "base/io.h"
-#include "base/json.h"
+#include "codec/json.h"
 #include "base/mem.h"
-#include "store/jsonr.h"
+#include "codec/jsonr.h"
 #include "store/store.h"
 
 #include <limits.h>

@@ -3,8 +3,8 @@
 #include "store/awscreds.h"
 
 #include "base/err.h"
-#include "store/jsonr.h"
-#include "store/xml.h"
+#include "codec/jsonr.h"
+#include "codec/xml.h"
 
 #include <stdio.h>
 #include <string.h>

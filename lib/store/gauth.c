@@ -10,7 +10,7 @@
 #include "net/http.h"
 #include "net/url.h"
 #include "store/credcache.h"
-#include "store/jsonr.h"
+#include "codec/jsonr.h"
 
 #include <pthread.h>
 #include <stdbool.h>

@@ -8,7 +8,7 @@
  * good (use_storage, the same answer as a 410).  The lookups are serialized by their own mutex,
  * so readers of builds already resolved never wait for Redis; the tables are fixed arrays.
  */
-#include "store/peer.h"
+#include "store/peer_client.h"
 
 #include "base/err.h"
 #include "base/log.h"

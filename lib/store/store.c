@@ -6,7 +6,7 @@
 #include "base/mem.h"
 #include "net/url.h"
 #include "net/http.h"
-#include "store/peer.h"
+#include "store/peer_client.h"
 #include "store/tiered.h"
 
 #include <pthread.h>

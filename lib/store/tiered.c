@@ -12,7 +12,7 @@
 #include "base/log.h"
 #include "base/mem.h"
 #include "base/util.h"
-#include "store/peer.h"
+#include "store/peer_client.h"
 
 #include <pthread.h>
 #include <stdatomic.h>

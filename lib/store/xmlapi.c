@@ -12,7 +12,7 @@
 #include "base/err.h"
 #include "base/mem.h"
 #include "base/util.h"
-#include "store/xml.h"
+#include "codec/xml.h"
 
 #include <stdio.h>
 #include <string.h>

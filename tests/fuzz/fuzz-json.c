@@ -3,7 +3,7 @@
  * counts match iteration, decoded strings are valid UTF-8 of the stated length, key lookups
  * find a member with that key. */
 #include "base/err.h"
-#include "store/jsonr.h"
+#include "codec/jsonr.h"
 
 #include <stdint.h>
 #include <stdlib.h>

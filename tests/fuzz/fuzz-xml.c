@@ -1,7 +1,7 @@
 /* fuzz-xml.c -- libFuzzer target for lib/store/xml: any input parses or fails cleanly
  * (SNAP_EFORMAT / SNAP_ETOOBIG, never a crash), and a parsed tree holds its invariants. */
 #include "base/err.h"
-#include "store/xml.h"
+#include "codec/xml.h"
 
 #include <stdint.h>
 #include <stdlib.h>

@@ -5,7 +5,7 @@
 #include "base/bytes.h"
 #include "base/err.h"
 #include "base/io.h"
-#include "base/json.h"
+#include "codec/json.h"
 #include "base/mem.h"
 #include "base/util.h"
 

@@ -10,7 +10,7 @@
 #include "base/mem.h"
 #include "device/builddev.h"
 #include "header/header.h"
-#include "store/sim.h"
+#include "bench/simstore.h"
 
 #include <pthread.h>
 #include <stdatomic.h>

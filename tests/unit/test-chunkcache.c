@@ -6,7 +6,7 @@
 #include "base/mem.h"
 #include "chunker/chunker.h"
 #include "store/chunkcache.h"
-#include "store/sim.h"
+#include "bench/simstore.h"
 
 #include <dirent.h>
 #include <fcntl.h>

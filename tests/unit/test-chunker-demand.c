@@ -9,7 +9,7 @@
 #include "base/mem.h"
 #include "cache/cache.h"
 #include "chunker/chunker.h"
-#include "store/sim.h"
+#include "bench/simstore.h"
 #include "net-testsrv.h"
 
 #include <fcntl.h>

@@ -6,7 +6,7 @@
 #include "base/err.h"
 #include "base/io.h"
 #include "chunker/chunker.h"
-#include "store/sim.h"
+#include "bench/simstore.h"
 
 #include <pthread.h>
 #include <stdatomic.h>

@@ -5,7 +5,7 @@
 #include "base/io.h"
 #include "base/mem.h"
 #include "chunker/chunker.h"
-#include "store/sim.h"
+#include "bench/simstore.h"
 
 #include <pthread.h>
 #include <stdlib.h>

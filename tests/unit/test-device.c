@@ -6,14 +6,14 @@
 
 #include "base/err.h"
 #include "base/io.h"
-#include "base/json.h"
+#include "codec/json.h"
 #include "base/mem.h"
 #include "device/access.h"
 #include "device/builddev.h"
 #include "device/device.h"
 #include "header/header.h"
 #include "header/layout.h"
-#include "store/sim.h"
+#include "bench/simstore.h"
 
 #include <fcntl.h>
 #include <stdlib.h>

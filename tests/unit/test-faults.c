@@ -17,7 +17,7 @@
 #include "device/builddev.h"
 #include "header/header.h"
 #include "net/url.h"
-#include "store/sim.h"
+#include "bench/simstore.h"
 #include "store/store.h"
 
 #include <fcntl.h>

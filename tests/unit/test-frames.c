@@ -5,7 +5,7 @@
 #include "base/mem.h"
 #include "chunker/frames.h"
 #include "header/internal.h"
-#include "store/sim.h"
+#include "bench/simstore.h"
 #include "store/store.h"
 
 #include <pthread.h>

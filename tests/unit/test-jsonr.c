@@ -4,7 +4,7 @@
 
 #include "base/err.h"
 #include "base/mem.h"
-#include "store/jsonr.h"
+#include "codec/jsonr.h"
 
 #include <math.h>
 #include <stdlib.h>

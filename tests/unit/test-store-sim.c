@@ -3,7 +3,7 @@
 
 #include "base/err.h"
 #include "base/io.h"
-#include "store/sim.h"
+#include "bench/simstore.h"
 
 #include <stdlib.h>
 

@@ -7,8 +7,8 @@
 #include "base/err.h"
 #include "base/mem.h"
 #include "net-testsrv.h"
-#include "store/peer.h"
-#include "store/sim.h"
+#include "store/peer_client.h"
+#include "bench/simstore.h"
 #include "store/tiered.h"
 
 #include <stdio.h>

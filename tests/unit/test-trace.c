@@ -12,7 +12,7 @@
 #include "device/builddev.h"
 #include "device/trace.h"
 #include "header/header.h"
-#include "store/sim.h"
+#include "bench/simstore.h"
 
 #include <pthread.h>
 #include <stdlib.h>

@@ -4,7 +4,7 @@
 
 #include "base/err.h"
 #include "base/mem.h"
-#include "store/xml.h"
+#include "codec/xml.h"
 
 #include <stdlib.h>
 

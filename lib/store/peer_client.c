@@ -1,10 +1,10 @@
-/* peer.c -- the peer:// backend: another host's `snapctl peer serve`, read with ranged GETs.
+/* peer_client.c -- the peer:// backend: another host's `snapctl peer serve`, read with ranged GETs.
  *
- * See peer.h.  The host is resolved and checked against the allowlist once, at open; the HTTP
+ * See peer_client.h.  The host is resolved and checked against the allowlist once, at open; the HTTP
  * client then dials the numeric address, so a later DNS answer cannot point it elsewhere.
  * Keys must be {uuid}/{file}: anything else is "not found" without a request.
  */
-#include "store/peer.h"
+#include "store/peer_client.h"
 
 #include "base/err.h"
 #include "base/mem.h"

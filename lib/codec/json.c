@@ -1,5 +1,5 @@
 /* json.c -- a tiny streaming JSON writer. */
-#include "base/json.h"
+#include "codec/json.h"
 
 #include <string.h>
 

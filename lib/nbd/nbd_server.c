@@ -1,4 +1,4 @@
-/* server.c -- the NBD server on top of lib/net's accept loop: one thread per connection. */
+/* nbd_server.c -- the NBD server on top of lib/net's accept loop: one thread per connection. */
 #include "nbd/nbd.h"
 
 #include "base/err.h"

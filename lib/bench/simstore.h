@@ -1,4 +1,4 @@
-/* sim.h -- a simulated store for tests and benchmarks: real delays, deterministic bytes, faults.
+/* simstore.h -- a simulated store for tests and benchmarks: real delays, deterministic bytes, faults.
  *
  * Every key is an object of `size` bytes holding a pattern derived from `seed` (or, with
  * `inner`, the bytes of the same key in another store).  A read sleeps for the time to first
@@ -7,8 +7,8 @@
  * read from a seeded generator: fail after some bytes, stall for a while, or end early (truncate)
  * without an error.  Not reachable by URL: built with store_sim_open().
  */
-#ifndef SNAP_STORE_SIM_H
-#define SNAP_STORE_SIM_H
+#ifndef SNAP_BENCH_SIMSTORE_H
+#define SNAP_BENCH_SIMSTORE_H
 
 #include "store/store.h"
 

@@ -1,5 +1,5 @@
-/* sim.c -- the simulated store: time to first byte, a bandwidth, slices with progress, faults. */
-#include "store/sim.h"
+/* simstore.c -- the simulated store: time to first byte, a bandwidth, slices with progress, faults. */
+#include "bench/simstore.h"
 
 #include "base/err.h"
 #include "base/io.h"

@@ -1,4 +1,4 @@
-/* http.c -- the http:// and https:// backend: read-only, ranged GETs on a pooled client.
+/* http_origin.c -- the http:// and https:// backend: read-only, ranged GETs on a pooled client.
  *
  * Keys are appended to the base URL's path, each segment percent-encoded once.  A ranged read
  * learns the object's size from Content-Range, so nothing asks for the size separately; the

@@ -1,4 +1,4 @@
-/* fetch.c -- the chunker's fetch threads: run a job's store reads, fill whole blocks into the
+/* fetcher.c -- the chunker's fetch threads: run a job's store reads, fill whole blocks into the
  * cache as they land, wake the readers they complete, and hand the result to every waiter.
  *
  * Staging.  A chunk job over a streaming store (http, s3, gs: store_read_stream) whose size is

@@ -11,10 +11,10 @@
  * len + 1 bytes; the bound is still checked, as an internal error.  Links are indices while the
  * array moves and become pointers once parsing is done.
  */
-#include "store/xml.h"
+#include "codec/xml.h"
 
 #include "base/err.h"
-#include "base/itree.h"
+#include "codec/itree.h"
 #include "base/mem.h"
 
 #include <stdarg.h>

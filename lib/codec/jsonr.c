@@ -8,10 +8,10 @@
  * len + 1 bytes always suffice; the bound is still checked, as an internal error.  The number
  * of values is capped too, so 1 MiB of "[0,0,0,..." cannot become 50 MiB of tree.
  */
-#include "store/jsonr.h"
+#include "codec/jsonr.h"
 
 #include "base/err.h"
-#include "base/itree.h"
+#include "codec/itree.h"
 #include "base/mem.h"
 
 #include <errno.h>

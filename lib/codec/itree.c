@@ -1,5 +1,5 @@
 /* itree.c -- the XML and JSON readers' node storage, and index links to pointer links. */
-#include "base/itree.h"
+#include "codec/itree.h"
 
 #include "base/err.h"
 #include "base/mem.h"

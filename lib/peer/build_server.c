@@ -1,4 +1,4 @@
-/* server.c -- the peer's request handler: validate, pin, answer from the file with sendfile.
+/* build_server.c -- the peer's request handler: validate, pin, answer from the file with sendfile.
  *
  * Nothing outside the data directory is ever opened: the path is built from a parsed UUID
  * (re-formatted, so its spelling is ours) and an object name from a fixed list, and opened

@@ -1,4 +1,4 @@
-/* peer.h -- the peer:// backend (read-only) and the address check every peer client makes.
+/* peer_client.h -- the peer:// backend (read-only) and the address check every peer client makes.
  *
  *   peer://HOST:PORT   keys {uuid}/{file} -> GET|HEAD /v1/builds/{uuid}/{file} on that host
  *
@@ -17,8 +17,8 @@
  * X-Snapctl-Use-Storage: 1) is a distinct result: the _ex calls set *use_storage; the plain
  * store ops report it as SNAP_ENOTFOUND.
  */
-#ifndef SNAP_STORE_PEER_H
-#define SNAP_STORE_PEER_H
+#ifndef SNAP_STORE_PEER_CLIENT_H
+#define SNAP_STORE_PEER_CLIENT_H
 
 #include "net/httpd.h" /* struct httpd_cidr */
 #include "store/store.h"
