@@ -24,7 +24,7 @@ BUILD_PKGS="make gcc clang musl-tools dpkg-dev file python3 ca-certificates"
 DEMO_PKGS="libnbd-bin qemu-utils"
 TEST_PKGS="libclang-rt-14-dev openssl curl time python3-libnbd nbdkit fio fuse3 tmux iproute2
            radosgw ceph-mon ceph-osd awscli nginx rclone redis-server redis-tools
-           python3-lz4 python3-zstandard e2fsprogs zstd"
+           python3-lz4 python3-zstandard e2fsprogs zstd qemu-system-x86 busybox-static"
 
 case $what in
 build) pkgs=$BUILD_PKGS ;;

@@ -32,6 +32,10 @@ fi
 for exe in nginx redis-server ceph-mon ceph-osd radosgw smartd; do
     for pid in $(pgrep -x "$exe" 2>/dev/null || true); do
         ppid=$(awk '{print $4}' "/proc/$pid/stat" 2>/dev/null || echo 0)
+        # The run's own shared RGW (tests/run.sh starts it detached and stops it by PID at exit).
+        if [ -n "${RGW_SHARED_DIR:-}" ] && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF "$RGW_SHARED_DIR/"; then
+            continue
+        fi
         [ "$ppid" != 1 ] || die "$exe (pid $pid) runs detached: $(tr '\0' ' ' <"/proc/$pid/cmdline")"
     done
 done
