@@ -226,7 +226,7 @@ static void sn_on_signal(int sig, void *arg)
         ctl_poke(); /* an export, if --export-diff is on */
         return;
     }
-    switch (g_sig_mode) {
+    switch ((int)atomic_load(&g_sig_mode)) {
     case SIG_LISTEN:
         net_server_stop();
         break;
