@@ -213,15 +213,14 @@ int fetch_main(int argc, char **argv)
     if (strlen(sha) != 64 || snap_unhex(sha, o.sha256, 32))
         return cli_usage_error("--sha256: expected 64 hex digits, got '%s'", sha);
 
-    int err = snap_cancel_start(&cancel);
-    if (err)
-        return cli_fail(err, NULL);
-    o.cancel = &cancel;
-
     const char *name = strrchr(o.url, '/');
     progress_start(&bar, name ? name + 1 : o.url, 0);
     if (quiet || json)
         progress_force(&bar, false);
+    int err = snap_cancel_start(&cancel); /* after the bar is set up: the signal thread clears it */
+    if (err)
+        return cli_fail(err, NULL);
+    o.cancel = &cancel;
     o.progress = on_progress;
     struct fetch_result r;
     char *key = NULL;

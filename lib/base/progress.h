@@ -13,7 +13,7 @@
 #ifndef SNAP_PROGRESS_H
 #define SNAP_PROGRESS_H
 
-#include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -21,8 +21,8 @@
 #define PROGRESS_INTERVAL_NS 100000000ull /* at most 10 redraws a second */
 
 struct progress {
-    bool on;
-    volatile sig_atomic_t shown; /* a line is on the screen (read by progress_clear_signal) */
+    atomic_bool on;
+    atomic_int shown;            /* a line is on the screen (read by progress_clear_signal) */
     int cols;                    /* terminal width */
     char label[48];
     uint64_t total, done;
@@ -33,7 +33,8 @@ void progress_start(struct progress *p, const char *label, uint64_t total);
 void progress_set_total(struct progress *p, uint64_t total);
 void progress_update(struct progress *p, uint64_t done);
 void progress_end(struct progress *p);
-/* From a signal handler: clear the line with write(2) (async-signal-safe). */
+/* From the signal thread (lib/base/cancel) while another thread draws: clear the line with one
+ * write(2); async-signal-safe too. */
 void progress_clear_signal(struct progress *p);
 /* Turn drawing off (--quiet, --json), or on for tests. */
 void progress_force(struct progress *p, bool on);
