@@ -1,36 +1,26 @@
 /* bench-sha256.c -- `snapctl bench sha256`: SHA-256 throughput of snapctl (SHA-NI and generic)
  * against `sha256sum FILE` and `openssl dgst -sha256 FILE`, measured in the same run.
  *
- * One file (generated, or --file), read once to warm the page cache; then each run times every
- * contender in turn (interleaved, so drift in machine load hits them all alike): snapctl hashes
- * in-process with read(2) into one 256 KiB buffer, as the fetch path does; the peers run as
- * child processes (fork/exec, timed from fork to waitpid) and their digests are parsed from
- * stdout.  Every digest of every run must agree.  The median of --runs is reported.
+ * Options, the generated file's cancel token and the table or JSON; the contenders, the file and
+ * the interleaved runs are lib/bench/shabench.
  */
 #include "bench.h"
-#include "bench/bench-run.h"
+#include "bench/shabench.h"
 #include "cli.h"
 
 #include "base/cancel.h"
 #include "base/err.h"
-#include "base/io.h"
 #include "codec/json.h"
 #include "base/util.h"
 #include "crypto/sha256.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/statvfs.h>
 #include <unistd.h>
-
-#define SHA_BENCH_BUF (256u << 10)
-#define SHA_BENCH_MAX_RUNS BENCH_MAX_RUNS
 
 static const char sha_bench_usage[] =
     "Usage: snapctl bench sha256 [--size SIZE] [--file FILE] [--dir DIR] [--runs N] [--json]\n"
@@ -48,134 +38,15 @@ static const char sha_bench_usage[] =
     "SNAPCTL_SHA256=generic changes snapctl's default implementation (shown), not what is measured.\n"
     "Exit status: 0 done; 4 sha256sum or openssl not found; 6 the digests disagree.\n";
 
-enum { SHA_SNAP_NI, SHA_SNAP_GENERIC, SHA_PEER_SHA256SUM, SHA_PEER_OPENSSL, SHA_NCONT };
-
-struct sha_contender {
-    const char *name;
-    const char *peer;         /* program name for the peers */
-    char path[PATH_MAX];      /* where the peer was found */
-    bool available;
-    double secs[SHA_BENCH_MAX_RUNS];
-    double median, mib_s;
-};
-
 static char sha_bench_tmp[PATH_MAX]; /* the generated file, removed at exit and on signals */
 /* SIGINT/SIGTERM: end at once, removing the generated file (lib/base/cancel). */
 static struct snap_cancel sha_bench_cancel = {.grace_ms = 0};
 
-/* Fill a new file of size bytes with pseudo-random data (xorshift, fixed seed). */
-static int sha_bench_make_file(const char *dir, uint64_t size)
-{
-    struct statvfs vfs;
-    if (statvfs(dir, &vfs) == 0 && (uint64_t)vfs.f_bavail * vfs.f_frsize < size + (64u << 20)) {
-        char have[32], need[32];
-        return snap_fail(SNAP_ENOSPC, "%s has %s free, the test file needs %s (use --dir or --size)", dir,
-                         snap_fmt_size((uint64_t)vfs.f_bavail * vfs.f_frsize, have, sizeof have),
-                         snap_fmt_size(size, need, sizeof need));
-    }
-    if ((size_t)snprintf(sha_bench_tmp, sizeof sha_bench_tmp, "%s/snapctl-bench-sha256.XXXXXX", dir) >=
-        sizeof sha_bench_tmp)
-        return snap_fail(SNAP_EUSAGE, "--dir %s: path too long", dir);
-    int fd = mkstemp(sha_bench_tmp);
-    if (fd < 0) {
-        sha_bench_tmp[0] = '\0';
-        return snap_fail_errno("creating a test file in %s", dir);
-    }
-    snap_cancel_track(&sha_bench_cancel, sha_bench_tmp);
-    static uint64_t buf[SHA_BENCH_BUF / 8];
-    uint64_t s = 0x9e3779b97f4a7c15ull;
-    int err = 0;
-    for (uint64_t done = 0; !err && done < size; done += SHA_BENCH_BUF) {
-        for (size_t i = 0; i < SHA_BENCH_BUF / 8; i++)
-            buf[i] = bench_xorshift64(&s);
-        err = snap_write_full(fd, buf, snap_min_u64(SHA_BENCH_BUF, size - done), sha_bench_tmp);
-    }
-    close(fd);
-    return err;
-}
-
-/* Hash the file in-process with impl; seconds and hex digest. */
-static int sha_bench_self(const char *file, enum sha256_impl impl, double *secs, char hex[65])
-{
-    static uint8_t buf[SHA_BENCH_BUF];
-    uint64_t t0 = snap_now_ns();
-    int fd = open(file, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return snap_fail_errno("%s", file);
-    struct sha256_ctx c;
-    int err = sha256_init_impl(&c, impl);
-    while (!err) {
-        ssize_t n = read(fd, buf, sizeof buf);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            err = snap_fail_errno("reading %s", file);
-        if (n <= 0)
-            break;
-        sha256_update(&c, buf, (size_t)n);
-    }
-    close(fd);
-    if (err)
-        return err;
-    uint8_t d[SHA256_DIGEST_LEN];
-    sha256_final(&c, d);
-    *secs = (double)(snap_now_ns() - t0) / 1e9;
-    snap_hex(d, sizeof d, hex);
-    return 0;
-}
-
-/* A peer's run: its digest parsed from stdout. */
-static int sha_bench_child(char *const argv[], double *secs, char hex[65])
-{
-    char out[4096];
-    int err = bench_run_capture("sha256", argv, secs, out, sizeof out, NULL);
-    if (!err && bench_parse_digest(out, hex) != 0)
-        err = snap_fail(SNAP_EPROTO, "no digest in the output of %s: \"%.100s\"", argv[0], out);
-    return err;
-}
-
-static int sha_bench_measure(struct sha_contender *c, const char *file, int runs, char digest[65])
-{
-    char *const sum_argv[] = {c[SHA_PEER_SHA256SUM].path, (char *)file, NULL};
-    char *const ossl_argv[] = {c[SHA_PEER_OPENSSL].path, "dgst", "-sha256", (char *)file, NULL};
-    digest[0] = '\0';
-    for (int r = 0; r < runs; r++) {
-        for (int i = 0; i < SHA_NCONT; i++) {
-            char hex[65];
-            double *t = &c[i].secs[r];
-            int err = 0;
-            if (!c[i].available)
-                continue;
-            switch (i) {
-            case SHA_SNAP_NI: err = sha_bench_self(file, SHA256_IMPL_SHANI, t, hex); break;
-            case SHA_SNAP_GENERIC: err = sha_bench_self(file, SHA256_IMPL_GENERIC, t, hex); break;
-            case SHA_PEER_SHA256SUM: err = sha_bench_child(sum_argv, t, hex); break;
-            default: err = sha_bench_child(ossl_argv, t, hex); break;
-            }
-            if (err)
-                return err;
-            if (!digest[0])
-                memcpy(digest, hex, 65);
-            else if (strcmp(digest, hex) != 0)
-                return snap_fail(SNAP_EHASH, "%s gave %s, earlier results %s (run %d)", c[i].name, hex,
-                                 digest, r + 1);
-        }
-    }
-    for (int i = 0; i < SHA_NCONT; i++) {
-        if (!c[i].available)
-            continue;
-        c[i].median = bench_median(c[i].secs, runs);
-        if (c[i].median < 1e-9)
-            c[i].median = 1e-9;
-    }
-    return 0;
-}
-
-static void sha_bench_report(const struct sha_contender *c, const char *file, bool generated, uint64_t size,
+static void sha_bench_report(const struct shabench_contender *c, const char *file, bool generated, uint64_t size,
                              int runs, const char *digest, bool json)
 {
     double mib = (double)size / (1 << 20);
-    const struct sha_contender *sum = &c[SHA_PEER_SHA256SUM], *ossl = &c[SHA_PEER_OPENSSL];
+    const struct shabench_contender *sum = &c[SHABENCH_SHA256SUM], *ossl = &c[SHABENCH_OPENSSL];
     if (json) {
         struct json j;
         json_init(&j, stdout);
@@ -190,7 +61,7 @@ static void sha_bench_report(const struct sha_contender *c, const char *file, bo
         json_key(&j, "digest"), json_str(&j, digest);
         json_key(&j, "results");
         json_arr_begin(&j);
-        for (int i = 0; i < SHA_NCONT; i++) {
+        for (int i = 0; i < SHABENCH_NCONT; i++) {
             json_obj_begin(&j);
             json_key(&j, "name"), json_str(&j, c[i].name);
             json_key(&j, "available"), json_bool(&j, c[i].available);
@@ -220,7 +91,7 @@ static void sha_bench_report(const struct sha_contender *c, const char *file, bo
     printf("snapctl default implementation: %s (CPU SHA extensions: %s)\n\n", sha256_impl_name(sha256_impl()),
            sha256_have_shani() ? "yes" : "no");
     printf("%-22s %10s %10s %14s %12s\n", "", "MiB/s", "median s", "vs sha256sum", "vs openssl");
-    for (int i = 0; i < SHA_NCONT; i++) {
+    for (int i = 0; i < SHABENCH_NCONT; i++) {
         if (!c[i].available) {
             printf("%-22s %s\n", c[i].name, "(not supported by this CPU)");
             continue;
@@ -266,29 +137,23 @@ int bench_sha256(int argc, char **argv)
     }
     if (optind < argc)
         return cli_usage_error("unexpected argument '%s'", argv[optind]);
-    if (runs < 1 || runs > SHA_BENCH_MAX_RUNS)
-        return cli_usage_error("--runs must be 1..%d", SHA_BENCH_MAX_RUNS);
+    if (runs < 1 || runs > BENCH_MAX_RUNS)
+        return cli_usage_error("--runs must be 1..%d", BENCH_MAX_RUNS);
     if (file && (size_given || dir))
         return cli_usage_error("--file hashes an existing file; --size and --dir make one");
     if (!file && size == 0)
         return cli_usage_error("--size must be at least 1 byte");
 
-    struct sha_contender c[SHA_NCONT] = {
-        [SHA_SNAP_NI] = {.name = "snapctl sha-ni", .available = sha256_have_shani()},
-        [SHA_SNAP_GENERIC] = {.name = "snapctl generic", .available = true},
-        [SHA_PEER_SHA256SUM] = {.name = "sha256sum", .peer = "sha256sum", .available = true},
-        [SHA_PEER_OPENSSL] = {.name = "openssl dgst -sha256", .peer = "openssl", .available = true},
-    };
-    for (int i = SHA_PEER_SHA256SUM; i < SHA_NCONT; i++)
-        if ((err = bench_which("sha256", c[i].peer, c[i].path, sizeof c[i].path)))
-            return cli_fail(err, NULL);
+    struct shabench_contender c[SHABENCH_NCONT];
+    if ((err = shabench_init(c)))
+        return cli_fail(err, NULL);
 
     bool generated = !file;
     if (generated) {
         if (!dir)
             dir = getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
         if ((err = snap_cancel_start(&sha_bench_cancel)) == 0)
-            err = sha_bench_make_file(dir, size);
+            err = shabench_make_file(dir, size, &sha_bench_cancel, sha_bench_tmp, sizeof sha_bench_tmp);
         file = sha_bench_tmp;
     } else {
         struct stat st;
@@ -301,9 +166,9 @@ int bench_sha256(int argc, char **argv)
     char digest[65], warm[65];
     double secs;
     if (!err) /* warm the page cache */
-        err = sha_bench_self(file, SHA256_IMPL_AUTO, &secs, warm);
+        err = shabench_self(file, SHA256_IMPL_AUTO, &secs, warm);
     if (!err)
-        err = sha_bench_measure(c, file, (int)runs, digest);
+        err = shabench_measure(c, file, (int)runs, digest);
     if (sha_bench_tmp[0])
         unlink(sha_bench_tmp);
     if (err)

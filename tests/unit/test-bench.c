@@ -1,6 +1,7 @@
 /* test-bench.c -- lib/bench without running a benchmark: the chunker benchmark's model, options,
  * offsets, CSV rows and SVG plot on a tiny hand-made data set; the shared statistics; the peer
- * benchmark's size check; the header benchmark's generator and measurement. */
+ * benchmark's size check; the header benchmark's generator and measurement; the SHA-256
+ * benchmark's file, digest check and medians. */
 #include "test.h"
 
 #include "base/err.h"
@@ -8,11 +9,14 @@
 #include "bench/chunkbench.h"
 #include "bench/hdrbench.h"
 #include "bench/peerbench.h"
+#include "bench/shabench.h"
 
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define NEAR(a, b) (fabs((a) - (b)) < 1e-9)
 
@@ -233,4 +237,49 @@ TEST(bench_hdrbench_generate_and_measure)
     struct stat st;
     CHECK_EQ(stat(path, &st), 0);
     CHECK_EQ(st.st_size, r.bytes);
+}
+
+/* The SHA-256 benchmark: the first digest is taken, a different one later is named with its run. */
+TEST(bench_shabench_agree)
+{
+    char digest[65] = "", a[65], b[65];
+    memset(a, 'a', 64), a[64] = '\0';
+    memset(b, 'b', 64), b[64] = '\0';
+    CHECK(shabench_agree(digest, a, "x", 1) == 0);
+    CHECK(strcmp(digest, a) == 0);
+    CHECK(shabench_agree(digest, a, "y", 1) == 0);
+    CHECK_ERR(shabench_agree(digest, b, "openssl", 2), SNAP_EHASH, "openssl gave bbbb");
+    CHECK(strcmp(digest, a) == 0);
+}
+
+/* Medians only for available contenders, with a floor so ratios never divide by zero. */
+TEST(bench_shabench_medians)
+{
+    struct shabench_contender c[SHABENCH_NCONT] = {0};
+    double v[SHABENCH_NCONT][3] = {{3, 1, 2}, {0, 0, 0}, {5, 4, 6}, {9, 9, 9}};
+    for (int i = 0; i < SHABENCH_NCONT; i++) {
+        c[i].available = i != SHABENCH_OPENSSL;
+        memcpy(c[i].secs, v[i], sizeof v[i]);
+    }
+    shabench_medians(c, 3);
+    CHECK(NEAR(c[SHABENCH_NI].median, 2));
+    CHECK(NEAR(c[SHABENCH_GENERIC].median, 1e-9));
+    CHECK(NEAR(c[SHABENCH_SHA256SUM].median, 5));
+    CHECK(c[SHABENCH_OPENSSL].median == 0);
+}
+
+/* The generated test file: the size asked, fixed content, its path handed back. */
+TEST(bench_shabench_file)
+{
+    char dir[] = "/tmp/snapctl-test-shabench.XXXXXX", path[PATH_MAX], h1[65], h2[65];
+    double secs;
+    CHECK(mkdtemp(dir) != NULL);
+    CHECK(shabench_make_file(dir, 300000, NULL, path, sizeof path) == 0);
+    struct stat st;
+    CHECK(stat(path, &st) == 0 && st.st_size == 300000);
+    CHECK(shabench_self(path, SHA256_IMPL_GENERIC, &secs, h1) == 0);
+    CHECK(shabench_self(path, SHA256_IMPL_AUTO, &secs, h2) == 0);
+    CHECK(strcmp(h1, h2) == 0 && strlen(h1) == 64);
+    unlink(path);
+    rmdir(dir);
 }
