@@ -1,4 +1,5 @@
-/* serve-nbd-access.c -- serve-nbd's --record-access and --prefetch (see serve-nbd-access.h). */
+/* serve-nbd-access.c -- serve-nbd's --record-access and --prefetch: option wiring and messages
+ * (see serve-nbd-access.h); which trace and what is written is lib/device/prefetch. */
 #include "serve-nbd-access.h"
 #include "cli.h"
 
@@ -8,8 +9,8 @@
 #include "base/mem.h"
 #include "base/util.h"
 #include "device/access.h"
+#include "device/prefetch.h"
 #include "device/trace.h"
-#include "header/header.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -27,40 +28,27 @@ struct sn_access {
 /* The trace to write: the recording, or its blocks that --merge-trace's trace has too. */
 static int written_trace(struct sn_access *x, struct trace *out)
 {
-    struct trace t;
-    int err = access_trace(x->a, &t);
-    if (err || !x->merging) {
-        *out = t;
-        return err;
-    }
-    err = trace_merge(&t, &x->merge, out);
-    trace_free(&t);
-    return err ? snap_fail_ctx(err, "--merge-trace") : 0;
+    int err = prefetch_written_trace(x->a, x->merging ? &x->merge : NULL, out);
+    return err && x->merging ? snap_fail_ctx(err, "--merge-trace") : err;
 }
 
 /* The trace --prefetch names; *none when auto finds no trace in the build's metadata.json. */
 static int load_trace(const struct sn_access_args *args, const char *opt, struct trace *t, bool *none)
 {
-    const char *kind = args->file ? trace_kind_for_file(args->file) : NULL;
     *none = false;
-    if (strcmp(args->prefetch, "auto") == 0) {
-        if (!args->store || !args->header)
-            return cli_usage_error("%s auto reads the build's metadata.json: it goes with --header "
-                                   "(give a trace file otherwise)", opt);
-        char id[SNAP_UUID_STRLEN + 1];
-        snap_uuid_format(&args->header->meta.build_id, id);
-        int err = trace_load_build(args->store, id, kind, t);
-        if (err == SNAP_ENOTFOUND) {
-            snap_info("%s auto: %s; starting without it", opt, snap_errmsg(err));
-            *none = true;
-            return 0;
-        }
-        return err ? cli_fail(err, "fix or remove the build's metadata.json, or give a trace file") : 0;
+    int err = prefetch_trace_load(args->prefetch, args->store, args->header, args->file, t);
+    if (!prefetch_spec_is_auto(args->prefetch))
+        return err ? cli_fail(snap_fail_ctx(err, "%s", opt),
+                              "give a trace (as --record-access writes it) or a metadata.json")
+                   : 0;
+    if (err == SNAP_EUSAGE)
+        return cli_usage_error("%s %s", opt, snap_errmsg(err));
+    if (err == SNAP_ENOTFOUND) {
+        snap_info("%s auto: %s; starting without it", opt, snap_errmsg(err));
+        *none = true;
+        return 0;
     }
-    int err = trace_load_file(args->prefetch, kind, t);
-    if (err)
-        return cli_fail(snap_fail_ctx(err, "%s", opt), "give a trace (as --record-access writes it) or a metadata.json");
-    return 0;
+    return err ? cli_fail(err, "fix or remove the build's metadata.json, or give a trace file") : 0;
 }
 
 int sn_access_setup(const struct sn_access_args *args, struct nbd_export *exp, struct sn_access **out)
@@ -92,10 +80,9 @@ int sn_access_setup(const struct sn_access_args *args, struct nbd_export *exp, s
         }
         x->merging = true;
     }
-    struct access_opts o = {.ops = exp->ops, .ctx = exp->ctx, .size = exp->size, .block_size = 4096,
+    struct access_opts o = {.ops = exp->ops, .ctx = exp->ctx, .size = exp->size,
                             .prefetch = none ? NULL : &t, .threads = args->prefetch_threads};
-    if (args->header && args->header->meta.block_size >= 512 && args->header->meta.block_size <= TRACE_BLOCK_MAX)
-        o.block_size = (uint32_t)args->header->meta.block_size;
+    o.block_size = prefetch_block_size(args->header);
     int err = access_open(&o, &x->a);
     if (!none)
         snap_info("prefetch: %zu blocks of %u bytes in the trace", t.n, t.block_size);

@@ -2,7 +2,8 @@
  * entry per block, types, many threads at once), the reference's JSON shape read and written
  * (bare and in metadata.json, every error), merge, and the access layer over a build device on
  * the simulated store: a prefetch brings the trace's chunks in once each, the client's reads of
- * them then count as used, a demand read is not held behind the prefetch, and close stops it. */
+ * them then count as used, a demand read is not held behind the prefetch, and close stops it;
+ * which trace --prefetch and --merge-trace specs name (lib/device/prefetch). */
 #include "test.h"
 
 #include "base/err.h"
@@ -10,12 +11,15 @@
 #include "base/mem.h"
 #include "device/access.h"
 #include "device/builddev.h"
+#include "device/prefetch.h"
 #include "device/trace.h"
 #include "header/header.h"
+#include "store/store.h"
 #include "bench/simstore.h"
 
 #include <pthread.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #define KiB 1024u
@@ -152,6 +156,41 @@ TEST(trace_write_roundtrip_and_merge)
     CHECK_ERR(trace_merge(&a, &b, &m), SNAP_EUSAGE, "cannot be merged");
     CHECK_STR(trace_kind_for_file("memfile"), "memory");
     CHECK_STR(trace_kind_for_file("rootfs.ext4"), "rootfs");
+}
+
+/* prefetch: "auto" reads the build's metadata.json (the kind from the device file), goes with a
+ * header, says when the build has none; anything else is a file; the block size to record in. */
+TEST(prefetch_trace_choice)
+{
+    static const snap_uuid id = {{0xbb, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}};
+    uint64_t ia[] = {2, 4};
+    uint8_t ta[] = {TRACE_READ, TRACE_READ};
+    struct trace a = {ia, ta, 2, 8192}, t;
+    char ids[SNAP_UUID_STRLEN + 1], dir[4096], path[4200], url[4200];
+    snap_uuid_format(&id, ids);
+    snprintf(dir, sizeof dir, "%s/%s", test_tmpdir(), ids);
+    CHECK(mkdir(dir, 0700) == 0);
+    snprintf(path, sizeof path, "%s/metadata.json", dir);
+    CHECK_EQ(trace_write_metadata(&a, "memory", path), 0);
+    struct hdr_meta m = {.version = 4, .block_size = 8192, .size = 1 * MiB, .build_id = id, .base_build_id = id};
+    struct hdr *h;
+    CHECK_EQ(hdr_new(&m, &h), 0);
+    struct store *s;
+    snprintf(url, sizeof url, "file://%s", test_tmpdir());
+    CHECK_EQ(store_open(url, NULL, &s), 0);
+    CHECK(prefetch_spec_is_auto("auto") && !prefetch_spec_is_auto(path));
+    CHECK_ERR(prefetch_trace_load("auto", NULL, h, "memfile", &t), SNAP_EUSAGE, "goes with --header");
+    CHECK_EQ(prefetch_trace_load("auto", s, h, "memfile", &t), 0);
+    CHECK(t.n == 2 && t.idx[1] == 4 && t.block_size == 8192);
+    trace_free(&t);
+    CHECK_EQ(prefetch_trace_load("auto", s, h, "rootfs.ext4", &t), SNAP_ENOTFOUND);
+    CHECK_EQ(prefetch_trace_load(path, NULL, NULL, "memfile", &t), 0);
+    CHECK(t.n == 2 && t.idx[0] == 2);
+    trace_free(&t);
+    CHECK_EQ(prefetch_block_size(h), 8192);
+    CHECK_EQ(prefetch_block_size(NULL), 4096);
+    store_close(s);
+    hdr_free(h);
 }
 
 /* ---- the access layer over a build device on the simulated store ---------------------------- */
