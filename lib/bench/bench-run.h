@@ -20,6 +20,8 @@ int bench_run_capture(const char *label, char *const argv[], double *secs, char 
 int bench_parse_digest(const char *s, char hex[65]);
 /* Median of n (1..BENCH_MAX_RUNS) values. */
 double bench_median(const double *v, int n);
+/* Median of n run times, at least 1e-9 s, so rates and ratios never divide by zero. */
+double bench_median_secs(const double *v, int n);
 /* Peak resident set size of this process so far, in bytes (getrusage ru_maxrss). */
 uint64_t bench_peak_rss(void);
 /* The next value of a xorshift64 sequence (state must not be 0): the benchmarks' fixed-seed data. */

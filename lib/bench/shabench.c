@@ -121,9 +121,7 @@ void shabench_medians(struct shabench_contender c[SHABENCH_NCONT], int runs)
     for (int i = 0; i < SHABENCH_NCONT; i++) {
         if (!c[i].available)
             continue;
-        c[i].median = bench_median(c[i].secs, runs);
-        if (c[i].median < 1e-9)
-            c[i].median = 1e-9;
+        c[i].median = bench_median_secs(c[i].secs, runs);
     }
 }
 

@@ -1,18 +1,22 @@
 /* test-bench.c -- lib/bench without running a benchmark: the chunker benchmark's model, options,
  * offsets, CSV rows and SVG plot on a tiny hand-made data set; the shared statistics; the peer
  * benchmark's size check; the header benchmark's generator and measurement; the SHA-256
- * benchmark's file, digest check and medians. */
+ * benchmark's file, digest check and medians; the fetch benchmark's pipelines; the HTTP
+ * benchmark's URL check and curl config. */
 #include "test.h"
 
 #include "base/err.h"
 #include "bench/bench-run.h"
 #include "bench/chunkbench.h"
+#include "bench/fetchbench.h"
 #include "bench/hdrbench.h"
+#include "bench/httpbench.h"
 #include "bench/peerbench.h"
 #include "bench/shabench.h"
 
 #include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -282,4 +286,45 @@ TEST(bench_shabench_file)
     CHECK(strcmp(h1, h2) == 0 && strlen(h1) == 64);
     unlink(path);
     rmdir(dir);
+}
+
+/* The fetch benchmark: --sha256's shape and the pipelines (the URL only ever as $1). */
+TEST(bench_fetchbench_hex_and_pipes)
+{
+    const char *ok = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    CHECK(fetchbench_hex_ok(ok));
+    CHECK(!fetchbench_hex_ok("0123456789ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef"));
+    CHECK(!fetchbench_hex_ok("abc"));
+    static struct fetchbench b;
+    snprintf(b.curl, sizeof b.curl, "/bin/curl");
+    snprintf(b.openssl, sizeof b.openssl, "/bin/openssl");
+    snprintf(b.sha256sum, sizeof b.sha256sum, "/bin/sha256sum");
+    fetchbench_pipes(&b);
+    CHECK_STR(b.pipe[FETCHBENCH_OPENSSL], "'/bin/curl' -s -f -- \"$1\" | '/bin/openssl' dgst -sha256");
+    CHECK_STR(b.pipe[FETCHBENCH_SHA256SUM], "'/bin/curl' -s -f -- \"$1\" | '/bin/sha256sum'");
+    CHECK_STR(b.pipe[FETCHBENCH_CURL], "'/bin/curl' -s -f -o /dev/null -- \"$1\"");
+    CHECK_STR(b.pipe[FETCHBENCH_FETCH], "");
+}
+
+/* The HTTP benchmark: only http(s) URLs; curl's config has one group per range, the last short. */
+TEST(bench_httpbench_url_and_curl_config)
+{
+    struct httpbench *b;
+    CHECK_ERR(httpbench_new("file:///tmp/x", 4096, &b), SNAP_EUSAGE, "not http:// or https://");
+    CHECK_EQ(httpbench_new("http://127.0.0.1:9/o.bin", 4096, &b), 0);
+    b->size = 10000;
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    CHECK(f != NULL);
+    httpbench_curl_config(b, f);
+    fclose(f);
+    CHECK_STR(text, "silent\nfail\nurl = \"http://127.0.0.1:9/o.bin\"\nrange = \"0-4095\"\noutput = \"/dev/null\"\n"
+                    "next\nsilent\nfail\nurl = \"http://127.0.0.1:9/o.bin\"\nrange = \"4096-8191\"\noutput = \"/dev/null\"\n"
+                    "next\nsilent\nfail\nurl = \"http://127.0.0.1:9/o.bin\"\nrange = \"8192-9999\"\noutput = \"/dev/null\"\n");
+    free(text);
+    httpbench_free(b);
+    double v[] = {0, 0, 0}, w[] = {3, 1, 2};
+    CHECK(NEAR(bench_median_secs(v, 3), 1e-9));
+    CHECK(NEAR(bench_median_secs(w, 3), 2));
 }
