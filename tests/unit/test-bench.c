@@ -275,17 +275,15 @@ TEST(bench_shabench_medians)
 /* The generated test file: the size asked, fixed content, its path handed back. */
 TEST(bench_shabench_file)
 {
-    char dir[] = "/tmp/snapctl-test-shabench.XXXXXX", path[PATH_MAX], h1[65], h2[65];
+    char path[PATH_MAX], h1[65], h2[65];
     double secs;
-    CHECK(mkdtemp(dir) != NULL);
-    CHECK(shabench_make_file(dir, 300000, NULL, path, sizeof path) == 0);
+    CHECK(shabench_make_file(test_tmpdir(), 300000, NULL, path, sizeof path) == 0);
     struct stat st;
     CHECK(stat(path, &st) == 0 && st.st_size == 300000);
     CHECK(shabench_self(path, SHA256_IMPL_GENERIC, &secs, h1) == 0);
     CHECK(shabench_self(path, SHA256_IMPL_AUTO, &secs, h2) == 0);
     CHECK(strcmp(h1, h2) == 0 && strlen(h1) == 64);
     unlink(path);
-    rmdir(dir);
 }
 
 /* The fetch benchmark: --sha256's shape and the pipelines (the URL only ever as $1). */
