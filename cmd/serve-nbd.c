@@ -87,7 +87,8 @@ static const char usage[] =
     "  -r, --read-only       refuse writes\n"
     "  -e, --export-name N   the export's name (default: \"\", the default export)\n"
     "  --description TEXT    the export's description\n"
-    "  -t, --threads N       worker threads per connection (default 4)\n"
+    "  -t, --threads N       most worker threads per connection, for requests that wait\n"
+    "                        (fetches, flushes); the rest run inline (default 64)\n"
     "  --min-block N         advertised minimum block size: 1 (default), 512 ... 4096;\n"
     "                        requests not aligned to it are refused with EINVAL\n"
     "  --oneshot             exit after the last client disconnects\n"
@@ -98,6 +99,9 @@ static const char usage[] =
     "  --io-timeout S        seconds a request head, a WRITE payload or a reply may stall\n"
     "                        before the client is dropped and its buffers freed (default 30;\n"
     "                        waiting between requests is free)\n"
+    "  --poll-us N           after replying, poll the socket up to N microseconds for the\n"
+    "                        next request while the client keeps answering that fast, so\n"
+    "                        no thread wake-up is paid (default 50; 0: never poll)\n"
     "  --pid-file FILE       write the PID once listening\n"
     "  -v, --verbose         log connections and where s3:// credentials came from (SNAPCTL_LOG=debug\n"
     "                        for every request)\n"
@@ -257,7 +261,7 @@ enum {
     OPT_FILE = 256, OPT_HEADER, OPT_STORE, OPT_OBJECT, OPT_STDIO, OPT_DESC, OPT_ONESHOT, OPT_PIDFILE,
     OPT_MINBLOCK, OPT_CACHEDIR, OPT_SIZE, OPT_FILENAME, OPT_EXPORTDIFF, OPT_CONTROL, OPT_JSON,
     OPT_HDRFORMAT, OPT_MAXCLIENTS, OPT_HSTIMEOUT, OPT_IOTIMEOUT, OPT_RECORD, OPT_PREFETCH, OPT_PFTHREADS,
-    OPT_MERGE,
+    OPT_MERGE, OPT_POLLUS,
 };
 
 /* Everything the command line says. */
@@ -299,6 +303,7 @@ static const struct option sn_longopts[] = {
     {"max-clients", required_argument, NULL, OPT_MAXCLIENTS},
     {"handshake-timeout", required_argument, NULL, OPT_HSTIMEOUT},
     {"io-timeout", required_argument, NULL, OPT_IOTIMEOUT},
+    {"poll-us", required_argument, NULL, OPT_POLLUS},
     {"min-block", required_argument, NULL, OPT_MINBLOCK},
     {"cache-dir", required_argument, NULL, OPT_CACHEDIR},
     {"pid-file", required_argument, NULL, OPT_PIDFILE},
@@ -355,6 +360,11 @@ static int sn_option(struct sn_cfg *g, int c, const char *arg)
     case OPT_MAXCLIENTS: return cli_parse_max_clients(arg, &g->so.max_conns);
     case OPT_HSTIMEOUT: return cli_parse_seconds(arg, "--handshake-timeout", &g->so.handshake_ms);
     case OPT_IOTIMEOUT: return cli_parse_seconds(arg, "--io-timeout", &g->so.conn.io_timeout_ms);
+    case OPT_POLLUS:
+        if (snap_parse_u64(arg, &u, "--poll-us") || u > 10000)
+            return cli_usage_error("--poll-us takes 0 (no polling) to 10000 microseconds");
+        g->so.conn.poll_us = u ? (int)u : -1;
+        return 0;
     case OPT_MINBLOCK:
         if (snap_parse_size(arg, &u, "--min-block") || !(u == 1 || (u >= 512 && u <= 4096)) || (u & (u - 1)))
             return cli_usage_error("--min-block takes 1, 512, 1024, 2048 or 4096");
@@ -413,7 +423,7 @@ static int sn_serve_stdio(struct sn_cfg *g)
         return cli_fail(snap_fail_errno("--stdio: stdout"), NULL);
     g_sig_mode = fstat(STDIN_FILENO, &st) == 0 && S_ISSOCK(st.st_mode) ? SIG_STDIO_SOCKET : SIG_STDIO_PIPE;
     struct nbd_conn_opts co = {.workers = (unsigned)g->threads, .peer = "stdio",
-                               .io_timeout_ms = g->so.conn.io_timeout_ms};
+                               .io_timeout_ms = g->so.conn.io_timeout_ms, .poll_us = g->so.conn.poll_us};
     int rc = 0, err = nbd_serve(&g->exp, STDIN_FILENO, nbd_out, &co, NULL);
     if (err && g_stdio_stopped)
         snap_warn("%s", snap_errmsg(err)); /* the stop cut the client off: export all the same */
@@ -516,7 +526,7 @@ int serve_nbd_main(int argc, char **argv)
     struct sn_cfg g = {0};
     g.a.sto = &g.sto;
     g.exp = (struct nbd_export){.name = "", .min_block = 1, .pref_block = 4096, .multi_conn = true};
-    g.threads = 4;
+    g.threads = 64;
     int c, rc;
     while ((c = cli_getopt(argc, argv, "l:re:t:vh", sn_longopts)) != -1) {
         if (c == 'h') {

@@ -32,6 +32,7 @@ static const struct {
     [SNAP_ECANCELED] = {"canceled", SNAP_EXIT_FAIL},
     [SNAP_ECHECK] = {"consistency check failed", SNAP_EXIT_DATA},
     [SNAP_EINTERNAL] = {"internal error", SNAP_EXIT_FAIL},
+    [SNAP_EAGAIN] = {"would wait", SNAP_EXIT_FAIL},
 };
 
 static _Thread_local char err_detail[1024];

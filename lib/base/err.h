@@ -36,6 +36,7 @@ enum snap_err {
     SNAP_ECANCELED,     /* 20 operation canceled */
     SNAP_ECHECK,        /* 21 consistency check failed */
     SNAP_EINTERNAL,     /* 22 internal error (a bug) */
+    SNAP_EAGAIN,        /* 23 would wait: retry where waiting is allowed (no message is set) */
     SNAP_ERR__COUNT
 };
 

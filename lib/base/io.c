@@ -9,11 +9,15 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/sendfile.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
@@ -100,6 +104,55 @@ int snap_pread_full(int fd, void *buf, size_t len, uint64_t off, const char *wha
             return snap_fail(SNAP_ESHORT, "%s: file ends at offset %llu, %zu bytes were expected",
                              what, (unsigned long long)(off + done), len - done);
         done += (size_t)r;
+    }
+    return 0;
+}
+
+#ifndef RWF_NOWAIT
+#define RWF_NOWAIT 0x00000008
+#endif
+
+int snap_pread_cached(int fd, void *buf, size_t len, uint64_t off)
+{
+    struct iovec iov = {buf, len};
+    /* preadv2(fd, iov, 1, pos_l, pos_h, flags), as the C libraries pass it (pos_l is the whole
+     * offset on 64-bit kernels): musl has no wrapper yet. */
+    long r = syscall(SYS_preadv2, fd, &iov, 1, (long)off, (long)(off >> 32), RWF_NOWAIT);
+    if (r < 0 && errno == EOPNOTSUPP)
+        return SNAP_ENOTSUP;
+    return r == (long)len ? 0 : SNAP_EAGAIN;
+}
+
+int snap_send_file(int out, const void *head, size_t n, int in_fd, uint64_t off, uint64_t len, const char *what)
+{
+    const uint8_t *p = head;
+    bool sock = true;
+    while (n > 0) {
+        ssize_t r = sock ? send(out, p, n, MSG_MORE | MSG_NOSIGNAL) : write(out, p, n);
+        if (r < 0 && errno == ENOTSOCK && sock) {
+            sock = false;
+            continue;
+        }
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            return snap_fail_errno("%s: send", what);
+        p += r;
+        n -= (size_t)r;
+    }
+    off_t o = (off_t)off;
+    while (len > 0) {
+        ssize_t r = sendfile(out, in_fd, &o, len > (1u << 30) ? (1u << 30) : (size_t)len);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return snap_fail(SNAP_ETIMEOUT, "%s: send timed out", what);
+        if (r < 0)
+            return snap_fail_errno("%s: sendfile", what);
+        if (r == 0)
+            return snap_fail(SNAP_ESHORT, "%s: the file ends at offset %llu, %llu bytes short", what,
+                             (unsigned long long)o, (unsigned long long)len);
+        len -= (uint64_t)r;
     }
     return 0;
 }

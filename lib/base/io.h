@@ -15,6 +15,14 @@ struct iovec;
 /* writev until every byte is written; the iovec array is consumed (modified). */
 int snap_writev_full(int fd, struct iovec *iov, int n, const char *what);
 int snap_pread_full(int fd, void *buf, size_t len, uint64_t off, const char *what);
+/* All of [off, off+len) only if it is in the page cache (preadv2 RWF_NOWAIT): 0, SNAP_ENOTSUP
+ * when the file system cannot tell (tmpfs), or SNAP_EAGAIN when any of it is not there or the read
+ * fails -- no message either way: the caller reads with snap_pread_full where waiting is allowed. */
+int snap_pread_cached(int fd, void *buf, size_t len, uint64_t off);
+/* head[0, n) and then len bytes of file in_fd from off, written to out without a user-space
+ * copy of the file's bytes (sendfile); on a socket the head waits for the data (MSG_MORE).
+ * A file that ends early is SNAP_ESHORT; a socket timeout SNAP_ETIMEOUT. */
+int snap_send_file(int out, const void *head, size_t n, int in_fd, uint64_t off, uint64_t len, const char *what);
 int snap_pwrite_full(int fd, const void *buf, size_t len, uint64_t off, const char *what);
 
 /* open(path, flags | O_CLOEXEC) and fstat it; anything but a regular file is SNAP_EUSAGE ("not

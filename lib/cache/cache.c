@@ -257,6 +257,7 @@ void cache_close(struct cache *c)
 uint64_t cache_size(const struct cache *c) { return c->size; }
 uint32_t cache_block_size(const struct cache *c) { return c->bs; }
 const char *cache_path(const struct cache *c) { return c->path; }
+int cache_fd(const struct cache *c) { return c->fd; }
 
 /* ---- lock-free queries ---- */
 

@@ -60,6 +60,8 @@ void cache_close(struct cache *c);
 uint64_t cache_size(const struct cache *c);
 uint32_t cache_block_size(const struct cache *c);
 const char *cache_path(const struct cache *c);
+/* The cache file's descriptor (for sendfile of blocks that no longer change; see chunker.h). */
+int cache_fd(const struct cache *c);
 
 /* Queries: lock-free, a snapshot of the state at some instant during the call. */
 enum cache_state cache_state_at(const struct cache *c, uint64_t off);

@@ -361,12 +361,33 @@ int chunker_read_ex(struct chunker *ch, uint64_t off, uint64_t len, void *dst, u
             return snap_fail(SNAP_ERANGE, "%s/%s: read of %llu bytes at offset %llu is past the end (%llu bytes)",
                              ch->store->url, ch->key, (unsigned long long)len, (unsigned long long)off,
                              (unsigned long long)cache_size(c));
-        if (cache_readable(c, off, len) && cache_read(c, off, len, dst) == 0) {
-            atomic_fetch_add(&ch->stats.hits, 1);
+        if (chunker_read_cached(ch, off, len, dst) == 0)
             return 0;
-        }
     }
     return chunker_wait_read(ch, off, off + len, dst, timeout_ms, cancel);
+}
+
+int chunker_read_ref(struct chunker *ch, uint64_t off, uint64_t len, int *fd, uint64_t *fd_off)
+{
+    struct cache *c = atomic_load(&ch->cache);
+    if (!c || len == 0 || off + len < off || off + len > cache_size(c) || !cache_readable(c, off, len))
+        return SNAP_EAGAIN;
+    atomic_fetch_add_explicit(&ch->stats.hits, 1, memory_order_relaxed);
+    *fd = cache_fd(c);
+    *fd_off = off;
+    return 0;
+}
+
+int chunker_read_cached(struct chunker *ch, uint64_t off, uint64_t len, void *dst)
+{
+    struct cache *c = atomic_load(&ch->cache);
+    if (len == 0)
+        return 0;
+    if (!c || off + len < off || off + len > cache_size(c) || !cache_readable(c, off, len) ||
+        cache_read(c, off, len, dst) != 0)
+        return SNAP_EAGAIN;
+    atomic_fetch_add_explicit(&ch->stats.hits, 1, memory_order_relaxed);
+    return 0;
 }
 
 int chunker_read(struct chunker *ch, uint64_t off, uint64_t len, void *dst)

@@ -91,6 +91,15 @@ int chunker_read(struct chunker *ch, uint64_t off, uint64_t len, void *dst);
 int chunker_read_ex(struct chunker *ch, uint64_t off, uint64_t len, void *dst, unsigned timeout_ms,
                     struct chunker_cancel *cancel);
 void chunker_cancel(struct chunker *ch, struct chunker_cancel *cancel);
+/* Only from the cache: 0 when all of [off, off+len) is there (copied to dst), else SNAP_EAGAIN
+ * with no message and nothing started -- also for a range the full read would refuse. */
+int chunker_read_cached(struct chunker *ch, uint64_t off, uint64_t len, void *dst);
+/* Zero-copy: when all of [off, off+len) is in the cache, the cache file and the offset that hold
+ * it (*fd, *fd_off) and 0, else SNAP_EAGAIN.  Fetched blocks are written once and never change
+ * afterwards, so they may be sent (sendfile) while other blocks are filled -- as long as nobody
+ * writes into the chunker's cache (an overlay elsewhere, as a build device has) and no
+ * chunker_evict runs meanwhile. */
+int chunker_read_ref(struct chunker *ch, uint64_t off, uint64_t len, int *fd, uint64_t *fd_off);
 
 /* Stop the running fetches, wait for them, and forget every fetched block (a cold cache again).
  * What the chunker learned about the store's speed is kept. */

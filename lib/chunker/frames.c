@@ -365,22 +365,27 @@ static int ensure_frame(struct chunker_frames *c, size_t i, uint64_t deadline)
     return err;
 }
 
-int chunker_frames_read(struct chunker_frames *c, uint64_t off, uint64_t len, void *dst)
+/* nowait: only frames already in the cache, else SNAP_EAGAIN (no message, nothing started). */
+static int frames_read(struct chunker_frames *c, uint64_t off, uint64_t len, void *dst, bool nowait)
 {
     if (off > c->size || len > c->size - off)
-        return snap_fail(SNAP_ERANGE, "%s: read [%llu, +%llu) past the uncompressed size %llu", c->name,
+        return nowait ? SNAP_EAGAIN : snap_fail(SNAP_ERANGE, "%s: read [%llu, +%llu) past the uncompressed size %llu", c->name,
                          ULL(off), ULL(len), ULL(c->size));
     uint8_t *p = dst;
     uint64_t deadline = 0;
     while (len) {
         const struct hdr_frame *fr = hdr_frame_at(c->h, c->b, off);
         if (!fr)
-            return snap_fail(SNAP_ENOTFOUND, "%s: no frame holds uncompressed offset %llu (the header's frame "
+            return nowait ? SNAP_EAGAIN : snap_fail(SNAP_ENOTFOUND, "%s: no frame holds uncompressed offset %llu (the header's frame "
                              "table lacks it; a trimmed table must list every frame its mapping uses)", c->name,
                              ULL(off));
         uint64_t n = snap_min_u64(len, (uint64_t)fr->start_u + (uint64_t)fr->size_u - off);
+        if (nowait && !cache_readable(c->cache, off, n))
+            return SNAP_EAGAIN;
         int err = cache_read(c->cache, off, n, p);
-        if (err == SNAP_ENOTFOUND) {
+        if (err == SNAP_ENOTFOUND && nowait) { /* gone since the check */
+            return SNAP_EAGAIN;
+        } else if (err == SNAP_ENOTFOUND) {
             if (!deadline)
                 deadline = snap_now_ns() + (uint64_t)c->read_timeout_ms * 1000000u;
             if ((err = ensure_frame(c, (size_t)(fr - c->fr), deadline)) == 0)
@@ -395,4 +400,24 @@ int chunker_frames_read(struct chunker_frames *c, uint64_t off, uint64_t len, vo
         len -= n;
     }
     return 0;
+}
+
+int chunker_frames_read(struct chunker_frames *c, uint64_t off, uint64_t len, void *dst)
+{
+    return frames_read(c, off, len, dst, false);
+}
+
+int chunker_frames_read_ref(struct chunker_frames *c, uint64_t off, uint64_t len, int *fd, uint64_t *fd_off)
+{
+    if (len == 0 || off > c->size || len > c->size - off || !cache_readable(c->cache, off, len))
+        return SNAP_EAGAIN;
+    atomic_fetch_add_explicit(&c->stats.hits, 1, memory_order_relaxed);
+    *fd = cache_fd(c->cache);
+    *fd_off = off;
+    return 0;
+}
+
+int chunker_frames_read_cached(struct chunker_frames *c, uint64_t off, uint64_t len, void *dst)
+{
+    return frames_read(c, off, len, dst, true);
 }

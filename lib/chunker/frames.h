@@ -55,6 +55,11 @@ int chunker_frames_open(struct store *s, const char *key, const struct chunker_f
 void chunker_frames_close(struct chunker_frames *c);
 /* Copy uncompressed [off, off+len) to dst, fetching the frames that are missing. */
 int chunker_frames_read(struct chunker_frames *c, uint64_t off, uint64_t len, void *dst);
+/* Only frames already in the cache: 0, or SNAP_EAGAIN (no message, nothing started). */
+int chunker_frames_read_cached(struct chunker_frames *c, uint64_t off, uint64_t len, void *dst);
+/* Zero-copy, as chunker_read_ref: the cache file and offset of [off, off+len) when every block of
+ * it was decompressed and checked (frames are published once and never change), else SNAP_EAGAIN. */
+int chunker_frames_read_ref(struct chunker_frames *c, uint64_t off, uint64_t len, int *fd, uint64_t *fd_off);
 uint64_t chunker_frames_size(const struct chunker_frames *c);
 void chunker_frames_stats(struct chunker_frames *c, struct chunker_frames_stats *out);
 

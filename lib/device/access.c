@@ -117,6 +117,34 @@ static int w_pwrite(void *ctx, const void *buf, uint32_t len, uint64_t off, bool
     return a->inner->pwrite(a->ctx, buf, len, off, fua);
 }
 
+/* The fast paths record an access only when they did it; SNAP_EAGAIN leaves it to pread/pwrite. */
+static int w_pread_nowait(void *ctx, void *buf, uint32_t len, uint64_t off)
+{
+    struct access *a = ctx;
+    int err = a->inner->pread_nowait(a->ctx, buf, len, off);
+    if (!err)
+        note(a, off, len, TRACE_READ);
+    return err;
+}
+
+static int w_read_ref(void *ctx, uint32_t len, uint64_t off, int *fd, uint64_t *fd_off)
+{
+    struct access *a = ctx;
+    int err = a->inner->read_ref(a->ctx, len, off, fd, fd_off);
+    if (!err)
+        note(a, off, len, TRACE_READ);
+    return err;
+}
+
+static int w_pwrite_nowait(void *ctx, const void *buf, uint32_t len, uint64_t off, bool fua)
+{
+    struct access *a = ctx;
+    int err = a->inner->pwrite_nowait(a->ctx, buf, len, off, fua);
+    if (!err)
+        note(a, off, len, TRACE_WRITE);
+    return err;
+}
+
 static int w_flush(void *ctx)
 {
     struct access *a = ctx;
@@ -281,6 +309,9 @@ int access_open(const struct access_opts *o, struct access **out)
         .flush = o->ops->flush ? w_flush : NULL, .trim = o->ops->trim ? w_trim : NULL,
         .zero = o->ops->zero ? w_zero : NULL, .cache = o->ops->cache ? w_cache : NULL,
         .extents = o->ops->extents ? w_extents : NULL,
+        .pread_nowait = o->ops->pread_nowait ? w_pread_nowait : NULL,
+        .pwrite_nowait = o->ops->pwrite_nowait ? w_pwrite_nowait : NULL,
+        .read_ref = o->ops->read_ref ? w_read_ref : NULL,
     };
     int err = trace_rec_new(a->size, a->bs, &a->rec);
     if (!err && o->prefetch)

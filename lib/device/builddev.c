@@ -252,11 +252,14 @@ static int open_source(struct builddev *d, uint32_t b)
 }
 
 /* Read [off, off+len) of header build index b's data (uncompressed space), opening its source
- * on first use. */
-static int read_build(struct builddev *d, uint32_t b, uint64_t off, uint64_t len, void *dst)
+ * on first use.  nowait: only what its cache holds, else SNAP_EAGAIN. */
+static int read_build(struct builddev *d, uint32_t b, uint64_t off, uint64_t len, void *dst, bool nowait)
 {
     struct chunker *c = atomic_load_explicit(&d->ch[b], memory_order_acquire);
     struct chunker_frames *f = c ? NULL : atomic_load_explicit(&d->fr[b], memory_order_acquire);
+    if (nowait)
+        return c ? chunker_read_cached(c, off, len, dst) : f ? chunker_frames_read_cached(f, off, len, dst)
+                                                             : SNAP_EAGAIN;
     if (!c && !f) {
         int err = 0;
         pthread_mutex_lock(&d->open_mu);
@@ -272,7 +275,7 @@ static int read_build(struct builddev *d, uint32_t b, uint64_t off, uint64_t len
 }
 
 /* [off, off+len) from the header's builds (the overlay said: nobody wrote there). */
-static int read_lower(struct builddev *d, uint8_t *p, uint64_t len, uint64_t off)
+static int read_lower(struct builddev *d, uint8_t *p, uint64_t len, uint64_t off, bool nowait)
 {
     while (len) {
         struct hdr_loc loc;
@@ -284,7 +287,7 @@ static int read_lower(struct builddev *d, uint8_t *p, uint64_t len, uint64_t off
             memset(p, 0, n);
             atomic_fetch_add_explicit(&d->zero_bytes, n, memory_order_relaxed);
         } else {
-            if ((err = read_build(d, d->h->e[loc.entry].build, loc.storage, n, p)) != 0)
+            if ((err = read_build(d, d->h->e[loc.entry].build, loc.storage, n, p, nowait)) != 0)
                 return err;
         }
         p += n;
@@ -294,10 +297,8 @@ static int read_lower(struct builddev *d, uint8_t *p, uint64_t len, uint64_t off
     return 0;
 }
 
-static int bd_pread(void *ctx, void *buf, uint32_t len, uint64_t off)
+static int bd_read(struct builddev *d, uint8_t *p, uint32_t len, uint64_t off, bool nowait)
 {
-    struct builddev *d = ctx;
-    uint8_t *p = buf;
     uint64_t end = off + len;
     if (off > d->size || len > d->size - off)
         return snap_fail(SNAP_ERANGE, "build device: read [%llu, +%u) past the size %llu",
@@ -311,7 +312,7 @@ static int bd_pread(void *ctx, void *buf, uint32_t len, uint64_t off)
         if (n == 0)
             return snap_fail(SNAP_EINTERNAL, "build device: empty overlay run at %llu", ULL(off));
         if (st == CACHE_ABSENT) {
-            err = read_lower(d, p, n, off);
+            err = read_lower(d, p, n, off, nowait);
         } else {
             err = cache_read(d->overlay, off, n, p);
             atomic_fetch_add_explicit(&d->overlay_bytes, n, memory_order_relaxed);
@@ -324,15 +325,49 @@ static int bd_pread(void *ctx, void *buf, uint32_t len, uint64_t off)
     return 0;
 }
 
-/* Writers hold off while an export runs. */
-static void writer_enter(struct builddev *d)
+static int bd_pread(void *ctx, void *buf, uint32_t len, uint64_t off)
+{
+    return bd_read(ctx, buf, len, off, false);
+}
+
+static int bd_pread_nowait(void *ctx, void *buf, uint32_t len, uint64_t off)
+{
+    return bd_read(ctx, buf, len, off, true);
+}
+
+/* Zero-copy: a range nobody wrote (overlay absent) inside one header entry of one build whose
+ * cache holds all of it.  Those pages were written once by the fetch and never change; a write
+ * racing this read lands in the overlay, so the reader gets the block from before the write,
+ * whole. */
+static int bd_read_ref(void *ctx, uint32_t len, uint64_t off, int *fd, uint64_t *fd_off)
+{
+    struct builddev *d = ctx;
+    enum cache_state st;
+    uint64_t n;
+    struct hdr_loc loc;
+    if (cache_extent(d->overlay, off, len, &st, &n) != 0 || st != CACHE_ABSENT || n < len ||
+        hdr_lookup(d->h, off, &loc) != 0 || loc.zero || loc.remaining < len)
+        return SNAP_EAGAIN;
+    uint32_t b = d->h->e[loc.entry].build;
+    struct chunker *c = atomic_load_explicit(&d->ch[b], memory_order_acquire);
+    struct chunker_frames *f = c ? NULL : atomic_load_explicit(&d->fr[b], memory_order_acquire);
+    return c ? chunker_read_ref(c, loc.storage, len, fd, fd_off)
+         : f ? chunker_frames_read_ref(f, loc.storage, len, fd, fd_off) : SNAP_EAGAIN;
+}
+
+/* Writers hold off while an export runs; nowait: false instead of waiting. */
+static bool writer_enter(struct builddev *d, bool nowait)
 {
     pthread_mutex_lock(&d->q_mu);
-    while (d->exporting)
+    while (d->exporting && !nowait)
         pthread_cond_wait(&d->q_cv, &d->q_mu);
-    d->active++;
-    d->writes++;
+    bool in = !d->exporting;
+    if (in) {
+        d->active++;
+        d->writes++;
+    }
     pthread_mutex_unlock(&d->q_mu);
+    return in;
 }
 
 static void writer_leave(struct builddev *d)
@@ -346,17 +381,28 @@ static void writer_leave(struct builddev *d)
 static int bd_pwrite(void *ctx, const void *buf, uint32_t len, uint64_t off, bool fua)
 {
     struct builddev *d = ctx;
-    writer_enter(d);
+    writer_enter(d, false);
     int err = cache_write(d->overlay, off, len, buf);
     writer_leave(d);
     return (!err && fua) ? cache_flush(d->overlay) : err;
+}
+
+/* The payload is copied into the overlay's mapping once, under its stripe locks only. */
+static int bd_pwrite_nowait(void *ctx, const void *buf, uint32_t len, uint64_t off, bool fua)
+{
+    struct builddev *d = ctx;
+    if (fua || !writer_enter(d, true))
+        return SNAP_EAGAIN;
+    int err = cache_write(d->overlay, off, len, buf);
+    writer_leave(d);
+    return err;
 }
 
 /* TRIM: zero blocks in the overlay, no fetch. */
 static int bd_trim(void *ctx, uint32_t len, uint64_t off, bool fua)
 {
     struct builddev *d = ctx;
-    writer_enter(d);
+    writer_enter(d, false);
     int err = cache_zero(d->overlay, off, len);
     writer_leave(d);
     return (!err && fua) ? cache_flush(d->overlay) : err;
@@ -424,7 +470,7 @@ static int bd_cache(void *ctx, uint32_t len, uint64_t off)
             uint32_t bi = d->h->e[loc.entry].build;
             uint64_t step = atomic_load(&d->fr[bi]) ? HDR_FRAME_SIZE : CHUNKER_CHUNK_DEFAULT;
             for (uint64_t s = loc.storage; s < loc.storage + n; s += step)
-                if ((err = read_build(d, bi, s, 1, &b)) != 0)
+                if ((err = read_build(d, bi, s, 1, &b, false)) != 0)
                     return err;
         }
         off += n;
@@ -740,5 +786,6 @@ int builddev_clean_export_dir(const char *dir, unsigned *removed)
 /* The device interface (device.h). */
 const struct dev_ops builddev_ops = {
     .pread = bd_pread, .pwrite = bd_pwrite, .flush = bd_flush, .trim = bd_trim, .zero = bd_zero,
-    .cache = bd_cache, .extents = bd_extents,
+    .cache = bd_cache, .extents = bd_extents, .pread_nowait = bd_pread_nowait, .pwrite_nowait = bd_pwrite_nowait,
+    .read_ref = bd_read_ref,
 };

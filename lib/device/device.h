@@ -50,6 +50,17 @@ struct dev_ops {
     int (*zero)(void *ctx, uint32_t len, uint64_t off, bool may_trim, bool fua);
     int (*cache)(void *ctx, uint32_t len, uint64_t off);
     int (*extents)(void *ctx, uint32_t len, uint64_t off, struct dev_extents *x);
+    /* Optional fast paths, called on a connection's reader thread between requests: the same as
+     * pread/pwrite, but they never wait for the network, a fetch, an export or a flush.  Where they
+     * would, they return SNAP_EAGAIN (with no message, having done nothing) and the server calls
+     * pread/pwrite on a worker thread.  NULL: always the worker. */
+    int (*pread_nowait)(void *ctx, void *buf, uint32_t len, uint64_t off);
+    int (*pwrite_nowait)(void *ctx, const void *buf, uint32_t len, uint64_t off, bool fua);
+    /* Optional zero-copy reads, also on the reader thread: when all of [off, off+len) is held by
+     * one file in pages that stay as they are while the server sends them (sendfile), that file
+     * and offset (*fd, *fd_off) and 0; else SNAP_EAGAIN, and the server copies.  Which pages
+     * qualify, and why that is safe, is in docs/design.md ("Zero-copy reads"). */
+    int (*read_ref)(void *ctx, uint32_t len, uint64_t off, int *fd, uint64_t *fd_off);
 };
 
 /* ---- opening a device by kind (device.c) ---- */

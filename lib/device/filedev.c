@@ -8,15 +8,33 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <stdatomic.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 
+
+/* How a read that must not wait is done: the file is in memory (tmpfs, ramfs: a plain pread
+ * never waits for a disk), preadv2 RWF_NOWAIT tells, or nothing tells (every read on a worker). */
+enum nowait_mode { NOWAIT_MEMORY, NOWAIT_ASK, NOWAIT_NEVER };
+#define TMPFS_MAGIC 0x01021994  /* statfs f_type values (linux/magic.h) */
+#define RAMFS_MAGIC 0x858458f6
 
 struct filedev {
     int fd;
     uint64_t size;
     char *path;
+    _Atomic int nowait;           /* enum nowait_mode */
+    bool read_only;
 };
+
+static int nowait_mode_of(int fd)
+{
+    struct statfs sf;
+    if (fstatfs(fd, &sf) == 0 && (sf.f_type == TMPFS_MAGIC || sf.f_type == RAMFS_MAGIC))
+        return NOWAIT_MEMORY;
+    return NOWAIT_ASK;
+}
 
 int filedev_open(const char *path, bool read_only, struct filedev **out)
 {
@@ -36,6 +54,8 @@ int filedev_open(const char *path, bool read_only, struct filedev **out)
     d->fd = fd;
     d->size = size;
     d->path = p;
+    d->nowait = nowait_mode_of(fd);
+    d->read_only = read_only;
     *out = d;
     return 0;
 }
@@ -70,6 +90,40 @@ static int fd_pwrite(void *ctx, const void *buf, uint32_t len, uint64_t off, boo
     struct filedev *d = ctx;
     int err = snap_pwrite_full(d->fd, buf, len, off, d->path);
     return (!err && fua) ? fd_flush(d) : err;
+}
+
+/* Only what the page cache holds: a disk read waits on a worker. */
+static int fd_pread_nowait(void *ctx, void *buf, uint32_t len, uint64_t off)
+{
+    struct filedev *d = ctx;
+    int mode = atomic_load_explicit(&d->nowait, memory_order_relaxed);
+    if (mode == NOWAIT_MEMORY)
+        return pread(d->fd, buf, len, (off_t)off) == (ssize_t)len ? 0 : SNAP_EAGAIN;
+    if (mode == NOWAIT_NEVER)
+        return SNAP_EAGAIN;
+    int err = snap_pread_cached(d->fd, buf, len, off);
+    if (err == SNAP_ENOTSUP) /* this file system cannot say: stop asking */
+        atomic_store_explicit(&d->nowait, NOWAIT_NEVER, memory_order_relaxed);
+    return err ? SNAP_EAGAIN : 0;
+}
+
+/* Zero-copy for a read-only device: nothing of ours writes the file, so its pages change no more
+ * during a sendfile than during a pread (another process writing the file can tear either). */
+static int fd_read_ref(void *ctx, uint32_t len, uint64_t off, int *fd, uint64_t *fd_off)
+{
+    struct filedev *d = ctx;
+    (void)len; /* NBD checked the range against the size */
+    if (!d->read_only || atomic_load_explicit(&d->nowait, memory_order_relaxed) != NOWAIT_MEMORY)
+        return SNAP_EAGAIN; /* on a disk, sendfile could wait for it: copy on a worker instead */
+    *fd = d->fd;
+    *fd_off = off;
+    return 0;
+}
+
+/* A buffered write lands in the page cache (writeback throttling aside); FUA syncs on a worker. */
+static int fd_pwrite_nowait(void *ctx, const void *buf, uint32_t len, uint64_t off, bool fua)
+{
+    return fua ? SNAP_EAGAIN : fd_pwrite(ctx, buf, len, off, false);
 }
 
 static int write_zeros(struct filedev *d, uint32_t len, uint64_t off)
@@ -140,5 +194,6 @@ static int fd_extents(void *ctx, uint32_t len, uint64_t off, struct dev_extents 
 /* The device interface (device.h). */
 const struct dev_ops filedev_ops = {
     .pread = fd_pread, .pwrite = fd_pwrite, .flush = fd_flush, .trim = fd_trim, .zero = fd_zero,
-    .extents = fd_extents,
+    .extents = fd_extents, .pread_nowait = fd_pread_nowait, .pwrite_nowait = fd_pwrite_nowait,
+    .read_ref = fd_read_ref,
 };

@@ -83,6 +83,17 @@ static int od_pwrite(void *ctx, const void *buf, uint32_t len, uint64_t off, boo
     return (!err && fua) ? cache_flush(d->cache) : err;
 }
 
+static int od_pread_nowait(void *ctx, void *buf, uint32_t len, uint64_t off)
+{
+    struct objdev *d = ctx;
+    return chunker_read_cached(d->ch, off, len, buf);
+}
+
+static int od_pwrite_nowait(void *ctx, const void *buf, uint32_t len, uint64_t off, bool fua)
+{
+    return fua ? SNAP_EAGAIN : od_pwrite(ctx, buf, len, off, false);
+}
+
 /* TRIM: zero blocks in the cache (a fetch never overwrites them). */
 static int od_trim(void *ctx, uint32_t len, uint64_t off, bool fua)
 {
@@ -142,5 +153,5 @@ static int od_cache(void *ctx, uint32_t len, uint64_t off)
 /* The device interface (device.h). */
 const struct dev_ops objdev_ops = {
     .pread = od_pread, .pwrite = od_pwrite, .flush = od_flush, .trim = od_trim, .zero = od_zero,
-    .cache = od_cache, .extents = od_extents,
+    .cache = od_cache, .extents = od_extents, .pread_nowait = od_pread_nowait, .pwrite_nowait = od_pwrite_nowait,
 };

@@ -37,7 +37,8 @@ struct nbd_stats {
 };
 
 struct nbd_conn_opts {
-    unsigned workers;          /* worker threads = requests in flight per connection (default 4) */
+    unsigned workers;          /* worker threads per connection at most, started as requests that
+                                * must wait need them (default 64, at most 256) */
     const char *peer;          /* for log lines, e.g. "127.0.0.1:51234" */
     /* Deadlines on a socket (ignored on pipes): once a request's first byte is in, its head
      * must be complete within io_timeout_ms, a WRITE payload must keep arriving (no gap of
@@ -45,6 +46,9 @@ struct nbd_conn_opts {
      * leaving (no gap of io_timeout_ms).  A client that misses one is dropped and its buffers
      * freed.  Waiting between requests has no deadline.  Default 30000. */
     unsigned io_timeout_ms;
+    /* Busy-poll window between requests, in microseconds, while the client keeps answering
+     * within it (see dispatch.c): 0 the default 50, -1 never. */
+    int poll_us;
     /* Called when the client asks to enter transmission (GO, EXPORT_NAME); false refuses it
      * (too many clients).  NULL: always admitted. */
     bool (*admit)(void);
@@ -54,10 +58,11 @@ struct nbd_conn_opts {
  * breaks the protocol.  Closes nothing: the caller owns fd.  Returns 0 on a clean disconnect,
  * else a snap_err with the reason (logged by the caller).
  *
- * Memory per connection is bounded: 64 KiB during the handshake; in transmission, per worker,
- * one request buffer that grows to the largest request served (at most NBD_MAX_PAYLOAD plus
- * one block on each side for sub-block requests) and 64 KiB of block-status descriptors once
- * used -- at most workers x (32 MiB + 72 KiB), all freed when the connection ends. */
+ * Memory per connection is bounded: 64 KiB during the handshake; in transmission a 64 KiB input
+ * buffer, at most 256 requests and 64 MiB of READ/WRITE data in flight (one larger request, up to
+ * NBD_MAX_PAYLOAD plus a block on each side, alone), at most 32 MiB of request buffers kept for
+ * reuse, 64 KiB of block-status descriptors per request slot that answered one, and the worker
+ * threads' stacks -- all freed when the connection ends (see dispatch.c). */
 int nbd_serve(const struct nbd_export *exp, int rfd, int wfd, const struct nbd_conn_opts *opts,
               struct nbd_stats *stats);
 

@@ -253,9 +253,9 @@ def scenario_hold_unread(pid):
     base = proc_stats(pid)[0]
     for i in range(64):
         request(s, 0, 0, 32 << 20, cookie=100 + i)
-    # Ready once the workers hold their replies: they are stuck in sending them.
-    time.sleep(1)  # a sanitizer's RssAnon says little: give the workers a second more
-    wait_for("the server reading the unread READs", lambda: proc_stats(pid)[0] > base + 64, 30)
+    # Ready once the server holds a 32 MiB reply it is stuck in sending.
+    time.sleep(1)  # a sanitizer's RssAnon says little: give the server a second more
+    wait_for("the server reading the unread READs", lambda: proc_stats(pid)[0] > base + 24, 30)
     print("ready", flush=True)
     time.sleep(300)
 
