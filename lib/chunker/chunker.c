@@ -62,7 +62,12 @@
 #include <string.h>
 #include <time.h>
 
-#define CHUNKER_FETCHERS_DEFAULT 4
+/* Fetch threads: a store that streams into the cache costs a thread and one block each, so a
+ * cold sequential reader gets 16 connections in parallel (3x one connection's bandwidth needs 5
+ * streams at 20 ms + 100 MB/s, and readers ahead of the streams take some); where each thread
+ * needs a chunk-sized staging buffer, 4. */
+#define CHUNKER_FETCHERS_STREAMED 16
+#define CHUNKER_FETCHERS_STAGED 4
 #define CHUNKER_FETCHERS_MAX 64
 #define CHUNKER_WAITERS_DEFAULT 64
 #define CHUNKER_WAITERS_MAX 4096
@@ -515,7 +520,8 @@ int chunker_open(struct store *s, const char *key, const struct chunker_opts *o,
 {
     uint32_t bs = o->block_size ? o->block_size : 4096;
     uint32_t chunk = o->chunk_size ? o->chunk_size : CHUNKER_CHUNK_DEFAULT;
-    unsigned nf = o->fetchers ? o->fetchers : CHUNKER_FETCHERS_DEFAULT;
+    bool streamed = o->mode != CHUNKER_FULL && store_can_read_stream(s) && o->size != STORE_SIZE_UNKNOWN;
+    unsigned nf = o->fetchers ? o->fetchers : streamed ? CHUNKER_FETCHERS_STREAMED : CHUNKER_FETCHERS_STAGED;
     unsigned nw = o->max_waiters ? o->max_waiters : CHUNKER_WAITERS_DEFAULT;
     unsigned nd = o->mode != CHUNKER_DEMAND ? 0 : o->direct_reads ? o->direct_reads : CHUNKER_DIRECT_DEFAULT;
     if ((chunk & (chunk - 1)) || (bs & (bs - 1)) || chunk < bs)
@@ -564,7 +570,6 @@ int chunker_open(struct store *s, const char *key, const struct chunker_opts *o,
         atomic_init(&ch->jobs[i].abort, false);
     ch->nfetchers = nf;
     /* A staging chunk per fetch thread only where the store cannot stream into the cache. */
-    bool streamed = o->mode != CHUNKER_FULL && store_can_read_stream(s) && o->size != STORE_SIZE_UNKNOWN;
     for (unsigned i = 0; i < nf; i++) {
         ch->fetchers[i].ch = ch;
         if (streamed)

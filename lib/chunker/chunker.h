@@ -46,7 +46,8 @@ struct chunker_opts {
     const char *cache_path;      /* the cache file to create; it is unlinked right after creation */
     uint32_t block_size;         /* 0: 4096 */
     uint32_t chunk_size;         /* 0: 4 MiB; a power of two, a multiple of the block size */
-    unsigned fetchers;           /* fetch threads; 0: 4 */
+    unsigned fetchers;           /* fetch threads; 0: 16 where the store streams into the cache
+                                    (http, s3, gs with a known size), else 4 */
     unsigned fetch_timeout_ms;   /* a fetch gives up after this; 0: 60 s */
     unsigned read_timeout_ms;    /* a reader gives up waiting after this; 0: the fetch timeout */
     uint32_t demand_window;      /* CHUNKER_DEMAND, before the store's speed is known: a reader more

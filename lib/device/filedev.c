@@ -6,6 +6,7 @@
 #include "base/mem.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <string.h>
 #include <stdatomic.h>
@@ -17,6 +18,8 @@
 /* How a read that must not wait is done: the file is in memory (tmpfs, ramfs: a plain pread
  * never waits for a disk), preadv2 RWF_NOWAIT tells, or nothing tells (every read on a worker). */
 enum nowait_mode { NOWAIT_MEMORY, NOWAIT_ASK, NOWAIT_NEVER };
+#define FD_STRIPES 64
+#define FD_STRIPE_SHIFT 20
 #define TMPFS_MAGIC 0x01021994  /* statfs f_type values (linux/magic.h) */
 #define RAMFS_MAGIC 0x858458f6
 
@@ -26,7 +29,44 @@ struct filedev {
     char *path;
     _Atomic int nowait;           /* enum nowait_mode */
     bool read_only;
+    pthread_rwlock_t stripe[FD_STRIPES]; /* writable: see "Range locks" */
 };
+
+/* Range locks (writable devices).  A pread racing a pwrite of the same page can copy half of the
+ * old bytes and half of the new (the kernel holds no page lock across the copy), so a reader could
+ * get a torn block.  Reads take the stripes of the 1 MiB regions they touch shared, writes
+ * exclusive, always in increasing stripe order (no deadlock); a read is then the block before or
+ * after a write, whole.  A read-only device takes none. */
+static uint64_t stripes_of(uint64_t off, uint64_t len)
+{
+    uint64_t a = off >> FD_STRIPE_SHIFT, b = (off + (len ? len : 1) - 1) >> FD_STRIPE_SHIFT, m = 0;
+    if (b - a >= FD_STRIPES - 1)
+        return ~0ull;
+    for (uint64_t r = a; r <= b; r++)
+        m |= 1ull << (r % FD_STRIPES);
+    return m;
+}
+
+static void range_lock(struct filedev *d, uint64_t off, uint64_t len, bool write)
+{
+    if (d->read_only)
+        return;
+    for (uint64_t m = stripes_of(off, len); m; m &= m - 1) {
+        pthread_rwlock_t *l = &d->stripe[__builtin_ctzll(m)];
+        if (write)
+            pthread_rwlock_wrlock(l);
+        else
+            pthread_rwlock_rdlock(l);
+    }
+}
+
+static void range_unlock(struct filedev *d, uint64_t off, uint64_t len)
+{
+    if (d->read_only)
+        return;
+    for (uint64_t m = stripes_of(off, len); m; m &= m - 1)
+        pthread_rwlock_unlock(&d->stripe[__builtin_ctzll(m)]);
+}
 
 static int nowait_mode_of(int fd)
 {
@@ -56,6 +96,8 @@ int filedev_open(const char *path, bool read_only, struct filedev **out)
     d->path = p;
     d->nowait = nowait_mode_of(fd);
     d->read_only = read_only;
+    for (unsigned i = 0; i < FD_STRIPES; i++)
+        pthread_rwlock_init(&d->stripe[i], NULL);
     *out = d;
     return 0;
 }
@@ -65,6 +107,8 @@ void filedev_close(struct filedev *d)
     if (!d)
         return;
     close(d->fd);
+    for (unsigned i = 0; i < FD_STRIPES; i++)
+        pthread_rwlock_destroy(&d->stripe[i]);
     snap_free(d->path);
     snap_free(d);
 }
@@ -82,13 +126,18 @@ static int fd_flush(void *ctx)
 static int fd_pread(void *ctx, void *buf, uint32_t len, uint64_t off)
 {
     struct filedev *d = ctx;
-    return snap_pread_full(d->fd, buf, len, off, d->path);
+    range_lock(d, off, len, false);
+    int err = snap_pread_full(d->fd, buf, len, off, d->path);
+    range_unlock(d, off, len);
+    return err;
 }
 
 static int fd_pwrite(void *ctx, const void *buf, uint32_t len, uint64_t off, bool fua)
 {
     struct filedev *d = ctx;
+    range_lock(d, off, len, true);
     int err = snap_pwrite_full(d->fd, buf, len, off, d->path);
+    range_unlock(d, off, len);
     return (!err && fua) ? fd_flush(d) : err;
 }
 
@@ -97,11 +146,12 @@ static int fd_pread_nowait(void *ctx, void *buf, uint32_t len, uint64_t off)
 {
     struct filedev *d = ctx;
     int mode = atomic_load_explicit(&d->nowait, memory_order_relaxed);
-    if (mode == NOWAIT_MEMORY)
-        return pread(d->fd, buf, len, (off_t)off) == (ssize_t)len ? 0 : SNAP_EAGAIN;
     if (mode == NOWAIT_NEVER)
         return SNAP_EAGAIN;
-    int err = snap_pread_cached(d->fd, buf, len, off);
+    range_lock(d, off, len, false);
+    int err = mode == NOWAIT_MEMORY ? (pread(d->fd, buf, len, (off_t)off) == (ssize_t)len ? 0 : SNAP_EAGAIN)
+                                    : snap_pread_cached(d->fd, buf, len, off);
+    range_unlock(d, off, len);
     if (err == SNAP_ENOTSUP) /* this file system cannot say: stop asking */
         atomic_store_explicit(&d->nowait, NOWAIT_NEVER, memory_order_relaxed);
     return err ? SNAP_EAGAIN : 0;
@@ -143,7 +193,9 @@ static int write_zeros(struct filedev *d, uint32_t len, uint64_t off)
 static int fd_trim(void *ctx, uint32_t len, uint64_t off, bool fua)
 {
     struct filedev *d = ctx;
+    range_lock(d, off, len, true);
     int err = snap_punch_hole(d->fd, off, len, d->path);
+    range_unlock(d, off, len);
     if (err && err != SNAP_ENOTSUP) /* a trim is advice: a file system that cannot punch keeps the bytes */
         return err;
     return fua ? fd_flush(d) : 0;
@@ -152,11 +204,13 @@ static int fd_trim(void *ctx, uint32_t len, uint64_t off, bool fua)
 static int fd_zero(void *ctx, uint32_t len, uint64_t off, bool may_trim, bool fua)
 {
     struct filedev *d = ctx;
+    range_lock(d, off, len, true);
     int err = may_trim ? snap_punch_hole(d->fd, off, len, d->path) : SNAP_ENOTSUP;
     if (err)
         err = snap_zero_range(d->fd, off, len, d->path);
     if (err)
         err = write_zeros(d, len, off);
+    range_unlock(d, off, len);
     return (!err && fua) ? fd_flush(d) : err;
 }
 

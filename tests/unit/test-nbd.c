@@ -39,7 +39,15 @@ static int m_pwrite(void *ctx, const void *buf, uint32_t len, uint64_t off, bool
     return 0;
 }
 
+static int m_pwrite_nowait(void *ctx, const void *buf, uint32_t len, uint64_t off, bool fua)
+{
+    return fua ? SNAP_EAGAIN : m_pwrite(ctx, buf, len, off, fua);
+}
+
+/* Every request on a worker; and every request inline on the reader (the fast paths). */
 static const struct dev_ops mem_ops = {.pread = m_pread, .pwrite = m_pwrite};
+static const struct dev_ops mem_ops_inline = {.pread = m_pread, .pwrite = m_pwrite, .pread_nowait = m_pread,
+                                              .pwrite_nowait = m_pwrite_nowait};
 
 struct server_arg {
     struct nbd_export exp;
@@ -144,14 +152,14 @@ static int pipelined_round(int fd, uint32_t round, unsigned n, unsigned depth, u
     return 0;
 }
 
-TEST(nbd_pipelined_no_alloc_after_warmup)
+static void pipelined_no_alloc(const struct dev_ops *ops)
 {
     struct memdev m = {.data = calloc(1, MEM_SIZE)};
     pthread_mutex_init(&m.lock, NULL);
     int sv[2];
     CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
     struct server_arg a = {.exp = {.name = "", .size = MEM_SIZE, .min_block = 1, .pref_block = 4096,
-                                   .ops = &mem_ops, .ctx = &m},
+                                   .ops = ops, .ctx = &m},
                            .fd = sv[0]};
     pthread_t t;
     CHECK_EQ(pthread_create(&t, NULL, server_thread, &a), 0);
@@ -176,6 +184,16 @@ TEST(nbd_pipelined_no_alloc_after_warmup)
     close(sv[1]);
     free(m.data);
     pthread_mutex_destroy(&m.lock);
+}
+
+TEST(nbd_pipelined_no_alloc_after_warmup_workers)
+{
+    pipelined_no_alloc(&mem_ops);
+}
+
+TEST(nbd_pipelined_no_alloc_after_warmup_inline)
+{
+    pipelined_no_alloc(&mem_ops_inline);
 }
 
 TEST(nbd_wire_errors)
