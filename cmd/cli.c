@@ -13,6 +13,7 @@
 
 #include <getopt.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -176,6 +177,17 @@ void cli_unlisten(struct cli_listener *l)
     l->path[0] = '\0';
 }
 
+#define CHUNK_CACHE_MIN (4ull << 20) /* one chunk */
+
+static int chunk_cache_max(const char *arg, const char *what, uint64_t *out)
+{
+    uint64_t v;
+    if (snap_parse_size(arg, &v, what) || v < CHUNK_CACHE_MIN)
+        return snap_fail(SNAP_EUSAGE, "%s takes a size of at least 4M (K, M, G, T), not '%s'", what, arg);
+    *out = v;
+    return 0;
+}
+
 int cli_peer_opt(struct cli_store_opts *o, int c, const char *arg)
 {
     switch (c) {
@@ -189,6 +201,11 @@ int cli_peer_opt(struct cli_store_opts *o, int c, const char *arg)
         if (httpd_cidr_parse(arg, &o->allow[o->nallow]))
             return cli_usage_error("--peer-allow: %s", snap_errmsg(SNAP_EUSAGE));
         o->nallow++;
+        return 0;
+    case CLI_OPT_CHUNK_CACHE: o->chunk_cache = arg; return 0;
+    case CLI_OPT_CHUNK_CACHE_MAX:
+        if (chunk_cache_max(arg, "--chunk-cache-max", &o->chunk_cache_max))
+            return cli_usage_error("--chunk-cache-max takes a size of at least 4M (K, M, G, T), not '%s'", arg);
         return 0;
     case CLI_OPT_PEER_TIMEOUT: {
         uint64_t ms;
@@ -216,16 +233,39 @@ static const struct store_peer_front *peer_front(const struct cli_store_opts *o,
     return f;
 }
 
+int cli_chunk_cache_env(struct cli_store_opts *o)
+{
+    const char *dir = getenv("SNAPCTL_CHUNK_CACHE"), *max = getenv("SNAPCTL_CHUNK_CACHE_MAX");
+    if (!o->chunk_cache && dir && *dir)
+        o->chunk_cache = dir;
+    if (!o->chunk_cache_max && max && *max && chunk_cache_max(max, "SNAPCTL_CHUNK_CACHE_MAX", &o->chunk_cache_max))
+        return cli_usage_error("SNAPCTL_CHUNK_CACHE_MAX takes a size of at least 4M (K, M, G, T), not '%s'", max);
+    return 0;
+}
+
+/* The store's options, with the chunk cache in *so when one was asked for. */
+static const struct store_opts *store_opts_of(const struct cli_store_opts *o, struct store_opts *so)
+{
+    if (!o || !o->chunk_cache)
+        return o ? o->store_opts : NULL;
+    *so = o->store_opts ? *o->store_opts : (struct store_opts){0};
+    so->chunk_cache = o->chunk_cache;
+    so->chunk_cache_max = o->chunk_cache_max;
+    return so;
+}
+
 int cli_open_store(const char *url, const struct cli_store_opts *o, struct store **out)
 {
     struct store_peer_front f;
-    return store_open_tiered(url, o ? o->store_opts : NULL, peer_front(o, &f), out);
+    struct store_opts so;
+    return store_open_tiered(url, store_opts_of(o, &so), peer_front(o, &f), out);
 }
 
 int cli_open_object(const char *url, const struct cli_store_opts *o, struct store **out, char **key)
 {
     struct store_peer_front f;
-    return store_open_object(url, o ? o->store_opts : NULL, peer_front(o, &f), out, key);
+    struct store_opts so;
+    return store_open_object(url, store_opts_of(o, &so), peer_front(o, &f), out, key);
 }
 
 int cli_object_url(const char *arg, char **url)

@@ -74,7 +74,7 @@ struct store;
 struct store_opts;
 
 enum { CLI_OPT_PEER = 0x1000, CLI_OPT_PEER_CA, CLI_OPT_PEER_ALLOW, CLI_OPT_PEER_TIMEOUT, CLI_OPT_PEER_STATS,
-       CLI_OPT_PEER_REGISTRY };
+       CLI_OPT_PEER_REGISTRY, CLI_OPT_CHUNK_CACHE, CLI_OPT_CHUNK_CACHE_MAX };
 #define CLI_PEER_LONGOPTS                                                                                    \
     {"peer", required_argument, NULL, CLI_OPT_PEER}, {"peer-ca", required_argument, NULL, CLI_OPT_PEER_CA}, \
         {"peer-allow", required_argument, NULL, CLI_OPT_PEER_ALLOW},                                        \
@@ -94,6 +94,18 @@ enum { CLI_OPT_PEER = 0x1000, CLI_OPT_PEER_CA, CLI_OPT_PEER_ALLOW, CLI_OPT_PEER_
     "                        a registry lookup (default 1000)\n"                                              \
     "  --peer-stats FILE     write peer/storage read counters to FILE (Prometheus text) at exit\n"
 
+/* The host's chunk cache (lib/store/chunkcache.h), in front of the store (behind the peer). */
+#define CLI_CHUNK_CACHE_LONGOPTS                                                                              \
+    {"chunk-cache", required_argument, NULL, CLI_OPT_CHUNK_CACHE},                                            \
+        {"chunk-cache-max", required_argument, NULL, CLI_OPT_CHUNK_CACHE_MAX}
+#define CLI_CHUNK_CACHE_USAGE                                                                                 \
+    "The host's chunk cache (shared by every snapctl process given the same directory):\n"                  \
+    "  --chunk-cache DIR     keep the 4 MiB chunks read from the store in DIR and read them from\n"        \
+    "                        there; a chunk another process is fetching is waited for, not fetched\n"      \
+    "                        twice (default: $SNAPCTL_CHUNK_CACHE; none when unset)\n"                     \
+    "  --chunk-cache-max SIZE  DIR's byte limit, least recently used chunks go first (K, M, G, T;\n"       \
+    "                        at least 4M; default: $SNAPCTL_CHUNK_CACHE_MAX, else 10G)\n"
+
 #define CLI_PEER_ALLOW_MAX 32
 struct cli_store_opts {
     const char *peer;       /* HOST:PORT or peer://HOST:PORT; NULL = no peer */
@@ -104,12 +116,19 @@ struct cli_store_opts {
     unsigned timeout_ms;
     struct httpd_cidr allow[CLI_PEER_ALLOW_MAX];
     size_t nallow;
+    const char *chunk_cache;  /* --chunk-cache DIR (or the environment's); NULL: none */
+    uint64_t chunk_cache_max; /* --chunk-cache-max (or the environment's); 0: the default */
 };
 
-/* Handle one of CLI_PEER_LONGOPTS: 0 done, an exit code (usage error), or -1 if c is not one. */
+/* Handle one of CLI_PEER_LONGOPTS or CLI_CHUNK_CACHE_LONGOPTS: 0 done, an exit code (usage
+ * error), or -1 if c is not one. */
 int cli_peer_opt(struct cli_store_opts *o, int c, const char *arg);
 /* Was any peer option given (--peer, --peer-registry, or one of their modifiers)? */
 bool cli_peer_wanted(const struct cli_store_opts *o);
+/* For the applets that offer CLI_CHUNK_CACHE_LONGOPTS, after parsing them: take
+ * SNAPCTL_CHUNK_CACHE and SNAPCTL_CHUNK_CACHE_MAX for what the options did not say.  0, or the
+ * exit code of a malformed size (printed).  o->chunk_cache then says whether a cache is wanted. */
+int cli_chunk_cache_env(struct cli_store_opts *o);
 /* Open a store URL, behind the peer when one was given (store_open_tiered).  0 or a snap_err. */
 int cli_open_store(const char *url, const struct cli_store_opts *o, struct store **out);
 /* Open the store of an object URL and the object's key in it (store_open_object: with a peer

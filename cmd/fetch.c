@@ -53,6 +53,8 @@ static const char usage[] =
     "\n"
     CLI_PEER_USAGE
     "\n"
+    CLI_CHUNK_CACHE_USAGE
+    "\n"
     "Prints the cached file's path. Exit status: 0 ok, 2 usage, 4 not found, 5 network or I/O,\n"
     "6 SHA-256 mismatch, 7 over --max-size, 8 redirect refused, 9 disk full, 130 interrupted\n"
     "(see snapctl(1)).\n";
@@ -171,6 +173,7 @@ int fetch_main(int argc, char **argv)
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         CLI_PEER_LONGOPTS,
+        CLI_CHUNK_CACHE_LONGOPTS,
         {NULL, 0, NULL, 0},
     };
     struct fetch_opts o = {.prefix = ""};
@@ -212,6 +215,9 @@ int fetch_main(int argc, char **argv)
         return cli_usage_error("--sha256 and --cache-dir are required");
     if (strlen(sha) != 64 || snap_unhex(sha, o.sha256, 32))
         return cli_usage_error("--sha256: expected 64 hex digits, got '%s'", sha);
+    int rc = cli_chunk_cache_env(&so);
+    if (rc)
+        return rc;
 
     const char *name = strrchr(o.url, '/');
     progress_start(&bar, name ? name + 1 : o.url, 0);
@@ -224,7 +230,7 @@ int fetch_main(int argc, char **argv)
     o.progress = on_progress;
     struct fetch_result r;
     char *key = NULL;
-    if (cli_peer_wanted(&so)) {
+    if (cli_peer_wanted(&so) || so.chunk_cache) {
         struct store_opts sop;
         fetch_store_opts(&o, &sop);
         so.store_opts = &sop;

@@ -48,6 +48,9 @@ static const char usage[] =
     "\n"
     CLI_PEER_USAGE
     "\n"
+    CLI_CHUNK_CACHE_USAGE
+    "  (FILE a store URL: the header is read through the cache)\n"
+    "\n"
     "With --check, --lookup or --convert only their results are printed; they run in that\n"
     "order and the first failure ends the run.\n"
     "\n"
@@ -380,7 +383,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
         {"check", no_argument, NULL, O_CHECK},     {"lookup", required_argument, NULL, O_LOOKUP},
         {"convert", required_argument, NULL, O_CONVERT}, {"force", no_argument, NULL, O_FORCE},
         {"frames", no_argument, NULL, O_FRAMES},
-        {"help", no_argument, NULL, 'h'},          CLI_PEER_LONGOPTS,
+        {"help", no_argument, NULL, 'h'},          CLI_PEER_LONGOPTS,          CLI_CHUNK_CACHE_LONGOPTS,
         {NULL, 0, NULL, 0},
     };
     memset(o, 0, sizeof *o);
@@ -419,7 +422,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
     o->path = argv[optind];
     if (o->force && !o->convert)
         return cli_usage_error("--force only goes with --convert");
-    return 0;
+    return cli_chunk_cache_env(&o->so);
 }
 
 /* FILE's bytes, from a path, a store URL or through peers; 0 or the exit code of the failure it printed. */
@@ -433,7 +436,7 @@ static int read_header_file(struct opts *o, uint8_t **buf, size_t *len)
         snprintf(hint, sizeof hint, "for a local file of that name, write ./%s", o->path);
         return cli_fail(err, strstr(o->path, "://") ? NULL : hint);
     }
-    if (cli_peer_wanted(&o->so)) {
+    if (cli_peer_wanted(&o->so) || (o->so.chunk_cache && is_url)) {
         struct store *st = NULL;
         char *key = NULL;
         if (!is_url)

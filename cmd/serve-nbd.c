@@ -111,6 +111,10 @@ static const char usage[] =
     "  (with --object or --header; with --header the header itself is read through the peer\n"
     "  too, so a build whose upload is not finished opens from the peer alone)\n"
     "\n"
+    CLI_CHUNK_CACHE_USAGE
+    "  (with --object or --header: the data objects of every build in the header's chain; behind\n"
+    "  --peer, in front of the store only)\n"
+    "\n"
     "SIGTERM or SIGINT stops accepting, gives in-flight requests 2 s to finish, closes every\n"
     "connection (whatever the client does), exports the diff (with --export-diff), exits 0.\n";
 
@@ -310,6 +314,7 @@ static const struct option sn_longopts[] = {
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
     CLI_PEER_LONGOPTS,
+    CLI_CHUNK_CACHE_LONGOPTS,
     {NULL, 0, NULL, 0},
 };
 
@@ -404,6 +409,11 @@ static int sn_check(struct sn_cfg *g, const struct dev_kind **kindp)
                                "(serve a build with --header URL to export its changes)", kind->option);
     if (cli_peer_wanted(&g->sto) && !a->object && !a->header)
         return cli_usage_error("--peer reads a store: it goes with --object or --header");
+    if (g->sto.chunk_cache && !a->object && !a->header)
+        return cli_usage_error("--chunk-cache keeps what is read from a store: it goes with --object or --header");
+    int rc = cli_chunk_cache_env(&g->sto);
+    if (rc)
+        return rc;
     if (g->control && !g->export_dir)
         return cli_usage_error("--control takes export requests: add --export-diff DIR");
     if (g->stdio_mode && g->nlisten)

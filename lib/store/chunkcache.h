@@ -1,20 +1,30 @@
-/* chunkcache.h -- a read-through local chunk cache directory in front of another store.
+/* chunkcache.h -- a read-through local chunk cache directory in front of another store, shared by
+ * every process of a host.
  *
- * Layout (formats.md section 7): object `key` lives in {root}/{key}/ as chunk files
+ * Layout (docs/formats.md section 8): object `key` lives in {root}/{key}/ as chunk files
  * `{index:012d}-{length}.bin` (index = offset / chunk size, length = the chunk's bytes, shorter
- * for the last chunk) plus `size.txt` (the object's size in decimal).  A chunk file appears only
- * whole: its bytes gather in `{name}.tmp-{pid}-{n}` (from one read or several partial ones, e.g.
- * a demand-first chunker's range requests and its stream) and are linked into place once every
- * byte is there, so a writer killed at any point never leaves a partial chunk visible; leftover
- * temp files of dead processes are removed at open.  Several processes may share one root.
+ * for the last chunk) plus `size.txt` (the object's size in decimal).  Beside them, while a chunk
+ * is being filled: `{index:012d}.lock` (the fill's flock) and `{name}.tmp.{pid}.{n}` (its bytes);
+ * at the root, `.usage` (the bytes the directory holds, under its own flock).
  *
- * The directory is bounded by `limit` bytes of chunk files: least recently used files go first
- * (an in-memory index rebuilt at open from the files' mtimes; a hit bumps its file's mtime).
+ * Any number of processes may share one root (docs/chunker.md, "the host's chunk directory"):
+ *  - a missing chunk is fetched whole by one filler at a time, host-wide: the filler holds the
+ *    chunk's lock file; anyone else wanting it waits for the lock (at most wait_ms, then reads
+ *    the store itself, uncached) and then reads the file;
+ *  - a chunk file appears whole or not at all (temp file, fdatasync, rename), a file whose size
+ *    is not the length in its name is never served (and is replaced); a killed filler leaves a
+ *    temp file and a lock file nobody holds, removed later (its pid is gone, the lock is free);
+ *  - the chunk files and the temp files being filled stay within `limit` bytes: the count in
+ *    `.usage` is kept by every process, and going over it rescans the directory and removes the
+ *    least recently used chunk files (mtime; a hit bumps it).  Removing is an unlink: a reader
+ *    that has the file open reads on.
+ *  - a directory that cannot be written (full, read-only, ...) only costs the caching: reads go
+ *    on from the inner store, with one warning per cache (snap_warn).  On ENOSPC the cache also
+ *    lowers its limit to 3/4 of what the directory holds and evicts to it.
  *
- * The result is a struct store: reads are served from chunk files where they exist and fall
- * through to the inner store (one ranged read per run of missing chunks) where they do not;
- * stat goes to the inner store; the wrapper is read-only.  It does not own the inner store:
- * close the wrapper first, then the inner store.
+ * The result is a struct store: reads are served from chunk files where they exist and fetched
+ * (up to 4 chunks per inner read, the caller's own offset first) where they do not; stat goes to
+ * the inner store; the wrapper is read-only.  It owns the inner store only with owns_inner.
  */
 #ifndef SNAP_STORE_CHUNKCACHE_H
 #define SNAP_STORE_CHUNKCACHE_H
@@ -24,18 +34,23 @@
 struct chunkcache_opts {
     uint64_t limit;          /* bytes of chunk files to keep; 0: 10 GiB */
     uint32_t chunk_size;     /* 0: 4 MiB */
+    unsigned wait_ms;        /* longest wait for another filler of a chunk; 0: 30 s */
+    bool owns_inner;         /* close the inner store with the cache (also on a failed open) */
 };
 
 struct chunkcache_stats {
     uint64_t hits;           /* chunk pieces served from files */
     uint64_t inner_reads;    /* reads passed to the inner store */
-    uint64_t files_written;  /* chunk files linked into place */
+    uint64_t files_written;  /* chunk files renamed into place */
     uint64_t evictions;      /* chunk files removed for the limit */
-    uint64_t bytes;          /* bytes of chunk files in the index */
+    uint64_t waits;          /* chunks waited for while another filler had them */
+    uint64_t uncached;       /* inner reads not written to the cache (timeouts, failures) */
+    uint64_t bytes;          /* the directory's byte count when this cache last looked */
 };
 
 int store_chunkcache_open(struct store *inner, const char *root, const struct chunkcache_opts *o,
                           struct store **out);
 void store_chunkcache_stats(struct store *s, struct chunkcache_stats *out);
+bool store_is_chunkcache(const struct store *s);
 
 #endif

@@ -6,6 +6,7 @@
 #include "base/mem.h"
 #include "net/url.h"
 #include "net/http.h"
+#include "store/chunkcache.h"
 #include "store/peer_client.h"
 #include "store/tiered.h"
 
@@ -103,7 +104,13 @@ int store_open(const char *url, const struct store_opts *opts, struct store **ou
                              "gs://bucket/prefix, https://host/path)", url);
         return snap_fail(SNAP_ENOTSUP, "%s: this build of snapctl has no backend for that URL scheme", url);
     }
-    return ops->open(url, &o, out);
+    if (!o.chunk_cache)
+        return ops->open(url, &o, out);
+    struct store *inner;
+    if ((err = ops->open(url, &o, &inner)) != 0)
+        return err;
+    struct chunkcache_opts co = {.limit = o.chunk_cache_max, .owns_inner = true};
+    return store_chunkcache_open(inner, o.chunk_cache, &co, out);
 }
 
 void store_http_opts(const struct store_opts *o, struct http_opts *ho)

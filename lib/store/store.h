@@ -106,6 +106,11 @@ struct store_opts {
     unsigned speed_time_ms;
     uint64_t max_object_size;    /* a read of an object announced larger: SNAP_ETOOBIG, nothing read */
     bool allow_private_redirects; /* follow redirects into loopback/private/link-local/metadata */
+    /* store_open only: read through the host's chunk cache directory at this path (a read-only
+     * store in front of the backend, lib/store/chunkcache.h); NULL = none.  Behind a peer
+     * (store_open_tiered) it sits in front of the storage store, not the peer. */
+    const char *chunk_cache;
+    uint64_t chunk_cache_max;    /* its byte limit; 0 = 10 GiB */
 };
 
 struct http_opts;
