@@ -5,7 +5,8 @@
 #
 # Each round runs every measurement against both servers back to back (snapctl, then nbdkit),
 # so machine noise hits both alike; the table shows medians over rounds and the ratio
-# snapctl/nbdkit (> 1 means snapctl is faster).  Measurements: sequential read with
+# snapctl/nbdkit (> 1 means snapctl is faster), and the CPU time each server process spent
+# during each measurement (from /proc/PID/stat).  serve-nbd runs with its defaults.  Measurements: sequential read with
 # `nbdcopy URI null:` over TCP and over a Unix socket; fio's nbd engine, 4 KiB random reads at
 # queue depth 1 and 32 (Unix socket).  Exits 1 when a peer program is missing.
 set -euo pipefail
@@ -32,12 +33,12 @@ head -c "$size" /dev/urandom >"$T/img" 2>/dev/null || { truncate -s "$size" "$T/
 port_s=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 port_k=$((port_s + 1))
 
-"$SNAPCTL" serve-nbd -r --file "$T/img" -l "127.0.0.1:$port_s" -l "unix:$T/s.sock" -t 8 --pid-file "$T/s.pid" &
-pids+=($!)
+"$SNAPCTL" serve-nbd -r --file "$T/img" -l "127.0.0.1:$port_s" -l "unix:$T/s.sock" --pid-file "$T/s.pid" &
+pids+=($!); declare -A spid=([s_tcp]=$! [s_unix]=$!)
 nbdkit -r -f -p "$port_k" -i 127.0.0.1 -P "$T/k.pid" file "$T/img" &
-pids+=($!)
+pids+=($!); spid[k_tcp]=$!
 nbdkit -r -f -U "$T/k.sock" file "$T/img" &
-pids+=($!)
+pids+=($!); spid[k_unix]=$!
 for f in "$T/s.pid" "$T/k.pid" "$T/s.sock" "$T/k.sock"; do
     for _ in $(seq 100); do [ -e "$f" ] && break; sleep 0.05; done
 done
@@ -58,36 +59,54 @@ fio_iops() { # URI DEPTH -> IOPS
     python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["jobs"][0]["read"]["iops"])' "$T/fio.json"
 }
 
+# cpu PID: the process's CPU time so far, in clock ticks (user + system).
+cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# measure SRV WHAT TRANSPORT CMD...: one line "SRV WHAT VALUE SERVER_TICKS" -- the value the
+# command prints and the CPU the server spent meanwhile.
+measure() {
+    local srv=$1 what=$2 tr=$3 c0 v
+    shift 3
+    c0=$(cpu "${spid[${srv}_$tr]}")
+    v=$("$@")
+    echo "$srv $what $v $(($(cpu "${spid[${srv}_$tr]}") - c0))" >>"$results"
+}
 results="$T/results"
 : >"$results"
 for r in $(seq "$rounds"); do
     for srv in s k; do
-        echo "$srv seq_tcp $(seq_mibs "${uri[${srv}_tcp]}")" >>"$results"
-        echo "$srv seq_unix $(seq_mibs "${uri[${srv}_unix]}")" >>"$results"
-        echo "$srv rand_qd1 $(fio_iops "${uri[${srv}_unix]}" 1)" >>"$results"
-        echo "$srv rand_qd32 $(fio_iops "${uri[${srv}_unix]}" 32)" >>"$results"
+        measure $srv seq_tcp tcp seq_mibs "${uri[${srv}_tcp]}"
+        measure $srv seq_unix unix seq_mibs "${uri[${srv}_unix]}"
+        measure $srv rand_qd1 unix fio_iops "${uri[${srv}_unix]}" 1
+        measure $srv rand_qd32 unix fio_iops "${uri[${srv}_unix]}" 32
     done
     echo "round $r of $rounds done" >&2
 done
 
 python3 - "$results" "$json" "$size" "$rounds" <<'PY'
 import json, statistics, sys
+import os
 rows = [l.split() for l in open(sys.argv[1])]
-med = {}
-for srv, what, v in rows:
+med, cpu = {}, {}
+tick = os.sysconf("SC_CLK_TCK")
+for srv, what, v, ticks in rows:
     med.setdefault((srv, what), []).append(float(v))
+    cpu.setdefault((srv, what), []).append(int(ticks) / tick)
 names = {"seq_tcp": ("sequential read, nbdcopy, TCP", "MiB/s"),
          "seq_unix": ("sequential read, nbdcopy, Unix", "MiB/s"),
          "rand_qd1": ("4 KiB random read, fio qd1", "IOPS"),
          "rand_qd32": ("4 KiB random read, fio qd32", "IOPS")}
 out = {"size": sys.argv[3], "rounds": int(sys.argv[4]), "peer": "nbdkit file", "results": []}
 print(f"serve-nbd --file vs nbdkit file, {sys.argv[3]} on tmpfs, median of {sys.argv[4]} interleaved rounds")
-print(f"{'measurement':34} {'snapctl':>10} {'nbdkit':>10} {'ratio':>7}")
+print(f"{'measurement':34} {'snapctl':>10} {'nbdkit':>10} {'ratio':>7}   server CPU s: {'snapctl':>7} {'nbdkit':>7}")
 for k, (label, unit) in names.items():
     s, n = statistics.median(med[("s", k)]), statistics.median(med[("k", k)])
-    print(f"{label:34} {s:10.0f} {n:10.0f} {s / n:6.2f}x  ({unit})")
+    cs, cn = statistics.median(cpu[("s", k)]), statistics.median(cpu[("k", k)])
+    print(f"{label:34} {s:10.0f} {n:10.0f} {s / n:6.2f}x  ({unit:5}) {cs:20.2f} {cn:7.2f}")
     out["results"].append({"what": k, "unit": unit, "snapctl": s, "nbdkit": n, "ratio": s / n,
-                           "raw_snapctl": med[("s", k)], "raw_nbdkit": med[("k", k)]})
+                           "raw_snapctl": med[("s", k)], "raw_nbdkit": med[("k", k)],
+                           "server_cpu_s_snapctl": cs, "server_cpu_s_nbdkit": cn})
+print("(server CPU: seconds the server process spent during the measurement, median; the rest of")
+print(" the two cores went to the client and the kernel's loopback path)")
 if sys.argv[2]:
     json.dump(out, open(sys.argv[2], "w"), indent=1)
 PY
