@@ -13,6 +13,7 @@
 
 #include <getopt.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -148,13 +149,21 @@ int cli_getopt(int argc, char **argv, const char *shortopts, const struct option
 
 int cli_listen(const char *addr, struct cli_listener *l)
 {
+    return cli_listen_opt("--listen", addr, l);
+}
+
+int cli_listen_opt(const char *opt, const char *addr, struct cli_listener *l)
+{
     memset(l, 0, sizeof *l);
     l->fd = -1;
     int err = net_listen(addr, &l->fd);
     if (err == SNAP_EUSAGE)
-        return cli_usage_error("--listen %s", snap_errmsg(err));
-    if (err)
-        return cli_fail(err, "choose another address with --listen");
+        return cli_usage_error("%s %s", opt, snap_errmsg(err));
+    if (err) {
+        char hint[64];
+        snprintf(hint, sizeof hint, "choose another address with %s", opt);
+        return cli_fail(err, hint);
+    }
     struct stat st;
     if (!strncmp(addr, "unix:", 5) && strlen(addr + 5) < sizeof l->path && stat(addr + 5, &st) == 0) {
         strcpy(l->path, addr + 5);
@@ -176,6 +185,16 @@ void cli_unlisten(struct cli_listener *l)
     l->path[0] = '\0';
 }
 
+int cli_parse_allow(const char *arg, const char *opt, struct httpd_cidr *list, size_t *n, size_t max)
+{
+    if (*n == max)
+        return cli_usage_error("at most %zu %s entries", max, opt);
+    if (httpd_cidr_parse(arg, &list[*n]))
+        return cli_usage_error("%s: %s", opt, snap_errmsg(SNAP_EUSAGE));
+    (*n)++;
+    return 0;
+}
+
 int cli_peer_opt(struct cli_store_opts *o, int c, const char *arg)
 {
     switch (c) {
@@ -184,12 +203,7 @@ int cli_peer_opt(struct cli_store_opts *o, int c, const char *arg)
     case CLI_OPT_PEER_CA: o->peer_ca = arg; return 0;
     case CLI_OPT_PEER_STATS: o->stats_file = arg; return 0;
     case CLI_OPT_PEER_ALLOW:
-        if (o->nallow == CLI_PEER_ALLOW_MAX)
-            return cli_usage_error("at most %d --peer-allow entries", CLI_PEER_ALLOW_MAX);
-        if (httpd_cidr_parse(arg, &o->allow[o->nallow]))
-            return cli_usage_error("--peer-allow: %s", snap_errmsg(SNAP_EUSAGE));
-        o->nallow++;
-        return 0;
+        return cli_parse_allow(arg, "--peer-allow", o->allow, &o->nallow, CLI_PEER_ALLOW_MAX);
     case CLI_OPT_PEER_TIMEOUT: {
         uint64_t ms;
         if (snap_parse_u64(arg, &ms, "--peer-timeout") || ms < 1 || ms > 600000)

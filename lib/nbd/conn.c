@@ -479,7 +479,10 @@ static void *worker_main(void *arg)
             break;
         }
         pthread_mutex_unlock(&d->read_lock);
+        struct nbd_timing t;
+        nbd_stats_start(&t);
         int err = execute(d->c, &s);
+        nbd_stats_done(d->c->stats, &t, s.type);
         if (err) { /* the socket is shut; the reader sees it and ends the connection */
             int none = 0;
             atomic_compare_exchange_strong(&d->send_error, &none, err);
