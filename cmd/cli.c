@@ -14,6 +14,7 @@
 #include <getopt.h>
 #include <stdarg.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -149,13 +150,21 @@ int cli_getopt(int argc, char **argv, const char *shortopts, const struct option
 
 int cli_listen(const char *addr, struct cli_listener *l)
 {
+    return cli_listen_opt("--listen", addr, l);
+}
+
+int cli_listen_opt(const char *opt, const char *addr, struct cli_listener *l)
+{
     memset(l, 0, sizeof *l);
     l->fd = -1;
     int err = net_listen(addr, &l->fd);
     if (err == SNAP_EUSAGE)
-        return cli_usage_error("--listen %s", snap_errmsg(err));
-    if (err)
-        return cli_fail(err, "choose another address with --listen");
+        return cli_usage_error("%s %s", opt, snap_errmsg(err));
+    if (err) {
+        char hint[64];
+        snprintf(hint, sizeof hint, "choose another address with %s", opt);
+        return cli_fail(err, hint);
+    }
     struct stat st;
     if (!strncmp(addr, "unix:", 5) && strlen(addr + 5) < sizeof l->path && stat(addr + 5, &st) == 0) {
         strcpy(l->path, addr + 5);
@@ -188,6 +197,16 @@ static int chunk_cache_max(const char *arg, const char *what, uint64_t *out)
     return 0;
 }
 
+int cli_parse_allow(const char *arg, const char *opt, struct httpd_cidr *list, size_t *n, size_t max)
+{
+    if (*n == max)
+        return cli_usage_error("at most %zu %s entries", max, opt);
+    if (httpd_cidr_parse(arg, &list[*n]))
+        return cli_usage_error("%s: %s", opt, snap_errmsg(SNAP_EUSAGE));
+    (*n)++;
+    return 0;
+}
+
 int cli_peer_opt(struct cli_store_opts *o, int c, const char *arg)
 {
     switch (c) {
@@ -196,12 +215,7 @@ int cli_peer_opt(struct cli_store_opts *o, int c, const char *arg)
     case CLI_OPT_PEER_CA: o->peer_ca = arg; return 0;
     case CLI_OPT_PEER_STATS: o->stats_file = arg; return 0;
     case CLI_OPT_PEER_ALLOW:
-        if (o->nallow == CLI_PEER_ALLOW_MAX)
-            return cli_usage_error("at most %d --peer-allow entries", CLI_PEER_ALLOW_MAX);
-        if (httpd_cidr_parse(arg, &o->allow[o->nallow]))
-            return cli_usage_error("--peer-allow: %s", snap_errmsg(SNAP_EUSAGE));
-        o->nallow++;
-        return 0;
+        return cli_parse_allow(arg, "--peer-allow", o->allow, &o->nallow, CLI_PEER_ALLOW_MAX);
     case CLI_OPT_CHUNK_CACHE: o->chunk_cache = arg; return 0;
     case CLI_OPT_CHUNK_CACHE_MAX:
         if (chunk_cache_max(arg, "--chunk-cache-max", &o->chunk_cache_max))

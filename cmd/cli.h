@@ -56,8 +56,15 @@ struct cli_listener {
 /* Listen on ADDR (HOST:PORT, [IPv6]:PORT, unix:PATH): 0, or an exit code once the mistake is
  * printed (a malformed address is a usage error; a refused bind says what to change). */
 int cli_listen(const char *addr, struct cli_listener *l);
+/* The same for another option than --listen (named in the messages). */
+int cli_listen_opt(const char *opt, const char *addr, struct cli_listener *l);
 /* Close it and remove its socket file, if the file there is still the one it made. */
 void cli_unlisten(struct cli_listener *l);
+
+/* One CIDR of an allowlist option (--allow, --peer-allow, --metrics-allow) into list[*n], at most
+ * max entries: 0, or the usage error's code. */
+struct httpd_cidr;
+int cli_parse_allow(const char *arg, const char *opt, struct httpd_cidr *list, size_t *n, size_t max);
 
 /* ---- opening what an applet reads: --store URL / an object URL, with an optional peer ----
  *

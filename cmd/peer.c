@@ -117,12 +117,7 @@ static int peer_option(struct peer_cfg *g, int c, const char *arg)
     case OPT_DIR: g->dir = arg; return 0;
     case 'l': g->listen_addr = arg; return 0;
     case OPT_ALLOW:
-        if (g->nallow == 64)
-            return cli_usage_error("at most 64 --allow entries");
-        if (httpd_cidr_parse(arg, &g->allow[g->nallow]))
-            return cli_usage_error("--allow: %s", snap_errmsg(SNAP_EUSAGE));
-        g->nallow++;
-        return 0;
+        return cli_parse_allow(arg, "--allow", g->allow, &g->nallow, 64);
     case OPT_PIDFILE: g->pidfile = arg; return 0;
     case OPT_CERT: g->cert = arg; return 0;
     case OPT_KEY: g->key = arg; return 0;

@@ -13,6 +13,7 @@
 #include "device/device.h"
 #include "header/header.h"
 #include "header/layout.h"
+#include "nbd/metrics.h"
 #include "nbd/nbd.h"
 #include "net/listen.h"
 #include "store/store.h"
@@ -103,6 +104,11 @@ static const char usage[] =
     "                        next request while the client keeps answering that fast, so\n"
     "                        no thread wake-up is paid (default 50; 0: never poll)\n"
     "  --pid-file FILE       write the PID once listening\n"
+    "  --metrics HOST:PORT   serve Prometheus text on GET /metrics (HTTP): requests by command,\n"
+    "                        bytes, cache hits, store reads and bytes, chunk-cache hits, fetch\n"
+    "                        errors and READ latency histograms, cold (waited for a fetch) and\n"
+    "                        warm, per export (label export=\"NAME\") and in total\n"
+    "  --metrics-allow CIDR  clients allowed on --metrics (repeatable; default loopback only)\n"
     "  -v, --verbose         log connections and where s3:// credentials came from (SNAPCTL_LOG=debug\n"
     "                        for every request)\n"
     "  -h, --help            show this help\n"
@@ -265,7 +271,7 @@ enum {
     OPT_FILE = 256, OPT_HEADER, OPT_STORE, OPT_OBJECT, OPT_STDIO, OPT_DESC, OPT_ONESHOT, OPT_PIDFILE,
     OPT_MINBLOCK, OPT_CACHEDIR, OPT_SIZE, OPT_FILENAME, OPT_EXPORTDIFF, OPT_CONTROL, OPT_JSON,
     OPT_HDRFORMAT, OPT_MAXCLIENTS, OPT_HSTIMEOUT, OPT_IOTIMEOUT, OPT_RECORD, OPT_PREFETCH, OPT_PFTHREADS,
-    OPT_MERGE, OPT_POLLUS,
+    OPT_MERGE, OPT_POLLUS, OPT_METRICS, OPT_METRICS_ALLOW,
 };
 
 /* Everything the command line says. */
@@ -273,12 +279,15 @@ struct sn_cfg {
     struct cli_store_opts sto;
     struct dev_args a;
     struct sn_access_args acc;
-    const char *pidfile, *export_dir, *control;
+    const char *pidfile, *export_dir, *control, *metrics;
     const char *listen_addrs[16];
     int nlisten;
     bool stdio_mode, json;
     struct nbd_export exp;
     struct nbd_server_opts so;
+    struct nbd_stats stats;             /* the export's counters (logs, --metrics) */
+    struct httpd_cidr metrics_allow[16];
+    size_t nmetrics_allow;
     uint64_t threads;
 };
 
@@ -311,6 +320,8 @@ static const struct option sn_longopts[] = {
     {"min-block", required_argument, NULL, OPT_MINBLOCK},
     {"cache-dir", required_argument, NULL, OPT_CACHEDIR},
     {"pid-file", required_argument, NULL, OPT_PIDFILE},
+    {"metrics", required_argument, NULL, OPT_METRICS},
+    {"metrics-allow", required_argument, NULL, OPT_METRICS_ALLOW},
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
     CLI_PEER_LONGOPTS,
@@ -376,6 +387,9 @@ static int sn_option(struct sn_cfg *g, int c, const char *arg)
         g->exp.min_block = (uint32_t)u;
         return 0;
     case OPT_PIDFILE: g->pidfile = arg; return 0;
+    case OPT_METRICS: g->metrics = arg; return 0;
+    case OPT_METRICS_ALLOW:
+        return cli_parse_allow(arg, "--metrics-allow", g->metrics_allow, &g->nmetrics_allow, 16);
     case OPT_CACHEDIR: g->a.cache_dir = arg; return 0;
     case 'v': snap_log_set_level(SNAP_LOG_INFO); return 0;
     }
@@ -418,6 +432,10 @@ static int sn_check(struct sn_cfg *g, const struct dev_kind **kindp)
         return cli_usage_error("--control takes export requests: add --export-diff DIR");
     if (g->stdio_mode && g->nlisten)
         return cli_usage_error("--stdio and --listen exclude each other");
+    if (g->nmetrics_allow && !g->metrics)
+        return cli_usage_error("--metrics-allow goes with --metrics HOST:PORT");
+    if (g->metrics && !strncmp(g->metrics, "unix:", 5))
+        return cli_usage_error("--metrics takes HOST:PORT (HTTP over TCP), not a Unix socket");
     if (!a->cache_dir)
         a->cache_dir = getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
     *kindp = kind;
@@ -434,7 +452,7 @@ static int sn_serve_stdio(struct sn_cfg *g)
     g_sig_mode = fstat(STDIN_FILENO, &st) == 0 && S_ISSOCK(st.st_mode) ? SIG_STDIO_SOCKET : SIG_STDIO_PIPE;
     struct nbd_conn_opts co = {.workers = (unsigned)g->threads, .peer = "stdio",
                                .io_timeout_ms = g->so.conn.io_timeout_ms, .poll_us = g->so.conn.poll_us};
-    int rc = 0, err = nbd_serve(&g->exp, STDIN_FILENO, nbd_out, &co, NULL);
+    int rc = 0, err = nbd_serve(&g->exp, STDIN_FILENO, nbd_out, &co, &g->stats);
     if (err && g_stdio_stopped)
         snap_warn("%s", snap_errmsg(err)); /* the stop cut the client off: export all the same */
     else if (err)
@@ -460,10 +478,9 @@ static int sn_serve_listen(struct sn_cfg *g, struct cli_listener *ls, int *nls, 
     g_sig_mode = SIG_LISTEN;
     if (g->pidfile && (rc = cli_write_pidfile(g->pidfile)) != 0)
         return rc;
-    struct nbd_stats stats = {0};
-    err = nbd_server_run(&g->exp, lfds, *nl, &g->so, &stats);
-    snap_info("served %llu requests (%llu errors)", (unsigned long long)stats.requests,
-              (unsigned long long)stats.errors);
+    err = nbd_server_run(&g->exp, lfds, *nl, &g->so, &g->stats);
+    snap_info("served %llu requests (%llu errors)", (unsigned long long)g->stats.requests,
+              (unsigned long long)g->stats.errors);
     return err ? cli_fail(err, NULL) : 0;
 }
 
@@ -477,6 +494,39 @@ static int sn_access_start(struct sn_cfg *g, const struct device *dev, struct sn
     }
     g->acc.export_diff = g->export_dir != NULL;
     return sn_access_setup(&g->acc, &g->exp, acc);
+}
+
+/* --metrics: GET /metrics on its own listener and thread, until sn_metrics_stop. */
+struct sn_metrics {
+    struct cli_listener l;
+    struct nbd_metrics_export x;
+    struct httpd_opts o;
+    struct nbd_metrics *m;
+};
+
+static int sn_metrics_start(struct sn_cfg *g, struct device *dev, struct sn_metrics *sm)
+{
+    if (!g->metrics)
+        return 0;
+    int rc = cli_listen_opt("--metrics", g->metrics, &sm->l), err;
+    if (rc)
+        return rc;
+    sm->x = (struct nbd_metrics_export){.name = g->exp.name, .stats = &g->stats, .dev = dev};
+    sm->o = (struct httpd_opts){.allow = g->metrics_allow, .nallow = g->nmetrics_allow, .max_conns = 16};
+    if ((err = nbd_metrics_start(sm->l.fd, &sm->o, &sm->x, 1, &sm->m)) != 0) {
+        cli_unlisten(&sm->l);
+        return cli_fail(err, NULL);
+    }
+    return 0;
+}
+
+static void sn_metrics_stop(struct sn_metrics *sm)
+{
+    int err = nbd_metrics_stop(sm->m);
+    if (err)
+        snap_warn("--metrics: %s", snap_errmsg(err));
+    sm->m = NULL;
+    cli_unlisten(&sm->l);
 }
 
 /* Open the device, serve it, export at the end. */
@@ -503,7 +553,8 @@ static int sn_run(struct sn_cfg *g, const struct dev_kind *kind)
     int lfds[16], nl = 0, nls = 0;
     struct cli_listener ls[16];
     struct exporter ex = {.dev = dev, .dir = g->export_dir};
-    if ((rc = sn_access_start(g, dev, &acc)) != 0)
+    struct sn_metrics sm = {.l.fd = -1};
+    if ((rc = sn_access_start(g, dev, &acc)) != 0 || (rc = sn_metrics_start(g, dev, &sm)) != 0)
         goto out;
     ex.acc = acc;
     if (g->export_dir && (err = ctl_start(g->control, export_now, &ex, &ctl)) != 0)
@@ -518,6 +569,7 @@ out:
         export_now(&ex, reply, sizeof reply);
         rc = ctl_print_reply(reply, strlen(reply), g->json);
     }
+    sn_metrics_stop(&sm);
     int arc = sn_access_finish(acc, g->json);
     rc = rc ? rc : arc;
     for (int i = 0; i < nls; i++)

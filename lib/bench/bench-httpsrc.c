@@ -7,7 +7,6 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
@@ -20,9 +19,8 @@ struct bench_httpsrc {
     char path[256];
     struct httpd_throttle th;
     struct httpd_opts opts;
-    pthread_t thread;
+    struct httpd_bg *bg;
     atomic_uint_fast64_t requests;
-    int err;                   /* what httpd_run returned */
 };
 
 static void handle(void *ctx, struct httpd_conn *c, const struct httpd_req *req)
@@ -34,13 +32,6 @@ static void handle(void *ctx, struct httpd_conn *c, const struct httpd_req *req)
         return;
     }
     httpd_send_file(c, req, "Content-Type: application/octet-stream\r\n", s->fd, s->size);
-}
-
-static void *serve(void *arg)
-{
-    struct bench_httpsrc *s = arg;
-    s->err = httpd_run(s->lfd, &s->opts, handle, s);
-    return NULL;
 }
 
 int bench_httpsrc_start(int fd, uint64_t size, const char *path, const struct httpd_throttle *th,
@@ -66,8 +57,8 @@ int bench_httpsrc_start(int fd, uint64_t size, const char *path, const struct ht
     socklen_t sl = sizeof sa;
     if (getsockname(s->lfd, (struct sockaddr *)&sa, &sl) < 0)
         err = snap_fail_errno("bench server: getsockname");
-    else if (pthread_create(&s->thread, NULL, serve, s) != 0)
-        err = snap_fail(SNAP_EIO, "bench server: cannot start its thread");
+    else
+        err = httpd_bg_start(s->lfd, &s->opts, handle, s, &s->bg);
     if (err) {
         close(s->lfd);
         snap_free(s);
@@ -87,8 +78,7 @@ void bench_httpsrc_stop(struct bench_httpsrc *s)
 {
     if (!s)
         return;
-    httpd_stop();
-    pthread_join(s->thread, NULL);
+    httpd_bg_stop(s->bg);
     close(s->lfd);
     snap_free(s);
 }

@@ -51,6 +51,7 @@
 #include "chunker/chunker-int.h"
 
 #include "base/err.h"
+#include "base/histo.h"
 #include "base/io.h"
 #include "base/mem.h"
 #include "base/util.h"
@@ -298,6 +299,7 @@ static int chunker_wait_read(struct chunker *ch, uint64_t off, uint64_t end, voi
     w->err = 0;
     w->cancel = cancel;
     atomic_fetch_add(&ch->stats.waits, 1);
+    snap_fetch_waited(); /* this read is cold (base/histo.h) */
     for (;;) {
         struct cache *c = atomic_load(&ch->cache);
         uint64_t size = atomic_load(&ch->size);

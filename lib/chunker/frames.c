@@ -20,6 +20,7 @@
 #include "chunker/frames.h"
 
 #include "base/err.h"
+#include "base/histo.h"
 #include "base/io.h"
 #include "base/log.h"
 #include "base/mem.h"
@@ -335,6 +336,7 @@ static int ensure_frame(struct chunker_frames *c, size_t i, uint64_t deadline)
     int err = 0;
     pthread_mutex_lock(&c->mu);
     atomic_fetch_add_explicit(&c->stats.waits, 1, memory_order_relaxed);
+    snap_fetch_waited(); /* this read is cold (base/histo.h) */
     while (!cache_readable(c->cache, (uint64_t)fr->start_u, (uint64_t)fr->size_u)) {
         if (atomic_load(&c->closing)) {
             err = snap_fail(SNAP_ECANCELED, "%s: closing", c->name);

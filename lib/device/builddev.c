@@ -489,6 +489,9 @@ void builddev_stats(struct builddev *d, struct builddev_stats *out)
             out->chunkers++;
             out->store_reads += fs.fetches;
             out->bytes_fetched += fs.bytes_fetched;
+            out->hits += fs.hits;
+            out->waits += fs.waits;
+            out->fetch_errors += fs.fetch_errors;
         }
         struct chunker *c = atomic_load_explicit(&d->ch[i], memory_order_acquire);
         if (!c)
@@ -498,6 +501,9 @@ void builddev_stats(struct builddev *d, struct builddev_stats *out)
         out->chunkers++;
         out->store_reads += cs.store_reads;
         out->bytes_fetched += cs.bytes_fetched;
+        out->hits += cs.hits;
+        out->waits += cs.waits;
+        out->fetch_errors += cs.fetch_errors;
     }
     out->zero_bytes = atomic_load_explicit(&d->zero_bytes, memory_order_relaxed);
     out->overlay_bytes = atomic_load_explicit(&d->overlay_bytes, memory_order_relaxed);

@@ -64,6 +64,9 @@ struct builddev_stats {
     uint64_t chunkers;        /* builds whose chunker is open */
     uint64_t store_reads;     /* store_read calls of all chunkers */
     uint64_t bytes_fetched;
+    uint64_t hits;            /* reads of fetched data served from the cache without waiting */
+    uint64_t waits;           /* reads that waited for a fetch */
+    uint64_t fetch_errors;    /* fetches that failed */
     uint64_t zero_bytes;      /* bytes answered from zero entries, no I/O */
     uint64_t overlay_bytes;   /* bytes answered from written blocks */
 };

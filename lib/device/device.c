@@ -5,11 +5,13 @@
 #include "base/err.h"
 #include "codec/json.h"
 #include "base/mem.h"
+#include "chunker/chunker.h"
 #include "device/builddev.h"
 #include "device/filedev.h"
 #include "device/objdev.h"
 #include "header/header.h"
 #include "codec/jsonr.h"
+#include "store/chunkcache.h"
 #include "store/store.h"
 
 #include <stdio.h>
@@ -155,6 +157,25 @@ void device_close(struct device *d)
     else
         filedev_close(d->ctx);
     snap_free(d);
+}
+
+void device_stats(struct device *d, struct device_stats *out)
+{
+    *out = (struct device_stats){0};
+    if (d->build) {
+        struct builddev_stats b;
+        builddev_stats(d->build, &b);
+        *out = (struct device_stats){.cache_hits = b.hits, .fetch_waits = b.waits, .store_reads = b.store_reads,
+                                     .store_bytes = b.bytes_fetched, .fetch_errors = b.fetch_errors};
+    } else if (d->kind == DEVICE_OBJECT) {
+        struct chunker_stats c;
+        objdev_stats(d->ctx, &c);
+        *out = (struct device_stats){.cache_hits = c.hits, .fetch_waits = c.waits, .store_reads = c.store_reads,
+                                     .store_bytes = c.bytes_fetched, .fetch_errors = c.fetch_errors};
+    }
+    struct chunkcache_stats cc;
+    store_chunkcache_stats(d->store, &cc);
+    out->chunk_cache_hits = cc.hits;
 }
 
 int device_export(struct device *d, const char *dir, struct builddev_export *r)

@@ -111,6 +111,17 @@ struct device {
  * SNAP_ETOOBIG for a header that does not parse or check. */
 int device_open(const struct device_opts *o, struct device **out);
 void device_close(struct device *d);
+/* Counters since open, for /metrics; zero where a kind has no such thing (a file has no store). */
+struct device_stats {
+    uint64_t cache_hits;       /* reads of fetched data answered from the local cache, no wait */
+    uint64_t fetch_waits;      /* reads that waited for a fetch (cold reads) */
+    uint64_t store_reads;      /* reads sent to the store */
+    uint64_t store_bytes;      /* the bytes they brought */
+    uint64_t fetch_errors;     /* fetches that failed (the next read retries) */
+    uint64_t chunk_cache_hits; /* pieces served from the host's chunk cache directory, when the
+                                * store is one (lib/store/chunkcache.h) */
+};
+void device_stats(struct device *d, struct device_stats *out);
 /* Export the changes of a build device (DEVICE_BUILD, DEVICE_EMPTY) into dir (builddev_export);
  * SNAP_EUSAGE for other kinds. */
 int device_export(struct device *d, const char *dir, struct builddev_export *r);

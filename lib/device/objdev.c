@@ -70,6 +70,11 @@ void objdev_close(struct objdev *d)
 
 uint64_t objdev_size(const struct objdev *d) { return d->size; }
 
+void objdev_stats(struct objdev *d, struct chunker_stats *out)
+{
+    chunker_stats(d->ch, out);
+}
+
 static int od_pread(void *ctx, void *buf, uint32_t len, uint64_t off)
 {
     struct objdev *d = ctx;

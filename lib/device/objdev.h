@@ -22,5 +22,8 @@ struct store;
 int objdev_open_store(struct store *s, const char *key, const char *cache_dir, struct objdev **out);
 void objdev_close(struct objdev *d);
 uint64_t objdev_size(const struct objdev *d);
+/* The counters of the object's chunker (lib/chunker/chunker.h). */
+struct chunker_stats;
+void objdev_stats(struct objdev *d, struct chunker_stats *out);
 
 #endif

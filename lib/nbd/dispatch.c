@@ -202,7 +202,11 @@ static void *worker_main(void *arg)
             d->queue_tail = &d->queue;
         d->queued--;
         pthread_mutex_unlock(&d->mu);
+        struct nbd_timing t;
+        uint16_t type = s->type;
+        nbd_stats_start(&t);
         int err = nbd_execute(d->c, s);
+        nbd_stats_done(d->c->stats, &t, type);
         if (err) { /* the socket is shut; the reader sees it and ends the connection */
             int none = 0;
             atomic_compare_exchange_strong(&d->send_error, &none, err);
@@ -340,37 +344,56 @@ static int take_request(struct dispatch *d, struct nbd_slot **out)
     return s->type == NBD_CMD_WRITE ? take_payload(d, s) : 0;
 }
 
-/* Run s on the reader if the device can without waiting, else hand it to a worker. */
-static int route(struct dispatch *d, struct nbd_slot *s)
+/* Answer s here, on the reader, if the device can without waiting: true (and *err: a reply that
+ * could not be sent), else false with nothing done. */
+static bool run_inline(struct dispatch *d, struct nbd_slot *s, int *err)
 {
     struct nbd_conn *c = d->c;
     const struct nbd_export *e = c->exp;
-    if (s->early_error)
-        return batch_add(d, s, s->early_error);
-    bool rmw_conn = c->align < nbd_backend_block(c);
     int fd;
     uint64_t fd_off;
-    if (s->type == NBD_CMD_READ && s->length >= ZERO_COPY_MIN && e->ops->read_ref && !nbd_sub_block(c, s) &&
+    *err = 0;
+    if (s->early_error) {
+        *err = batch_add(d, s, s->early_error);
+        return true;
+    }
+    bool read = s->type == NBD_CMD_READ && !nbd_sub_block(c, s);
+    if (read && s->length >= ZERO_COPY_MIN && e->ops->read_ref &&
         e->ops->read_ref(e->ctx, s->length, s->offset, &fd, &fd_off) == 0) {
         nbd_count(c, s);
-        int err = nbd_send_ref(c, s, fd, fd_off);
+        *err = nbd_send_ref(c, s, fd, fd_off);
         slot_put(d, s);
+        return true;
+    }
+    bool done = (read && e->ops->pread_nowait && snap_buf_reserve(&s->buf, s->length) == 0 &&
+                 e->ops->pread_nowait(e->ctx, s->buf.data, s->length, s->offset) == 0) ||
+                (s->type == NBD_CMD_WRITE && e->ops->pwrite_nowait && c->align >= nbd_backend_block(c) &&
+                 e->ops->pwrite_nowait(e->ctx, d->payload, s->length, s->offset, s->flags & NBD_CMD_FLAG_FUA) == 0);
+    if (done) {
+        nbd_count(c, s);
+        *err = batch_add(d, s, 0);
+    }
+    return done;
+}
+
+/* Run s on the reader if the device can without waiting, else hand it to a worker.  An inline
+ * request is timed (stats) to its place in the batch; a worker times its own. */
+static int route(struct dispatch *d, struct nbd_slot *s)
+{
+    struct nbd_timing t;
+    uint16_t type = s->type;
+    int err;
+    nbd_stats_start(&t);
+    if (run_inline(d, s, &err)) {
+        nbd_stats_done(d->c->stats, &t, type);
         return err;
     }
-    if (s->type == NBD_CMD_READ && e->ops->pread_nowait && !nbd_sub_block(c, s) &&
-        snap_buf_reserve(&s->buf, s->length) == 0 &&
-        e->ops->pread_nowait(e->ctx, s->buf.data, s->length, s->offset) == 0) {
-        nbd_count(c, s);
-        return batch_add(d, s, 0);
-    }
-    if (s->type == NBD_CMD_WRITE && e->ops->pwrite_nowait && !rmw_conn &&
-        e->ops->pwrite_nowait(e->ctx, d->payload, s->length, s->offset, s->flags & NBD_CMD_FLAG_FUA) == 0) {
-        nbd_count(c, s);
-        return batch_add(d, s, 0);
-    }
     if (s->type == NBD_CMD_WRITE && d->payload != s->buf.data) { /* it lives in the input buffer */
-        if (snap_buf_reserve(&s->buf, s->length) != 0)
-            return batch_add(d, s, NBD_ENOMEM);
+        if (snap_buf_reserve(&s->buf, s->length) != 0) {
+            err = batch_add(d, s, NBD_ENOMEM);
+            nbd_stats_done(d->c->stats, &t, type);
+            return err;
+        }
         memcpy(s->buf.data, d->payload, s->length);
     }
     to_worker(d, s);

@@ -12,6 +12,7 @@
 #ifndef SNAP_NBD_H
 #define SNAP_NBD_H
 
+#include "base/histo.h"
 #include "device/device.h" /* struct dev_ops, struct dev_extents */
 
 #include <stdbool.h>
@@ -31,10 +32,27 @@ struct nbd_export {
     void *ctx;
 };
 
-/* Per-connection counters, also summed by the server for tests and logs. */
+/* Counters of one export, shared by all its connections (atomics: no lock), for logs, tests
+ * and /metrics (lib/nbd/metrics.c).  answered[] and the READ latency histograms are fed by
+ * nbd_stats_start/nbd_stats_done around each request (stats.c). */
+#define NBD_STATS_CMDS 9 /* NBD_CMD_READ (0) .. NBD_CMD_BLOCK_STATUS (7), then any other */
 struct nbd_stats {
     _Atomic uint64_t requests, reads, writes, bytes_read, bytes_written, errors;
+    _Atomic uint64_t answered[NBD_STATS_CMDS]; /* requests answered, by command (errors too) */
+    /* READs from the start of their execution to their reply sent: cold ones waited for a
+     * fetch (base/histo.h), warm ones did not. */
+    struct snap_histo read_cold, read_warm;
 };
+
+/* One request's timing: nbd_stats_start before the device is called, nbd_stats_done once the
+ * reply is sent, on the same thread.  No lock, no allocation. */
+struct nbd_timing {
+    uint64_t t0_ns, waits0;
+};
+void nbd_stats_start(struct nbd_timing *t);
+void nbd_stats_done(struct nbd_stats *st, const struct nbd_timing *t, uint16_t type);
+/* "read", "write", ... for answered[i]; "other" for the last. */
+const char *nbd_cmd_name(unsigned i);
 
 struct nbd_conn_opts {
     unsigned workers;          /* worker threads per connection at most, started as requests that

@@ -5,6 +5,7 @@
 #include "base/io.h"
 #include "base/log.h"
 #include "base/mem.h"
+#include "base/prom.h"
 #include "net/listen.h"
 #include "net/sock.h"
 #include "net/tls.h"
@@ -12,7 +13,9 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -311,6 +314,17 @@ int httpd_send_fd(struct httpd_conn *c, int status, const char *extra, int fd, u
     return send_file_bytes(c, fd, off, len);
 }
 
+int httpd_send_metrics(struct httpd_conn *c, const struct prom *p, bool head_only)
+{
+    int err = prom_end(p);
+    if (!err)
+        return httpd_send(c, 200, PROM_CONTENT_TYPE, p->b->data, p->b->len, head_only);
+    char msg[600];
+    int n = snprintf(msg, sizeof msg, "metrics: %s\n", snap_errmsg(err));
+    return httpd_send(c, 500, "Content-Type: text/plain\r\n", msg, (size_t)n < sizeof msg ? (size_t)n : sizeof msg - 1,
+                      head_only);
+}
+
 int httpd_send_file(struct httpd_conn *c, const struct httpd_req *req, const char *extra, int fd, uint64_t size)
 {
     bool head = strcmp(req->method, "HEAD") == 0;
@@ -582,19 +596,80 @@ static void httpd_conn_main(void *ctx, int fd, const char *peer)
     snap_free(tls_buf);
 }
 
-int httpd_run(int lfd, const struct httpd_opts *opts, httpd_handler_fn handler, void *ctx)
+/* The server on lfd; stop_fd as in struct net_server (NULL: httpd_stop stops it). */
+static int httpd_serve(int lfd, const struct httpd_opts *opts, httpd_handler_fn handler, void *ctx,
+                       const int *stop_fd)
 {
     struct httpd_server s = {.opts = opts, .handler = handler, .ctx = ctx};
     httpd_cidr_parse("127.0.0.0/8", &s.loopback[0]);
     httpd_cidr_parse("::1/128", &s.loopback[1]);
     struct net_server ns = {
         .conn = httpd_conn_main, .accept = httpd_accept, .ctx = &s,
-        .max_conns = opts->max_conns ? opts->max_conns : 256, .nodelay = true,
+        .max_conns = opts->max_conns ? opts->max_conns : 256, .nodelay = true, .stop_fd = stop_fd,
         /* Connected to first head complete; TLS handshakes count in it. */
         .handshake_ms = (opts->head_timeout_ms ? opts->head_timeout_ms : 10000) +
                         (opts->idle_timeout_ms ? opts->idle_timeout_ms : 30000),
     };
     return net_server_run(&ns, &lfd, 1);
+}
+
+int httpd_run(int lfd, const struct httpd_opts *opts, httpd_handler_fn handler, void *ctx)
+{
+    return httpd_serve(lfd, opts, handler, ctx, NULL);
+}
+
+/* ---- a server on a thread of its own ---- */
+
+struct httpd_bg {
+    int lfd, stop[2];         /* stop: a pipe; a byte in it ends this server alone */
+    struct httpd_opts opts;
+    httpd_handler_fn handler;
+    void *ctx;
+    pthread_t thread;
+    int err;                  /* what the server returned */
+};
+
+static void *httpd_bg_main(void *arg)
+{
+    struct httpd_bg *b = arg;
+    b->err = httpd_serve(b->lfd, &b->opts, b->handler, b->ctx, &b->stop[0]);
+    return NULL;
+}
+
+int httpd_bg_start(int lfd, const struct httpd_opts *opts, httpd_handler_fn handler, void *ctx,
+                   struct httpd_bg **out)
+{
+    struct httpd_bg *b = snap_calloc(1, sizeof *b);
+    if (!b)
+        return snap_fail(SNAP_ENOMEM, "out of memory");
+    *b = (struct httpd_bg){.lfd = lfd, .opts = *opts, .handler = handler, .ctx = ctx};
+    if (pipe2(b->stop, O_CLOEXEC) < 0) {
+        snap_free(b);
+        return snap_fail_errno("http server: its stop pipe");
+    }
+    if (pthread_create(&b->thread, NULL, httpd_bg_main, b) != 0) {
+        close(b->stop[0]);
+        close(b->stop[1]);
+        snap_free(b);
+        return snap_fail(SNAP_EIO, "http server: cannot start its thread");
+    }
+    *out = b;
+    return 0;
+}
+
+int httpd_bg_stop(struct httpd_bg *b)
+{
+    if (!b)
+        return 0;
+    char one = 1;
+    ssize_t w = write(b->stop[1], &one, 1);
+    (void)w; /* a pipe with room for a byte: cannot fail */
+    pthread_join(b->thread, NULL);
+    close(b->stop[0]);
+    close(b->stop[1]);
+    int err = b->err;
+    snap_free(b);
+    return err;
 }
 
 void httpd_stop(void)

@@ -66,6 +66,10 @@ int httpd_send_fd(struct httpd_conn *c, int status, const char *extra_headers, i
 int httpd_send_file(struct httpd_conn *c, const struct httpd_req *req, const char *extra_headers, int fd,
                     uint64_t size);
 const char *httpd_reason(int status);
+/* Answer a /metrics request with the text p holds (lib/base/prom.h): 200, or 500 with the
+ * error that stopped the writer. */
+struct prom;
+int httpd_send_metrics(struct httpd_conn *c, const struct prom *p, bool head_only);
 
 typedef void (*httpd_handler_fn)(void *ctx, struct httpd_conn *c, const struct httpd_req *req);
 
@@ -102,5 +106,14 @@ struct httpd_opts {
 /* Serve on lfd until httpd_stop(); each request calls handler on the connection's thread. */
 int httpd_run(int lfd, const struct httpd_opts *opts, httpd_handler_fn handler, void *ctx);
 void httpd_stop(void);
+
+/* The same on a thread of its own (the caller keeps lfd open until the stop; opts is copied,
+ * what it points to must outlive the server).  Only httpd_bg_stop ends it, not httpd_stop: a
+ * process may run it beside another server (serve-nbd's /metrics beside the NBD server) and
+ * stop each when it wants.  httpd_bg_stop returns what the server returned (0 after a stop). */
+struct httpd_bg;
+int httpd_bg_start(int lfd, const struct httpd_opts *opts, httpd_handler_fn handler, void *ctx,
+                   struct httpd_bg **out);
+int httpd_bg_stop(struct httpd_bg *b);
 
 #endif

@@ -431,7 +431,8 @@ int net_server_run(const struct net_server *opts_in, const int *lfds, int nlfds)
     struct pollfd pfd[NET_MAX_LISTEN + 1];
     for (int i = 0; i < nlfds; i++)
         pfd[i] = (struct pollfd){.fd = lfds[i], .events = POLLIN};
-    pfd[nlfds] = (struct pollfd){.fd = stop_pipe[0], .events = POLLIN};
+    int stop_fd = opts.stop_fd ? *opts.stop_fd : stop_pipe[0];
+    pfd[nlfds] = (struct pollfd){.fd = stop_fd, .events = POLLIN};
     bool had_client = false, was_busy = false;
     int err = 0;
     for (;;) {
@@ -467,7 +468,7 @@ int net_server_run(const struct net_server *opts_in, const int *lfds, int nlfds)
         opts.on_idle(opts.ctx);
 
     char drain[64];
-    while (read(stop_pipe[0], drain, sizeof drain) > 0)
+    while (!opts.stop_fd && read(stop_pipe[0], drain, sizeof drain) > 0)
         ;
     pthread_cond_destroy(&srv.changed);
     pthread_mutex_destroy(&srv.lock);

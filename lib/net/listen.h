@@ -46,11 +46,14 @@ struct net_server {
     unsigned handshake_ms;         /* a connection not ready by then is shut; 0 = no deadline */
     unsigned grace_ms;             /* at stop: time for in-flight work before every connection
                                     * is shut both ways (default 2000) */
+    const int *stop_fd;            /* NULL: net_server_stop() stops the server; else only this
+                                    * fd turning readable does (a server with a life of its
+                                    * own, such as serve-nbd's /metrics beside its NBD one) */
     bool oneshot;                  /* return after the last client disconnects */
     bool nodelay;                  /* TCP_NODELAY on accepted sockets */
 };
 
-/* Serve until net_server_stop() or, with oneshot, the last client leaving.  At stop: accept no
+/* Serve until net_server_stop() (or stop_fd) or, with oneshot, the last client leaving.  At stop: accept no
  * more, shut the read side of every connection, wait up to grace_ms for the handlers, then
  * shut the rest both ways and wait for their threads (all their I/O fails at once), so a stop
  * completes in bounded time whatever the clients do. */

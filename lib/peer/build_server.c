@@ -10,6 +10,7 @@
 #include "base/err.h"
 #include "base/log.h"
 #include "base/mem.h"
+#include "base/prom.h"
 #include "base/util.h"
 
 #include <errno.h>
@@ -136,30 +137,27 @@ static void serve_metrics(struct peer_server *p, struct httpd_conn *c, bool head
 {
     struct peer_metrics m;
     peer_metrics(p, &m);
-    char body[1536];
-    int n = snprintf(body, sizeof body,
-                     "# HELP snapctl_peer_requests_total Requests received.\n"
-                     "# TYPE snapctl_peer_requests_total counter\n"
-                     "snapctl_peer_requests_total %llu\n"
-                     "# HELP snapctl_peer_bytes_served_total Body bytes sent.\n"
-                     "# TYPE snapctl_peer_bytes_served_total counter\n"
-                     "snapctl_peer_bytes_served_total %llu\n"
-                     "# HELP snapctl_peer_errors_total Requests answered with a 4xx or 5xx status.\n"
-                     "# TYPE snapctl_peer_errors_total counter\n"
-                     "snapctl_peer_errors_total %llu\n"
-                     "# HELP snapctl_peer_not_found_total Requests answered 404: this host does not have the build file.\n"
-                     "# TYPE snapctl_peer_not_found_total counter\n"
-                     "snapctl_peer_not_found_total %llu\n"
-                     "# HELP snapctl_peer_sent_to_storage_total Requests answered 410: the build's upload finished.\n"
-                     "# TYPE snapctl_peer_sent_to_storage_total counter\n"
-                     "snapctl_peer_sent_to_storage_total %llu\n"
-                     "# HELP snapctl_peer_pinned_builds Builds being read right now.\n"
-                     "# TYPE snapctl_peer_pinned_builds gauge\n"
-                     "snapctl_peer_pinned_builds %llu\n",
-                     (unsigned long long)m.requests, (unsigned long long)m.bytes,
-                     (unsigned long long)m.errors, (unsigned long long)m.not_found,
-                     (unsigned long long)m.gone, (unsigned long long)m.pinned);
-    httpd_send(c, 200, "Content-Type: text/plain; version=0.0.4\r\n", body, (size_t)n, head);
+    const struct {
+        const char *name, *help;
+        enum prom_type type;
+        uint64_t v;
+    } rows[] = {
+        {"snapctl_peer_requests_total", "Requests received.", PROM_COUNTER, m.requests},
+        {"snapctl_peer_bytes_served_total", "Body bytes sent.", PROM_COUNTER, m.bytes},
+        {"snapctl_peer_errors_total", "Requests answered with a 4xx or 5xx status.", PROM_COUNTER, m.errors},
+        {"snapctl_peer_not_found_total", "Requests answered 404: this host does not have the build file.",
+         PROM_COUNTER, m.not_found},
+        {"snapctl_peer_sent_to_storage_total", "Requests answered 410: the build's upload finished.",
+         PROM_COUNTER, m.gone},
+        {"snapctl_peer_pinned_builds", "Builds being read right now.", PROM_GAUGE, m.pinned},
+    };
+    struct snap_buf b;
+    snap_buf_init(&b, 2048, 1u << 16);
+    struct prom pr = {.b = &b};
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
+        prom_one(&pr, rows[i].name, rows[i].type, rows[i].help, rows[i].v);
+    httpd_send_metrics(c, &pr, head);
+    snap_buf_free(&b);
 }
 
 /* Open {uuid}/{file} under the data directory, refusing symlinks at both steps. */

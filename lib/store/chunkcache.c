@@ -543,6 +543,10 @@ static void cc_close(struct store *s)
 
 void store_chunkcache_stats(struct store *s, struct chunkcache_stats *out)
 {
+    if (!s || s->ops != &chunkcache_ops) {
+        *out = (struct chunkcache_stats){0};
+        return;
+    }
     struct chunkcache *cc = (struct chunkcache *)s;
     pthread_mutex_lock(&cc->mu);
     *out = cc->st;

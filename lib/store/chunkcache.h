@@ -50,6 +50,8 @@ struct chunkcache_stats {
 
 int store_chunkcache_open(struct store *inner, const char *root, const struct chunkcache_opts *o,
                           struct store **out);
+/* The counters of a chunk cache; all zeros for any other store (or NULL), so a caller need not
+ * know what its store is. */
 void store_chunkcache_stats(struct store *s, struct chunkcache_stats *out);
 bool store_is_chunkcache(const struct store *s);
 

@@ -5,10 +5,13 @@
 #include "base/err.h"
 #include "base/io.h"
 #include "base/mem.h"
+#include "base/prom.h"
+#include "nbd/metrics.h"
 #include "nbd/nbd.h"
 #include "nbd/proto.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -18,11 +21,14 @@
 struct memdev {
     uint8_t *data;
     pthread_mutex_t lock;
+    uint64_t cold_below;    /* reads below this offset "wait for a fetch" (as the chunker says) */
 };
 
 static int m_pread(void *ctx, void *buf, uint32_t len, uint64_t off)
 {
     struct memdev *m = ctx;
+    if (off < m->cold_below)
+        snap_fetch_waited();
     pthread_mutex_lock(&m->lock);
     memcpy(buf, m->data + off, len);
     pthread_mutex_unlock(&m->lock);
@@ -53,13 +59,14 @@ struct server_arg {
     struct nbd_export exp;
     int fd;
     int result;
+    struct nbd_stats *stats;
 };
 
 static void *server_thread(void *p)
 {
     struct server_arg *a = p;
     struct nbd_conn_opts co = {.workers = 4, .peer = "test"};
-    a->result = nbd_serve(&a->exp, a->fd, a->fd, &co, NULL);
+    a->result = nbd_serve(&a->exp, a->fd, a->fd, &co, a->stats);
     return NULL;
 }
 
@@ -152,15 +159,19 @@ static int pipelined_round(int fd, uint32_t round, unsigned n, unsigned depth, u
     return 0;
 }
 
+/* With the counters and the READ latency histograms on: a request still allocates nothing, and
+ * the reads the device says waited for a fetch (the first 16 blocks) are the cold ones. */
 static void pipelined_no_alloc(const struct dev_ops *ops)
 {
-    struct memdev m = {.data = calloc(1, MEM_SIZE)};
+    struct memdev m = {.data = calloc(1, MEM_SIZE), .cold_below = 16 * 4096};
     pthread_mutex_init(&m.lock, NULL);
     int sv[2];
     CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    static struct nbd_stats st;
+    memset(&st, 0, sizeof st);
     struct server_arg a = {.exp = {.name = "", .size = MEM_SIZE, .min_block = 1, .pref_block = 4096,
                                    .ops = ops, .ctx = &m},
-                           .fd = sv[0]};
+                           .fd = sv[0], .stats = &st};
     pthread_t t;
     CHECK_EQ(pthread_create(&t, NULL, server_thread, &a), 0);
     uint64_t size = 0;
@@ -184,6 +195,20 @@ static void pipelined_no_alloc(const struct dev_ops *ops)
     close(sv[1]);
     free(m.data);
     pthread_mutex_destroy(&m.lock);
+    /* Two rounds of 1024 writes and 1024 reads; each read round reads blocks 0..1023 once. */
+    CHECK_EQ(st.answered[NBD_CMD_READ], 2048);
+    CHECK_EQ(st.answered[NBD_CMD_WRITE], 2048);
+    CHECK_EQ(st.answered[NBD_CMD_DISC], 0); /* DISC has no reply */
+    CHECK_EQ(st.requests, 4097);
+    CHECK_EQ(st.reads, 2048);
+    CHECK_EQ(st.bytes_read, 2048 * 4096);
+    struct snap_histo_snap cold = {0}, warm = {0};
+    snap_histo_read(&st.read_cold, &cold);
+    snap_histo_read(&st.read_warm, &warm);
+    CHECK_EQ(cold.count, 2 * 16);
+    CHECK_EQ(warm.count, 2048 - 2 * 16);
+    CHECK_STR(nbd_cmd_name(NBD_CMD_WRITE_ZEROES), "write_zeroes");
+    CHECK_STR(nbd_cmd_name(NBD_STATS_CMDS - 1), "other");
 }
 
 TEST(nbd_pipelined_no_alloc_after_warmup_workers)
@@ -204,4 +229,43 @@ TEST(nbd_wire_errors)
     CHECK_EQ(nbd_wire_error(SNAP_EAUTH), NBD_EPERM);
     CHECK_EQ(nbd_wire_error(SNAP_ENOTSUP), NBD_ENOTSUP);
     CHECK_EQ(nbd_wire_error(SNAP_ENET), NBD_EIO);
+}
+
+/* Two exports: each has its rows under its export label, the totals are their sums. */
+TEST(nbd_metrics_per_export_and_total)
+{
+    static struct nbd_stats a, b;
+    struct nbd_timing t;
+    for (int i = 0; i < 2; i++) {
+        nbd_stats_start(&t);
+        nbd_stats_done(&a, &t, NBD_CMD_READ);
+    }
+    for (int i = 0; i < 3; i++) {
+        nbd_stats_start(&t);
+        snap_fetch_waited();
+        nbd_stats_done(&b, &t, NBD_CMD_READ);
+    }
+    nbd_stats_start(&t);
+    nbd_stats_done(&b, &t, 99); /* no such command */
+    atomic_store(&b.bytes_read, 12288);
+    struct nbd_metrics_export x[2] = {{.name = "", .stats = &a}, {.name = "vm \"b\"", .stats = &b}};
+    struct snap_buf buf;
+    snap_buf_init(&buf, 1024, 1 << 20);
+    struct prom p = {.b = &buf};
+    nbd_metrics_write(&p, x, 2);
+    CHECK_EQ(prom_end(&p), 0);
+    CHECK_EQ(snap_buf_append(&buf, "", 1), 0);
+    const char *s = (const char *)buf.data;
+    CHECK(strstr(s, "\nsnapctl_nbd_exports 2\n"));
+    CHECK(strstr(s, "\nsnapctl_nbd_requests_total{command=\"read\"} 5\n"));
+    CHECK(strstr(s, "\nsnapctl_nbd_requests_total{command=\"other\"} 1\n"));
+    CHECK(strstr(s, "\nsnapctl_nbd_export_requests_total{export=\"\",command=\"read\"} 2\n"));
+    CHECK(strstr(s, "\nsnapctl_nbd_export_requests_total{export=\"vm \\\"b\\\"\",command=\"read\"} 3\n"));
+    CHECK(strstr(s, "\nsnapctl_nbd_read_bytes_total 12288\n"));
+    CHECK(strstr(s, "\nsnapctl_nbd_read_seconds_count{fetch=\"cold\"} 3\n"));
+    CHECK(strstr(s, "\nsnapctl_nbd_read_seconds_count{fetch=\"warm\"} 2\n"));
+    CHECK(strstr(s, "\nsnapctl_nbd_export_read_seconds_count{export=\"\",fetch=\"cold\"} 0\n"));
+    CHECK(strstr(s, "\nsnapctl_nbd_export_read_seconds_bucket{export=\"vm \\\"b\\\"\",fetch=\"cold\",le=\"+Inf\"} 3\n"));
+    CHECK(strstr(s, "\nsnapctl_nbd_store_reads_total 0\n")); /* no device: zeros */
+    snap_buf_free(&buf);
 }
