@@ -91,6 +91,12 @@ rss_anon() { awk '/^RssAnon:/ {printf "%.1f", $2 / 1024}' "/proc/$SRV/status" 2>
 
 results=$T/results
 : >"$results"
+# The floor: the store itself, to a plain HTTP client with 32 requests in flight (and 32 streams).
+read -r floor_ttfb floor_iops floor_stream < <(python3 "$TOP/tests/tools/store-floor.py" "$url" "$bytes" 32)
+echo "store ttfb32 $floor_ttfb 0 0" >>"$results"
+echo "store iops32 $floor_iops 0 0" >>"$results"
+echo "store stream32 $floor_stream 0 0" >>"$results"
+curl -s -XPOST "$base/_stats/reset" >/dev/null
 for srv in $servers; do
     uri="nbd+unix:///?socket=$T/$srv.sock"
     start $srv
@@ -156,6 +162,11 @@ def val(srv, k):
     return res.get((srv, k), (nan, 0, 0))
 print(f"cold reads of a {size} object over HTTP, {ttfb} ms per request + {rate} MB/s per connection "
       f"(faultserver); every server started empty")
+ft, fi, fs = val("store", "ttfb32")[0], val("store", "iops32")[0], val("store", "stream32")[0]
+print(f"the store to a plain HTTP client (tests/tools/store-floor.py), 32 in flight: a 4 KiB GET takes "
+      f"{ft:.1f} ms (median), {fi:.0f} GETs/s; 32 parallel 4 MiB streams: {fs:.0f} MB/s in all")
+print(f"goals: qd32 >= 0.8 x 32 / {ft:.1f} ms = {0.8 * 32 / ft * 1000:.0f} IOPS; sequential >= 3 x {rate} MB/s = "
+      f"{3 * float(rate) / 1.048576:.0f} MiB/s")
 print(f"{'measurement':40} {'snapctl':>9} {'cow':>9} {'cache':>9} {'vs cow':>7} {'vs cache':>8}")
 labels = {"seq": ("sequential, nbdcopy", "MiB/s"),
           "rand_qd1": ("4 KiB random, qd1, first 100", "ms/read"),
@@ -163,7 +174,8 @@ labels = {"seq": ("sequential, nbdcopy", "MiB/s"),
           "zeroed": ("zeroed but 6 MiB, nbdcopy --synchronous", "ms"),
           "rss_qd32": (f"RssAnon after the qd32 reads", "MB")}
 lower_better = {"rand_qd1", "zeroed", "rss_qd32"}
-out = {"size": size, "ttfb_ms": int(ttfb), "rate_mbps": float(rate), "peers": ["nbdkit cow+curl", "nbdkit cache+curl"],
+out = {"size": size, "ttfb_ms": int(ttfb), "rate_mbps": float(rate), "store_ttfb32_ms": ft,
+       "store_iops32": fi, "store_stream32_mbps": fs, "peers": ["nbdkit cow+curl", "nbdkit cache+curl"],
        "results": []}
 for k, (label, unit) in labels.items():
     s, c, ca = val("snapctl", k)[0], val("cow", k)[0], val("cache", k)[0]
