@@ -69,6 +69,7 @@
  * needs a chunk-sized staging buffer, 4. */
 #define CHUNKER_FETCHERS_STREAMED 16
 #define CHUNKER_FETCHERS_STAGED 4
+#define CHUNKER_RANDOM_STREAMS 4
 #define CHUNKER_FETCHERS_MAX 64
 #define CHUNKER_WAITERS_DEFAULT 64
 #define CHUNKER_WAITERS_MAX 4096
@@ -150,13 +151,29 @@ static struct job *start_job(struct chunker *ch, uint64_t k, bool range, uint64_
     return j;
 }
 
-/* Are all fetch threads taken (running or about to run a job)? */
-static bool fetchers_busy(const struct chunker *ch)
+/* Fetch threads taken (running or about to run a job). */
+static unsigned fetchers_taken(const struct chunker *ch)
 {
     unsigned n = 0;
     for (unsigned i = 0; i < ch->njobs; i++)
         n += ch->jobs[i].state != JOB_FREE && !ch->jobs[i].direct;
-    return n >= ch->nfetchers;
+    return n;
+}
+
+/* May a reader at `first` in chunk k (starting at clo) start the chunk's stream?  A sequential
+ * reader -- at the chunk's start, or the chunk before is being fetched or ends fetched -- may take
+ * any free fetch thread: parallel streams are its bandwidth.  A random one only while fewer than
+ * CHUNKER_RANDOM_STREAMS streams run: more would only compete with the small range requests of
+ * the other random readers at the store (each stream moves a whole chunk). */
+static bool may_start_stream(struct chunker *ch, const struct cache *c, uint64_t k, uint64_t clo,
+                             uint64_t first)
+{
+    unsigned taken = fetchers_taken(ch);
+    if (taken >= ch->nfetchers)
+        return false;
+    bool seq = first == clo || (k > 0 && (find_chunk_job(ch, k - 1) ||
+                                          (c && cache_state_at(c, clo - ch->bs) != CACHE_ABSENT)));
+    return seq || taken < CHUNKER_RANDOM_STREAMS;
 }
 
 /* Take a direct slot and a job for the reader's range request [lo, hi) in chunk k, marked running
@@ -244,7 +261,7 @@ static struct fetcher *ensure_fetches_locked(struct chunker *ch, struct waiter *
                 started = start_job(ch, k, false, clo, chi, clo, false) != NULL;
         } else if (range_job_covers(ch, first)) {
             /* a range request already brings it */
-        } else if (!j && !fetchers_busy(ch)) {
+        } else if (!j && may_start_stream(ch, c, k, clo, first)) {
             started = start_job(ch, k, false, clo, chi, first, false) != NULL; /* the stream starts at our block */
         } else if (!j || j->state == JOB_QUEUED || stream_far(ch, j, first)) {
             /* No fetch thread for this chunk soon, or its stream is far: our own range request, on
