@@ -126,7 +126,8 @@ int nbd_reply_iov(struct nbd_conn *c, struct nbd_slot *s, uint32_t error, struct
     }
     if (!data)
         return 1;
-    iov[1] = (struct iovec){s->buf.data + s->data_off, s->length};
+    /* A zero-copy reply has no buffer: its caller sends only the header (iov[0]). */
+    iov[1] = (struct iovec){s->buf.data ? s->buf.data + s->data_off : NULL, s->length};
     return 2;
 }
 
