@@ -11,6 +11,7 @@
 
 #include "cli.h"
 
+#include "base/buf.h"
 #include "base/err.h"
 #include "base/io.h"
 #include "base/log.h"
@@ -30,8 +31,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#define CTL_LINE_MAX 64         /* a request line */
-#define CTL_REPLY_MAX 16384     /* an answer: two paths and some numbers */
+#define CTL_LINE_MAX 8192       /* a request line: a command, a name, a URL or a directory */
+#define CTL_REPLY_MAX (4u << 20) /* an answer: a line per export at most */
 #define CTL_READ_MS 5000
 #define CTL_CLIENTS_MAX 16      /* control clients served at once; more are closed at accept */
 
@@ -39,9 +40,8 @@ struct ctl {
     pthread_t thread;
     int lfd;                    /* -1 without a control socket */
     char path[PATH_MAX];
-    ctl_export_fn fn;
+    ctl_fn fn;
     void *ctx;
-    char reply[CTL_REPLY_MAX];  /* the SIGUSR1 export's answer (trigger thread only) */
     pthread_mutex_t mu;
     pthread_cond_t cv;
     unsigned nclients;          /* under mu: client threads running */
@@ -110,24 +110,37 @@ static bool read_line(int fd, char *line, size_t cap, size_t *len)
 
 static void serve_client(struct ctl *c, int fd)
 {
-    char line[CTL_LINE_MAX + 1];
+    char *line = snap_malloc(CTL_LINE_MAX + 1);
     size_t len;
-    if (!read_line(fd, line, sizeof line, &len)) {
+    if (!line || !read_line(fd, line, CTL_LINE_MAX + 1, &len)) {
         snap_warn("control: dropped a request that was too long, too slow or cut short");
+        snap_free(line);
         return;
     }
-    char *reply = snap_malloc(CTL_REPLY_MAX);
-    if (!reply)
-        return;
-    if (len == 6 && memcmp(line, "export", 6) == 0) { /* exactly: "export\0junk" is unknown */
-        c->fn(c->ctx, reply, CTL_REPLY_MAX);
+    struct snap_buf b;
+    snap_buf_init(&b, 4096, CTL_REPLY_MAX);
+    if (strlen(line) != len) { /* "export\0junk" is nothing we know */
+        const char *bad = "{\"ok\":false,\"error\":\"unknown command (a NUL byte in the request)\",\"exit\":2}\n";
+        snap_buf_append(&b, bad, strlen(bad));
     } else {
-        snprintf(reply, CTL_REPLY_MAX,
-                 "{\"ok\":false,\"error\":\"unknown command; the only one is export\",\"exit\":%d}\n",
-                 SNAP_EXIT_USAGE);
+        c->fn(c->ctx, line, &b);
     }
-    snap_write_full(fd, reply, strlen(reply), "control client");
-    snap_free(reply);
+    if (b.len)
+        snap_write_full(fd, b.data, b.len, "control client");
+    snap_buf_free(&b);
+    snap_free(line);
+}
+
+/* Print each line of an answer of the server's own (SIGUSR1). */
+static void print_lines(const struct snap_buf *b)
+{
+    const char *p = (const char *)b->data, *end = p + b->len;
+    while (p && p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        size_t n = nl ? (size_t)(nl - p) + 1 : (size_t)(end - p);
+        ctl_print_reply(p, n, g_json);
+        p += n;
+    }
 }
 
 static void *client_main(void *p)
@@ -203,8 +216,11 @@ static void *ctl_thread(void *arg)
             if (k > 0 && memchr(b, 'q', (size_t)k))
                 break;
             if (k > 0) {
-                c->fn(c->ctx, c->reply, sizeof c->reply);
-                ctl_print_reply(c->reply, strlen(c->reply), g_json);
+                struct snap_buf out;
+                snap_buf_init(&out, 4096, CTL_REPLY_MAX);
+                c->fn(c->ctx, NULL, &out);
+                print_lines(&out);
+                snap_buf_free(&out);
             }
         }
         if (c->lfd >= 0 && (p[1].revents & POLLIN))
@@ -213,7 +229,7 @@ static void *ctl_thread(void *arg)
     return NULL;
 }
 
-int ctl_start(const char *path, ctl_export_fn fn, void *ctx, struct ctl **out)
+int ctl_start(const char *path, ctl_fn fn, void *ctx, struct ctl **out)
 {
     struct ctl *c = snap_calloc(1, sizeof *c);
     if (!c)
@@ -313,14 +329,78 @@ int ctl_print_reply(const char *line, size_t len, bool json)
     return rc;
 }
 
-int ctl_client(const char *path, const char *command, bool json)
+/* The answer of a server to one request, read until it closes (at most CTL_REPLY_MAX). */
+static int read_answer(int fd, const char *p, struct snap_buf *b)
+{
+    for (;;) {
+        if (snap_buf_reserve(b, b->len + 65536 < CTL_REPLY_MAX ? b->len + 65536 : CTL_REPLY_MAX) ||
+            b->len >= b->cap)
+            return snap_fail(SNAP_ETOOBIG, "control socket %s: an answer of more than %u bytes", p, CTL_REPLY_MAX);
+        ssize_t k = read(fd, b->data + b->len, b->cap - b->len);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k < 0)
+            return snap_fail_errno("control socket %s: read", p);
+        if (k == 0)
+            return 0;
+        b->len += (size_t)k;
+    }
+}
+
+/* Print an answer: export answers for people (or as JSON), the others as the JSON lines they
+ * are; a {"ok":false,...} line on stderr.  Returns the exit code of the first failure. */
+static int print_answer(const char *command, const struct snap_buf *b, bool json)
+{
+    bool export = strncmp(command, "export", 6) == 0 && (command[6] == '\0' || command[6] == ' ');
+    const char *q = (const char *)b->data, *end = q + b->len;
+    int rc = 0;
+    while (q && q < end) {
+        const char *nl = memchr(q, '\n', (size_t)(end - q));
+        if (!nl)
+            return cli_fail(snap_fail(SNAP_EPROTO, "control answer cut short"), "see the server's log");
+        size_t n = (size_t)(nl - q) + 1;
+        int lrc = 0;
+        if (export) {
+            lrc = ctl_print_reply(q, n, json);
+        } else if (strncmp(q, "{\"ok\":false", 11) == 0) {
+            static struct device_export_answer a; /* the client is one thread */
+            lrc = SNAP_EXIT_FAIL;
+            if (device_export_answer_parse(q, n, &a) == 0)
+                lrc = a.exit_code;
+            fprintf(stderr, "snapctl serve-nbd: %s failed: %s\n", command, *a.error ? a.error : "(no reason given)");
+        } else {
+            fwrite(q, 1, n, stdout);
+        }
+        rc = rc ? rc : lrc;
+        q += n;
+    }
+    fflush(stdout);
+    return rc;
+}
+
+int ctl_client(const char *path, char *const *words, int nwords, bool json)
 {
     const char *p = sock_path(path);
     struct sockaddr_un sun = {.sun_family = AF_UNIX};
     if (strlen(p) >= sizeof sun.sun_path)
         return cli_usage_error("--control %s: socket path too long", path);
-    if (strcmp(command, "export") != 0)
-        return cli_usage_error("unknown control command '%s'; the only one is export", command);
+    static const char *const known[] = {"export", "add", "remove", "list"};
+    bool ok = false;
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+        ok |= strcmp(words[0], known[i]) == 0;
+    if (!ok)
+        return cli_usage_error("unknown control command '%s'; the commands are export [NAME [DIR]], "
+                               "add NAME HEADER_URL, remove NAME and list", words[0]);
+    char req[CTL_LINE_MAX + 1];
+    size_t n = 0;
+    for (int i = 0; i < nwords; i++) {
+        size_t l = strlen(words[i]);
+        if (n + l + 1 > CTL_LINE_MAX)
+            return cli_usage_error("the control request is longer than %d bytes", CTL_LINE_MAX);
+        memcpy(req + n, words[i], l);
+        n += l;
+        req[n++] = i + 1 < nwords ? ' ' : '\n';
+    }
     strcpy(sun.sun_path, p);
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
@@ -330,29 +410,14 @@ int ctl_client(const char *path, const char *command, bool json)
         close(fd);
         return cli_fail(err, "is serve-nbd running with --control unix:PATH on that path?");
     }
-    static char reply[CTL_REPLY_MAX];
-    char req[CTL_LINE_MAX];
-    int n = snprintf(req, sizeof req, "%s\n", command);
-    int err = snap_write_full(fd, req, (size_t)n, "control socket");
-    size_t len = 0;
-    while (!err && len < sizeof reply - 1) {
-        ssize_t k = read(fd, reply + len, sizeof reply - 1 - len);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k < 0)
-            err = snap_fail_errno("control socket %s: read", p);
-        if (k <= 0)
-            break;
-        len += (size_t)k;
-        if (memchr(reply, '\n', len))
-            break;
-    }
+    struct snap_buf b;
+    snap_buf_init(&b, 65536, CTL_REPLY_MAX);
+    int err = snap_write_full(fd, req, n, "control socket");
+    if (!err)
+        err = read_answer(fd, p, &b);
     close(fd);
-    if (err)
-        return cli_fail(err, NULL);
-    char *nl = memchr(reply, '\n', len);
-    if (!nl)
-        return cli_fail(snap_fail(SNAP_EPROTO, "control socket %s: no complete answer", p),
-                        "see the server's log");
-    return ctl_print_reply(reply, (size_t)(nl - reply) + 1, json);
+    int rc = err ? cli_fail(err, NULL) : b.len == 0 ? cli_fail(snap_fail(SNAP_EPROTO, "control socket %s: no answer", p), "see the server's log")
+                                                     : print_answer(words[0], &b, json);
+    snap_buf_free(&b);
+    return rc;
 }

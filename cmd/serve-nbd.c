@@ -3,6 +3,7 @@
 #include "serve-nbd-access.h"
 #include "serve-nbd-ctl.h"
 
+#include "base/buf.h"
 #include "base/cancel.h"
 #include "base/err.h"
 #include "base/io.h"
@@ -13,6 +14,7 @@
 #include "device/device.h"
 #include "header/header.h"
 #include "header/layout.h"
+#include "nbd/exports.h"
 #include "nbd/metrics.h"
 #include "nbd/nbd.h"
 #include "net/listen.h"
@@ -35,7 +37,9 @@ static const char usage[] =
     "       snapctl serve-nbd [OPTIONS] --object URL [--cache-dir DIR]\n"
     "       snapctl serve-nbd [OPTIONS] --header URL [--store URL] [--export-diff DIR]\n"
     "       snapctl serve-nbd [OPTIONS] --size SIZE --export-diff DIR [--file-name NAME]\n"
-    "       snapctl serve-nbd --control PATH export [--json]\n"
+    "       snapctl serve-nbd [OPTIONS] --export NAME=HEADER_URL... [--control unix:PATH]\n"
+    "       snapctl serve-nbd --control PATH export [NAME [DIR]] | add NAME HEADER_URL |\n"
+    "                         remove NAME | list  [--json]\n"
     "\n"
     "Export a device over NBD (fixed newstyle; structured replies, base:allocation block\n"
     "status, TRIM, WRITE_ZEROES, FLUSH/FUA, CACHE, multi-connection).\n"
@@ -55,13 +59,26 @@ static const char usage[] =
     "  --cache-dir DIR       where the copy-on-write cache files go (default $TMPDIR or /tmp;\n"
     "                        unlinked at once; need room for what is read or written)\n"
     "\n"
+    "Many devices in one process (each a build, as --header, with its own copy-on-write cache\n"
+    "and its own diff; the client picks one by its NBD export name; NBD_OPT_LIST lists them):\n"
+    "  --export NAME=HEADER_URL  serve the build at HEADER_URL as export NAME (repeatable; NAME:\n"
+    "                        1-255 printable characters, no space, quote, backslash or '=');\n"
+    "                        --store, --read-only, --min-block, --peer and --chunk-cache apply\n"
+    "                        to each.  --control alone (no device) starts with none.\n"
+    "  through --control:    add NAME HEADER_URL; remove NAME (refused while a client is\n"
+    "                        connected to it; new connections to it are refused at once once\n"
+    "                        it is removed); export NAME [DIR] (that export's diff, into DIR or\n"
+    "                        --export-diff's); export (every export's); list (a JSON line per\n"
+    "                        export: name, header, size, clients)\n"
+    "\n"
     "Exporting the changes (--header and --size):\n"
     "  --export-diff DIR     write DIR/{newId}/{file} (the written blocks, packed) and\n"
     "                        DIR/{newId}/{file}.header (Generation + 1) at SIGTERM/SIGINT, when\n"
     "                        the last client leaves with --oneshot, on SIGUSR1, and on request\n"
     "                        through --control; nothing is written when nothing changed\n"
     "  --header-format N     format of exported headers: 3, 4 or 5 (default: the parent's)\n"
-    "  --control unix:PATH   accept export requests on this Unix socket\n"
+    "  --control unix:PATH   accept export requests on this Unix socket (and, with --export,\n"
+    "                        add, remove and list)\n"
     "  --json                print export results as JSON (server and client form)\n"
     "\n"
     "Access traces (docs/vm-boot.md):\n"
@@ -206,23 +223,263 @@ static int dev_open(const struct dev_args *a, const struct dev_kind *k, struct d
     return rc;
 }
 
-/* ---- export: one JSON answer per export, printed or sent to a control client ------------- */
+#define SN_EXPORTS_MAX 1024 /* --export options; more through --control */
 
-struct exporter {
-    struct device *dev;
-    const char *dir;
-    struct sn_access *acc;  /* puts the trace into the new build's metadata.json */
+/* Everything the command line says. */
+struct sn_cfg {
+    struct cli_store_opts sto;
+    struct dev_args a;
+    struct sn_access_args acc;
+    const char *pidfile, *export_dir, *control, *metrics;
+    const char *listen_addrs[16];
+    int nlisten;
+    bool stdio_mode, json;
+    const char *exports[SN_EXPORTS_MAX]; /* --export NAME=HEADER_URL */
+    int nexports;
+    struct nbd_export exp;              /* the export; with --export, what every export is like */
+    struct nbd_server_opts so;
+    struct httpd_cidr metrics_allow[16];
+    size_t nmetrics_allow;
+    uint64_t threads;
 };
 
-static int export_now(void *ctx, char *reply, size_t cap)
+/* ---- the exports: every device served is an entry of the registry (lib/nbd/exports.h) -------
+ * With --file/--object/--header/--size there is one, named by --export-name; with --export
+ * NAME=HEADER_URL (and `add` through --control) there are as many as asked, each a build device
+ * with its own copy-on-write cache and its own diff.  An entry's owner is its struct sn_export. */
+struct sn_export {
+    struct device *dev;
+    char *url;                  /* --export's HEADER_URL (NULL: the one device of the options) */
+    struct sn_access *acc;      /* the one device's trace layer (NULL: none) */
+};
+
+struct sn_server {
+    struct sn_cfg *g;
+    struct nbd_exports *reg;
+    bool multi;                 /* --export, or --control alone: exports come and go */
+};
+
+/* Append text to an answer (an answer too long for the buffer is cut; the client says so). */
+static void put_text(struct snap_buf *out, const char *text)
 {
-    struct exporter *x = ctx;
+    snap_buf_append(out, text, strlen(text));
+}
+
+static void put_error(struct snap_buf *out, int err)
+{
+    char line[1024];
+    snprintf(line, sizeof line, "{\"ok\":false,\"error\":\"");
+    size_t n = strlen(line);
+    for (const char *m = snap_errmsg(err); *m && n < sizeof line - 64; m++) /* JSON-safe */
+        line[n++] = *m == '"' || *m == '\\' ? '\'' : (unsigned char)*m < 0x20 ? ' ' : *m;
+    snprintf(line + n, sizeof line - n, "\",\"exit\":%d}\n", snap_exit_code(err));
+    put_text(out, line);
+}
+
+/* The diff of one export into dir, as one answer line (with "export":"NAME" first when named). */
+static int export_one(struct nbd_entry *e, const char *dir, bool named, struct snap_buf *out)
+{
+    struct sn_export *x = e->owner;
+    static _Thread_local char reply[16384];
     struct builddev_export r;
-    int err = device_export(x->dev, x->dir, &r);
+    int err = dir ? device_export(x->dev, dir, &r)
+                  : snap_fail(SNAP_EUSAGE, "export %s: no directory: say export NAME DIR, or start the server "
+                                           "with --export-diff DIR", e->exp.name);
     if (!err && (err = sn_access_exported(x->acc, &r)) != 0)
         snap_fail_ctx(err, "the build was exported, but not its metadata.json");
-    device_export_json(err, &r, reply, cap);
+    if (err && !dir) {
+        put_error(out, err);
+        return err;
+    }
+    device_export_json(err, &r, reply, sizeof reply);
+    if (named && reply[0] == '{') {
+        put_text(out, "{\"export\":\"");
+        put_text(out, e->exp.name);
+        put_text(out, "\",");
+        put_text(out, reply + 1);
+    } else {
+        put_text(out, reply);
+    }
     return err;
+}
+
+/* fn on every export live now, each held meanwhile; the first failure is returned. */
+typedef int (*sn_each_fn)(struct sn_server *s, struct nbd_entry *e, const char *dir, struct snap_buf *out);
+static int each_export(struct sn_server *s, const char *dir, struct snap_buf *out, sn_each_fn fn)
+{
+    struct nbd_entry **v;
+    size_t n;
+    int err = nbd_exports_snapshot(s->reg, &v, &n);
+    if (err) {
+        put_error(out, err);
+        return err;
+    }
+    for (size_t i = 0; i < n; i++) {
+        int e = fn(s, v[i], dir, out);
+        err = err ? err : e;
+    }
+    nbd_exports_release(s->reg, v, n);
+    return err;
+}
+
+static int export_each(struct sn_server *s, struct nbd_entry *e, const char *dir, struct snap_buf *out)
+{
+    return export_one(e, dir, s->multi, out);
+}
+
+/* Every export's diff into dir (SIGUSR1, `export`, the exit): one line each. */
+static int export_all(struct sn_server *s, const char *dir, struct snap_buf *out)
+{
+    return each_export(s, dir, out, export_each);
+}
+
+/* A name an operator can type and JSON needs no escape for: 1 to 255 printable ASCII bytes
+ * without space, quote, backslash or '='. */
+static bool name_ok(const char *name)
+{
+    size_t n = strlen(name);
+    for (size_t i = 0; i < n; i++)
+        if (name[i] <= ' ' || name[i] > '~' || strchr("\"\\=", name[i]))
+            return false;
+    return n >= 1 && n <= 255;
+}
+
+static int dev_open(const struct dev_args *a, const struct dev_kind *k, struct device **dev);
+
+/* Open the build at url and add it as export name.  0 or a snap_err (with its message; what
+ * opening printed for people went to stderr, the server's log). */
+static int export_add(struct sn_server *s, const char *name, const char *url, uint64_t *size)
+{
+    if (!name_ok(name))
+        return snap_fail(SNAP_EUSAGE, "export name '%.64s': 1 to 255 printable characters, no space, quote, "
+                                      "backslash or '='", name);
+    struct nbd_entry *e = nbd_exports_get(s->reg, name, strlen(name), NBD_REF_PEEK);
+    nbd_exports_put(s->reg, e, NBD_REF_PEEK);
+    if (e) /* before opening anything */
+        return snap_fail(SNAP_EEXIST, "an export named '%s' exists already", name);
+    struct sn_export *x = snap_calloc(1, sizeof *x);
+    if (!x || !(x->url = snap_strdup(url))) {
+        snap_free(x);
+        return snap_fail(SNAP_ENOMEM, "out of memory");
+    }
+    struct dev_args a = s->g->a;
+    a.header = url;
+    int rc = dev_open(&a, &dev_kinds[2], &x->dev), err = 0;
+    if (rc)
+        err = snap_fail(rc == SNAP_EXIT_USAGE ? SNAP_EUSAGE : SNAP_EIO, "export %s: cannot open %s "
+                        "(the server's log says why)", name, url);
+    struct nbd_export exp = s->g->exp;
+    if (!err) {
+        exp.name = name;
+        exp.ops = x->dev->ops;
+        exp.ctx = x->dev->ctx;
+        exp.size = x->dev->size;
+        exp.min_block = exp.min_block < x->dev->min_block ? x->dev->min_block : exp.min_block;
+        err = nbd_exports_add(s->reg, &exp, x->dev, x, NULL);
+    }
+    if (err) {
+        device_close(x->dev);
+        snap_free(x->url);
+        snap_free(x);
+        return err;
+    }
+    snap_info("export %s: serving %s (%llu bytes)", name, url, (unsigned long long)exp.size);
+    *size = exp.size;
+    return 0;
+}
+
+/* Take export name out and close its device: refused while a client is connected to it. */
+static int export_remove(struct sn_server *s, const char *name)
+{
+    void *owner = NULL;
+    int err = nbd_exports_remove(s->reg, name, &owner);
+    if (err)
+        return err;
+    struct sn_export *x = owner;
+    cli_store_done(x->dev->store, &s->g->sto);
+    device_close(x->dev);
+    snap_free(x->url);
+    snap_free(x);
+    snap_info("export %s: removed", name);
+    return 0;
+}
+
+/* One line of `list`: {"export":..,"header":..,"size":..,"clients":..}. */
+static int list_each(struct sn_server *s, struct nbd_entry *e, const char *dir, struct snap_buf *out)
+{
+    (void)dir;
+    struct sn_export *x = e->owner;
+    char line[256];
+    put_text(out, "{\"export\":\"");
+    put_text(out, e->exp.name);
+    put_text(out, "\",\"header\":");
+    put_text(out, x->url ? "\"" : "null");
+    if (x->url) { /* a URL may hold a quote: JSON-escaped by hand, it is short */
+        for (const char *c = x->url; *c; c++) {
+            char esc[8];
+            snprintf(esc, sizeof esc, *c == '"' || *c == '\\' ? "\\%c" : (unsigned char)*c < 0x20 ? "\\u%04x" : "%c", *c);
+            put_text(out, esc);
+        }
+        put_text(out, "\"");
+    }
+    snprintf(line, sizeof line, ",\"size\":%llu,\"clients\":%u}\n", (unsigned long long)e->exp.size,
+             nbd_exports_clients(s->reg, e));
+    put_text(out, line);
+    return 0;
+}
+
+/* One control request (NULL: SIGUSR1): export [NAME [DIR]], add NAME URL, remove NAME, list. */
+static int sn_control(void *ctx, const char *line, struct snap_buf *out)
+{
+    struct sn_server *s = ctx;
+    if (!line)
+        return export_all(s, s->g->export_dir, out);
+    char buf[8193], *w[4] = {0};
+    int nw = 0;
+    snprintf(buf, sizeof buf, "%s", line);
+    for (char *save = NULL, *t = strtok_r(buf, " ", &save); t; t = strtok_r(NULL, " ", &save))
+        if (nw < 4)
+            w[nw++] = t;
+        else
+            nw = 5;
+    int err = 0;
+    uint64_t size = 0;
+    if (nw >= 1 && !strcmp(w[0], "export") && nw <= 3) {
+        if (nw == 1)
+            return export_all(s, s->g->export_dir, out);
+        struct nbd_entry *e = nbd_exports_get(s->reg, w[1], strlen(w[1]), NBD_REF_PEEK);
+        if (!e)
+            err = snap_fail(SNAP_ENOTFOUND, "no export named '%.255s' (list shows them)", w[1]);
+        else
+            err = export_one(e, nw == 3 ? w[2] : s->g->export_dir, true, out);
+        nbd_exports_put(s->reg, e, NBD_REF_PEEK);
+        if (!e)
+            put_error(out, err);
+        return err;
+    }
+    if (nw == 1 && !strcmp(w[0], "list"))
+        return each_export(s, NULL, out, list_each);
+    bool add = nw == 3 && !strcmp(w[0], "add"), rm = nw == 2 && !strcmp(w[0], "remove");
+    if ((add || rm) && !s->multi)
+        err = snap_fail(SNAP_EUSAGE, "%s: this server serves one device; start it with --export NAME=HEADER_URL "
+                                     "(or --control alone) to add and remove exports", w[0]);
+    else if (add || rm)
+        err = add ? export_add(s, w[1], w[2], &size) : export_remove(s, w[1]);
+    else
+        err = snap_fail(SNAP_EUSAGE, "unknown command; the commands are export [NAME [DIR]], add NAME HEADER_URL, "
+                                     "remove NAME and list");
+    if (err) {
+        put_error(out, err);
+        return err;
+    }
+    char ok[512];
+    if (add)
+        snprintf(ok, sizeof ok, "{\"ok\":true,\"export\":\"%s\",\"size\":%llu}\n", w[1],
+                 (unsigned long long)size);
+    else
+        snprintf(ok, sizeof ok, "{\"ok\":true,\"export\":\"%s\"}\n", w[1]);
+    put_text(out, ok);
+    return 0;
 }
 
 /* ---- signals: lib/base/cancel's thread takes them, this hook decides -------------------------
@@ -271,29 +528,13 @@ enum {
     OPT_FILE = 256, OPT_HEADER, OPT_STORE, OPT_OBJECT, OPT_STDIO, OPT_DESC, OPT_ONESHOT, OPT_PIDFILE,
     OPT_MINBLOCK, OPT_CACHEDIR, OPT_SIZE, OPT_FILENAME, OPT_EXPORTDIFF, OPT_CONTROL, OPT_JSON,
     OPT_HDRFORMAT, OPT_MAXCLIENTS, OPT_HSTIMEOUT, OPT_IOTIMEOUT, OPT_RECORD, OPT_PREFETCH, OPT_PFTHREADS,
-    OPT_MERGE, OPT_POLLUS, OPT_METRICS, OPT_METRICS_ALLOW,
-};
-
-/* Everything the command line says. */
-struct sn_cfg {
-    struct cli_store_opts sto;
-    struct dev_args a;
-    struct sn_access_args acc;
-    const char *pidfile, *export_dir, *control, *metrics;
-    const char *listen_addrs[16];
-    int nlisten;
-    bool stdio_mode, json;
-    struct nbd_export exp;
-    struct nbd_server_opts so;
-    struct nbd_stats stats;             /* the export's counters (logs, --metrics) */
-    struct httpd_cidr metrics_allow[16];
-    size_t nmetrics_allow;
-    uint64_t threads;
+    OPT_MERGE, OPT_POLLUS, OPT_METRICS, OPT_METRICS_ALLOW, OPT_EXPORT,
 };
 
 static const struct option sn_longopts[] = {
     {"file", required_argument, NULL, OPT_FILE},
     {"header", required_argument, NULL, OPT_HEADER},
+    {"export", required_argument, NULL, OPT_EXPORT},
     {"store", required_argument, NULL, OPT_STORE},
     {"object", required_argument, NULL, OPT_OBJECT},
     {"size", required_argument, NULL, OPT_SIZE},
@@ -336,6 +577,13 @@ static int sn_option(struct sn_cfg *g, int c, const char *arg)
     switch (c) {
     case OPT_FILE: g->a.file = arg; return 0;
     case OPT_HEADER: g->a.header = arg; return 0;
+    case OPT_EXPORT:
+        if (g->nexports == SN_EXPORTS_MAX)
+            return cli_usage_error("at most %d --export options (add more through --control)", SN_EXPORTS_MAX);
+        if (!strchr(arg, '=') || strchr(arg, '=') == arg || !strchr(arg, '=')[1])
+            return cli_usage_error("--export takes NAME=HEADER_URL, such as vm1=/store/ID/rootfs.ext4.header");
+        g->exports[g->nexports++] = arg;
+        return 0;
     case OPT_STORE: g->a.store = arg; return 0;
     case OPT_OBJECT: g->a.object = arg; return 0;
     case OPT_SIZE:
@@ -397,6 +645,37 @@ static int sn_option(struct sn_cfg *g, int c, const char *arg)
     return rc < 0 ? SNAP_EXIT_USAGE : rc; /* CLI_OPT_BAD: cli_getopt said why */
 }
 
+/* The checks of every form: listening, --metrics, the chunk cache, the cache directory. */
+static int sn_check_common(struct sn_cfg *g)
+{
+    if (g->stdio_mode && g->nlisten)
+        return cli_usage_error("--stdio and --listen exclude each other");
+    if (g->nmetrics_allow && !g->metrics)
+        return cli_usage_error("--metrics-allow goes with --metrics HOST:PORT");
+    if (g->metrics && !strncmp(g->metrics, "unix:", 5))
+        return cli_usage_error("--metrics takes HOST:PORT (HTTP over TCP), not a Unix socket");
+    int rc = cli_chunk_cache_env(&g->sto);
+    if (rc)
+        return rc;
+    if (!g->a.cache_dir)
+        g->a.cache_dir = getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+    return 0;
+}
+
+/* --export NAME=HEADER_URL (or --control alone): every export a build; *kindp = NULL. */
+static int sn_check_multi(struct sn_cfg *g, const struct dev_kind **kindp)
+{
+    if (g->exp.name && *g->exp.name)
+        return cli_usage_error("--export-name names the one device; with --export the name is NAME in NAME=HEADER_URL");
+    if (g->a.file_name)
+        return cli_usage_error("--file-name goes with --size");
+    if (g->acc.record || g->acc.prefetch || g->acc.merge)
+        return cli_usage_error("--record-access, --prefetch and --merge-trace go with one device (--header), "
+                               "not with --export");
+    *kindp = NULL;
+    return sn_check_common(g);
+}
+
 /* The options that go together, and the device kind they pick: 0 or a usage error. */
 static int sn_check(struct sn_cfg *g, const struct dev_kind **kindp)
 {
@@ -410,8 +689,15 @@ static int sn_check(struct sn_cfg *g, const struct dev_kind **kindp)
             return cli_usage_error("%s and %s exclude each other", kind->option, dev_kinds[i].option);
         kind = &dev_kinds[i];
     }
-    if (!kind)
-        return cli_usage_error("say what to export: --file PATH, --object URL, --header URL or --size SIZE");
+    bool multi = g->nexports || (!kind && g->control);
+    if (kind && g->nexports)
+        return cli_usage_error("%s and --export exclude each other: serve one device, or name each with "
+                               "--export NAME=HEADER_URL", kind->option);
+    if (!kind && !multi)
+        return cli_usage_error("say what to export: --file PATH, --object URL, --header URL, --size SIZE, or "
+                               "--export NAME=HEADER_URL (repeatable)");
+    if (multi)
+        return sn_check_multi(g, kindp);
     if (a->store && !a->header)
         return cli_usage_error("--store goes with --header");
     if (a->file_name && !a->size)
@@ -425,25 +711,14 @@ static int sn_check(struct sn_cfg *g, const struct dev_kind **kindp)
         return cli_usage_error("--peer reads a store: it goes with --object or --header");
     if (g->sto.chunk_cache && !a->object && !a->header)
         return cli_usage_error("--chunk-cache keeps what is read from a store: it goes with --object or --header");
-    int rc = cli_chunk_cache_env(&g->sto);
-    if (rc)
-        return rc;
     if (g->control && !g->export_dir)
         return cli_usage_error("--control takes export requests: add --export-diff DIR");
-    if (g->stdio_mode && g->nlisten)
-        return cli_usage_error("--stdio and --listen exclude each other");
-    if (g->nmetrics_allow && !g->metrics)
-        return cli_usage_error("--metrics-allow goes with --metrics HOST:PORT");
-    if (g->metrics && !strncmp(g->metrics, "unix:", 5))
-        return cli_usage_error("--metrics takes HOST:PORT (HTTP over TCP), not a Unix socket");
-    if (!a->cache_dir)
-        a->cache_dir = getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
     *kindp = kind;
-    return 0;
+    return sn_check_common(g);
 }
 
 /* --stdio: one client on stdin/stdout; what is printed (export answers) goes to stderr. */
-static int sn_serve_stdio(struct sn_cfg *g)
+static int sn_serve_stdio(struct sn_cfg *g, struct nbd_exports *reg)
 {
     int nbd_out = fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 3);
     struct stat st;
@@ -452,7 +727,7 @@ static int sn_serve_stdio(struct sn_cfg *g)
     g_sig_mode = fstat(STDIN_FILENO, &st) == 0 && S_ISSOCK(st.st_mode) ? SIG_STDIO_SOCKET : SIG_STDIO_PIPE;
     struct nbd_conn_opts co = {.workers = (unsigned)g->threads, .peer = "stdio",
                                .io_timeout_ms = g->so.conn.io_timeout_ms, .poll_us = g->so.conn.poll_us};
-    int rc = 0, err = nbd_serve(&g->exp, STDIN_FILENO, nbd_out, &co, &g->stats);
+    int rc = 0, err = nbd_serve_exports(reg, STDIN_FILENO, nbd_out, &co);
     if (err && g_stdio_stopped)
         snap_warn("%s", snap_errmsg(err)); /* the stop cut the client off: export all the same */
     else if (err)
@@ -462,7 +737,8 @@ static int sn_serve_stdio(struct sn_cfg *g)
 }
 
 /* Listen (sockets passed by systemd, or --listen), write the PID file, serve until stopped. */
-static int sn_serve_listen(struct sn_cfg *g, struct cli_listener *ls, int *nls, int *lfds, int *nl)
+static int sn_serve_listen(struct sn_cfg *g, struct nbd_exports *reg, struct cli_listener *ls, int *nls, int *lfds,
+                           int *nl)
 {
     int rc, err;
     *nl = net_listen_fds(lfds, 16);
@@ -478,42 +754,26 @@ static int sn_serve_listen(struct sn_cfg *g, struct cli_listener *ls, int *nls, 
     g_sig_mode = SIG_LISTEN;
     if (g->pidfile && (rc = cli_write_pidfile(g->pidfile)) != 0)
         return rc;
-    err = nbd_server_run(&g->exp, lfds, *nl, &g->so, &g->stats);
-    snap_info("served %llu requests (%llu errors)", (unsigned long long)g->stats.requests,
-              (unsigned long long)g->stats.errors);
+    err = nbd_server_run(reg, lfds, *nl, &g->so);
     return err ? cli_fail(err, NULL) : 0;
-}
-
-/* The access recorder / prefetcher in front of the device (--record-access, --prefetch). */
-static int sn_access_start(struct sn_cfg *g, const struct device *dev, struct sn_access **acc)
-{
-    if (dev->build) {
-        g->acc.file = dev->file;
-        g->acc.header = builddev_header(dev->build);
-        g->acc.store = dev->store;
-    }
-    g->acc.export_diff = g->export_dir != NULL;
-    return sn_access_setup(&g->acc, &g->exp, acc);
 }
 
 /* --metrics: GET /metrics on its own listener and thread, until sn_metrics_stop. */
 struct sn_metrics {
     struct cli_listener l;
-    struct nbd_metrics_export x;
     struct httpd_opts o;
     struct nbd_metrics *m;
 };
 
-static int sn_metrics_start(struct sn_cfg *g, struct device *dev, struct sn_metrics *sm)
+static int sn_metrics_start(struct sn_cfg *g, struct nbd_exports *reg, struct sn_metrics *sm)
 {
     if (!g->metrics)
         return 0;
     int rc = cli_listen_opt("--metrics", g->metrics, &sm->l), err;
     if (rc)
         return rc;
-    sm->x = (struct nbd_metrics_export){.name = g->exp.name, .stats = &g->stats, .dev = dev};
     sm->o = (struct httpd_opts){.allow = g->metrics_allow, .nallow = g->nmetrics_allow, .max_conns = 16};
-    if ((err = nbd_metrics_start(sm->l.fd, &sm->o, &sm->x, 1, &sm->m)) != 0) {
+    if ((err = nbd_metrics_start(sm->l.fd, &sm->o, reg, &sm->m)) != 0) {
         cli_unlisten(&sm->l);
         return cli_fail(err, NULL);
     }
@@ -529,57 +789,136 @@ static void sn_metrics_stop(struct sn_metrics *sm)
     cli_unlisten(&sm->l);
 }
 
-/* Open the device, serve it, export at the end. */
+/* The one device of --file/--object/--header/--size, as the registry's only export. */
+static int sn_open_one(struct sn_cfg *g, const struct dev_kind *kind, struct sn_server *s)
+{
+    struct sn_export *x = snap_calloc(1, sizeof *x);
+    if (!x)
+        return cli_fail(snap_fail(SNAP_ENOMEM, "out of memory"), NULL);
+    int rc = dev_open(&g->a, kind, &x->dev), err;
+    if (rc) {
+        snap_free(x);
+        return rc;
+    }
+    g->exp.ops = x->dev->ops;
+    g->exp.ctx = x->dev->ctx;
+    g->exp.size = x->dev->size;
+    if (g->exp.min_block < x->dev->min_block)
+        g->exp.min_block = x->dev->min_block;
+    if (x->dev->build) { /* the access recorder / prefetcher in front of it */
+        g->acc.file = x->dev->file;
+        g->acc.header = builddev_header(x->dev->build);
+        g->acc.store = x->dev->store;
+    }
+    g->acc.export_diff = g->export_dir != NULL;
+    if ((rc = sn_access_setup(&g->acc, &g->exp, &x->acc)) == 0 &&
+        (err = nbd_exports_add(s->reg, &g->exp, x->dev, x, NULL)) != 0)
+        rc = cli_fail(err, NULL);
+    if (rc) {
+        sn_access_finish(x->acc, false);
+        cli_store_done(x->dev->store, &g->sto);
+        device_close(x->dev);
+        snap_free(x);
+    }
+    return rc;
+}
+
+/* --export NAME=HEADER_URL, each. */
+static int sn_open_many(struct sn_cfg *g, struct sn_server *s)
+{
+    for (int i = 0; i < g->nexports; i++) {
+        char name[256];
+        const char *eq = strchr(g->exports[i], '=');
+        uint64_t size;
+        snprintf(name, sizeof name, "%.*s", (int)(eq - g->exports[i] < 255 ? eq - g->exports[i] : 255), g->exports[i]);
+        int err = (size_t)(eq - g->exports[i]) > 255 ? snap_fail(SNAP_EUSAGE, "--export: a name of more than 255 bytes")
+                                                     : export_add(s, name, eq + 1, &size);
+        if (err)
+            return cli_fail(snap_fail_ctx(err, "--export %s", g->exports[i]), NULL);
+    }
+    return 0;
+}
+
+/* After the server: the export at exit, then every device closed.  Returns an exit code. */
+static int sn_finish(struct sn_server *s, bool export, int rc)
+{
+    struct snap_buf out;
+    snap_buf_init(&out, 4096, 16u << 20);
+    if (export && rc == 0) {
+        export_all(s, s->g->export_dir, &out);
+        for (size_t at = 0; at < out.len;) {
+            const char *p = (const char *)out.data + at, *nl = memchr(p, '\n', out.len - at);
+            size_t n = nl ? (size_t)(nl - p) + 1 : out.len - at;
+            int lrc = ctl_print_reply(p, n, s->g->json);
+            rc = rc ? rc : lrc;
+            at += n;
+        }
+    }
+    snap_buf_free(&out);
+    struct nbd_entry **v;
+    size_t n;
+    uint64_t req = 0, errs = 0;
+    if (nbd_exports_snapshot(s->reg, &v, &n) == 0) {
+        for (size_t i = 0; i < n; i++) {
+            struct sn_export *x = v[i]->owner;
+            req += v[i]->stats.requests;
+            errs += v[i]->stats.errors;
+            int arc = sn_access_finish(x->acc, s->g->json);
+            x->acc = NULL;
+            rc = rc ? rc : arc;
+        }
+        nbd_exports_release(s->reg, v, n);
+    }
+    static char name[NBD_NAME_MAX + 1];
+    while (nbd_exports_snapshot(s->reg, &v, &n) == 0) { /* close them, first to last */
+        if (n)
+            snprintf(name, sizeof name, "%s", v[0]->exp.name);
+        nbd_exports_release(s->reg, v, n);
+        if (!n || export_remove(s, name) != 0)
+            break;
+    }
+    snap_info("served %llu requests (%llu errors)", (unsigned long long)req, (unsigned long long)errs);
+    return rc;
+}
+
+/* Open the devices, serve them, export at the end. */
 static int sn_run(struct sn_cfg *g, const struct dev_kind *kind)
 {
     int err, rc;
     unsigned stale = 0;
     if (g->export_dir && (err = builddev_clean_export_dir(g->export_dir, &stale)) != 0)
         snap_warn("%s (leftovers of earlier exports stay)", snap_errmsg(err));
-    struct device *dev = NULL;
+    struct sn_server s = {.g = g, .multi = kind == NULL};
     if ((rc = snap_cancel_start(&g_cancel)) != 0) /* before the device starts threads */
         return cli_fail(rc, NULL);
-    if ((rc = dev_open(&g->a, kind, &dev)) != 0)
-        return rc;
-    g->exp.ops = dev->ops;
-    g->exp.ctx = dev->ctx;
-    g->exp.size = dev->size;
-    if (g->exp.min_block < dev->min_block)
-        g->exp.min_block = dev->min_block;
+    if ((err = nbd_exports_new(&s.reg)) != 0)
+        return cli_fail(err, NULL);
+    rc = kind ? sn_open_one(g, kind, &s) : sn_open_many(g, &s);
     g->so.conn.workers = (unsigned)g->threads;
     ctl_set_json(g->json);
     struct ctl *ctl = NULL;
-    struct sn_access *acc = NULL;
     int lfds[16], nl = 0, nls = 0;
     struct cli_listener ls[16];
-    struct exporter ex = {.dev = dev, .dir = g->export_dir};
     struct sn_metrics sm = {.l.fd = -1};
-    if ((rc = sn_access_start(g, dev, &acc)) != 0 || (rc = sn_metrics_start(g, dev, &sm)) != 0)
+    if (rc || (rc = sn_metrics_start(g, s.reg, &sm)) != 0)
         goto out;
-    ex.acc = acc;
-    if (g->export_dir && (err = ctl_start(g->control, export_now, &ex, &ctl)) != 0)
+    if ((g->export_dir || g->control) && (err = ctl_start(g->control, sn_control, &s, &ctl)) != 0)
         rc = cli_fail(err, "is the --control path writable?");
     else
-        rc = g->stdio_mode ? sn_serve_stdio(g) : sn_serve_listen(g, ls, &nls, lfds, &nl);
+        rc = g->stdio_mode ? sn_serve_stdio(g, s.reg) : sn_serve_listen(g, s.reg, ls, &nls, lfds, &nl);
 out:
     ctl_stop(ctl);
-    /* The export at exit: SIGTERM/SIGINT, --oneshot's last disconnect, or --stdio's end. */
-    if (ctl && rc == 0) {
-        static char reply[16384];
-        export_now(&ex, reply, sizeof reply);
-        rc = ctl_print_reply(reply, strlen(reply), g->json);
-    }
+    /* The export at exit (SIGTERM/SIGINT, --oneshot's last disconnect, or --stdio's end), then
+     * the devices closed; /metrics answers until then. */
+    rc = sn_finish(&s, ctl && g->export_dir, rc);
     sn_metrics_stop(&sm);
-    int arc = sn_access_finish(acc, g->json);
-    rc = rc ? rc : arc;
     for (int i = 0; i < nls; i++)
         cli_unlisten(&ls[i]); /* and its unix: socket file */
     for (int i = nls; i < nl; i++)
         close(lfds[i]);
     if (g->pidfile)
         unlink(g->pidfile);
-    cli_store_done(dev->store, &g->sto);
-    device_close(dev);
+    nbd_exports_free(s.reg);
     return rc;
 }
 
@@ -598,11 +937,11 @@ int serve_nbd_main(int argc, char **argv)
         if ((rc = sn_option(&g, c, optarg)) != 0)
             return rc;
     }
-    /* The client form: serve-nbd --control PATH export [--json]. */
+    /* The client form: serve-nbd --control PATH COMMAND [ARGS] [--json]. */
     if (g.control && optind < argc) {
-        if (optind + 1 != argc || g.a.file || g.a.object || g.a.header || g.a.size || g.export_dir)
-            return cli_usage_error("the client form is: serve-nbd --control PATH export [--json]");
-        return ctl_client(g.control, argv[optind], g.json);
+        if (g.a.file || g.a.object || g.a.header || g.a.size || g.export_dir || g.nexports)
+            return cli_usage_error("the client form is: serve-nbd --control PATH COMMAND [ARGS] [--json]");
+        return ctl_client(g.control, argv + optind, argc - optind, g.json);
     }
     if (optind != argc)
         return cli_usage_error("unexpected argument '%s'", argv[optind]);

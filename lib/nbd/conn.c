@@ -38,7 +38,8 @@
 _Static_assert(DEV_STATE_HOLE == NBD_STATE_HOLE && DEV_STATE_ZERO == NBD_STATE_ZERO,
                "device extent flags must be NBD's base:allocation flags");
 
-/* Read-modify-write against every other write of sub-block connections (one export per process). */
+/* Read-modify-write against every other write of sub-block connections (of any export: one lock
+ * for the process is coarse, but only clients that never asked for block sizes take it). */
 static pthread_rwlock_t rmw_lock = PTHREAD_RWLOCK_INITIALIZER;
 
 
@@ -126,7 +127,7 @@ int nbd_reply_iov(struct nbd_conn *c, struct nbd_slot *s, uint32_t error, struct
     }
     if (!data)
         return 1;
-    /* A zero-copy reply has no buffer: its caller sends only the header (iov[0]). */
+    /* A zero-copy reply (nbd_send_ref) uses only iov[0]: its slot may have no buffer yet. */
     iov[1] = (struct iovec){s->buf.data ? s->buf.data + s->data_off : NULL, s->length};
     return 2;
 }

@@ -33,6 +33,7 @@
  *   least.  On DISC, EOF or a protocol error the reader stops reading, flushes its batch, waits
  *   for the workers' requests to be answered, and ends the connection.
  */
+#include "nbd/exports.h"
 #include "nbd/internal.h"
 #include "nbd/proto.h"
 
@@ -473,25 +474,38 @@ int nbd_transmission(struct nbd_conn *c, const struct nbd_conn_opts *opts)
     return err;
 }
 
+/* Handshake, then transmission, on c (its export or registry set). */
+static int serve_conn(struct nbd_conn *c, int rfd, int wfd, const struct nbd_conn_opts *opts)
+{
+    c->rfd = rfd;
+    c->wfd = wfd;
+    c->peer = opts && opts->peer ? opts->peer : "client";
+    c->io_timeout_ms = opts && opts->io_timeout_ms ? opts->io_timeout_ms : 30000;
+    c->admit = opts ? opts->admit : NULL;
+    c->align = NBD_DEFAULT_ALIGN; /* until GO says otherwise */
+    pthread_mutex_init(&c->send_lock, NULL);
+    int err = nbd_handshake(c);
+    if (!err)
+        err = nbd_transmission(c, opts);
+    else if (err == SNAP_ECANCELED)
+        err = 0;
+    pthread_mutex_destroy(&c->send_lock);
+    return err;
+}
+
 int nbd_serve(const struct nbd_export *exp, int rfd, int wfd, const struct nbd_conn_opts *opts,
               struct nbd_stats *stats)
 {
     struct nbd_stats dummy = {0};
-    struct nbd_conn c = {
-        .exp = exp, .rfd = rfd, .wfd = wfd,
-        .peer = opts && opts->peer ? opts->peer : "client",
-        .stats = stats ? stats : &dummy,
-        .io_timeout_ms = opts && opts->io_timeout_ms ? opts->io_timeout_ms : 30000,
-        .admit = opts ? opts->admit : NULL,
-    };
-    uint32_t mb = exp->min_block ? exp->min_block : 1;
-    c.align = mb < NBD_DEFAULT_ALIGN ? mb : NBD_DEFAULT_ALIGN; /* until GO says otherwise */
-    pthread_mutex_init(&c.send_lock, NULL);
-    int err = nbd_handshake(&c);
-    if (!err)
-        err = nbd_transmission(&c, opts);
-    else if (err == SNAP_ECANCELED)
-        err = 0;
-    pthread_mutex_destroy(&c.send_lock);
+    struct nbd_conn c = {.only = exp, .stats = stats ? stats : &dummy};
+    return serve_conn(&c, rfd, wfd, opts);
+}
+
+int nbd_serve_exports(struct nbd_exports *reg, int rfd, int wfd, const struct nbd_conn_opts *opts)
+{
+    struct nbd_stats dummy = {0}; /* until GO picks an export: nothing is counted before */
+    struct nbd_conn c = {.reg = reg, .stats = &dummy};
+    int err = serve_conn(&c, rfd, wfd, opts);
+    nbd_exports_put(reg, c.entry, NBD_REF_CONN);
     return err;
 }

@@ -4,6 +4,7 @@
  * an option payload over NBD_OPT_MAX is read off the wire and refused with ERR_TOO_BIG (or the
  * connection dropped past 16 MiB), never buffered.
  */
+#include "nbd/exports.h"
 #include "nbd/internal.h"
 #include "nbd/proto.h"
 
@@ -14,6 +15,7 @@
 #include "base/mem.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -104,10 +106,45 @@ static int opt_error(struct nbd_conn *c, uint32_t opt, uint32_t type, const char
     return opt_reply(c, opt, type, msg, (uint32_t)strlen(msg));
 }
 
-static bool name_matches(const struct nbd_conn *c, const uint8_t *name, uint32_t len)
+/* The export called name[len] (a reference of that kind taken when it is a registry's: give it
+ * back with drop()), or NULL when there is none. */
+static const struct nbd_export *lookup(struct nbd_conn *c, const uint8_t *name, uint32_t len, enum nbd_ref kind,
+                                       struct nbd_entry **ent)
 {
-    const char *want = c->exp->name ? c->exp->name : "";
-    return strlen(want) == len && memcmp(want, name, len) == 0;
+    *ent = NULL;
+    if (c->reg) {
+        *ent = nbd_exports_get(c->reg, (const char *)name, len, kind);
+        return *ent ? &(*ent)->exp : NULL;
+    }
+    const char *want = c->only->name ? c->only->name : "";
+    return strlen(want) == len && memcmp(want, name, len) == 0 ? c->only : NULL;
+}
+
+static void drop(struct nbd_conn *c, struct nbd_entry *ent, enum nbd_ref kind)
+{
+    if (ent)
+        nbd_exports_put(c->reg, ent, kind);
+}
+
+/* The refusal of an unknown name, saying which (printable bytes only, cut at 200). */
+static int unknown_export(struct nbd_conn *c, uint32_t opt, const uint8_t *name, uint32_t len)
+{
+    char msg[300];
+    int n = snprintf(msg, sizeof msg, "no export named '");
+    for (uint32_t i = 0; i < len && i < 200; i++)
+        msg[n++] = name[i] >= 0x20 && name[i] < 0x7f ? (char)name[i] : '?';
+    snprintf(msg + n, sizeof msg - (size_t)n, "%s' on this server (NBD_OPT_LIST lists them)", len > 200 ? "..." : "");
+    return opt_error(c, opt, NBD_REP_ERR_UNKNOWN, msg);
+}
+
+/* The connection enters transmission on e (ent: its registry entry, a CONN reference). */
+static void choose(struct nbd_conn *c, const struct nbd_export *e, struct nbd_entry *ent)
+{
+    c->exp = e;
+    if (ent) {
+        c->entry = ent;
+        c->stats = &ent->stats;
+    }
 }
 
 static int send_info(struct nbd_conn *c, uint32_t opt, uint16_t type)
@@ -164,12 +201,18 @@ static int opt_info_go(struct nbd_conn *c, uint32_t opt, const uint8_t *d, uint3
     uint16_t nreq = get_be16(d + 4 + nlen);
     if ((uint64_t)len != 6 + (uint64_t)nlen + 2u * nreq)
         return opt_error(c, opt, NBD_REP_ERR_INVALID, "option length does not match its info requests");
-    if (!name_matches(c, d + 4, nlen))
-        return opt_error(c, opt, NBD_REP_ERR_UNKNOWN, "no export of that name");
+    enum nbd_ref kind = opt == NBD_OPT_GO ? NBD_REF_CONN : NBD_REF_PEEK;
+    struct nbd_entry *ent;
+    const struct nbd_export *e = lookup(c, d + 4, nlen, kind, &ent);
+    if (!e)
+        return unknown_export(c, opt, d + 4, nlen);
     if (opt == NBD_OPT_GO && c->admit && !c->admit()) {
+        drop(c, ent, kind);
         int err = opt_error(c, opt, NBD_REP_ERR_POLICY, "too many clients: try again later");
         return err ? err : SNAP_ECANCELED;
     }
+    const struct nbd_export *before = c->exp;
+    c->exp = e; /* what the replies describe */
     bool asked = false;
     for (uint16_t i = 0; i < nreq; i++)
         asked |= get_be16(d + 6 + nlen + 2u * i) == NBD_INFO_BLOCK_SIZE;
@@ -184,8 +227,13 @@ static int opt_info_go(struct nbd_conn *c, uint32_t opt, const uint8_t *d, uint3
         err = send_info(c, opt, NBD_INFO_BLOCK_SIZE);
     if (!err)
         err = opt_reply(c, opt, NBD_REP_ACK, NULL, 0);
-    if (!err && opt == NBD_OPT_GO)
-        *go = true;
+    if (opt == NBD_OPT_GO) {
+        choose(c, e, ent); /* held until the connection ends, even if the ACK was not sent */
+        *go = !err;
+    } else {
+        c->exp = before;
+        drop(c, ent, kind);
+    }
     return err;
 }
 
@@ -200,8 +248,11 @@ static int opt_meta(struct nbd_conn *c, uint32_t opt, const uint8_t *d, uint32_t
     uint32_t nlen = get_be32(d);
     if (nlen > len - 8)
         return opt_error(c, opt, NBD_REP_ERR_INVALID, "export name length exceeds the option");
-    if (!name_matches(c, d + 4, nlen))
-        return opt_error(c, opt, NBD_REP_ERR_UNKNOWN, "no export of that name");
+    struct nbd_entry *ent;
+    bool known = lookup(c, d + 4, nlen, NBD_REF_PEEK, &ent) != NULL;
+    drop(c, ent, NBD_REF_PEEK);
+    if (!known)
+        return unknown_export(c, opt, d + 4, nlen);
     uint32_t nq = get_be32(d + 4 + nlen);
     uint32_t pos = 8 + nlen;
     bool want_alloc = (nq == 0 && opt == NBD_OPT_LIST_META_CONTEXT);
@@ -232,16 +283,32 @@ static int opt_meta(struct nbd_conn *c, uint32_t opt, const uint8_t *d, uint32_t
     return err ? err : opt_reply(c, opt, NBD_REP_ACK, NULL, 0);
 }
 
+/* One NBD_REP_SERVER reply naming an export. */
+static int list_one(struct nbd_conn *c, const char *name)
+{
+    size_t nl = strnlen(name, NBD_NAME_MAX);
+    uint8_t b[4 + NBD_NAME_MAX];
+    put_be32(b, (uint32_t)nl);
+    memcpy(b + 4, name, nl);
+    return opt_reply(c, NBD_OPT_LIST, NBD_REP_SERVER, b, (uint32_t)(4 + nl));
+}
+
 static int opt_list(struct nbd_conn *c, uint32_t len)
 {
     if (len != 0)
         return opt_error(c, NBD_OPT_LIST, NBD_REP_ERR_INVALID, "LIST takes no data");
-    const char *name = c->exp->name ? c->exp->name : "";
-    size_t nl = strnlen(name, 4096);
-    uint8_t b[4 + 4096];
-    put_be32(b, (uint32_t)nl);
-    memcpy(b + 4, name, nl);
-    int err = opt_reply(c, NBD_OPT_LIST, NBD_REP_SERVER, b, (uint32_t)(4 + nl));
+    int err = 0;
+    if (!c->reg) {
+        err = list_one(c, c->only->name ? c->only->name : "");
+    } else {
+        struct nbd_entry **v;
+        size_t n;
+        if ((err = nbd_exports_snapshot(c->reg, &v, &n)) != 0)
+            return opt_error(c, NBD_OPT_LIST, NBD_REP_ERR_SHUTDOWN, "out of memory");
+        for (size_t i = 0; !err && i < n; i++)
+            err = list_one(c, v[i]->exp.name);
+        nbd_exports_release(c->reg, v, n);
+    }
     return err ? err : opt_reply(c, NBD_OPT_LIST, NBD_REP_ACK, NULL, 0);
 }
 
@@ -292,14 +359,18 @@ int nbd_handshake(struct nbd_conn *c)
         switch (opt) {
         case NBD_OPT_EXPORT_NAME: {
             /* No way to say no here but to hang up. */
-            if (!name_matches(c, data, len)) {
+            struct nbd_entry *ent;
+            const struct nbd_export *e = lookup(c, data, len, NBD_REF_CONN, &ent);
+            if (!e) {
                 err = snap_fail(SNAP_ENOTFOUND, "%s: client asked for an unknown export", c->peer);
                 break;
             }
             if (c->admit && !c->admit()) {
+                drop(c, ent, NBD_REF_CONN);
                 err = SNAP_ECANCELED;
                 break;
             }
+            choose(c, e, ent);
             set_align(c, false);
             uint8_t r[10 + 124] = {0};
             put_be64(r, c->exp->size);
@@ -340,7 +411,8 @@ int nbd_handshake(struct nbd_conn *c)
             break;
         }
         if (err || go) {
-            c->tflags = nbd_transmission_flags(c);
+            if (c->exp)
+                c->tflags = nbd_transmission_flags(c);
             break;
         }
     }

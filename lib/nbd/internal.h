@@ -13,8 +13,14 @@
 #define NBD_OPT_MAX (64u << 10)          /* option payloads we read; larger ones are refused */
 #define NBD_META_ALLOC_ID 1u             /* our id for base:allocation */
 
+struct nbd_exports;
+struct nbd_entry;
+
 struct nbd_conn {
-    const struct nbd_export *exp;
+    const struct nbd_export *exp;        /* the export served; set at GO when picked by name */
+    const struct nbd_export *only;       /* nbd_serve: the one export there is */
+    struct nbd_exports *reg;             /* nbd_serve_exports: where names are looked up */
+    struct nbd_entry *entry;             /* reg's entry held from GO to the connection's end */
     int rfd, wfd;
     const char *peer;
     bool structured;                     /* NBD_OPT_STRUCTURED_REPLY acknowledged */

@@ -2,6 +2,8 @@
  * (relaxed atomics, no lock) and allocates its text; nothing here runs per NBD request. */
 #include "nbd/metrics.h"
 
+#include "nbd/exports.h"
+
 #include "base/err.h"
 #include "base/mem.h"
 #include "base/prom.h"
@@ -133,10 +135,28 @@ void nbd_metrics_write(struct prom *p, const struct nbd_metrics_export *x, size_
 /* ---- the HTTP side ---- */
 
 struct nbd_metrics {
-    const struct nbd_metrics_export *x;
-    size_t n;
+    struct nbd_exports *reg;
     struct httpd_bg *bg;
 };
+
+/* The exports live now, each held while it is read (a remove waits for the scrape). */
+static void write_live(struct prom *p, struct nbd_exports *reg)
+{
+    struct nbd_entry **v;
+    size_t n;
+    int err = nbd_exports_snapshot(reg, &v, &n);
+    struct nbd_metrics_export *x = err ? NULL : snap_calloc(n ? n : 1, sizeof *x);
+    if (!x) {
+        p->err = p->err ? p->err : snap_fail(SNAP_ENOMEM, "out of memory");
+    } else {
+        for (size_t i = 0; i < n; i++)
+            x[i] = (struct nbd_metrics_export){.name = v[i]->exp.name, .stats = &v[i]->stats, .dev = v[i]->dev};
+        nbd_metrics_write(p, x, n);
+    }
+    snap_free(x);
+    if (!err)
+        nbd_exports_release(reg, v, n);
+}
 
 static void handle(void *ctx, struct httpd_conn *c, const struct httpd_req *req)
 {
@@ -149,18 +169,17 @@ static void handle(void *ctx, struct httpd_conn *c, const struct httpd_req *req)
     struct snap_buf b;
     snap_buf_init(&b, 16384, 16u << 20);
     struct prom p = {.b = &b};
-    nbd_metrics_write(&p, m->x, m->n);
+    write_live(&p, m->reg);
     httpd_send_metrics(c, &p, head);
     snap_buf_free(&b);
 }
 
-int nbd_metrics_start(int lfd, const struct httpd_opts *o, const struct nbd_metrics_export *x, size_t n,
-                      struct nbd_metrics **out)
+int nbd_metrics_start(int lfd, const struct httpd_opts *o, struct nbd_exports *reg, struct nbd_metrics **out)
 {
     struct nbd_metrics *m = snap_calloc(1, sizeof *m);
     if (!m)
         return snap_fail(SNAP_ENOMEM, "out of memory");
-    *m = (struct nbd_metrics){.x = x, .n = n};
+    *m = (struct nbd_metrics){.reg = reg};
     int err = httpd_bg_start(lfd, o, handle, m, &m->bg);
     if (err) {
         snap_free(m);

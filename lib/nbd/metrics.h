@@ -16,7 +16,8 @@
  *   read_seconds{fetch="cold"|"warm"}            histogram: a READ from the start of its
  *                                                execution to its reply sent; cold if it waited
  *                                                for a fetch
- * and the gauge snapctl_nbd_exports.  One export per process today; more are more rows.
+ * and the gauge snapctl_nbd_exports.  Each scrape lists the exports live at that moment (the
+ * registry, exports.h): an export removed takes its rows, and its share of the totals, along.
  */
 #ifndef SNAP_NBD_METRICS_H
 #define SNAP_NBD_METRICS_H
@@ -39,11 +40,11 @@ void nbd_metrics_write(struct prom *p, const struct nbd_metrics_export *x, size_
 
 /* Serve GET /metrics on the listening socket lfd (kept open by the caller until the stop), on a
  * thread of its own, until nbd_metrics_stop: net_server_stop() (the NBD server's stop) does not
- * end it, so the counters stay readable while the NBD server winds down.  x[0..n) must outlive
- * the server. */
+ * end it, so the counters stay readable while the NBD server winds down.  Each scrape reads the
+ * exports of reg, which must outlive the server. */
 struct nbd_metrics;
-int nbd_metrics_start(int lfd, const struct httpd_opts *o, const struct nbd_metrics_export *x, size_t n,
-                      struct nbd_metrics **out);
+struct nbd_exports;
+int nbd_metrics_start(int lfd, const struct httpd_opts *o, struct nbd_exports *reg, struct nbd_metrics **out);
 /* Stop and free (NULL: nothing); returns what the HTTP server returned. */
 int nbd_metrics_stop(struct nbd_metrics *m);
 

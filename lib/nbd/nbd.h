@@ -8,6 +8,9 @@
  *
  *   struct nbd_export exp = { .size = ..., .ops = &my_ops, .ctx = my_state, ... };
  *   nbd_serve(&exp, fd, &opts);     // one connection, returns when it ends
+ *
+ * A server of several exports keeps them in a registry (exports.h); each connection picks one
+ * by its NBD name (NBD_OPT_GO/INFO/EXPORT_NAME), NBD_OPT_LIST lists them.
  */
 #ifndef SNAP_NBD_H
 #define SNAP_NBD_H
@@ -83,6 +86,10 @@ struct nbd_conn_opts {
  * threads' stacks -- all freed when the connection ends (see dispatch.c). */
 int nbd_serve(const struct nbd_export *exp, int rfd, int wfd, const struct nbd_conn_opts *opts,
               struct nbd_stats *stats);
+/* The same, with the export picked by the client's name among reg's (lib/nbd/exports.h): a
+ * connection holds its export from GO to its end, counted in the export's own stats. */
+struct nbd_exports;
+int nbd_serve_exports(struct nbd_exports *reg, int rfd, int wfd, const struct nbd_conn_opts *opts);
 
 /* ---- the listener (server.c) ---- */
 
@@ -103,8 +110,7 @@ struct nbd_server_opts {
  * net_server_stop() (async-signal-safe) is called or, with oneshot, the last client leaves.
  * At stop, connections get grace_ms to finish their in-flight requests and are then closed,
  * whatever the client does (one that reads no replies cannot hold the stop up). */
-int nbd_server_run(const struct nbd_export *exp, const int *lfds, int nlfds,
-                   const struct nbd_server_opts *opts, struct nbd_stats *stats);
+int nbd_server_run(struct nbd_exports *reg, const int *lfds, int nlfds, const struct nbd_server_opts *opts);
 
 /* The wire error for a snap_err (the one place errors are mapped). */
 uint32_t nbd_wire_error(int snap_err);

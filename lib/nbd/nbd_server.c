@@ -1,4 +1,5 @@
-/* nbd_server.c -- the NBD server on top of lib/net's accept loop: one thread per connection. */
+/* nbd_server.c -- the NBD server on top of lib/net's accept loop: one thread per connection,
+ * each picking its export by name from the registry (exports.h). */
 #include "nbd/nbd.h"
 
 #include "base/err.h"
@@ -6,9 +7,8 @@
 #include "net/listen.h"
 
 struct nbd_server {
-    const struct nbd_export *exp;
+    struct nbd_exports *reg;
     const struct nbd_server_opts *opts;
-    struct nbd_stats *stats;
 };
 
 static void nbd_conn(void *ctx, int fd, const char *peer)
@@ -18,7 +18,7 @@ static void nbd_conn(void *ctx, int fd, const char *peer)
     co.peer = peer;
     co.admit = net_conn_ready;
     snap_info("nbd %s: connected", peer);
-    int err = nbd_serve(s->exp, fd, fd, &co, s->stats);
+    int err = nbd_serve_exports(s->reg, fd, fd, &co);
     if (err)
         snap_warn("nbd %s: connection ended: %s", peer, snap_errmsg(err));
     else
@@ -32,10 +32,9 @@ static void nbd_idle(void *ctx)
         s->opts->on_idle(s->opts->ctx);
 }
 
-int nbd_server_run(const struct nbd_export *exp, const int *lfds, int nlfds,
-                   const struct nbd_server_opts *opts, struct nbd_stats *stats)
+int nbd_server_run(struct nbd_exports *reg, const int *lfds, int nlfds, const struct nbd_server_opts *opts)
 {
-    struct nbd_server s = {.exp = exp, .opts = opts, .stats = stats};
+    struct nbd_server s = {.reg = reg, .opts = opts};
     struct net_server ns = {
         .conn = nbd_conn, .on_idle = nbd_idle, .ctx = &s, .max_conns = opts->max_conns,
         .handshake_ms = opts->handshake_ms ? opts->handshake_ms : 10000, .grace_ms = opts->grace_ms,

@@ -101,8 +101,9 @@ h.shutdown()
 EOF
 B2=$(json_last "$T/ctl.json" build_id)
 [ "$(json_last "$T/ctl.json" generation)" = 2 ] || die "build 2 generation"
-# The control socket takes exactly "export\n": another line is answered "unknown command"
-# (exit 2), one over 64 bytes is dropped unanswered; neither exports (the checks below count).
+# The control socket takes "export\n" (and export NAME, add, remove, list): another line is
+# answered "unknown command" (exit 2), one over 8192 bytes is dropped unanswered; neither
+# exports (the checks below count).
 python3 - "$T/ctl" <<'EOF' || die "control socket hostile requests"
 import socket, sys
 def ask(req):
@@ -121,8 +122,8 @@ def ask(req):
         pass
     s.close()
     return out
-assert ask(b"x" * 200 + b"\n") == b"", "an over-long line must be dropped"
-assert ask(b"export" * 11) == b"", "66 bytes without a newline must be dropped"
+assert ask(b"x" * 9000 + b"\n") == b"", "an over-long line must be dropped"
+assert ask(b"export" * 1400) == b"", "8400 bytes without a newline must be dropped"
 for req in (b"nope\n", b"export\0junk\n", b"exportx\n", b"EXPORT\n", b"\n"):
     r = ask(req)
     assert b'"ok":false' in r and b"unknown command" in r and b'"exit":2' in r, (req, r)
