@@ -13,8 +13,40 @@
 #include <time.h>
 
 struct cache;
+struct pool_worker;
 
 #define CHUNKER_MSG_MAX 256
+
+/* A chunker's (or frame chunker's) membership in the fetch pool (pool.c).  Fields under the
+ * pool's mutex. */
+struct pool_client {
+    struct chunker_pool *pool;
+    void (*run)(struct pool_client *c, struct pool_worker *w); /* run one queued job, if any */
+    unsigned max_active;         /* jobs of this client on pool threads at once */
+    unsigned pending, active;    /* posted and not yet taken; running */
+    bool listed, detached;
+    struct pool_client *next;    /* the ready list */
+};
+
+/* pool.c.  Lock order: the client's mutex, then the pool's. */
+/* Join pool p with at most max_active jobs running at once; starts the pool's first thread. */
+int pool_attach(struct chunker_pool *p, struct pool_client *c, unsigned max_active,
+                void (*run)(struct pool_client *, struct pool_worker *));
+/* One more job was queued: a thread will call c->run once for it. */
+void pool_post(struct pool_client *c);
+/* Would a job posted now find a thread without waiting for another job to end? */
+bool pool_has_free_thread(struct pool_client *c);
+/* No more runs; waits for the running ones (stop the client's jobs first). */
+void pool_detach(struct pool_client *c);
+/* The worker's own state and buffers, grown to the largest asked and kept; NULL: out of memory. */
+struct fetcher *pool_worker_fetcher(struct pool_worker *w);
+uint8_t *pool_worker_buf(struct pool_worker *w, size_t n);
+uint8_t *pool_worker_carry(struct pool_worker *w, size_t n);
+struct hdr_frame_dec *pool_worker_dec(struct pool_worker *w);
+/* A direct slot (CHUNKER_DIRECT_MAX buffer) when fewer than cap are *used by the client and one is
+ * free, else NULL; counted in *used (under the pool's mutex). */
+struct fetcher *pool_take_direct(struct pool_client *c, unsigned *used, unsigned cap);
+void pool_give_direct(struct pool_client *c, struct fetcher *f, unsigned *used);
 
 enum job_state { JOB_FREE, JOB_QUEUED, JOB_RUNNING };
 
@@ -48,18 +80,18 @@ struct waiter {
     struct chunker_cancel *cancel;
 };
 
-/* A fetch thread and the buffer its store reads land in, reused only after store_read returned,
- * so no fetch ever writes memory that was given back.  A direct slot is the same without a thread:
- * a reader takes it (under ch->mu) to run one small range request itself, into its small buffer. */
+/* A job's run on a pool thread and the buffer its store reads land in (the thread's own, reused
+ * only after store_read returned, so no fetch ever writes memory that was given back).  A direct
+ * slot is the same without a thread: a reader takes one of the pool's to run one small range
+ * request itself, into the slot's small buffer. */
 struct fetcher {
     struct chunker *ch;
-    pthread_t tid;
     uint8_t *staging;            /* a chunk (fetch thread) or CHUNKER_DIRECT_MAX bytes (direct slot);
                                     NULL: the fetch thread streams into the cache (fetch.c) */
     uint8_t *carry;              /* streaming: the head of a block cut by a delivery (one block) */
     size_t ncarry;
     bool direct;
-    bool used;                   /* direct slot taken (under ch->mu) */
+    bool used;                   /* direct slot taken (under the pool's mutex) */
     /* Direct: its reader's cancel token and deadline; the read stops when the reader gives up. */
     struct chunker_cancel *cancel;
     uint64_t reader_deadline;
@@ -84,7 +116,6 @@ struct chunker {
     uint32_t demand_window;
 
     pthread_mutex_t mu;          /* jobs, waiters, estimates, size changes; never held across I/O */
-    pthread_cond_t work_cv;      /* fetchers wait for queued jobs */
     pthread_cond_t idle_cv;      /* evict/close wait for jobs and waiters to end; slot waits */
     _Atomic(struct cache *) cache; /* NULL until the size is known, then fixed */
     atomic_uint_fast64_t size;   /* STORE_SIZE_UNKNOWN until learned */
@@ -96,11 +127,11 @@ struct chunker {
     unsigned njobs;
     struct waiter *waiters;
     unsigned nwaiters;
-    struct fetcher *fetchers;
-    unsigned nfetchers;          /* fetcher slots (each with its staging buffer) */
-    unsigned nthreads;           /* of which have a running thread */
-    struct fetcher *directs;     /* direct slots */
-    unsigned ndirects;
+    bool streamed;               /* fetches go from the transport straight into the cache (no staging) */
+    unsigned nfetchers;          /* jobs on pool threads at once (the pool client's cap) */
+    unsigned ndirects;           /* direct slots it may hold at once */
+    unsigned ndirects_used;      /* under the pool's mutex */
+    struct pool_client client;
 
     /* What the store looks like (EWMA), for the demand-first choice; 0 = not measured yet. */
     uint64_t est_ttfb_ns;
@@ -113,7 +144,8 @@ struct chunker {
 };
 
 /* fetch.c */
-void *chunker_fetcher_main(void *arg);
+/* The pool client's run: take the oldest queued job and run it on worker w. */
+void chunker_pool_run(struct pool_client *c, struct pool_worker *w);
 /* Record the object's size (creating the cache); SNAP_ECHECK if it contradicts a known one.
  * Called with ch->mu held. */
 int chunker_learn_size_locked(struct chunker *ch, uint64_t size);

@@ -146,12 +146,12 @@ static struct job *start_job(struct chunker *ch, uint64_t k, bool range, uint64_
         j->state = JOB_RUNNING; /* its reader runs it: no fetch thread may pick it up */
         atomic_fetch_add(&ch->stats.direct_reads, 1);
     } else {
-        pthread_cond_signal(&ch->work_cv);
+        pool_post(&ch->client);
     }
     return j;
 }
 
-/* Fetch threads taken (running or about to run a job). */
+/* Pool threads this chunker takes (running or about to run one of its jobs). */
 static unsigned fetchers_taken(const struct chunker *ch)
 {
     unsigned n = 0;
@@ -169,7 +169,7 @@ static bool may_start_stream(struct chunker *ch, const struct cache *c, uint64_t
                              uint64_t first)
 {
     unsigned taken = fetchers_taken(ch);
-    if (taken >= ch->nfetchers)
+    if (taken >= ch->nfetchers || !pool_has_free_thread(&ch->client))
         return false;
     bool seq = first == clo || (k > 0 && (find_chunk_job(ch, k - 1) ||
                                           (c && cache_state_at(c, clo - ch->bs) != CACHE_ABSENT)));
@@ -180,18 +180,17 @@ static bool may_start_stream(struct chunker *ch, const struct cache *c, uint64_t
  * at once so no fetch thread picks it up; NULL when none is free or the range is too large. */
 static struct fetcher *start_direct(struct chunker *ch, uint64_t k, uint64_t lo, uint64_t hi)
 {
-    if (hi - lo > CHUNKER_DIRECT_MAX)
+    if (hi - lo > CHUNKER_DIRECT_MAX || ch->ndirects == 0)
         return NULL;
-    struct fetcher *f = NULL;
-    for (unsigned i = 0; i < ch->ndirects && !f; i++)
-        if (!ch->directs[i].used)
-            f = &ch->directs[i];
+    struct fetcher *f = pool_take_direct(&ch->client, &ch->ndirects_used, ch->ndirects);
     if (!f)
         return NULL;
     struct job *j = start_job(ch, k, true, lo, hi, lo, true);
-    if (!j)
+    if (!j) {
+        pool_give_direct(&ch->client, f, &ch->ndirects_used);
         return NULL;
-    f->used = true;
+    }
+    f->ch = ch;
     f->job = j;
     return f;
 }
@@ -487,21 +486,10 @@ static void chunker_free(struct chunker *ch)
     if (ch->waiters)
         for (unsigned i = 0; i < ch->nwaiters; i++)
             pthread_cond_destroy(&ch->waiters[i].cv);
-    if (ch->fetchers)
-        for (unsigned i = 0; i < ch->nfetchers; i++) {
-            snap_free(ch->fetchers[i].staging);
-            snap_free(ch->fetchers[i].carry);
-        }
-    if (ch->directs)
-        for (unsigned i = 0; i < ch->ndirects; i++)
-            snap_free(ch->directs[i].staging);
-    snap_free(ch->directs);
     cache_close(atomic_load(&ch->cache));
-    pthread_cond_destroy(&ch->work_cv);
     pthread_cond_destroy(&ch->idle_cv);
     pthread_mutex_destroy(&ch->mu);
     snap_free(ch->waiters);
-    snap_free(ch->fetchers);
     snap_free(ch->jobs);
     snap_free(ch->cache_path);
     snap_free(ch->key);
@@ -515,13 +503,11 @@ void chunker_close(struct chunker *ch)
     pthread_mutex_lock(&ch->mu);
     atomic_store(&ch->closing, true);
     stop_jobs_locked(ch);
-    pthread_cond_broadcast(&ch->work_cv);
     for (unsigned i = 0; i < ch->nwaiters; i++)
         if (ch->waiters[i].used)
             pthread_cond_signal(&ch->waiters[i].cv);
     pthread_mutex_unlock(&ch->mu);
-    for (unsigned i = 0; i < ch->nthreads; i++)
-        pthread_join(ch->fetchers[i].tid, NULL);
+    pool_detach(&ch->client); /* its running jobs end at their next progress report */
     pthread_mutex_lock(&ch->mu);
     for (;;) {
         bool busy = false;
@@ -543,6 +529,7 @@ int chunker_open(struct store *s, const char *key, const struct chunker_opts *o,
     unsigned nf = o->fetchers ? o->fetchers : streamed ? CHUNKER_FETCHERS_STREAMED : CHUNKER_FETCHERS_STAGED;
     unsigned nw = o->max_waiters ? o->max_waiters : CHUNKER_WAITERS_DEFAULT;
     unsigned nd = o->mode != CHUNKER_DEMAND ? 0 : o->direct_reads ? o->direct_reads : CHUNKER_DIRECT_DEFAULT;
+    struct chunker_pool *pool = o->pool ? o->pool : chunker_pool_default();
     if ((chunk & (chunk - 1)) || (bs & (bs - 1)) || chunk < bs)
         return snap_fail(SNAP_EUSAGE, "%s/%s: chunk size %u must be a power of two and a multiple of the block "
                          "size %u", s->url, key, chunk, bs);
@@ -551,6 +538,8 @@ int chunker_open(struct store *s, const char *key, const struct chunker_opts *o,
                          s->url, key, nf, nw, nd, CHUNKER_FETCHERS_MAX, CHUNKER_WAITERS_MAX, CHUNKER_DIRECT_LIMIT);
     if (!o->cache_path)
         return snap_fail(SNAP_EUSAGE, "%s/%s: the chunker needs a cache file path", s->url, key);
+    if (!pool)
+        return snap_fail(SNAP_ENOMEM, "%s/%s: out of memory for the fetch pool", s->url, key);
     struct chunker *ch = snap_calloc(1, sizeof *ch);
     if (!ch)
         return snap_fail(SNAP_ENOMEM, "%s/%s: out of memory", s->url, key);
@@ -558,6 +547,7 @@ int chunker_open(struct store *s, const char *key, const struct chunker_opts *o,
     ch->mode = o->mode;
     ch->bs = bs;
     ch->chunk = chunk;
+    ch->streamed = streamed;
     ch->fetch_timeout_ms = o->fetch_timeout_ms ? o->fetch_timeout_ms : CHUNKER_TIMEOUT_DEFAULT_MS;
     ch->read_timeout_ms = o->read_timeout_ms ? o->read_timeout_ms : ch->fetch_timeout_ms;
     ch->demand_window = o->demand_window ? o->demand_window : CHUNKER_WINDOW_DEFAULT;
@@ -568,17 +558,14 @@ int chunker_open(struct store *s, const char *key, const struct chunker_opts *o,
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_mutex_init(&ch->mu, NULL);
-    pthread_cond_init(&ch->work_cv, &ca);
     pthread_cond_init(&ch->idle_cv, &ca);
     ch->key = snap_strdup(key);
     ch->cache_path = snap_strdup(o->cache_path);
     ch->njobs = 2 * nf + 2 + nd;
     ch->jobs = snap_calloc(ch->njobs, sizeof *ch->jobs);
     ch->waiters = snap_calloc(nw, sizeof *ch->waiters);
-    ch->fetchers = snap_calloc(nf, sizeof *ch->fetchers);
-    ch->directs = nd ? snap_calloc(nd, sizeof *ch->directs) : NULL;
     int err = 0;
-    if (!ch->key || !ch->cache_path || !ch->jobs || !ch->waiters || !ch->fetchers || (nd && !ch->directs)) {
+    if (!ch->key || !ch->cache_path || !ch->jobs || !ch->waiters) {
         err = snap_fail(SNAP_ENOMEM, "%s/%s: out of memory", s->url, key);
         goto fail;
     }
@@ -588,30 +575,7 @@ int chunker_open(struct store *s, const char *key, const struct chunker_opts *o,
     for (unsigned i = 0; i < ch->njobs; i++)
         atomic_init(&ch->jobs[i].abort, false);
     ch->nfetchers = nf;
-    /* A staging chunk per fetch thread only where the store cannot stream into the cache. */
-    for (unsigned i = 0; i < nf; i++) {
-        ch->fetchers[i].ch = ch;
-        if (streamed)
-            ch->fetchers[i].carry = snap_malloc(bs);
-        else
-            ch->fetchers[i].staging = snap_malloc(chunk);
-        if (!ch->fetchers[i].staging && !ch->fetchers[i].carry) {
-            err = snap_fail(SNAP_ENOMEM, "%s/%s: out of memory for fetch buffers", s->url, key);
-            goto fail;
-        }
-    }
-    /* Direct slots: their buffers are allocated now, so a demand request allocates nothing; pages
-     * a reader never touched cost no memory. */
     ch->ndirects = nd;
-    for (unsigned i = 0; i < nd; i++) {
-        ch->directs[i].ch = ch;
-        ch->directs[i].direct = true;
-        ch->directs[i].staging = snap_malloc(CHUNKER_DIRECT_MAX);
-        if (!ch->directs[i].staging) {
-            err = snap_fail(SNAP_ENOMEM, "%s/%s: out of memory for direct read buffers", s->url, key);
-            goto fail;
-        }
-    }
     if (o->size != STORE_SIZE_UNKNOWN) {
         pthread_mutex_lock(&ch->mu);
         err = chunker_learn_size_locked(ch, o->size);
@@ -619,15 +583,11 @@ int chunker_open(struct store *s, const char *key, const struct chunker_opts *o,
         if (err)
             goto fail;
     }
-    pthread_condattr_destroy(&ca);
-    for (; ch->nthreads < nf; ch->nthreads++) {
-        struct fetcher *f = &ch->fetchers[ch->nthreads];
-        if (pthread_create(&f->tid, NULL, chunker_fetcher_main, f) != 0) {
-            err = snap_fail(SNAP_ENOMEM, "%s/%s: cannot start fetch thread %u", s->url, key, ch->nthreads);
-            chunker_close(ch);
-            return err;
-        }
+    if ((err = pool_attach(pool, &ch->client, nf, chunker_pool_run)) != 0) {
+        snap_fail_ctx(err, "%s/%s", s->url, key);
+        goto fail;
     }
+    pthread_condattr_destroy(&ca);
     *out = ch;
     return 0;
 fail:

@@ -17,6 +17,15 @@
  *   CHUNKER_STREAMING  the whole chunk from its start; readers wake as their bytes arrive
  *   CHUNKER_FULL       the whole chunk; readers wake when all of it is in (the old behaviour)
  *
+ * Fetch pool.  Fetches do not run on threads of the chunker's own: every chunker of a process
+ * (and every frame chunker, frames.h) posts its queued jobs to one bounded fetch pool -- the
+ * process-wide one unless opts.pool names another -- whose threads and direct-read slots all of
+ * them share (pool.c).  A chunker that is not being read holds no thread and no buffer but its
+ * cache; `fetchers` and `direct_reads` cap what one chunker may use of the pool at once, and
+ * chunkers with queued jobs take turns at its threads, so one busy object cannot starve reads of
+ * another.  The thread count, and the fetch memory, stay bounded by the pool however many chunkers
+ * are open.
+ *
  * The size may be unknown at open: the first fetch asks for a chunk-sized range at the requested
  * offset and learns the size from the response (store_read_result.total_size); the cache file is
  * created then.  Reads, cancellation and stats are thread safe; see chunker.c for the locking.
@@ -31,6 +40,28 @@
 struct store;
 struct cache;
 struct chunker;
+struct chunker_pool;
+
+/* The process-wide pool's size: fetch threads (started on demand) and direct-read slots (each a
+ * CHUNKER_DIRECT_MAX buffer, allocated with the pool; pages never used cost no memory).  24 threads: one object's 16 streams (its
+ * cold sequential bandwidth) and 8 more for the others meanwhile. */
+#define CHUNKER_POOL_THREADS 24
+#define CHUNKER_POOL_DIRECT 64
+#define CHUNKER_POOL_THREADS_MAX 1024
+#define CHUNKER_POOL_DIRECT_MAX 4096
+
+/* A pool of its own (tests, benchmarks); threads start on demand, up to `threads`. */
+int chunker_pool_new(unsigned threads, unsigned direct_slots, struct chunker_pool **out);
+/* Every chunker using it must be closed first. */
+void chunker_pool_free(struct chunker_pool *p);
+/* The process-wide pool, created at first use and never freed; NULL only when out of memory. */
+struct chunker_pool *chunker_pool_default(void);
+struct chunker_pool_stats {
+    unsigned threads, max_threads;   /* started, at most */
+    unsigned busy, queued;           /* jobs running, posted and waiting for a thread */
+    unsigned direct_slots, directs_used;
+};
+void chunker_pool_stats(struct chunker_pool *p, struct chunker_pool_stats *out);
 
 #define CHUNKER_CHUNK_DEFAULT (4u << 20)
 
@@ -46,8 +77,9 @@ struct chunker_opts {
     const char *cache_path;      /* the cache file to create; it is unlinked right after creation */
     uint32_t block_size;         /* 0: 4096 */
     uint32_t chunk_size;         /* 0: 4 MiB; a power of two, a multiple of the block size */
-    unsigned fetchers;           /* fetch threads; 0: 16 where the store streams into the cache
-                                    (http, s3, gs with a known size), else 4 */
+    struct chunker_pool *pool;   /* NULL: the process-wide pool */
+    unsigned fetchers;           /* jobs on pool threads at once; 0: 16 where the store streams into
+                                    the cache (http, s3, gs with a known size), else 4 */
     unsigned fetch_timeout_ms;   /* a fetch gives up after this; 0: 60 s */
     unsigned read_timeout_ms;    /* a reader gives up waiting after this; 0: the fetch timeout */
     uint32_t demand_window;      /* CHUNKER_DEMAND, before the store's speed is known: a reader more
@@ -55,7 +87,7 @@ struct chunker_opts {
                                     request; 0: 64 KiB */
     unsigned max_waiters;        /* readers waiting at once (more wait for a slot); 0: 64 */
     unsigned direct_reads;       /* CHUNKER_DEMAND: range requests readers may run on their own threads
-                                    at once (each with a CHUNKER_DIRECT_MAX buffer); 0: 32 */
+                                    at once (each in one of the pool's direct slots); 0: 32 */
 };
 
 /* The largest demand range a reader fetches on its own thread (see chunker.c, "Direct reads"). */
@@ -79,7 +111,7 @@ struct chunker_cancel {
     atomic_int canceled;
 };
 
-/* Open a chunker for `key` of store s (which must outlive it).  Starts the fetch threads. */
+/* Open a chunker for `key` of store s (which must outlive it), a client of the fetch pool. */
 int chunker_open(struct store *s, const char *key, const struct chunker_opts *o, struct chunker **out);
 /* Stop the fetches (at their next progress report), end every wait with SNAP_ECANCELED, wait for
  * the waiting readers to leave, free.  No read may start once close has begun. */

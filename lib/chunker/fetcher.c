@@ -1,4 +1,4 @@
-/* fetcher.c -- the chunker's fetch threads: run a job's store reads, fill whole blocks into the
+/* fetcher.c -- a chunker's fetches, on the fetch pool's threads (pool.c): run a job's store reads, fill whole blocks into the
  * cache as they land, wake the readers they complete, and hand the result to every waiter.
  *
  * Staging.  A chunk job over a streaming store (http, s3, gs: store_read_stream) whose size is
@@ -26,6 +26,7 @@
 #include "cache/cache.h"
 #include "store/store.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -228,7 +229,7 @@ static int fetch_segment(struct fetcher *f, uint64_t lo, uint64_t hi)
     pthread_mutex_unlock(&ch->mu);
 
     atomic_fetch_add(&ch->stats.store_reads, 1);
-    bool streamed = !f->staging; /* see chunker_open: no staging only when the sink can be used */
+    bool streamed = !f->staging; /* see chunker_pool_run: no staging only when the sink can be used */
     f->ncarry = 0;
     int err = streamed ? store_read_stream(ch->store, ch->key, lo, hi - lo, fetch_sink, f, &f->res)
                        : store_read(ch->store, ch->key, lo, hi - lo, f->staging + (lo - f->base), fetch_progress, f,
@@ -352,37 +353,46 @@ void chunker_run_direct(struct fetcher *f)
     fetch_end_locked(ch, j, f->reader_gone && err == SNAP_ECANCELED ? 0 : err);
     f->job = NULL;
     f->cancel = NULL;
-    f->used = false;
+    pool_give_direct(&ch->client, f, &ch->ndirects_used);
     pthread_mutex_unlock(&ch->mu);
 }
 
-void *chunker_fetcher_main(void *arg)
+/* The oldest queued job, or NULL (ch->mu held). */
+static struct job *oldest_queued_locked(struct chunker *ch)
 {
-    struct fetcher *f = arg;
-    struct chunker *ch = f->ch;
+    struct job *j = NULL;
+    for (unsigned i = 0; i < ch->njobs; i++)
+        if (ch->jobs[i].state == JOB_QUEUED && (!j || ch->jobs[i].seq < j->seq))
+            j = &ch->jobs[i];
+    return j;
+}
+
+void chunker_pool_run(struct pool_client *c, struct pool_worker *w)
+{
+    struct chunker *ch = (struct chunker *)((char *)c - offsetof(struct chunker, client));
+    struct fetcher *f = pool_worker_fetcher(w);
     pthread_mutex_lock(&ch->mu);
-    for (;;) {
-        struct job *j = NULL;
-        while (!atomic_load(&ch->closing)) {
-            for (unsigned i = 0; i < ch->njobs; i++)
-                if (ch->jobs[i].state == JOB_QUEUED && (!j || ch->jobs[i].seq < j->seq))
-                    j = &ch->jobs[i];
-            if (j)
-                break;
-            pthread_cond_wait(&ch->work_cv, &ch->mu);
-        }
-        if (!j)
-            break;
-        j->state = JOB_RUNNING;
-        f->job = j;
+    struct job *j = atomic_load(&ch->closing) ? NULL : oldest_queued_locked(ch);
+    if (!j) { /* canceled by evict or close since it was posted */
         pthread_mutex_unlock(&ch->mu);
-
-        int err = fetch_run(f);
-
-        pthread_mutex_lock(&ch->mu);
-        fetch_end_locked(ch, j, err);
-        f->job = NULL;
+        return;
     }
+    j->state = JOB_RUNNING;
     pthread_mutex_unlock(&ch->mu);
-    return NULL;
+
+    memset(f, 0, sizeof *f);
+    f->ch = ch;
+    f->job = j;
+    int err = 0;
+    /* The thread's buffers, grown once to what this chunker needs: a chunk of staging where the
+     * store cannot stream into the cache, else one block to carry. */
+    if (ch->streamed ? !(f->carry = pool_worker_carry(w, ch->bs)) : !(f->staging = pool_worker_buf(w, ch->chunk)))
+        err = snap_fail(SNAP_ENOMEM, "%s/%s: out of memory for a fetch buffer", ch->store->url, ch->key);
+    else
+        err = fetch_run(f);
+
+    pthread_mutex_lock(&ch->mu);
+    fetch_end_locked(ch, j, err);
+    f->job = NULL;
+    pthread_mutex_unlock(&ch->mu);
 }

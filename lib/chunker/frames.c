@@ -34,6 +34,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -61,14 +62,6 @@ struct fr_job {
     char msg[512];                /* build, frame, ranges, object and reason */
 };
 
-struct fr_fetcher {
-    struct chunker_frames *c;
-    pthread_t tid;
-    bool started;
-    uint8_t *staging;
-    struct hdr_frame_dec *dec;
-};
-
 struct chunker_frames {
     struct store *store;
     char *key;
@@ -84,13 +77,14 @@ struct chunker_frames {
     struct cache *cache;
 
     pthread_mutex_t mu;
-    pthread_cond_t work_cv, done_cv;
+    pthread_cond_t done_cv;
     uint32_t *job_of;             /* per frame: running job index + 1, 0 = none */
     struct fr_job jobs[FR_JOBS];
     uint64_t next_seq;
     atomic_bool closing;
-    struct fr_fetcher *fetchers;
-    unsigned nfetchers;
+    size_t max_c;                 /* the largest compressed frame: a pool thread's staging */
+    bool attached;
+    struct pool_client client;
 
     struct {
         atomic_uint_fast64_t fetches, fetch_errors, bytes_fetched, bytes_decoded, hits, waits, peer_frames;
@@ -117,27 +111,7 @@ static int check_table(const struct chunker_frames *c, size_t *max_c)
     return 0;
 }
 
-static void *fr_fetcher_main(void *arg);
-
-static int start_fetchers(struct chunker_frames *c, unsigned n, size_t max_c)
-{
-    if (!(c->fetchers = snap_calloc(n, sizeof *c->fetchers)))
-        return snap_fail(SNAP_ENOMEM, "%s: out of memory", c->name);
-    for (unsigned i = 0; i < n; i++) {
-        struct fr_fetcher *f = &c->fetchers[i];
-        f->c = c;
-        int err = hdr_frame_dec_new(&f->dec);
-        if (err)
-            return err;
-        if (!(f->staging = snap_malloc(max_c ? max_c : 1)))
-            return snap_fail(SNAP_ENOMEM, "%s: cannot allocate a %zu-byte frame buffer", c->name, max_c);
-        c->nfetchers = i + 1;
-        if (pthread_create(&f->tid, NULL, fr_fetcher_main, f) != 0)
-            return snap_fail(SNAP_ENOMEM, "%s: cannot start a fetch thread", c->name);
-        f->started = true;
-    }
-    return 0;
-}
+static void fr_pool_run(struct pool_client *pc, struct pool_worker *w);
 
 int chunker_frames_open(struct store *s, const char *key, const struct chunker_frames_opts *o,
                         struct chunker_frames **out)
@@ -159,11 +133,10 @@ int chunker_frames_open(struct store *s, const char *key, const struct chunker_f
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&c->work_cv, &ca);
     pthread_cond_init(&c->done_cv, &ca);
     pthread_condattr_destroy(&ca);
-    size_t max_c;
-    int err = check_table(c, &max_c);
+    struct chunker_pool *pool = o->pool ? o->pool : chunker_pool_default();
+    int err = pool ? check_table(c, &c->max_c) : snap_fail(SNAP_ENOMEM, "%s: out of memory for the fetch pool", c->name);
     if (!err && o->peer_key && store_is_tiered(s) && !(c->peer_key = snap_strdup(o->peer_key)))
         err = snap_fail(SNAP_ENOMEM, "%s: out of memory", c->name);
     if (!err && (!(c->key = snap_strdup(key)) || !(c->job_of = snap_calloc(c->nfr ? c->nfr : 1, sizeof *c->job_of))))
@@ -172,7 +145,8 @@ int chunker_frames_open(struct store *s, const char *key, const struct chunker_f
         snap_fail_ctx(err, "%s: the cache of %s", c->name, key);
     if (!err) {
         unlink(o->cache_path);
-        err = start_fetchers(c, o->fetchers ? o->fetchers : FR_FETCHERS_DEFAULT, max_c);
+        err = pool_attach(pool, &c->client, o->fetchers ? o->fetchers : FR_FETCHERS_DEFAULT, fr_pool_run);
+        c->attached = !err;
     }
     if (err) {
         chunker_frames_close(c);
@@ -188,19 +162,11 @@ void chunker_frames_close(struct chunker_frames *c)
         return;
     pthread_mutex_lock(&c->mu);
     atomic_store(&c->closing, true);
-    pthread_cond_broadcast(&c->work_cv);
     pthread_cond_broadcast(&c->done_cv);
     pthread_mutex_unlock(&c->mu);
-    for (unsigned i = 0; i < c->nfetchers; i++) {
-        struct fr_fetcher *f = &c->fetchers[i];
-        if (f->started)
-            pthread_join(f->tid, NULL);
-        hdr_frame_dec_free(f->dec);
-        snap_free(f->staging);
-    }
-    snap_free(c->fetchers);
+    if (c->attached)
+        pool_detach(&c->client); /* a running fetch ends at its next progress report */
     cache_close(c->cache);
-    pthread_cond_destroy(&c->work_cv);
     pthread_cond_destroy(&c->done_cv);
     pthread_mutex_destroy(&c->mu);
     snap_free(c->job_of);
@@ -230,10 +196,9 @@ static int fr_progress(void *ctx, uint64_t done)
     return atomic_load_explicit(&((struct chunker_frames *)ctx)->closing, memory_order_relaxed);
 }
 
-/* Fetch, decode and publish frame i (mu not held). */
-static int fetch_frame(struct fr_fetcher *f, size_t i)
+/* Fetch, decode and publish frame i (mu not held), with a pool thread's staging and decoder. */
+static int fetch_frame(struct chunker_frames *c, uint8_t *staging, struct hdr_frame_dec *dec, size_t i)
 {
-    struct chunker_frames *c = f->c;
     const struct hdr_frame *fr = &c->fr[i];
     uint64_t sc = (uint64_t)fr->start_c, nc = (uint64_t)fr->size_c;
     uint64_t su = (uint64_t)fr->start_u, nu = (uint64_t)fr->size_u;
@@ -249,7 +214,7 @@ static int fetch_frame(struct fr_fetcher *f, size_t i)
         return cache_publish(c->cache, su, nu, NULL);
     }
     struct store_read_result res = {.total_size = STORE_SIZE_UNKNOWN};
-    int err = store_read(c->store, c->key, sc, nc, f->staging, fr_progress, c, &res);
+    int err = store_read(c->store, c->key, sc, nc, staging, fr_progress, c, &res);
     atomic_fetch_add_explicit(&c->stats.bytes_fetched, res.bytes, memory_order_relaxed);
     if (err == SNAP_ERANGE && res.total_size != STORE_SIZE_UNKNOWN)
         return snap_fail(SNAP_EFORMAT, "%s: frame %zu: the frame table points past the end of %s: compressed "
@@ -261,7 +226,7 @@ static int fetch_frame(struct fr_fetcher *f, size_t i)
         return snap_fail(SNAP_EFORMAT, "%s: frame %zu is cut off: %s ends after %llu of its %llu compressed "
                          "bytes (at [%llu, %llu)); the object is shorter than its frame table says", c->name, i,
                          c->key, ULL(res.bytes), ULL(nc), ULL(sc), ULL(sc + nc));
-    err = hdr_frame_decode(f->dec, c->comp, f->staging, (size_t)nc, dst, (size_t)nu);
+    err = hdr_frame_decode(dec, c->comp, staging, (size_t)nc, dst, (size_t)nu);
     if (err)
         return snap_fail_ctx(err, "%s: frame %zu (uncompressed [%llu, %llu), compressed [%llu, %llu) of %s)",
                              c->name, i, ULL(su), ULL(su + nu), ULL(sc), ULL(sc + nc), c->key);
@@ -279,36 +244,35 @@ static struct fr_job *next_queued_locked(struct chunker_frames *c)
     return best;
 }
 
-static void *fr_fetcher_main(void *arg)
+static void fr_pool_run(struct pool_client *pc, struct pool_worker *w)
 {
-    struct fr_fetcher *f = arg;
-    struct chunker_frames *c = f->c;
+    struct chunker_frames *c = (struct chunker_frames *)((char *)pc - offsetof(struct chunker_frames, client));
     pthread_mutex_lock(&c->mu);
-    for (;;) {
-        struct fr_job *j = NULL;
-        while (!atomic_load(&c->closing) && !(j = next_queued_locked(c)))
-            pthread_cond_wait(&c->work_cv, &c->mu);
-        if (atomic_load(&c->closing) || !j)
-            break;
-        j->state = FR_RUNNING;
-        size_t i = j->frame;
+    struct fr_job *j = atomic_load(&c->closing) ? NULL : next_queued_locked(c);
+    if (!j) {
         pthread_mutex_unlock(&c->mu);
-        int err = fetch_frame(f, i);
-        pthread_mutex_lock(&c->mu);
-        j->err = err;
-        j->msg[0] = '\0';
-        if (err) {
-            snprintf(j->msg, sizeof j->msg, "%s", snap_errmsg(err));
-            atomic_fetch_add_explicit(&c->stats.fetch_errors, 1, memory_order_relaxed);
-            if (err != SNAP_ECANCELED) /* once per failed fetch, however many readers wait */
-                snap_warn("%s; its readers fail, the next read fetches it again", j->msg);
-        }
-        c->job_of[i] = 0; /* the next read of a failed frame fetches it again */
-        j->state = j->waiters ? FR_DONE : FR_FREE;
-        pthread_cond_broadcast(&c->done_cv);
+        return;
     }
+    j->state = FR_RUNNING;
+    size_t i = j->frame;
     pthread_mutex_unlock(&c->mu);
-    return NULL;
+    uint8_t *staging = pool_worker_buf(w, c->max_c ? c->max_c : 1);
+    struct hdr_frame_dec *dec = pool_worker_dec(w);
+    int err = staging && dec ? fetch_frame(c, staging, dec, i)
+                             : snap_fail(SNAP_ENOMEM, "%s: out of memory for a frame buffer or decoder", c->name);
+    pthread_mutex_lock(&c->mu);
+    j->err = err;
+    j->msg[0] = '\0';
+    if (err) {
+        snprintf(j->msg, sizeof j->msg, "%s", snap_errmsg(err));
+        atomic_fetch_add_explicit(&c->stats.fetch_errors, 1, memory_order_relaxed);
+        if (err != SNAP_ECANCELED) /* once per failed fetch, however many readers wait */
+            snap_warn("%s; its readers fail, the next read fetches it again", j->msg);
+    }
+    c->job_of[i] = 0; /* the next read of a failed frame fetches it again */
+    j->state = j->waiters ? FR_DONE : FR_FREE;
+    pthread_cond_broadcast(&c->done_cv);
+    pthread_mutex_unlock(&c->mu);
 }
 
 /* ---- readers ---- */
@@ -322,7 +286,7 @@ static struct fr_job *start_job_locked(struct chunker_frames *c, size_t i)
         *j = (struct fr_job){.state = FR_QUEUED, .frame = i, .seq = c->next_seq++};
         c->job_of[i] = k + 1;
         atomic_fetch_add_explicit(&c->stats.fetches, 1, memory_order_relaxed);
-        pthread_cond_signal(&c->work_cv);
+        pool_post(&c->client);
         return j;
     }
     return NULL; /* every slot busy: wait for one */

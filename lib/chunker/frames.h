@@ -5,14 +5,15 @@
  * frame that holds X (binary search in the table); if its blocks are not in the cache, one range
  * request for the frame's compressed bytes, decoded straight into the cache mapping, checked
  * (the frame's checksums, exactly sizeU bytes out) and only then published.  The same promises
- * as chunker.h, per frame: one fetch per frame however many readers wait on it, run on the
- * chunker's own threads so it outlives the reader that started it; its error reaches every
+ * as chunker.h, per frame: one fetch per frame however many readers wait on it, run on a thread
+ * of the fetch pool (chunker.h, "Fetch pool") so it outlives the reader that started it; its error reaches every
  * waiter; a frame that fails is never marked present and the next read fetches it again; no
  * lock is held across remote I/O or decoding.  A read needing a frame the (possibly trimmed)
  * table lacks fails with SNAP_ENOTFOUND naming the build and the offset.
  *
- * Memory: one staging buffer of the largest sizeC per fetch thread and one decoder each,
- * allocated at open; nothing per read.  Thread safe.
+ * Memory: the pool thread that runs a fetch brings a staging buffer (grown once to the largest
+ * sizeC it met) and a decoder, both kept for its next fetches; nothing per read, and nothing per
+ * frame chunker but its cache and job table.  Thread safe.
  */
 #ifndef SNAP_CHUNKER_FRAMES_H
 #define SNAP_CHUNKER_FRAMES_H
@@ -24,13 +25,15 @@ struct cache;
 struct hdr;
 struct hdr_build;
 struct chunker_frames;
+struct chunker_pool;
 
 struct chunker_frames_opts {
     const struct hdr *h;           /* the header holding the frame table; must outlive the chunker */
     const struct hdr_build *build; /* the build's record (comp, frames) */
     uint64_t size;                 /* the uncompressed size (never the compressed object's) */
     const char *cache_path;        /* created, then unlinked at once */
-    unsigned fetchers;             /* fetch threads; 0: 4 */
+    struct chunker_pool *pool;     /* NULL: the process-wide fetch pool */
+    unsigned fetchers;             /* frame fetches on pool threads at once; 0: 4 */
     unsigned read_timeout_ms;      /* a reader gives up waiting after this; 0: 60 s */
     /* The build's plain name ({id}/{file}), for a tiered store (--peer): a frame is asked of the
      * peer first, in uncompressed space under this name (peers serve builds uncompressed), and
@@ -51,7 +54,7 @@ struct chunker_frames_stats {
  * frame inside [0, size), 4096-aligned, sizes at most HDR_FRAME_MAX (SNAP_EFORMAT otherwise). */
 int chunker_frames_open(struct store *s, const char *key, const struct chunker_frames_opts *o,
                         struct chunker_frames **out);
-/* Stop the fetch threads (a running fetch ends first), end every wait, free. */
+/* Stop the fetches (a running one ends at its next progress report), end every wait, free. */
 void chunker_frames_close(struct chunker_frames *c);
 /* Copy uncompressed [off, off+len) to dst, fetching the frames that are missing. */
 int chunker_frames_read(struct chunker_frames *c, uint64_t off, uint64_t len, void *dst);

@@ -140,6 +140,11 @@ TEST(chunker_direct_reads_allocate_nothing)
     pthread_t t;
     pthread_create(&t, NULL, bg_reader, &a);
     wait_fetches(ch, 1);
+    /* The pool thread that runs chunk 0 has its staging (grown at a job's start, once per thread)
+     * once the store has its request. */
+    struct sim_request rq0[1];
+    while (store_sim_requests(s, rq0, 1) == 0)
+        usleep(200);
 
     uint8_t got[8192], want[8192];
     uint64_t before = snap_alloc_count();

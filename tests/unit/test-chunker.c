@@ -20,6 +20,8 @@ struct fixture {
     char path[512];
 };
 
+static struct chunker_pool *fx_pool; /* NULL: the process-wide one */
+
 static int fx_open(struct fixture *fx, const struct sim_opts *so, enum chunker_mode mode, uint32_t chunk,
                    uint64_t size)
 {
@@ -29,7 +31,7 @@ static int fx_open(struct fixture *fx, const struct sim_opts *so, enum chunker_m
     if (err)
         return err;
     struct chunker_opts o = {.mode = mode, .size = size, .cache_path = fx->path, .chunk_size = chunk,
-                             .fetch_timeout_ms = 5000};
+                             .fetch_timeout_ms = 5000, .pool = fx_pool};
     return chunker_open(fx->store, "build/memfile", &o, &fx->ch);
 }
 
@@ -359,6 +361,8 @@ TEST(chunker_no_allocation_per_read_or_fetch)
     uint32_t chunk = 256 * KiB;
     uint64_t size = 4 * (uint64_t)chunk;
     struct sim_opts so = {.size = size, .seed = SEED, .slice = 32 * KiB};
+    /* A pool of one thread: its staging is allocated by the first fetch, once. */
+    CHECK_EQ(chunker_pool_new(1, 4, &fx_pool), 0);
     for (int mode = CHUNKER_DEMAND; mode <= CHUNKER_FULL; mode++) {
         struct fixture fx;
         CHECK_EQ(fx_open(&fx, &so, (enum chunker_mode)mode, chunk, size), 0);
@@ -381,6 +385,8 @@ TEST(chunker_no_allocation_per_read_or_fetch)
         free(buf);
         fx_close(&fx);
     }
+    chunker_pool_free(fx_pool);
+    fx_pool = NULL;
 }
 
 /* Close while a fetch is in flight and a reader waits: both end, nothing leaks or hangs. */

@@ -3,6 +3,7 @@
 
 #include "base/err.h"
 #include "base/mem.h"
+#include "chunker/chunker.h"
 #include "chunker/frames.h"
 #include "header/internal.h"
 #include "bench/simstore.h"
@@ -18,6 +19,7 @@
 #define READERS 8
 
 struct ffx {
+    struct chunker_pool *pool; /* NULL: the process-wide one */
     struct store *file, *sim;
     struct chunker_frames *c;
     struct hdr h;
@@ -89,14 +91,18 @@ static int ffx_open(struct ffx *x, const char *name, unsigned ttfb_ms, uint32_t 
         return err;
     char cache[700];
     snprintf(cache, sizeof cache, "%s/cache", x->dir);
+    /* One fetcher: a pool of one thread of its own, so every fetch runs on the same thread. */
+    if (fetchers == 1 && (err = chunker_pool_new(1, 0, &x->pool)) != 0)
+        return err;
     struct chunker_frames_opts o = {.h = &x->h, .build = &x->b, .size = (uint64_t)FR * NFR, .cache_path = cache,
-                                    .read_timeout_ms = 20000, .fetchers = fetchers};
+                                    .read_timeout_ms = 20000, .fetchers = fetchers, .pool = x->pool};
     return chunker_frames_open(x->sim, "b/rootfs.ext4.lz4", &o, &x->c);
 }
 
 static void ffx_close(struct ffx *x)
 {
     chunker_frames_close(x->c);
+    chunker_pool_free(x->pool);
     store_close(x->sim);
     store_close(x->file);
     snap_free(x->data);
