@@ -166,14 +166,25 @@ static unsigned fetchers_taken(const struct chunker *ch)
  * CHUNKER_RANDOM_STREAMS streams run: more would only compete with the small range requests of
  * the other random readers at the store (each stream moves a whole chunk). */
 static bool may_start_stream(struct chunker *ch, const struct cache *c, uint64_t k, uint64_t clo,
-                             uint64_t first)
+                             uint64_t first, uint64_t hi)
 {
     unsigned taken = fetchers_taken(ch);
     if (taken >= ch->nfetchers || !pool_has_free_thread(&ch->client))
         return false;
     bool seq = first == clo || (k > 0 && (find_chunk_job(ch, k - 1) ||
                                           (c && cache_state_at(c, clo - ch->bs) != CACHE_ABSENT)));
-    return seq || taken < CHUNKER_RANDOM_STREAMS;
+    /* The limit is for readers a direct read serves instead; a larger one would only queue the
+     * same chunk job (and a second reader of it a range request for the same bytes). */
+    bool direct_fits = hi - first <= CHUNKER_DIRECT_MAX;
+    return seq || !direct_fits || taken < CHUNKER_RANDOM_STREAMS;
+}
+
+/* A queued job of this chunker starts as soon as a pool thread wakes for it: the chunker is within
+ * its thread count and the pool has a thread free.  (Its readers then wait for it rather than
+ * fetch the same bytes with a range request.) */
+static bool queued_starts_now(struct chunker *ch)
+{
+    return fetchers_taken(ch) <= ch->nfetchers && pool_has_free_thread(&ch->client);
 }
 
 /* Take a direct slot and a job for the reader's range request [lo, hi) in chunk k, marked running
@@ -260,9 +271,10 @@ static struct fetcher *ensure_fetches_locked(struct chunker *ch, struct waiter *
                 started = start_job(ch, k, false, clo, chi, clo, false) != NULL;
         } else if (range_job_covers(ch, first)) {
             /* a range request already brings it */
-        } else if (!j && may_start_stream(ch, c, k, clo, first)) {
+        } else if (!j && may_start_stream(ch, c, k, clo, first, hi)) {
             started = start_job(ch, k, false, clo, chi, first, false) != NULL; /* the stream starts at our block */
-        } else if (!j || j->state == JOB_QUEUED || stream_far(ch, j, first)) {
+        } else if (!j || (j->state == JOB_QUEUED && !queued_starts_now(ch)) ||
+                   (j->state != JOB_QUEUED && stream_far(ch, j, first))) {
             /* No fetch thread for this chunk soon, or its stream is far: our own range request, on
              * this thread when a slot is free and the range small; queued otherwise.  Under pressure
              * the chunk's background fill waits for a later reader that finds a fetch thread free. */

@@ -86,9 +86,11 @@ for c in chunks:
         first.append(c)
 assert first[:3] == [5, 1, 6], (first, starts)
 total = sum(hi - lo + 1 for lo, hi in starts)
-# One direct read (at most 128 KiB) may race a chunk's stream when the machine is slow (a
-# sanitizer build): the stream looked far from a prefetch piece.  More than that is a refetch.
-assert total <= 3 * 4194304 + 65536 + 131072, ("fetched twice", total, starts)
+# Under a sanitizer one direct read (at most 128 KiB) may race a chunk's stream: the stream,
+# slowed down, looked far from a prefetch piece.  More than that, or any in release, is a refetch.
+import os
+slack = 131072 if os.environ.get("VARIANT", "release") != "release" else 0
+assert total <= 3 * 4194304 + 65536 + slack, ("fetched twice", total, starts)
 PY
 done
 
