@@ -273,8 +273,7 @@ static struct fetcher *ensure_fetches_locked(struct chunker *ch, struct waiter *
             /* a range request already brings it */
         } else if (!j && may_start_stream(ch, c, k, clo, first, hi)) {
             started = start_job(ch, k, false, clo, chi, first, false) != NULL; /* the stream starts at our block */
-        } else if (!j || (j->state == JOB_QUEUED && !queued_starts_now(ch)) ||
-                   (j->state != JOB_QUEUED && stream_far(ch, j, first))) {
+        } else if (!j || (j->state == JOB_QUEUED && !queued_starts_now(ch)) || stream_far(ch, j, first)) {
             /* No fetch thread for this chunk soon, or its stream is far: our own range request, on
              * this thread when a slot is free and the range small; queued otherwise.  Under pressure
              * the chunk's background fill waits for a later reader that finds a fetch thread free. */
