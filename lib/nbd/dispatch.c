@@ -77,6 +77,7 @@ struct dispatch {
     _Atomic int send_error;           /* a worker's reply that could not be sent */
 
     /* The reader's own. */
+    bool serial;                      /* opts->serial: no workers, replies in request order */
     uint64_t poll_ns;                 /* busy-poll window (0: never) */
     bool poll;                        /* the client answered within it last time */
     uint8_t *in;
@@ -362,7 +363,9 @@ static bool run_inline(struct dispatch *d, struct nbd_slot *s, int *err)
     if (read && s->length >= ZERO_COPY_MIN && e->ops->read_ref &&
         e->ops->read_ref(e->ctx, s->length, s->offset, &fd, &fd_off) == 0) {
         nbd_count(c, s);
-        *err = nbd_send_ref(c, s, fd, fd_off);
+        *err = batch_flush(d); /* the replies read before it go first */
+        if (!*err)
+            *err = nbd_send_ref(c, s, fd, fd_off);
         slot_put(d, s);
         return true;
     }
@@ -396,6 +399,14 @@ static int route(struct dispatch *d, struct nbd_slot *s)
             return err;
         }
         memcpy(s->buf.data, d->payload, s->length);
+    }
+    if (d->serial) { /* every request on the reader, replies in request order */
+        err = batch_flush(d);
+        if (!err)
+            err = nbd_execute(d->c, s);
+        nbd_stats_done(d->c->stats, &t, type);
+        slot_put(d, s);
+        return err;
     }
     to_worker(d, s);
     return 0;
@@ -438,6 +449,7 @@ int nbd_transmission(struct nbd_conn *c, const struct nbd_conn_opts *opts)
     d->c = c;
     d->queue_tail = &d->queue;
     d->max_workers = opts && opts->workers ? opts->workers : WORKERS_DEFAULT;
+    d->serial = opts && opts->serial;
     int poll_us = opts && opts->poll_us ? opts->poll_us : POLL_US_DEFAULT;
     d->poll_ns = poll_us > 0 ? (uint64_t)poll_us * 1000u : 0;
     if (d->max_workers > WORKERS_MAX)

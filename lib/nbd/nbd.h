@@ -70,6 +70,9 @@ struct nbd_conn_opts {
     /* Busy-poll window between requests, in microseconds, while the client keeps answering
      * within it (see dispatch.c): 0 the default 50, -1 never. */
     int poll_us;
+    /* Every request on the connection's reader, one after the other, replies in request order
+     * (no workers): for a checker that models the server as sequential (the fuzzer). */
+    bool serial;
     /* Called when the client asks to enter transmission (GO, EXPORT_NAME); false refuses it
      * (too many clients).  NULL: always admitted. */
     bool (*admit)(void);

@@ -432,7 +432,8 @@ struct server_arg {
 static void *server_main(void *p)
 {
     struct server_arg *a = p;
-    struct nbd_conn_opts co = {.workers = 1, .peer = "fuzz"};
+    /* Serial: the model checks replies in request order against a sequential shadow. */
+    struct nbd_conn_opts co = {.workers = 1, .peer = "fuzz", .serial = true};
     a->err = nbd_serve(a->exp, g_in, a->wfd, &co, &a->st);
     close(a->wfd); /* the checker sees the end of the output */
     return NULL;
