@@ -386,30 +386,27 @@ static int route(struct dispatch *d, struct nbd_slot *s)
 {
     struct nbd_timing t;
     uint16_t type = s->type;
-    int err;
+    int err = 0;
     nbd_stats_start(&t);
-    if (run_inline(d, s, &err)) {
-        nbd_stats_done(d->c->stats, &t, type);
-        return err;
-    }
+    if (run_inline(d, s, &err))
+        goto done;
     if (s->type == NBD_CMD_WRITE && d->payload != s->buf.data) { /* it lives in the input buffer */
         if (snap_buf_reserve(&s->buf, s->length) != 0) {
             err = batch_add(d, s, NBD_ENOMEM);
-            nbd_stats_done(d->c->stats, &t, type);
-            return err;
+            goto done;
         }
         memcpy(s->buf.data, d->payload, s->length);
     }
-    if (d->serial) { /* every request on the reader, replies in request order */
-        err = batch_flush(d);
-        if (!err)
-            err = nbd_execute(d->c, s);
-        nbd_stats_done(d->c->stats, &t, type);
-        slot_put(d, s);
-        return err;
+    if (!d->serial) {
+        to_worker(d, s); /* the worker times it */
+        return 0;
     }
-    to_worker(d, s);
-    return 0;
+    if ((err = batch_flush(d)) == 0) /* serial: every request here, replies in request order */
+        err = nbd_execute(d->c, s);
+    slot_put(d, s);
+done:
+    nbd_stats_done(d->c->stats, &t, type);
+    return err;
 }
 
 /* Read and route requests until DISC, EOF or an error (returned; 0 for a clean end). */
