@@ -32,6 +32,8 @@ static const char usage[] =
     "  --iterations N   reads per build and profile (default 50; at most the image's 4 MiB\n"
     "                   units but one)\n"
     "  --seed N         seed of the offsets (default 1)\n"
+    "  --gap-ms N       pause before each read, not timed (default 10): each read then starts on\n"
+    "                   an idle device, after the last frame's write into the cache; 0: back to back\n"
     "  --image FILE     the image (a multiple of 4 MiB, at least 8 MiB), e.g. an ext4 image\n"
     "                   made with mkfs.ext4 -d; default: the files under /usr packed 4 KiB-aligned\n"
     "                   into --image-size bytes, in TMPDIR\n"
@@ -79,7 +81,7 @@ static bool row_ok(const struct compbench_result *r)
     return !r->mismatches && (!r->comp || r->vs_floor <= GOAL);
 }
 
-static void print_json(const struct prof *p, int n, unsigned iters, uint64_t image_size, bool ok)
+static void print_json(const struct prof *p, int n, unsigned iters, unsigned gap_ms, uint64_t image_size, bool ok)
 {
     struct json j;
     json_init(&j, stdout);
@@ -87,6 +89,7 @@ static void print_json(const struct prof *p, int n, unsigned iters, uint64_t ima
     json_key(&j, "benchmark"); json_str(&j, "compressed");
     json_key(&j, "image_bytes"); json_u64(&j, image_size);
     json_key(&j, "iterations"); json_u64(&j, iters);
+    json_key(&j, "gap_ms"); json_u64(&j, gap_ms);
     json_key(&j, "goal_vs_floor"); json_double(&j, GOAL);
     json_key(&j, "profiles");
     json_arr_begin(&j);
@@ -125,9 +128,10 @@ static void print_json(const struct prof *p, int n, unsigned iters, uint64_t ima
     json_finish(&j);
 }
 
-static void print_table(const struct prof *p, int n, unsigned iters, uint64_t image_size)
+static void print_table(const struct prof *p, int n, unsigned iters, unsigned gap_ms, uint64_t image_size)
 {
-    printf("image: %.1f MiB; %u cold 4 KiB reads per build and profile\n", (double)image_size / (1 << 20), iters);
+    printf("image: %.1f MiB; %u cold 4 KiB reads per build and profile, %u ms apart\n", (double)image_size / (1 << 20),
+           iters, gap_ms);
     for (int k = 1; k < COMPBENCH_BUILDS; k++)
         printf("compression ratio %-5s %.2f (%llu -> %llu bytes, %u frames)\n", build_name(p[0].r[k].comp),
                p[0].r[k].ratio, (unsigned long long)p[0].r[k].bytes_u, (unsigned long long)p[0].r[k].bytes_c,
@@ -145,7 +149,8 @@ static void print_table(const struct prof *p, int n, unsigned iters, uint64_t im
     }
 }
 
-static int run(const char *image, int level, struct prof *p, int n, unsigned iters, uint64_t seed, bool json)
+static int run(const char *image, int level, struct prof *p, int n, unsigned iters, uint64_t seed, unsigned gap_ms,
+               bool json)
 {
     const char *tmp = getenv("TMPDIR");
     struct compbench *cb;
@@ -156,7 +161,8 @@ static int run(const char *image, int level, struct prof *p, int n, unsigned ite
     bool ok = true;
     for (int i = 0; i < n && !err; i++) {
         struct compbench_profile pr = {.ttfb_us = (unsigned)(p[i].ttfb_ms * 1000),
-                                       .bytes_per_sec = (uint64_t)(p[i].mbps * 1e6), .iterations = iters, .seed = seed};
+                                       .bytes_per_sec = (uint64_t)(p[i].mbps * 1e6), .iterations = iters, .seed = seed,
+                                       .gap_ms = gap_ms};
         err = compbench_run(cb, &pr, p[i].r);
         for (int k = 0; !err && k < COMPBENCH_BUILDS; k++)
             ok &= row_ok(&p[i].r[k]);
@@ -166,9 +172,9 @@ static int run(const char *image, int level, struct prof *p, int n, unsigned ite
     if (err)
         return cli_fail(err, NULL);
     if (json)
-        print_json(p, n, iters, size, ok);
+        print_json(p, n, iters, gap_ms, size, ok);
     else
-        print_table(p, n, iters, size);
+        print_table(p, n, iters, gap_ms, size);
     return ok ? 0 : SNAP_EXIT_FAIL;
 }
 
@@ -178,16 +184,17 @@ int bench_compressed(int argc, char **argv)
         fputs(usage, stdout);
         return 0;
     }
-    enum { O_PROFILE = 256, O_ITER, O_SEED, O_IMAGE, O_ISIZE, O_LEVEL, O_JSON };
+    enum { O_PROFILE = 256, O_ITER, O_SEED, O_GAP, O_IMAGE, O_ISIZE, O_LEVEL, O_JSON };
     static const struct option longopts[] = {
         {"profile", required_argument, NULL, O_PROFILE}, {"iterations", required_argument, NULL, O_ITER},
         {"seed", required_argument, NULL, O_SEED},       {"image", required_argument, NULL, O_IMAGE},
+        {"gap-ms", required_argument, NULL, O_GAP},
         {"image-size", required_argument, NULL, O_ISIZE}, {"level", required_argument, NULL, O_LEVEL},
         {"json", no_argument, NULL, O_JSON},             {NULL, 0, NULL, 0},
     };
     static struct prof p[MAX_PROF];
     int n = 0, rc = 0, c, level = 0;
-    unsigned iters = 50;
+    unsigned iters = 50, gap_ms = 10;
     uint64_t seed = 1, isize = 256u << 20, v;
     const char *image = NULL;
     bool json = false;
@@ -203,6 +210,11 @@ int bench_compressed(int argc, char **argv)
         case O_SEED:
             if (snap_parse_u64(optarg, &seed, "--seed"))
                 rc = cli_usage_error("--seed wants a number");
+            break;
+        case O_GAP:
+            if (snap_parse_u64(optarg, &v, "--gap-ms") || v > 1000)
+                rc = cli_usage_error("--gap-ms wants a number from 0 to 1000");
+            gap_ms = (unsigned)v;
             break;
         case O_IMAGE: image = optarg; break;
         case O_ISIZE:
@@ -236,7 +248,7 @@ int bench_compressed(int argc, char **argv)
         }
         image = made;
     }
-    rc = run(image, level, p, n, iters, seed, json);
+    rc = run(image, level, p, n, iters, seed, gap_ms, json);
     if (made[0])
         unlink(made);
     return rc;

@@ -278,6 +278,8 @@ static int cb_run_build(struct compbench *cb, const struct cb_build *b, const st
         return err;
     double sum = 0, fsum = 0, dsum = 0;
     for (unsigned it = 0; !err && it < n; it++) {
+        if (p->gap_ms)
+            snap_sleep_until_ns(snap_now_ns() + (uint64_t)p->gap_ms * 1000000u);
         uint64_t t0 = snap_now_ns();
         err = builddev_ops.pread(d, buf, COMPBENCH_READ, off[it]);
         lat[it] = (double)(snap_now_ns() - t0) / 1e6;

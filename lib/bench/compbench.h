@@ -38,6 +38,7 @@ struct compbench_profile {
     uint64_t bytes_per_sec;
     unsigned iterations;              /* reads per build; 0: 50; at most compbench_max_reads() */
     uint64_t seed;                    /* of the offsets */
+    unsigned gap_ms;                  /* pause before each read (untimed): the device idle again */
 };
 
 struct compbench_result {

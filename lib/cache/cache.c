@@ -46,6 +46,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#define CACHE_PWRITE_MIN (16u << 10) /* fills this long or longer go by pwrite (put_run) */
 #define CACHE_STRIPES 64
 
 struct cache {
@@ -416,6 +417,17 @@ int cache_zero(struct cache *c, uint64_t off, uint64_t len)
     return err;
 }
 
+/* Copy n bytes of fetched data to the cache file at a.  A run of several pages goes by pwrite: the
+ * kernel then takes the file's fresh pages without a write fault (and a page_mkwrite) on each,
+ * which on a file system costs more than the copy; a short one is copied into the mapping. */
+static int put_run(struct cache *c, uint64_t a, const uint8_t *src, size_t n)
+{
+    if (n >= CACHE_PWRITE_MIN)
+        return snap_pwrite_full(c->fd, src, n, a, c->path);
+    memcpy(c->map + a, src, n);
+    return 0;
+}
+
 /* Fill the absent blocks of the range from src, or in place (src NULL: the bytes are already in
  * the mapping, written there by the one fetch that owns those absent blocks). */
 static int fill_blocks(struct cache *c, uint64_t off, uint64_t len, const void *src, uint64_t *filled)
@@ -436,11 +448,11 @@ static int fill_blocks(struct cache *c, uint64_t off, uint64_t len, const void *
             zero |= zero_mask(c, w, i, j, s, off);
         uint64_t data = absent & ~zero, todo_zero = zero;
         todo = data;
-        while (next_run(&todo, &i, &j)) {
+        while (!err && next_run(&todo, &i, &j)) {
             run_bytes(c, w, i, j, &a, &e);
             if (src)
-                memcpy(c->map + a, s + (a - off), (size_t)(e - a));
-            if (filled)
+                err = put_run(c, a, s + (a - off), (size_t)(e - a));
+            if (filled && !err)
                 *filled += e - a;
         }
         /* A fetched all-zero block becomes a zero block: a hole that block status reports as such.
@@ -452,9 +464,10 @@ static int fill_blocks(struct cache *c, uint64_t off, uint64_t len, const void *
             if (filled)
                 *filled += e - a;
         }
-        atomic_fetch_or_explicit(&c->lo[w], data, memory_order_release);
-        if (!err)
+        if (!err) {
+            atomic_fetch_or_explicit(&c->lo[w], data, memory_order_release);
             atomic_fetch_or_explicit(&c->hi[w], zero, memory_order_release);
+        }
         unlock_word(c, w);
     }
     return err;

@@ -16,6 +16,7 @@ struct cache;
 struct pool_worker;
 
 #define CHUNKER_MSG_MAX 256
+#define CHUNKER_POOL_SCRATCH 4   /* decoded-frame buffers per pool (frames.c) */
 
 /* A chunker's (or frame chunker's) membership in the fetch pool (pool.c).  Fields under the
  * pool's mutex. */
@@ -43,6 +44,10 @@ struct fetcher *pool_worker_fetcher(struct pool_worker *w);
 uint8_t *pool_worker_buf(struct pool_worker *w, size_t n);
 uint8_t *pool_worker_carry(struct pool_worker *w, size_t n);
 struct hdr_frame_dec *pool_worker_dec(struct pool_worker *w);
+/* One of the pool's CHUNKER_POOL_SCRATCH buffers of at least n bytes, warm (kept and reused, so
+ * its pages are faulted in once), or NULL when all are taken (or out of memory). */
+uint8_t *pool_take_scratch(struct pool_client *c, size_t n);
+void pool_give_scratch(struct pool_client *c, uint8_t *buf);
 /* A direct slot (CHUNKER_DIRECT_MAX buffer) when fewer than cap are *used by the client and one is
  * free, else NULL; counted in *used (under the pool's mutex). */
 struct fetcher *pool_take_direct(struct pool_client *c, unsigned *used, unsigned cap);

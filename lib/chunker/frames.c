@@ -9,9 +9,12 @@
  *     leaves it last: the fetch thread when nobody waits, else the last waiter.
  * A finished fetch clears job_of first, so a failed frame is fetched again by the next read.
  * The fetch thread owns the frame's absent blocks while it runs: it range-reads the compressed
- * bytes into its staging buffer and decodes straight into the cache mapping, with `mu` released
- * (no lock across I/O or decoding); readers never copy absent blocks, so a half-decoded or
- * failed frame is never seen.  With a peer in front (a tiered store), the fetch first asks the
+ * bytes into its staging buffer and decodes into a pool scratch buffer, with `mu` released
+ * (no lock across I/O or decoding); the checked frame is then staged (FR_STAGED: waiters copy
+ * their ranges from the scratch buffer, counted in `copiers`) while the fetch writes it into the
+ * cache -- fresh page-cache pages are the slowest step of a cold frame when the store is fast --
+ * and publishes it.  Without a free scratch buffer it decodes straight into the cache mapping.
+ * Readers never copy absent blocks, so a half-decoded or failed frame is never seen.  With a peer in front (a tiered store), the fetch first asks the
  * peer for the frame's uncompressed bytes under the build's plain name, straight into the same
  * mapping, and reads the compressed object only when the peer cannot answer.
  * Waits use one condition variable broadcast at each fetch's end: frames are big (2 MiB), so
@@ -32,6 +35,7 @@
 #include "store/tiered.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -51,13 +55,15 @@
 #define FR_JOBS 64u
 #define FR_TIMEOUT_MS 60000u
 
-enum fr_state { FR_FREE, FR_QUEUED, FR_RUNNING, FR_DONE };
+enum fr_state { FR_FREE, FR_QUEUED, FR_RUNNING, FR_STAGED, FR_DONE };
 
 struct fr_job {
     enum fr_state state;
     size_t frame;
     uint64_t seq;
     unsigned waiters;
+    const uint8_t *staged;        /* FR_STAGED: the decoded frame, readable by its waiters */
+    unsigned copiers;             /* waiters copying from staged (the fetch waits for them) */
     int err;
     char msg[512];                /* build, frame, ranges, object and reason */
 };
@@ -196,23 +202,10 @@ static int fr_progress(void *ctx, uint64_t done)
     return atomic_load_explicit(&((struct chunker_frames *)ctx)->closing, memory_order_relaxed);
 }
 
-/* Fetch, decode and publish frame i (mu not held), with a pool thread's staging and decoder. */
-static int fetch_frame(struct chunker_frames *c, uint8_t *staging, struct hdr_frame_dec *dec, size_t i)
+/* Read frame i's compressed bytes into staging (mu not held). */
+static int read_compressed(struct chunker_frames *c, uint8_t *staging, size_t i)
 {
-    const struct hdr_frame *fr = &c->fr[i];
-    uint64_t sc = (uint64_t)fr->start_c, nc = (uint64_t)fr->size_c;
-    uint64_t su = (uint64_t)fr->start_u, nu = (uint64_t)fr->size_u;
-    uint8_t *dst = cache_map_range(c->cache, su, nu);
-    if (!dst)
-        return snap_fail(SNAP_EINTERNAL, "%s: frame %zu is outside the cache", c->name, i);
-    /* Fault the frame's fresh cache pages in with one call: 512 write faults on a file mapping
-     * (page_mkwrite each) cost more than decoding the frame.  Linux 5.14+; an older kernel says
-     * EINVAL and the decode faults them in one by one. */
-    (void)madvise(dst, (size_t)nu, FR_POPULATE_WRITE);
-    if (c->peer_key && store_tiered_read_front(c->store, c->peer_key, su, nu, dst) == 0) {
-        atomic_fetch_add_explicit(&c->stats.peer_frames, 1, memory_order_relaxed);
-        return cache_publish(c->cache, su, nu, NULL);
-    }
+    uint64_t sc = (uint64_t)c->fr[i].start_c, nc = (uint64_t)c->fr[i].size_c;
     struct store_read_result res = {.total_size = STORE_SIZE_UNKNOWN};
     int err = store_read(c->store, c->key, sc, nc, staging, fr_progress, c, &res);
     atomic_fetch_add_explicit(&c->stats.bytes_fetched, res.bytes, memory_order_relaxed);
@@ -226,11 +219,77 @@ static int fetch_frame(struct chunker_frames *c, uint8_t *staging, struct hdr_fr
         return snap_fail(SNAP_EFORMAT, "%s: frame %zu is cut off: %s ends after %llu of its %llu compressed "
                          "bytes (at [%llu, %llu)); the object is shorter than its frame table says", c->name, i,
                          c->key, ULL(res.bytes), ULL(nc), ULL(sc), ULL(sc + nc));
-    err = hdr_frame_decode(dec, c->comp, staging, (size_t)nc, dst, (size_t)nu);
+    return 0;
+}
+
+static int decode_frame(struct chunker_frames *c, struct hdr_frame_dec *dec, const uint8_t *staging, uint8_t *out,
+                        size_t i)
+{
+    const struct hdr_frame *fr = &c->fr[i];
+    uint64_t sc = (uint64_t)fr->start_c, nc = (uint64_t)fr->size_c;
+    uint64_t su = (uint64_t)fr->start_u, nu = (uint64_t)fr->size_u;
+    int err = hdr_frame_decode(dec, c->comp, staging, (size_t)nc, out, (size_t)nu);
     if (err)
         return snap_fail_ctx(err, "%s: frame %zu (uncompressed [%llu, %llu), compressed [%llu, %llu) of %s)",
                              c->name, i, ULL(su), ULL(su + nu), ULL(sc), ULL(sc + nc), c->key);
-    if ((err = cache_publish(c->cache, su, nu, NULL)) == 0)
+    return 0;
+}
+
+/* The decoded frame in scratch is shown to j's waiters (staged) while it is written to the cache:
+ * they copy their bytes from it at once instead of waiting for the write (fresh page-cache pages,
+ * the slowest step of a cold frame where the store is fast).  The fetch waits for the copiers
+ * before it gives scratch back. */
+static int publish_staged(struct chunker_frames *c, struct fr_job *j, const uint8_t *scratch, uint64_t su,
+                          uint64_t nu)
+{
+    pthread_mutex_lock(&c->mu);
+    j->staged = scratch;
+    j->state = FR_STAGED;
+    pthread_cond_broadcast(&c->done_cv);
+    pthread_mutex_unlock(&c->mu);
+    /* The scheduler tends to queue a woken thread on its waker's CPU, where it would wait behind
+     * the write below (about 1 ms measured): let the readers copy first. */
+    sched_yield();
+    int err = cache_fill(c->cache, su, nu, scratch, NULL);
+    pthread_mutex_lock(&c->mu);
+    while (j->copiers)
+        pthread_cond_wait(&c->done_cv, &c->mu);
+    j->staged = NULL;
+    j->state = FR_RUNNING;
+    pthread_mutex_unlock(&c->mu);
+    return err;
+}
+
+/* Fetch, decode and publish job j's frame (mu not held), with a pool thread's staging and decoder. */
+static int fetch_frame(struct chunker_frames *c, uint8_t *staging, struct hdr_frame_dec *dec, struct fr_job *j)
+{
+    size_t i = j->frame;
+    uint64_t su = (uint64_t)c->fr[i].start_u, nu = (uint64_t)c->fr[i].size_u;
+    uint8_t *dst = cache_map_range(c->cache, su, nu);
+    if (!dst)
+        return snap_fail(SNAP_EINTERNAL, "%s: frame %zu is outside the cache", c->name, i);
+    /* Bytes written straight into the mapping: fault the frame's fresh cache pages in with one call,
+     * as 512 write faults on a file mapping (page_mkwrite each) cost more than decoding the frame.
+     * Linux 5.14+; an older kernel says EINVAL and the writes fault them in one by one. */
+    if (c->peer_key) {
+        (void)madvise(dst, (size_t)nu, FR_POPULATE_WRITE);
+        if (store_tiered_read_front(c->store, c->peer_key, su, nu, dst) == 0) {
+            atomic_fetch_add_explicit(&c->stats.peer_frames, 1, memory_order_relaxed);
+            return cache_publish(c->cache, su, nu, NULL);
+        }
+    }
+    int err = read_compressed(c, staging, i);
+    uint8_t *scratch = err ? NULL : pool_take_scratch(&c->client, (size_t)nu);
+    if (!err && scratch) {
+        if ((err = decode_frame(c, dec, staging, scratch, i)) == 0)
+            err = publish_staged(c, j, scratch, su, nu);
+        pool_give_scratch(&c->client, scratch);
+    } else if (!err) { /* every scratch buffer in use: decode into the mapping */
+        (void)madvise(dst, (size_t)nu, FR_POPULATE_WRITE);
+        if ((err = decode_frame(c, dec, staging, dst, i)) == 0)
+            err = cache_publish(c->cache, su, nu, NULL);
+    }
+    if (!err)
         atomic_fetch_add_explicit(&c->stats.bytes_decoded, nu, memory_order_relaxed);
     return err;
 }
@@ -258,7 +317,7 @@ static void fr_pool_run(struct pool_client *pc, struct pool_worker *w)
     pthread_mutex_unlock(&c->mu);
     uint8_t *staging = pool_worker_buf(w, c->max_c ? c->max_c : 1);
     struct hdr_frame_dec *dec = pool_worker_dec(w);
-    int err = staging && dec ? fetch_frame(c, staging, dec, i)
+    int err = staging && dec ? fetch_frame(c, staging, dec, j)
                              : snap_fail(SNAP_ENOMEM, "%s: out of memory for a frame buffer or decoder", c->name);
     pthread_mutex_lock(&c->mu);
     j->err = err;
@@ -292,8 +351,23 @@ static struct fr_job *start_job_locked(struct chunker_frames *c, size_t i)
     return NULL; /* every slot busy: wait for one */
 }
 
-/* Make frame i readable: join its fetch or start one, and wait for it. */
-static int ensure_frame(struct chunker_frames *c, size_t i, uint64_t deadline)
+/* Copy [off, +n) of frame i from job j's staged buffer into dst (mu held; dropped for the copy). */
+static void copy_staged_locked(struct chunker_frames *c, struct fr_job *j, size_t i, uint64_t off, uint64_t n,
+                               void *dst)
+{
+    const uint8_t *src = j->staged + (off - (uint64_t)c->fr[i].start_u);
+    j->copiers++;
+    pthread_mutex_unlock(&c->mu);
+    memcpy(dst, src, (size_t)n);
+    pthread_mutex_lock(&c->mu);
+    if (--j->copiers == 0)
+        pthread_cond_broadcast(&c->done_cv);
+}
+
+/* Wait for frame i's fetch to end, or to stage the frame: then copy [off, +n) into dst and set
+ * *copied.  Joins the running fetch or starts one. */
+static int ensure_frame(struct chunker_frames *c, size_t i, uint64_t deadline, uint64_t off, uint64_t n, void *dst,
+                        bool *copied)
 {
     const struct hdr_frame *fr = &c->fr[i];
     struct timespec dl = chunker_abs_ts(deadline);
@@ -315,16 +389,20 @@ static int ensure_frame(struct chunker_frames *c, size_t i, uint64_t deadline)
             continue;
         }
         j->waiters++;
-        while (j->state != FR_DONE && j->state != FR_FREE && !atomic_load(&c->closing) && !err)
-            if (pthread_cond_timedwait(&c->done_cv, &c->mu, &dl) != 0 && snap_now_ns() >= deadline)
+        while (j->state != FR_DONE && j->state != FR_FREE && !atomic_load(&c->closing) && !err && !*copied) {
+            if (j->state == FR_STAGED && j->staged) {
+                copy_staged_locked(c, j, i, off, n, dst);
+                *copied = true;
+            } else if (pthread_cond_timedwait(&c->done_cv, &c->mu, &dl) != 0 && snap_now_ns() >= deadline)
                 err = snap_fail(SNAP_ETIMEOUT, "%s: frame %zu: no answer from the store within %u ms", c->name,
                                 i, c->read_timeout_ms);
+        }
         bool done = j->state == FR_DONE || j->state == FR_FREE;
         if (!err && done && j->err)
             err = snap_fail(j->err, "%s", j->msg);
         if (--j->waiters == 0 && j->state == FR_DONE)
             j->state = FR_FREE;
-        if (err)
+        if (err || *copied)
             break;
     }
     pthread_mutex_unlock(&c->mu);
@@ -354,7 +432,8 @@ static int frames_read(struct chunker_frames *c, uint64_t off, uint64_t len, voi
         } else if (err == SNAP_ENOTFOUND) {
             if (!deadline)
                 deadline = snap_now_ns() + (uint64_t)c->read_timeout_ms * 1000000u;
-            if ((err = ensure_frame(c, (size_t)(fr - c->fr), deadline)) == 0)
+            bool copied = false;
+            if ((err = ensure_frame(c, (size_t)(fr - c->fr), deadline, off, n, p, &copied)) == 0 && !copied)
                 err = cache_read(c->cache, off, n, p);
         } else if (!err) {
             atomic_fetch_add_explicit(&c->stats.hits, 1, memory_order_relaxed);

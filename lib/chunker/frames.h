@@ -3,8 +3,9 @@
  * A build whose header entry carries a frame table (docs/header.md, "Compressed builds") is read
  * from its suffixed object ({id}/{file}.lz4 or .zstd).  Reading uncompressed offset X means: the
  * frame that holds X (binary search in the table); if its blocks are not in the cache, one range
- * request for the frame's compressed bytes, decoded straight into the cache mapping, checked
- * (the frame's checksums, exactly sizeU bytes out) and only then published.  The same promises
+ * request for the frame's compressed bytes, decoded into a warm scratch buffer and checked (the
+ * frame's checksums, exactly sizeU bytes out); its waiting readers copy their bytes from there,
+ * then the frame is written to the cache and published.  The same promises
  * as chunker.h, per frame: one fetch per frame however many readers wait on it, run on a thread
  * of the fetch pool (chunker.h, "Fetch pool") so it outlives the reader that started it; its error reaches every
  * waiter; a frame that fails is never marked present and the next read fetches it again; no
@@ -12,8 +13,8 @@
  * table lacks fails with SNAP_ENOTFOUND naming the build and the offset.
  *
  * Memory: the pool thread that runs a fetch brings a staging buffer (grown once to the largest
- * sizeC it met) and a decoder, both kept for its next fetches; nothing per read, and nothing per
- * frame chunker but its cache and job table.  Thread safe.
+ * sizeC it met) and a decoder, both kept for its next fetches; the pool keeps 4 scratch buffers
+ * of a frame each; nothing per read, and nothing per frame chunker but its cache and job table.  Thread safe.
  */
 #ifndef SNAP_CHUNKER_FRAMES_H
 #define SNAP_CHUNKER_FRAMES_H

@@ -56,6 +56,11 @@ struct chunker_pool {
     struct pool_client *head, *tail; /* the ready list: clients with pending > 0 */
     struct fetcher *directs;
     unsigned ndirects, directs_used;
+    struct {                     /* decoded frames being published (pool_take_scratch) */
+        uint8_t *buf;
+        size_t cap;
+        bool busy;
+    } scratch[CHUNKER_POOL_SCRATCH];
 };
 
 static void *pool_main(void *arg);
@@ -112,6 +117,8 @@ void chunker_pool_free(struct chunker_pool *p)
     }
     for (unsigned i = 0; i < p->ndirects; i++)
         snap_free(p->directs[i].staging);
+    for (unsigned i = 0; i < CHUNKER_POOL_SCRATCH; i++)
+        snap_free(p->scratch[i].buf);
     pthread_cond_destroy(&p->work_cv);
     pthread_cond_destroy(&p->idle_cv);
     pthread_mutex_destroy(&p->mu);
@@ -300,6 +307,32 @@ static uint8_t *grow(uint8_t **buf, size_t *cap, size_t n)
 
 uint8_t *pool_worker_buf(struct pool_worker *w, size_t n) { return grow(&w->buf, &w->cap, n); }
 uint8_t *pool_worker_carry(struct pool_worker *w, size_t n) { return grow(&w->carry, &w->carry_cap, n); }
+
+uint8_t *pool_take_scratch(struct pool_client *c, size_t n)
+{
+    struct chunker_pool *p = c->pool;
+    uint8_t *buf = NULL;
+    pthread_mutex_lock(&p->mu);
+    for (unsigned i = 0; i < CHUNKER_POOL_SCRATCH && !buf; i++) {
+        if (p->scratch[i].busy)
+            continue;
+        /* Grown under the lock: rare (once per slot and larger size), bounded by the slot count. */
+        buf = grow(&p->scratch[i].buf, &p->scratch[i].cap, n);
+        p->scratch[i].busy = buf != NULL;
+    }
+    pthread_mutex_unlock(&p->mu);
+    return buf;
+}
+
+void pool_give_scratch(struct pool_client *c, uint8_t *buf)
+{
+    struct chunker_pool *p = c->pool;
+    pthread_mutex_lock(&p->mu);
+    for (unsigned i = 0; i < CHUNKER_POOL_SCRATCH; i++)
+        if (p->scratch[i].buf == buf)
+            p->scratch[i].busy = false;
+    pthread_mutex_unlock(&p->mu);
+}
 
 struct hdr_frame_dec *pool_worker_dec(struct pool_worker *w)
 {

@@ -4,6 +4,7 @@
 #include "base/err.h"
 #include "base/mem.h"
 #include "chunker/chunker.h"
+#include "chunker/chunker-int.h"
 #include "chunker/frames.h"
 #include "header/internal.h"
 #include "bench/simstore.h"
@@ -239,5 +240,34 @@ TEST(frames_fetch_and_hit_allocate_nothing)
     for (unsigned i = 0; i < 1000; i++)                          /* hits */
         CHECK_EQ(chunker_frames_read(x.c, (uint64_t)(i * 7919u % 1500) * 4096, sizeof b, b), 0);
     CHECK_EQ(snap_alloc_count(), before);
+    ffx_close(&x);
+}
+
+/* A decoded frame is staged in one of the pool's scratch buffers while it is written to the cache;
+ * with every buffer taken the fetch decodes straight into the cache mapping.  Both give the
+ * frame's bytes, to the waiting readers and to later hits. */
+TEST(frames_staged_and_unstaged_decodes_give_the_same_bytes)
+{
+    struct ffx x;
+    CHECK_EQ(ffx_open(&x, "staged", 50, NFR, NULL, 1), 0);
+    struct pool_client taker = {.pool = x.pool};
+    uint8_t *held[CHUNKER_POOL_SCRATCH];
+    for (unsigned i = 0; i < CHUNKER_POOL_SCRATCH; i++)
+        CHECK((held[i] = pool_take_scratch(&taker, FR)) != NULL);
+    CHECK(pool_take_scratch(&taker, FR) == NULL);  /* all taken */
+    unsigned ok;
+    CHECK_EQ(read_together(&x, 0, 0, &ok), READERS); /* decoded into the mapping */
+    CHECK_EQ(ok, READERS);
+    pool_give_scratch(&taker, held[0]);
+    CHECK_EQ(read_together(&x, 1, 0, &ok), READERS); /* staged: readers copy from the buffer */
+    CHECK_EQ(ok, READERS);
+    for (unsigned i = 1; i < CHUNKER_POOL_SCRATCH; i++)
+        pool_give_scratch(&taker, held[i]);
+    uint8_t *all = snap_malloc((size_t)FR * NFR);
+    CHECK(all);
+    CHECK_EQ(chunker_frames_read(x.c, 0, (uint64_t)FR * 2, all), 0); /* hits, from the cache file */
+    CHECK(memcmp(all, x.data, (size_t)FR * 2) == 0);
+    CHECK_EQ(sim_reads(&x), 2);
+    snap_free(all);
     ffx_close(&x);
 }
