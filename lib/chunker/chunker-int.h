@@ -133,6 +133,8 @@ struct chunker {
     struct waiter *waiters;
     unsigned nwaiters;
     bool streamed;               /* fetches go from the transport straight into the cache (no staging) */
+    bool dir_backed;             /* the store is a chunk cache: whole fetched chunks are handed over to
+                                    its directory and dropped from the cache here (chunker.c) */
     unsigned nfetchers;          /* jobs on pool threads at once (the pool client's cap) */
     unsigned ndirects;           /* direct slots it may hold at once */
     unsigned ndirects_used;      /* under the pool's mutex */
@@ -144,7 +146,7 @@ struct chunker {
 
     struct {
         atomic_uint_fast64_t fetches, range_fetches, direct_reads, store_reads, bytes_fetched, fetch_errors, hits,
-            waits, wait_errors;
+            waits, wait_errors, handed_over;
     } stats;
 };
 
@@ -157,6 +159,9 @@ int chunker_learn_size_locked(struct chunker *ch, uint64_t size);
 /* Run the direct job a reader took in slot f (ch->mu not held), hand the result to every
  * waiter and give the slot back. */
 void chunker_run_direct(struct fetcher *f);
+/* After a fetch of [lo, hi) succeeded (ch->mu not held): the chunks holding it that a chunk-cache
+ * store now has whole are dropped from this chunker's cache (chunker.c, "Chunk directory"). */
+void chunker_hand_over(struct chunker *ch, uint64_t lo, uint64_t hi);
 /* Wake the waiters whose ranges are complete.  Called with ch->mu held. */
 void chunker_wake_complete_locked(struct chunker *ch);
 

@@ -56,6 +56,7 @@
 #include "base/mem.h"
 #include "base/util.h"
 #include "cache/cache.h"
+#include "store/chunkcache.h"
 #include "store/store.h"
 
 #include <errno.h>
@@ -293,6 +294,15 @@ static struct fetcher *ensure_fetches_locked(struct chunker *ch, struct waiter *
 /* The slow path: wait in a waiter slot until [off, end) is in, then copy it out.  The slot is
  * held until the copy is done, so chunker_close (which waits for every slot) never frees the
  * cache under a reader. */
+/* The chunk directory has [off, end): copied into dst (ch->mu held, dropped meanwhile). */
+static bool dir_read_unlocked(struct chunker *ch, uint64_t off, uint64_t end, void *dst)
+{
+    pthread_mutex_unlock(&ch->mu);
+    bool hit = store_chunkcache_read_hit(ch->store, ch->key, off, end - off, dst) == 0;
+    pthread_mutex_lock(&ch->mu);
+    return hit;
+}
+
 static int chunker_wait_read(struct chunker *ch, uint64_t off, uint64_t end, void *dst, unsigned timeout_ms,
                              struct chunker_cancel *cancel)
 {
@@ -345,6 +355,8 @@ static int chunker_wait_read(struct chunker *ch, uint64_t off, uint64_t end, voi
             err = 0; /* evicted between the check and the copy: wait again */
             continue;
         }
+        if (ch->dir_backed && c && dir_read_unlocked(ch, off, end, dst)) /* c: the size is known */
+            break; /* handed over to the chunk directory by a fetch that just ended */
         if (w->err) {
             err = snap_fail(w->err, "%s", w->msg);
             break;
@@ -404,7 +416,7 @@ int chunker_read_ex(struct chunker *ch, uint64_t off, uint64_t len, void *dst, u
 int chunker_read_ref(struct chunker *ch, uint64_t off, uint64_t len, int *fd, uint64_t *fd_off)
 {
     struct cache *c = atomic_load(&ch->cache);
-    if (!c || len == 0 || off + len < off || off + len > cache_size(c) || !cache_readable(c, off, len))
+    if (!c || ch->dir_backed /* its blocks may be handed over (punched) while the kernel sends them */ || len == 0 || off + len < off || off + len > cache_size(c) || !cache_readable(c, off, len))
         return SNAP_EAGAIN;
     atomic_fetch_add_explicit(&ch->stats.hits, 1, memory_order_relaxed);
     *fd = cache_fd(c);
@@ -417,11 +429,23 @@ int chunker_read_cached(struct chunker *ch, uint64_t off, uint64_t len, void *ds
     struct cache *c = atomic_load(&ch->cache);
     if (len == 0)
         return 0;
-    if (!c || off + len < off || off + len > cache_size(c) || !cache_readable(c, off, len) ||
-        cache_read(c, off, len, dst) != 0)
+    if (!c || off + len < off || off + len > cache_size(c))
+        return SNAP_EAGAIN;
+    if ((!cache_readable(c, off, len) || cache_read(c, off, len, dst) != 0) &&
+        (!ch->dir_backed || store_chunkcache_read_hit(ch->store, ch->key, off, len, dst) != 0))
         return SNAP_EAGAIN;
     atomic_fetch_add_explicit(&ch->stats.hits, 1, memory_order_relaxed);
     return 0;
+}
+
+void chunker_hand_over(struct chunker *ch, uint64_t lo, uint64_t hi)
+{
+    struct cache *c = atomic_load(&ch->cache);
+    lo = lo / ch->chunk * ch->chunk; /* a range job's chunks, whole: the directory holds chunks */
+    hi = c ? snap_min_u64(snap_round_up(hi, ch->chunk), cache_size(c)) : lo;
+    if (lo < hi && store_chunkcache_has(ch->store, ch->key, lo, hi - lo) &&
+        cache_evict(c, lo, hi - lo) == 0)
+        atomic_fetch_add_explicit(&ch->stats.handed_over, hi - lo, memory_order_relaxed);
 }
 
 int chunker_read(struct chunker *ch, uint64_t off, uint64_t len, void *dst)
@@ -490,6 +514,7 @@ void chunker_stats(struct chunker *ch, struct chunker_stats *out)
     out->hits = atomic_load(&ch->stats.hits);
     out->waits = atomic_load(&ch->stats.waits);
     out->wait_errors = atomic_load(&ch->stats.wait_errors);
+    out->handed_over = atomic_load(&ch->stats.handed_over);
 }
 
 static void chunker_free(struct chunker *ch)
@@ -559,6 +584,7 @@ int chunker_open(struct store *s, const char *key, const struct chunker_opts *o,
     ch->bs = bs;
     ch->chunk = chunk;
     ch->streamed = streamed;
+    ch->dir_backed = store_is_chunkcache(s);
     ch->fetch_timeout_ms = o->fetch_timeout_ms ? o->fetch_timeout_ms : CHUNKER_TIMEOUT_DEFAULT_MS;
     ch->read_timeout_ms = o->read_timeout_ms ? o->read_timeout_ms : ch->fetch_timeout_ms;
     ch->demand_window = o->demand_window ? o->demand_window : CHUNKER_WINDOW_DEFAULT;

@@ -104,6 +104,9 @@ struct chunker_stats {
     uint64_t hits;               /* reads served from the cache without waiting */
     uint64_t waits;              /* reads that waited for a fetch */
     uint64_t wait_errors;        /* waits that ended in an error, a timeout or a cancel */
+    uint64_t handed_over;        /* bytes of chunks dropped here after a fetch, as the chunk cache
+                                    directory holds them (reads then come from there); a chunk
+                                    that a range request and its stream both fetched counts twice */
 };
 
 /* A reader's cancel token: chunker_cancel() ends the waits that use it with SNAP_ECANCELED. */

@@ -350,11 +350,14 @@ void chunker_run_direct(struct fetcher *f)
     /* Stopped because its own reader gave up: not a failure of the store.  Whoever else waited on
      * these blocks is woken by the finish below and makes its own fetch; the reader returns its own
      * cancel or timeout. */
+    uint64_t lo = j->lo, hi = j->hi;
     fetch_end_locked(ch, j, f->reader_gone && err == SNAP_ECANCELED ? 0 : err);
     f->job = NULL;
     f->cancel = NULL;
     pool_give_direct(&ch->client, f, &ch->ndirects_used);
     pthread_mutex_unlock(&ch->mu);
+    if (!err && ch->dir_backed)
+        chunker_hand_over(ch, lo, hi);
 }
 
 /* The oldest queued job, or NULL (ch->mu held). */
@@ -392,7 +395,10 @@ void chunker_pool_run(struct pool_client *c, struct pool_worker *w)
         err = fetch_run(f);
 
     pthread_mutex_lock(&ch->mu);
+    uint64_t lo = j->lo, hi = j->hi;
     fetch_end_locked(ch, j, err);
     f->job = NULL;
     pthread_mutex_unlock(&ch->mu);
+    if (!err && ch->dir_backed)
+        chunker_hand_over(ch, lo, hi);
 }

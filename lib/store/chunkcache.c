@@ -67,6 +67,7 @@
 #define CC_SCAN_DEPTH 16
 #define CC_READ_STEP (1u << 20)
 #define CC_TMP_TAG ".tmp."
+#define CC_TOUCH_NS 10000000 /* a hit bumps a chunk's mtime at most every 10 ms */
 
 struct chunkcache {
     struct store base;
@@ -593,7 +594,13 @@ static bool cc_hit(struct chunkcache *cc, const char *key, uint64_t size, uint64
         close(fd); /* a file of the wrong length: never served; the fill replaces it */
         return false;
     }
-    futimens(fd, NULL); /* the LRU clock; best effort (another user's file may refuse) */
+    /* The LRU clock, best effort (another user's file may refuse); not on every hit, as a chunker
+     * without a copy of its own reads every hit from here. */
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    int64_t age_ns = ((int64_t)now.tv_sec - (int64_t)st.st_mtim.tv_sec) * 1000000000 + (now.tv_nsec - st.st_mtim.tv_nsec);
+    if (age_ns >= CC_TOUCH_NS || age_ns < 0)
+        futimens(fd, NULL);
     for (uint64_t pos = off; pos < end && !*err;) {
         uint64_t step = snap_min_u64(CC_READ_STEP, end - pos);
         *err = snap_pread_full(fd, dst + (pos - off), (size_t)step, pos - clo, path);
@@ -924,6 +931,47 @@ static int cc_fill_run(struct cc_fill *f, uint64_t pos, uint64_t end, uint64_t *
 }
 
 /* ---- reads ---- */
+
+/* The object's size and the file name of key, for the hit-only calls below; false: not cached. */
+static bool cc_known(struct store *s, const char *key, char name[CC_NAME], uint64_t *size)
+{
+    struct chunkcache *cc = (struct chunkcache *)s;
+    if (!store_is_chunkcache(s) || cc_name(cc, key, name))
+        return false;
+    *size = cc_size_get(cc, name);
+    return *size != STORE_SIZE_UNKNOWN;
+}
+
+int store_chunkcache_read_hit(struct store *s, const char *key, uint64_t off, uint64_t len, void *dst)
+{
+    struct chunkcache *cc = (struct chunkcache *)s;
+    char name[CC_NAME];
+    uint64_t size, end = off + len;
+    if (!cc_known(s, key, name, &size) || end < off || end > size)
+        return SNAP_EAGAIN;
+    for (uint64_t pos = off; pos < end;) {
+        uint64_t k = pos / cc->chunk, piece_end = snap_min_u64(end, (k + 1) * cc->chunk);
+        struct cc_fwd fwd = {NULL, NULL, 0};
+        int err = 0;
+        if (!cc_hit(cc, name, size, k, pos, piece_end, (uint8_t *)dst + (pos - off), &fwd, &err) || err)
+            return SNAP_EAGAIN; /* a read error of a chunk file: the caller fetches instead */
+        pos = piece_end;
+    }
+    return 0;
+}
+
+bool store_chunkcache_has(struct store *s, const char *key, uint64_t off, uint64_t len)
+{
+    struct chunkcache *cc = (struct chunkcache *)s;
+    char name[CC_NAME];
+    uint64_t size, end = off + len;
+    if (!cc_known(s, key, name, &size) || end < off || end > size)
+        return false;
+    for (uint64_t k = off / cc->chunk; k * cc->chunk < end; k++)
+        if (!cc_chunk_exists(cc, name, size, k))
+            return false;
+    return true;
+}
 
 static int cc_read(struct store *s, const char *key, uint64_t off, uint64_t len, void *dst,
                    store_progress_fn progress, void *ctx, struct store_read_result *res)

@@ -54,5 +54,11 @@ int store_chunkcache_open(struct store *inner, const char *root, const struct ch
  * know what its store is. */
 void store_chunkcache_stats(struct store *s, struct chunkcache_stats *out);
 bool store_is_chunkcache(const struct store *s);
+/* Serve [off, off+len) of key from chunk files alone: 0, or SNAP_EAGAIN (no message) when a chunk
+ * is not in the directory, the size is not known yet, or s is not a chunk cache.  Nothing is
+ * fetched.  For a caller that keeps no copy of its own (lib/chunker hands whole chunks over). */
+int store_chunkcache_read_hit(struct store *s, const char *key, uint64_t off, uint64_t len, void *dst);
+/* Are all the chunks holding [off, off+len) of key in the directory (whole)? */
+bool store_chunkcache_has(struct store *s, const char *key, uint64_t off, uint64_t len);
 
 #endif

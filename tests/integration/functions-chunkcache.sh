@@ -52,3 +52,24 @@ for f in os.listdir(d):
 print(n, "chunk files checked")
 PY
 }
+
+# cc_open_bytes PID...: the disk bytes (allocated blocks) of the regular files the processes hold
+# open, deleted ones included (a serve-nbd's cache files are unlinked at open) -- what `du` of
+# their directories cannot see.  Each file once.
+cc_open_bytes() {
+    python3 - "$@" <<'PY'
+import os, stat, sys
+seen, total = set(), 0
+for pid in sys.argv[1:]:
+    d = f"/proc/{pid}/fd"
+    for fd in os.listdir(d):
+        try:
+            st = os.stat(os.path.join(d, fd))
+        except OSError:
+            continue
+        if stat.S_ISREG(st.st_mode) and (st.st_dev, st.st_ino) not in seen:
+            seen.add((st.st_dev, st.st_ino))
+            total += st.st_blocks * 512
+print(total)
+PY
+}

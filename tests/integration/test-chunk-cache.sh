@@ -35,6 +35,11 @@ for i in 1 2 3 4 5 6 7 8; do
 done
 for p in $cpids; do wait "$p" || die "an nbdcopy failed"; done
 for i in 1 2 3 4 5 6 7 8; do cc_check_copy "s$i"; done
+# Base data is not stored twice: each process hands the chunks it fetched over to the directory
+# and keeps no copy of its own (docs/chunker.md, "Base data stored once").
+own=$(cc_open_bytes $pids)
+echo "8 processes: their own open files hold $own bytes on disk"
+[ "$own" -le $((N * M / 10)) ] || die "the processes' own files hold $own bytes: the base is stored twice"
 for p in $pids; do stop_and_wait "$p"; done
 sent=$(server_stats "$FS_URL" 'd["bytes_sent"]')
 echo "8 processes: the store sent $sent bytes for a $((N * M))-byte base"

@@ -4,6 +4,7 @@
 #include "base/err.h"
 #include "base/io.h"
 #include "base/mem.h"
+#include "cache/cache.h"
 #include "chunker/chunker.h"
 #include "store/chunkcache.h"
 #include "bench/simstore.h"
@@ -431,6 +432,55 @@ TEST(chunkcache_other_keys_are_named_by_store)
     if (d)
         closedir(d);
     CHECK(tagged);
+    store_close(cc);
+    store_close(sim);
+}
+
+/* A chunker over a chunk cache keeps no copy of the base: every chunk it fetched whole is handed
+ * over to the directory (dropped from its cache file), and reads come from there, right, without
+ * another inner read. */
+TEST(chunkcache_chunker_hands_chunks_over)
+{
+    char root[600], path[700];
+    snprintf(root, sizeof root, "%s/cc-handover", test_tmpdir());
+    snprintf(path, sizeof path, "%s/cc-handover.cache", test_tmpdir());
+    struct sim_opts so = {.size = 3 * (uint64_t)CHUNK, .seed = CC_SEED};
+    struct chunkcache_opts co = {.chunk_size = CHUNK};
+    struct store *sim, *cc;
+    CHECK_EQ(store_sim_open(&so, &sim), 0);
+    CHECK_EQ(store_chunkcache_open(sim, root, &co, &cc), 0);
+    struct chunker_opts o = {.size = 3 * (uint64_t)CHUNK, .cache_path = path, .chunk_size = CHUNK};
+    struct chunker *ch;
+    CHECK_EQ(chunker_open(cc, KEY, &o, &ch), 0);
+    uint8_t *got = malloc(3 * CHUNK), *want = malloc(3 * CHUNK);
+    CHECK(got && want);
+    store_sim_pattern(CC_SEED, 0, want, 3 * CHUNK);
+    CHECK_EQ(chunker_read(ch, 4096, 4096, got), 0);          /* cold: fetches chunk 0 */
+    CHECK_MEM(got, want + 4096, 4096);
+    CHECK_EQ(chunker_read(ch, 0, 3 * CHUNK, got), 0);        /* all three */
+    CHECK_MEM(got, want, 3 * CHUNK);
+    struct chunker_stats st;
+    for (int i = 0; i < 200; i++) { /* the hand-over follows the fetch's end */
+        chunker_stats(ch, &st);
+        if (st.handed_over >= 3 * (uint64_t)CHUNK)
+            break;
+        usleep(10000);
+    }
+    CHECK(st.handed_over >= 3 * (uint64_t)CHUNK);
+    CHECK(!cache_readable(chunker_cache(ch), 0, 4096));      /* no copy here */
+    uint64_t before = inner_reads(sim);
+    memset(got, 0, 3 * CHUNK);
+    CHECK_EQ(chunker_read(ch, 0, 3 * CHUNK, got), 0);        /* from the directory */
+    CHECK_MEM(got, want, 3 * CHUNK);
+    CHECK_EQ(chunker_read_cached(ch, CHUNK + 8, 100, got), 0);
+    CHECK_MEM(got, want + CHUNK + 8, 100);
+    int fd;
+    uint64_t fd_off;
+    CHECK_EQ(chunker_read_ref(ch, 0, 4096, &fd, &fd_off), SNAP_EAGAIN); /* no zero-copy from a file that drops blocks */
+    CHECK_EQ(inner_reads(sim), before);
+    chunker_close(ch);
+    free(got);
+    free(want);
     store_close(cc);
     store_close(sim);
 }
