@@ -48,10 +48,22 @@
 
 #define CACHE_PWRITE_MIN (16u << 10) /* fills this long or longer go by pwrite (put_run) */
 #define CACHE_STRIPES 64
+#define CACHE_REGION_ALIGN (2u << 20) /* regions of a shared file start on 2 MiB */
+
+/* A file holding the regions of several caches (cache_open_in). */
+struct cache_file {
+    pthread_mutex_t mu;          /* end, the file's length */
+    int fd;
+    char *path;
+    uint64_t end;                /* where the next region starts */
+    atomic_uint refs;            /* the opener's and one per region */
+};
 
 struct cache {
     char *path;
     int fd;
+    uint64_t base;               /* the region's offset in the file (0: a file of its own) */
+    struct cache_file *file;     /* the shared file, or NULL: fd is the cache's own */
     uint8_t *map;
     size_t map_len;
     uint64_t size;
@@ -156,7 +168,7 @@ static int cache_check_aligned(const struct cache *c, uint64_t off, uint64_t len
 static int cache_punch(struct cache *c, uint64_t off, uint64_t len)
 {
     if (atomic_load_explicit(&c->punch_ok, memory_order_relaxed)) {
-        int err = snap_punch_hole(c->fd, off, len, c->path);
+        int err = snap_punch_hole(c->fd, c->base + off, len, c->path);
         if (err != SNAP_ENOTSUP)
             return err;
         atomic_store_explicit(&c->punch_ok, false, memory_order_relaxed);
@@ -184,7 +196,8 @@ static bool is_zero(const uint8_t *p, size_t n)
 
 /* ---- open / close ---- */
 
-int cache_open(const char *path, uint64_t size, uint32_t block_size, struct cache **out)
+/* The cache's struct and block states (no file yet). */
+static int cache_new(const char *path, uint64_t size, uint32_t block_size, struct cache **out)
 {
     if (block_size == 0)
         block_size = CACHE_BLOCK_DEFAULT;
@@ -212,8 +225,32 @@ int cache_open(const char *path, uint64_t size, uint32_t block_size, struct cach
     if (!c->path || !c->lo || !c->hi) {
         err = snap_fail(SNAP_ENOMEM, "%s: out of memory for %llu block states", path,
                         (unsigned long long)c->nblocks);
-        goto fail;
+        cache_close(c);
+        return err;
     }
+    *out = c;
+    return 0;
+}
+
+/* Map [base, base+size) of c->fd. */
+static int cache_map(struct cache *c)
+{
+    c->map_len = (size_t)c->size;
+    if (!c->map_len)
+        return 0;
+    void *m = mmap(NULL, c->map_len, PROT_READ | PROT_WRITE, MAP_SHARED, c->fd, (off_t)c->base);
+    if (m == MAP_FAILED)
+        return snap_fail_errno("%s: map %llu bytes", c->path, (unsigned long long)c->size);
+    c->map = m;
+    return 0;
+}
+
+int cache_open(const char *path, uint64_t size, uint32_t block_size, struct cache **out)
+{
+    struct cache *c;
+    int err = cache_new(path, size, block_size, &c);
+    if (err)
+        return err;
     c->fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (c->fd < 0) {
         err = snap_fail_errno("%s: create cache file", path);
@@ -223,20 +260,73 @@ int cache_open(const char *path, uint64_t size, uint32_t block_size, struct cach
         err = snap_fail_errno("%s: size cache file to %llu bytes", path, (unsigned long long)size);
         goto fail;
     }
-    c->map_len = (size_t)size;
-    if (c->map_len) {
-        void *m = mmap(NULL, c->map_len, PROT_READ | PROT_WRITE, MAP_SHARED, c->fd, 0);
-        if (m == MAP_FAILED) {
-            err = snap_fail_errno("%s: map %llu bytes", path, (unsigned long long)size);
-            goto fail;
-        }
-        c->map = m;
-    }
+    if ((err = cache_map(c)) != 0)
+        goto fail;
     *out = c;
     return 0;
 fail:
     cache_close(c);
     return err;
+}
+
+int cache_file_open(const char *path, struct cache_file **out)
+{
+    struct cache_file *f = snap_calloc(1, sizeof *f);
+    if (!f || !(f->path = snap_strdup(path))) {
+        snap_free(f);
+        return snap_fail(SNAP_ENOMEM, "%s: out of memory", path);
+    }
+    f->fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (f->fd < 0) {
+        int err = snap_fail_errno("%s: create cache file", path);
+        snap_free(f->path);
+        snap_free(f);
+        return err;
+    }
+    pthread_mutex_init(&f->mu, NULL);
+    atomic_init(&f->refs, 1);
+    *out = f;
+    return 0;
+}
+
+void cache_file_put(struct cache_file *f)
+{
+    if (!f || atomic_fetch_sub(&f->refs, 1) != 1)
+        return;
+    close(f->fd);
+    pthread_mutex_destroy(&f->mu);
+    snap_free(f->path);
+    snap_free(f);
+}
+
+int cache_open_in(struct cache_file *f, uint64_t size, uint32_t block_size, struct cache **out)
+{
+    struct cache *c;
+    int err = cache_new(f->path, size, block_size, &c);
+    if (err)
+        return err;
+    pthread_mutex_lock(&f->mu);
+    uint64_t base = snap_round_up(f->end, CACHE_REGION_ALIGN), end = base + snap_round_up(size, CACHE_REGION_ALIGN);
+    if (end < base || end > (uint64_t)INT64_MAX)
+        err = snap_fail(SNAP_ERANGE, "%s: no room for a %llu-byte region", f->path, (unsigned long long)size);
+    else if (ftruncate(f->fd, (off_t)end) < 0)
+        err = snap_fail_errno("%s: grow the cache file to %llu bytes", f->path, (unsigned long long)end);
+    else
+        f->end = end;
+    pthread_mutex_unlock(&f->mu);
+    if (!err) {
+        atomic_fetch_add(&f->refs, 1);
+        c->file = f;
+        c->fd = f->fd;
+        c->base = base;
+        err = cache_map(c);
+    }
+    if (err) {
+        cache_close(c);
+        return err;
+    }
+    *out = c;
+    return 0;
 }
 
 void cache_close(struct cache *c)
@@ -245,8 +335,13 @@ void cache_close(struct cache *c)
         return;
     if (c->map)
         munmap(c->map, c->map_len);
-    if (c->fd >= 0)
+    if (c->file) { /* give the region's disk back; the file stays for the others */
+        if (c->map_len && atomic_load_explicit(&c->punch_ok, memory_order_relaxed))
+            (void)snap_punch_hole(c->fd, c->base, c->map_len, c->path);
+        cache_file_put(c->file);
+    } else if (c->fd >= 0) {
         close(c->fd);
+    }
     for (int i = 0; i < CACHE_STRIPES; i++)
         pthread_mutex_destroy(&c->stripe[i]);
     snap_free((void *)c->lo);
@@ -259,6 +354,7 @@ uint64_t cache_size(const struct cache *c) { return c->size; }
 uint32_t cache_block_size(const struct cache *c) { return c->bs; }
 const char *cache_path(const struct cache *c) { return c->path; }
 int cache_fd(const struct cache *c) { return c->fd; }
+uint64_t cache_fd_offset(const struct cache *c, uint64_t off) { return c->base + off; }
 
 /* ---- lock-free queries ---- */
 
@@ -423,7 +519,7 @@ int cache_zero(struct cache *c, uint64_t off, uint64_t len)
 static int put_run(struct cache *c, uint64_t a, const uint8_t *src, size_t n)
 {
     if (n >= CACHE_PWRITE_MIN)
-        return snap_pwrite_full(c->fd, src, n, a, c->path);
+        return snap_pwrite_full(c->fd, src, n, c->base + a, c->path);
     memcpy(c->map + a, src, n);
     return 0;
 }
@@ -555,7 +651,9 @@ static int cache_copy_out(struct cache *c, int out_fd, uint64_t off, uint64_t le
 {
     uint64_t in = off, end = off + len;
     while (*cfr && in < end) {
-        ssize_t r = cache_copy_file_range(c->fd, &in, out_fd, pos, (size_t)snap_min_u64(end - in, 1u << 30));
+        uint64_t at = c->base + in;
+        ssize_t r = cache_copy_file_range(c->fd, &at, out_fd, pos, (size_t)snap_min_u64(end - in, 1u << 30));
+        in = at - c->base;
         if (r > 0)
             continue;
         if (r == 0 || errno == ENOSYS || errno == EXDEV || errno == EINVAL || errno == EOPNOTSUPP ||

@@ -56,12 +56,23 @@ struct cache_export {
  * CACHE_BLOCK_DEFAULT.  The file stays on disk after cache_close; unlink it whenever you like. */
 int cache_open(const char *path, uint64_t size, uint32_t block_size, struct cache **out);
 void cache_close(struct cache *c);
+/* One file for the caches of several objects (a device's chain of builds), each in a region of
+ * its own: one open file however many caches.  cache_file_open creates (or truncates) it; unlink
+ * it whenever you like.  cache_open_in maps a new region of it, after every region before (a
+ * region's disk is given back at its cache_close; the file grows sparse, never shrinks).  The
+ * file lives until cache_file_put of its opener and the close of its last cache.  Thread safe. */
+struct cache_file;
+int cache_file_open(const char *path, struct cache_file **out);
+void cache_file_put(struct cache_file *f);
+int cache_open_in(struct cache_file *f, uint64_t size, uint32_t block_size, struct cache **out);
 
 uint64_t cache_size(const struct cache *c);
 uint32_t cache_block_size(const struct cache *c);
 const char *cache_path(const struct cache *c);
 /* The cache file's descriptor (for sendfile of blocks that no longer change; see chunker.h). */
 int cache_fd(const struct cache *c);
+/* Where cache offset off is in that file (a region of a shared file starts past 0). */
+uint64_t cache_fd_offset(const struct cache *c, uint64_t off);
 
 /* Queries: lock-free, a snapshot of the state at some instant during the call. */
 enum cache_state cache_state_at(const struct cache *c, uint64_t off);

@@ -116,6 +116,7 @@ struct chunker {
     char *key;
     enum chunker_mode mode;
     char *cache_path;
+    struct cache_file *cache_file; /* NULL: a file of its own at cache_path */
     uint32_t bs, chunk;
     unsigned fetch_timeout_ms, read_timeout_ms;
     uint32_t demand_window;

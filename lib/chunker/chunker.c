@@ -420,7 +420,7 @@ int chunker_read_ref(struct chunker *ch, uint64_t off, uint64_t len, int *fd, ui
         return SNAP_EAGAIN;
     atomic_fetch_add_explicit(&ch->stats.hits, 1, memory_order_relaxed);
     *fd = cache_fd(c);
-    *fd_off = off;
+    *fd_off = cache_fd_offset(c, off);
     return 0;
 }
 
@@ -572,7 +572,7 @@ int chunker_open(struct store *s, const char *key, const struct chunker_opts *o,
     if (nf > CHUNKER_FETCHERS_MAX || nw > CHUNKER_WAITERS_MAX || nd > CHUNKER_DIRECT_LIMIT)
         return snap_fail(SNAP_EUSAGE, "%s/%s: %u fetchers, %u waiters and %u direct reads (at most %u, %u and %u)",
                          s->url, key, nf, nw, nd, CHUNKER_FETCHERS_MAX, CHUNKER_WAITERS_MAX, CHUNKER_DIRECT_LIMIT);
-    if (!o->cache_path)
+    if (!o->cache_path && !o->cache_file)
         return snap_fail(SNAP_EUSAGE, "%s/%s: the chunker needs a cache file path", s->url, key);
     if (!pool)
         return snap_fail(SNAP_ENOMEM, "%s/%s: out of memory for the fetch pool", s->url, key);
@@ -597,7 +597,8 @@ int chunker_open(struct store *s, const char *key, const struct chunker_opts *o,
     pthread_mutex_init(&ch->mu, NULL);
     pthread_cond_init(&ch->idle_cv, &ca);
     ch->key = snap_strdup(key);
-    ch->cache_path = snap_strdup(o->cache_path);
+    ch->cache_path = snap_strdup(o->cache_path ? o->cache_path : "(shared cache file)");
+    ch->cache_file = o->cache_file;
     ch->njobs = 2 * nf + 2 + nd;
     ch->jobs = snap_calloc(ch->njobs, sizeof *ch->jobs);
     ch->waiters = snap_calloc(nw, sizeof *ch->waiters);

@@ -75,6 +75,8 @@ struct chunker_opts {
     enum chunker_mode mode;
     uint64_t size;               /* the object's size, or STORE_SIZE_UNKNOWN (learned from a fetch) */
     const char *cache_path;      /* the cache file to create; it is unlinked right after creation */
+    struct cache_file *cache_file; /* or a region of this shared file (lib/cache); must outlive the
+                                    chunker's open; then cache_path is not used */
     uint32_t block_size;         /* 0: 4096 */
     uint32_t chunk_size;         /* 0: 4 MiB; a power of two, a multiple of the block size */
     struct chunker_pool *pool;   /* NULL: the process-wide pool */

@@ -147,10 +147,12 @@ int chunker_frames_open(struct store *s, const char *key, const struct chunker_f
         err = snap_fail(SNAP_ENOMEM, "%s: out of memory", c->name);
     if (!err && (!(c->key = snap_strdup(key)) || !(c->job_of = snap_calloc(c->nfr ? c->nfr : 1, sizeof *c->job_of))))
         err = snap_fail(SNAP_ENOMEM, "%s: out of memory", c->name);
-    if (!err && (err = cache_open(o->cache_path, c->size, HDR_PAGE, &c->cache)) != 0)
+    if (!err && (err = o->cache_file ? cache_open_in(o->cache_file, c->size, HDR_PAGE, &c->cache)
+                                     : cache_open(o->cache_path, c->size, HDR_PAGE, &c->cache)) != 0)
         snap_fail_ctx(err, "%s: the cache of %s", c->name, key);
     if (!err) {
-        unlink(o->cache_path);
+        if (!o->cache_file)
+            unlink(o->cache_path);
         err = pool_attach(pool, &c->client, o->fetchers ? o->fetchers : FR_FETCHERS_DEFAULT, fr_pool_run);
         c->attached = !err;
     }
@@ -458,7 +460,7 @@ int chunker_frames_read_ref(struct chunker_frames *c, uint64_t off, uint64_t len
         return SNAP_EAGAIN;
     atomic_fetch_add_explicit(&c->stats.hits, 1, memory_order_relaxed);
     *fd = cache_fd(c->cache);
-    *fd_off = off;
+    *fd_off = cache_fd_offset(c->cache, off);
     return 0;
 }
 

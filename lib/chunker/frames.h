@@ -33,6 +33,7 @@ struct chunker_frames_opts {
     const struct hdr_build *build; /* the build's record (comp, frames) */
     uint64_t size;                 /* the uncompressed size (never the compressed object's) */
     const char *cache_path;        /* created, then unlinked at once */
+    struct cache_file *cache_file; /* or a region of this shared file (lib/cache); NULL: cache_path */
     struct chunker_pool *pool;     /* NULL: the process-wide fetch pool */
     unsigned fetchers;             /* frame fetches on pool threads at once; 0: 4 */
     unsigned read_timeout_ms;      /* a reader gives up waiting after this; 0: 60 s */

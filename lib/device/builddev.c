@@ -54,6 +54,7 @@ struct builddev {
     bool empty;                    /* opened with builddev_open_empty: exports a base build */
     uint64_t size;
     struct cache *overlay;
+    struct cache_file *builds;     /* the builds' caches, one region each (created at the first) */
 
     _Atomic(struct chunker *) *ch; /* per header build index, opened lazily */
     _Atomic(struct chunker_frames *) *fr; /* the same for compressed builds */
@@ -179,6 +180,7 @@ void builddev_close(struct builddev *d)
         pthread_cond_destroy(&d->q_cv);
         pthread_mutex_destroy(&d->export_mu);
     }
+    cache_file_put(d->builds);
     cache_close(d->overlay);
     store_close(d->store);
     hdr_free(d->h);
@@ -225,13 +227,20 @@ static int open_source(struct builddev *d, uint32_t b)
     int err = hdr_layout_key(key, sizeof key, id, d->file, suffix);
     if (err)
         return err;
-    if ((size_t)snprintf(path, sizeof path, "%s/.snapctl-build.%ld.%p.%u", d->cache_dir,
-                         (long)getpid(), (void *)d, b) >= sizeof path)
+    /* One file for the caches of every build of the chain, a region each: open files stay flat
+     * however deep the chain (docs/chunker.md, "What grows with the depth"). */
+    if ((size_t)snprintf(path, sizeof path, "%s/.snapctl-builds.%ld.%p", d->cache_dir, (long)getpid(),
+                         (void *)d) >= sizeof path)
         return snap_fail(SNAP_EUSAGE, "%s: path too long", d->cache_dir);
+    if (!d->builds) {
+        if ((err = cache_file_open(path, &d->builds)) != 0)
+            return snap_fail_ctx(err, "the build cache in %s", d->cache_dir);
+        unlink(path);
+    }
     if (framed) {
         char plain[PATH_MAX]; /* a peer serves the build uncompressed under its plain name */
         snprintf(plain, sizeof plain, "%s/%s", id, d->file);
-        struct chunker_frames_opts fo = {.h = d->h, .build = hb, .cache_path = path, .fetchers = d->fetchers,
+        struct chunker_frames_opts fo = {.h = d->h, .build = hb, .cache_file = d->builds, .fetchers = d->fetchers,
                                          .peer_key = plain};
         struct chunker_frames *f = NULL;
         if ((err = compressed_size(d, hb, id, key, &fo.size)) == 0 &&
@@ -241,7 +250,7 @@ static int open_source(struct builddev *d, uint32_t b)
     }
     struct chunker_opts co = {
         .size = hb && hb->file_size > 0 ? (uint64_t)hb->file_size : STORE_SIZE_UNKNOWN,
-        .cache_path = path,
+        .cache_file = d->builds,
         .fetchers = d->fetchers,
     };
     struct chunker *c;

@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -432,4 +433,46 @@ TEST(cache_concurrent_writers_fillers_readers)
     }
     cache_close(cc.c);
     unlink(path);
+}
+
+/* Caches in regions of one shared file: separate states and bytes, offsets into the file for
+ * zero-copy, and a closed region's disk given back while the others keep theirs. */
+TEST(cache_regions_of_one_file)
+{
+    char path[512];
+    cache_tmp(path, sizeof path, "regions");
+    struct cache_file *f;
+    CHECK_EQ(cache_file_open(path, &f), 0);
+    unlink(path);
+    struct cache *a, *b;
+    CHECK_EQ(cache_open_in(f, 3 << 20, 4096, &a), 0);    /* 3 MiB: b starts at 4 MiB */
+    CHECK_EQ(cache_open_in(f, 1 << 20, 4096, &b), 0);
+    CHECK_EQ(cache_fd(a), cache_fd(b));
+    CHECK_EQ(cache_fd_offset(a, 8192), 8192);
+    CHECK_EQ(cache_fd_offset(b, 8192), (4u << 20) + 8192);
+    uint8_t wa[65536], wb[65536], got[65536];
+    memset(wa, 0xa1, sizeof wa);
+    memset(wb, 0xb2, sizeof wb);
+    CHECK_EQ(cache_fill(a, 0, sizeof wa, wa, NULL), 0);     /* 64 KiB: by pwrite */
+    CHECK_EQ(cache_fill(b, 0, 4096, wb, NULL), 0);          /* 4 KiB: into the mapping */
+    CHECK_EQ(cache_fill(b, 65536, sizeof wb, wb, NULL), 0);
+    CHECK(!cache_readable(b, 4096, 4096));                  /* states are per cache */
+    CHECK_EQ(cache_read(a, 0, sizeof got, got), 0);
+    CHECK_MEM(got, wa, sizeof got);
+    CHECK_EQ(cache_read(b, 65536, sizeof got, got), 0);
+    CHECK_MEM(got, wb, sizeof got);
+    CHECK_EQ(pread(cache_fd(b), got, 4096, (off_t)cache_fd_offset(b, 65536)), 4096); /* the file agrees */
+    CHECK_MEM(got, wb, 4096);
+    struct stat st;
+    CHECK_EQ(fstat(cache_fd(a), &st), 0);
+    CHECK(st.st_blocks * 512 >= 2 * 65536);  /* 64 KiB of a, 68 KiB of b */
+    cache_close(a);                                          /* its region is punched */
+    CHECK_EQ(fstat(cache_fd(b), &st), 0);
+    CHECK(st.st_blocks * 512 < 2 * 65536);   /* b alone */
+    CHECK_EQ(cache_read(b, 0, 4096, got), 0);
+    CHECK_MEM(got, wb, 4096);
+    cache_file_put(f);                                       /* b keeps the file open */
+    CHECK_EQ(cache_read(b, 65536, 4096, got), 0);
+    CHECK_MEM(got, wb, 4096);
+    cache_close(b);
 }
