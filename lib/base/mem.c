@@ -5,6 +5,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 static atomic_uint_fast64_t alloc_count;
 static atomic_long fail_after = -2; /* -2: not read from the environment yet; -1: off */
@@ -51,6 +52,22 @@ void *snap_calloc(size_t nmemb, size_t size)
     if (mem_should_fail())
         return mem_counted(NULL);
     return mem_counted(calloc(nmemb ? nmemb : 1, size ? size : 1));
+}
+
+void *snap_calloc_lazy(size_t nmemb, size_t size)
+{
+    if (mem_should_fail() || (size && nmemb > SIZE_MAX / size))
+        return mem_counted(NULL);
+    size_t n = nmemb * size;
+    void *p = mmap(NULL, n > 0 ? n : 1, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return mem_counted(p == MAP_FAILED ? NULL : p);
+}
+
+void snap_free_lazy(void *p, size_t nmemb, size_t size)
+{
+    size_t n = nmemb * size;
+    if (p)
+        munmap(p, n > 0 ? n : 1);
 }
 
 void *snap_realloc(void *p, size_t n)

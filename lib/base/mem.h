@@ -13,6 +13,11 @@
 
 void *snap_malloc(size_t n);
 void *snap_calloc(size_t nmemb, size_t size);
+/* Zeroed memory whose pages take room only once written (an anonymous mapping, page-granular):
+ * for tables sized for the worst case and mostly unused.  Freed by snap_free_lazy with the same
+ * sizes. */
+void *snap_calloc_lazy(size_t nmemb, size_t size);
+void snap_free_lazy(void *p, size_t nmemb, size_t size);
 void *snap_realloc(void *p, size_t n);
 void *snap_reallocarray(void *p, size_t nmemb, size_t size);
 char *snap_strdup(const char *s);

@@ -74,7 +74,8 @@ struct cache {
     _Atomic uint64_t *lo;
     _Atomic uint64_t *hi;
     atomic_bool punch_ok;
-    pthread_mutex_t stripe[CACHE_STRIPES];
+    unsigned nstripes;           /* one per word up to CACHE_STRIPES: a small cache, few locks */
+    pthread_mutex_t stripe[];
 };
 
 /* ---- small helpers ---- */
@@ -92,8 +93,8 @@ static inline uint64_t bits(unsigned from, unsigned to)
     return hi & ~((1ull << from) - 1);
 }
 static inline uint64_t ld(_Atomic uint64_t *w) { return atomic_load_explicit(w, memory_order_acquire); }
-static inline void lock_word(struct cache *c, uint64_t w) { pthread_mutex_lock(&c->stripe[w % CACHE_STRIPES]); }
-static inline void unlock_word(struct cache *c, uint64_t w) { pthread_mutex_unlock(&c->stripe[w % CACHE_STRIPES]); }
+static inline void lock_word(struct cache *c, uint64_t w) { pthread_mutex_lock(&c->stripe[w % c->nstripes]); }
+static inline void unlock_word(struct cache *c, uint64_t w) { pthread_mutex_unlock(&c->stripe[w % c->nstripes]); }
 
 /* The walk every ranged call makes: the words that blocks [b0, b1) touch, and for word w the
  * blocks [w*64 + from, w*64 + to) of it that are in the range.
@@ -206,17 +207,21 @@ static int cache_new(const char *path, uint64_t size, uint32_t block_size, struc
                          CACHE_BLOCK_MIN, CACHE_BLOCK_MAX);
     if (size > (uint64_t)INT64_MAX - block_size || size > (uint64_t)SIZE_MAX)
         return snap_fail(SNAP_ERANGE, "%s: cache size %llu is too large", path, (unsigned long long)size);
-    struct cache *c = snap_calloc(1, sizeof *c);
+    unsigned shift = (unsigned)__builtin_ctz(block_size);
+    uint64_t nblocks = (size + block_size - 1) >> shift, nwords = (nblocks + 63) / 64;
+    unsigned nstripes = nwords < CACHE_STRIPES ? (nwords ? (unsigned)nwords : 1) : CACHE_STRIPES;
+    struct cache *c = snap_calloc(1, sizeof *c + nstripes * sizeof c->stripe[0]);
     if (!c)
         return snap_fail(SNAP_ENOMEM, "%s: out of memory", path);
     c->fd = -1;
     c->size = size;
     c->bs = block_size;
-    c->shift = (unsigned)__builtin_ctz(block_size);
-    c->nblocks = (size + block_size - 1) >> c->shift;
-    c->nwords = (c->nblocks + 63) / 64;
+    c->shift = shift;
+    c->nblocks = nblocks;
+    c->nwords = nwords;
+    c->nstripes = nstripes;
     atomic_init(&c->punch_ok, true);
-    for (int i = 0; i < CACHE_STRIPES; i++)
+    for (unsigned i = 0; i < nstripes; i++)
         pthread_mutex_init(&c->stripe[i], NULL);
     int err = 0;
     c->path = snap_strdup(path);
@@ -342,7 +347,7 @@ void cache_close(struct cache *c)
     } else if (c->fd >= 0) {
         close(c->fd);
     }
-    for (int i = 0; i < CACHE_STRIPES; i++)
+    for (unsigned i = 0; i < c->nstripes; i++)
         pthread_mutex_destroy(&c->stripe[i]);
     snap_free((void *)c->lo);
     snap_free((void *)c->hi);

@@ -129,10 +129,11 @@ struct chunker {
     bool evicting;
     uint64_t next_seq;
 
-    struct job *jobs;
-    unsigned njobs;
-    struct waiter *waiters;
-    unsigned nwaiters;
+    struct job *jobs;            /* njobs slots, of which the first njobs_hw were ever used (the
+                                    others untouched: snap_calloc_lazy) */
+    unsigned njobs, njobs_hw;
+    struct waiter *waiters;      /* the same: nwaiters slots, nwaiters_hw initialized */
+    unsigned nwaiters, nwaiters_hw;
     bool streamed;               /* fetches go from the transport straight into the cache (no staging) */
     bool dir_backed;             /* the store is a chunk cache: whole fetched chunks are handed over to
                                     its directory and dropped from the cache here (chunker.c) */

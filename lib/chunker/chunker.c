@@ -98,7 +98,7 @@ const char *chunker_mode_name(enum chunker_mode m)
 
 static struct job *find_chunk_job(struct chunker *ch, uint64_t k)
 {
-    for (unsigned i = 0; i < ch->njobs; i++)
+    for (unsigned i = 0; i < ch->njobs_hw; i++)
         if (ch->jobs[i].state != JOB_FREE && !ch->jobs[i].range && ch->jobs[i].chunk == k)
             return &ch->jobs[i];
     return NULL;
@@ -106,7 +106,7 @@ static struct job *find_chunk_job(struct chunker *ch, uint64_t k)
 
 static bool range_job_covers(struct chunker *ch, uint64_t x)
 {
-    for (unsigned i = 0; i < ch->njobs; i++) {
+    for (unsigned i = 0; i < ch->njobs_hw; i++) {
         const struct job *j = &ch->jobs[i];
         if (j->state != JOB_FREE && j->range && j->lo <= x && x < j->hi)
             return true;
@@ -119,11 +119,15 @@ static struct job *start_job(struct chunker *ch, uint64_t k, bool range, uint64_
 {
     struct job *j = NULL;
     unsigned queued = 0; /* jobs for the fetch threads: at most 2 * fetchers + 2 of them */
-    for (unsigned i = 0; i < ch->njobs; i++) {
+    for (unsigned i = 0; i < ch->njobs_hw; i++) {
         if (ch->jobs[i].state == JOB_FREE)
             j = j ? j : &ch->jobs[i];
         else
             queued += !ch->jobs[i].direct;
+    }
+    if (!j && ch->njobs_hw < ch->njobs) { /* a slot never used before: its page is touched now */
+        j = &ch->jobs[ch->njobs_hw++];
+        atomic_init(&j->abort, false);
     }
     if (!j || (!direct && queued >= ch->njobs - ch->ndirects))
         return NULL; /* every slot busy: the waiter retries when one ends */
@@ -156,7 +160,7 @@ static struct job *start_job(struct chunker *ch, uint64_t k, bool range, uint64_
 static unsigned fetchers_taken(const struct chunker *ch)
 {
     unsigned n = 0;
-    for (unsigned i = 0; i < ch->njobs; i++)
+    for (unsigned i = 0; i < ch->njobs_hw; i++)
         n += ch->jobs[i].state != JOB_FREE && !ch->jobs[i].direct;
     return n;
 }
@@ -212,7 +216,7 @@ static void cancel_queued_locked(struct chunker *ch, struct job *j)
 {
     snprintf(j->msg, sizeof j->msg, "%s/%s: fetch of chunk %llu canceled before it started", ch->store->url,
              ch->key, (unsigned long long)j->chunk);
-    for (unsigned i = 0; i < ch->nwaiters; i++) {
+    for (unsigned i = 0; i < ch->nwaiters_hw; i++) {
         struct waiter *w = &ch->waiters[i];
         if (w->used && !w->err && w->off < j->hi && j->lo < w->end) {
             w->err = SNAP_ECANCELED;
@@ -303,6 +307,17 @@ static bool dir_read_unlocked(struct chunker *ch, uint64_t off, uint64_t end, vo
     return hit;
 }
 
+/* A waiter slot's first use: its condition variable (the monotonic clock, as the deadlines). */
+static struct waiter *waiter_init(struct waiter *w)
+{
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&w->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    return w;
+}
+
 static int chunker_wait_read(struct chunker *ch, uint64_t off, uint64_t end, void *dst, unsigned timeout_ms,
                              struct chunker_cancel *cancel)
 {
@@ -313,9 +328,11 @@ static int chunker_wait_read(struct chunker *ch, uint64_t off, uint64_t end, voi
     int err = 0;
     pthread_mutex_lock(&ch->mu);
     while (!w && !err) {
-        for (unsigned i = 0; i < ch->nwaiters && !w; i++)
+        for (unsigned i = 0; i < ch->nwaiters_hw && !w; i++)
             if (!ch->waiters[i].used)
                 w = &ch->waiters[i];
+        if (!w && ch->nwaiters_hw < ch->nwaiters) /* a slot never used before */
+            w = waiter_init(&ch->waiters[ch->nwaiters_hw++]);
         if (w)
             break;
         if (atomic_load(&ch->closing))
@@ -457,7 +474,7 @@ void chunker_cancel(struct chunker *ch, struct chunker_cancel *cancel)
 {
     atomic_store(&cancel->canceled, 1);
     pthread_mutex_lock(&ch->mu);
-    for (unsigned i = 0; i < ch->nwaiters; i++)
+    for (unsigned i = 0; i < ch->nwaiters_hw; i++)
         if (ch->waiters[i].used && ch->waiters[i].cancel == cancel)
             pthread_cond_signal(&ch->waiters[i].cv);
     pthread_mutex_unlock(&ch->mu);
@@ -468,7 +485,7 @@ void chunker_cancel(struct chunker *ch, struct chunker_cancel *cancel)
 /* Stop every job: queued ones end now, running ones at their next progress report. */
 static void stop_jobs_locked(struct chunker *ch)
 {
-    for (unsigned i = 0; i < ch->njobs; i++) {
+    for (unsigned i = 0; i < ch->njobs_hw; i++) {
         if (ch->jobs[i].state == JOB_QUEUED)
             cancel_queued_locked(ch, &ch->jobs[i]);
         else if (ch->jobs[i].state == JOB_RUNNING)
@@ -478,7 +495,7 @@ static void stop_jobs_locked(struct chunker *ch)
 
 static bool jobs_running_locked(const struct chunker *ch)
 {
-    for (unsigned i = 0; i < ch->njobs; i++)
+    for (unsigned i = 0; i < ch->njobs_hw; i++)
         if (ch->jobs[i].state != JOB_FREE)
             return true;
     return false;
@@ -494,7 +511,7 @@ int chunker_evict(struct chunker *ch)
     struct cache *c = atomic_load(&ch->cache);
     int err = c ? cache_evict(c, 0, cache_size(c)) : 0;
     ch->evicting = false;
-    for (unsigned i = 0; i < ch->nwaiters; i++)
+    for (unsigned i = 0; i < ch->nwaiters_hw; i++)
         if (ch->waiters[i].used)
             pthread_cond_signal(&ch->waiters[i].cv);
     pthread_mutex_unlock(&ch->mu);
@@ -520,13 +537,13 @@ void chunker_stats(struct chunker *ch, struct chunker_stats *out)
 static void chunker_free(struct chunker *ch)
 {
     if (ch->waiters)
-        for (unsigned i = 0; i < ch->nwaiters; i++)
+        for (unsigned i = 0; i < ch->nwaiters_hw; i++)
             pthread_cond_destroy(&ch->waiters[i].cv);
     cache_close(atomic_load(&ch->cache));
     pthread_cond_destroy(&ch->idle_cv);
     pthread_mutex_destroy(&ch->mu);
-    snap_free(ch->waiters);
-    snap_free(ch->jobs);
+    snap_free_lazy(ch->waiters, ch->nwaiters, sizeof *ch->waiters);
+    snap_free_lazy(ch->jobs, ch->njobs, sizeof *ch->jobs);
     snap_free(ch->cache_path);
     snap_free(ch->key);
     snap_free(ch);
@@ -539,7 +556,7 @@ void chunker_close(struct chunker *ch)
     pthread_mutex_lock(&ch->mu);
     atomic_store(&ch->closing, true);
     stop_jobs_locked(ch);
-    for (unsigned i = 0; i < ch->nwaiters; i++)
+    for (unsigned i = 0; i < ch->nwaiters_hw; i++)
         if (ch->waiters[i].used)
             pthread_cond_signal(&ch->waiters[i].cv);
     pthread_mutex_unlock(&ch->mu);
@@ -547,7 +564,7 @@ void chunker_close(struct chunker *ch)
     pthread_mutex_lock(&ch->mu);
     for (;;) {
         bool busy = false;
-        for (unsigned i = 0; i < ch->nwaiters; i++)
+        for (unsigned i = 0; i < ch->nwaiters_hw; i++)
             busy |= ch->waiters[i].used;
         if (!busy)
             break;
@@ -600,18 +617,16 @@ int chunker_open(struct store *s, const char *key, const struct chunker_opts *o,
     ch->cache_path = snap_strdup(o->cache_path ? o->cache_path : "(shared cache file)");
     ch->cache_file = o->cache_file;
     ch->njobs = 2 * nf + 2 + nd;
-    ch->jobs = snap_calloc(ch->njobs, sizeof *ch->jobs);
-    ch->waiters = snap_calloc(nw, sizeof *ch->waiters);
+    ch->nwaiters = nw;
+    /* Sized for the busiest reading; a build read by one reader at a time (most of a deep chain)
+     * touches the first page of each only. */
+    ch->jobs = snap_calloc_lazy(ch->njobs, sizeof *ch->jobs);
+    ch->waiters = snap_calloc_lazy(nw, sizeof *ch->waiters);
     int err = 0;
     if (!ch->key || !ch->cache_path || !ch->jobs || !ch->waiters) {
         err = snap_fail(SNAP_ENOMEM, "%s/%s: out of memory", s->url, key);
         goto fail;
     }
-    ch->nwaiters = nw;
-    for (unsigned i = 0; i < nw; i++)
-        pthread_cond_init(&ch->waiters[i].cv, &ca);
-    for (unsigned i = 0; i < ch->njobs; i++)
-        atomic_init(&ch->jobs[i].abort, false);
     ch->nfetchers = nf;
     ch->ndirects = nd;
     if (o->size != STORE_SIZE_UNKNOWN) {

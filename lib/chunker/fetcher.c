@@ -56,7 +56,7 @@ void chunker_wake_complete_locked(struct chunker *ch)
     struct cache *c = atomic_load(&ch->cache);
     if (!c)
         return;
-    for (unsigned i = 0; i < ch->nwaiters; i++) {
+    for (unsigned i = 0; i < ch->nwaiters_hw; i++) {
         struct waiter *w = &ch->waiters[i];
         if (w->used && w->end <= cache_size(c) && cache_readable(c, w->off, w->end - w->off))
             pthread_cond_signal(&w->cv);
@@ -312,7 +312,7 @@ static int fetch_run(struct fetcher *f)
 static void fetch_finish_locked(struct chunker *ch, struct job *j, int err)
 {
     struct cache *c = atomic_load(&ch->cache);
-    for (unsigned i = 0; i < ch->nwaiters; i++) {
+    for (unsigned i = 0; i < ch->nwaiters_hw; i++) {
         struct waiter *w = &ch->waiters[i];
         if (!w->used)
             continue;
@@ -365,7 +365,7 @@ void chunker_run_direct(struct fetcher *f)
 static struct job *oldest_queued_locked(struct chunker *ch)
 {
     struct job *j = NULL;
-    for (unsigned i = 0; i < ch->njobs; i++)
+    for (unsigned i = 0; i < ch->njobs_hw; i++)
         if (ch->jobs[i].state == JOB_QUEUED && (!j || ch->jobs[i].seq < j->seq))
             j = &ch->jobs[i];
     return j;
