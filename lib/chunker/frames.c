@@ -85,7 +85,7 @@ struct chunker_frames {
     pthread_mutex_t mu;
     pthread_cond_t done_cv;
     uint32_t *job_of;             /* per frame: running job index + 1, 0 = none */
-    struct fr_job jobs[FR_JOBS];
+    struct fr_job *jobs;          /* FR_JOBS slots, snap_calloc_lazy: only slots ever used take memory */
     uint64_t next_seq;
     atomic_bool closing;
     size_t max_c;                 /* the largest compressed frame: a pool thread's staging */
@@ -145,7 +145,8 @@ int chunker_frames_open(struct store *s, const char *key, const struct chunker_f
     int err = pool ? check_table(c, &c->max_c) : snap_fail(SNAP_ENOMEM, "%s: out of memory for the fetch pool", c->name);
     if (!err && o->peer_key && store_is_tiered(s) && !(c->peer_key = snap_strdup(o->peer_key)))
         err = snap_fail(SNAP_ENOMEM, "%s: out of memory", c->name);
-    if (!err && (!(c->key = snap_strdup(key)) || !(c->job_of = snap_calloc(c->nfr ? c->nfr : 1, sizeof *c->job_of))))
+    if (!err && (!(c->key = snap_strdup(key)) || !(c->job_of = snap_calloc(c->nfr ? c->nfr : 1, sizeof *c->job_of)) ||
+                 !(c->jobs = snap_calloc_lazy(FR_JOBS, sizeof *c->jobs))))
         err = snap_fail(SNAP_ENOMEM, "%s: out of memory", c->name);
     if (!err && (err = o->cache_file ? cache_open_in(o->cache_file, c->size, HDR_PAGE, &c->cache)
                                      : cache_open(o->cache_path, c->size, HDR_PAGE, &c->cache)) != 0)
@@ -178,6 +179,7 @@ void chunker_frames_close(struct chunker_frames *c)
     pthread_cond_destroy(&c->done_cv);
     pthread_mutex_destroy(&c->mu);
     snap_free(c->job_of);
+    snap_free_lazy(c->jobs, FR_JOBS, sizeof *c->jobs);
     snap_free(c->key);
     snap_free(c->peer_key);
     snap_free(c);
