@@ -31,6 +31,7 @@
 #include "cache/cache.h"
 #include "chunker/chunker-int.h"
 #include "header/header.h"
+#include "store/chunkcache.h"
 #include "store/store.h"
 #include "store/tiered.h"
 
@@ -206,36 +207,55 @@ static int fr_progress(void *ctx, uint64_t done)
     return atomic_load_explicit(&((struct chunker_frames *)ctx)->closing, memory_order_relaxed);
 }
 
-/* Read frame i's compressed bytes into staging (mu not held). */
-static int read_compressed(struct chunker_frames *c, uint8_t *staging, size_t i)
+/* Where a fetch decodes frame i (the verify step of its read). */
+struct fr_decode {
+    struct chunker_frames *c;
+    struct hdr_frame_dec *dec;
+    uint8_t *dst;                 /* the frame's place in the cache mapping */
+    uint8_t *scratch;             /* a pool scratch buffer, taken at the first decode; NULL: dst */
+    bool tried;
+    size_t i;
+};
+
+static int decode_frame(void *ctx, const uint8_t *staging, uint64_t nc)
 {
+    struct fr_decode *d = ctx;
+    struct chunker_frames *c = d->c;
+    const struct hdr_frame *fr = &c->fr[d->i];
+    uint64_t sc = (uint64_t)fr->start_c, su = (uint64_t)fr->start_u, nu = (uint64_t)fr->size_u;
+    if (!d->tried) { /* a warm scratch buffer, held from here to the publish; or the mapping */
+        d->tried = true;
+        if (!(d->scratch = pool_take_scratch(&c->client, (size_t)nu)))
+            (void)madvise(d->dst, (size_t)nu, FR_POPULATE_WRITE);
+    }
+    int err = hdr_frame_decode(d->dec, c->comp, staging, (size_t)nc, d->scratch ? d->scratch : d->dst, (size_t)nu);
+    if (err)
+        return snap_fail_ctx(err, "%s: frame %zu (uncompressed [%llu, %llu), compressed [%llu, %llu) of %s)",
+                             c->name, d->i, ULL(su), ULL(su + nu), ULL(sc), ULL(sc + nc), c->key);
+    return 0;
+}
+
+/* Read frame d->i's compressed bytes into staging and decode them into d->out (mu not held).
+ * Through a chunk cache, the frame's .frm file serves or keeps them (only once they decoded). */
+static int read_frame(struct chunker_frames *c, uint8_t *staging, struct fr_decode *d)
+{
+    size_t i = d->i;
     uint64_t sc = (uint64_t)c->fr[i].start_c, nc = (uint64_t)c->fr[i].size_c;
     struct store_read_result res = {.total_size = STORE_SIZE_UNKNOWN};
-    int err = store_read(c->store, c->key, sc, nc, staging, fr_progress, c, &res);
+    int err = store_chunkcache_read_frame(c->store, c->key, sc, nc, staging, decode_frame, d, fr_progress, c, &res);
     atomic_fetch_add_explicit(&c->stats.bytes_fetched, res.bytes, memory_order_relaxed);
     if (err == SNAP_ERANGE && res.total_size != STORE_SIZE_UNKNOWN)
         return snap_fail(SNAP_EFORMAT, "%s: frame %zu: the frame table points past the end of %s: compressed "
                          "[%llu, %llu) but the object is %llu bytes", c->name, i, c->key, ULL(sc), ULL(sc + nc),
                          ULL(res.total_size));
+    if (err && res.bytes == nc) /* it arrived whole and did not decode: decode_frame said why */
+        return err;
     if (err)
         return snap_fail_ctx(err, "%s: frame %zu (compressed [%llu, %llu))", c->name, i, ULL(sc), ULL(sc + nc));
     if (res.bytes != nc)
         return snap_fail(SNAP_EFORMAT, "%s: frame %zu is cut off: %s ends after %llu of its %llu compressed "
                          "bytes (at [%llu, %llu)); the object is shorter than its frame table says", c->name, i,
                          c->key, ULL(res.bytes), ULL(nc), ULL(sc), ULL(sc + nc));
-    return 0;
-}
-
-static int decode_frame(struct chunker_frames *c, struct hdr_frame_dec *dec, const uint8_t *staging, uint8_t *out,
-                        size_t i)
-{
-    const struct hdr_frame *fr = &c->fr[i];
-    uint64_t sc = (uint64_t)fr->start_c, nc = (uint64_t)fr->size_c;
-    uint64_t su = (uint64_t)fr->start_u, nu = (uint64_t)fr->size_u;
-    int err = hdr_frame_decode(dec, c->comp, staging, (size_t)nc, out, (size_t)nu);
-    if (err)
-        return snap_fail_ctx(err, "%s: frame %zu (uncompressed [%llu, %llu), compressed [%llu, %llu) of %s)",
-                             c->name, i, ULL(su), ULL(su + nu), ULL(sc), ULL(sc + nc), c->key);
     return 0;
 }
 
@@ -282,17 +302,12 @@ static int fetch_frame(struct chunker_frames *c, uint8_t *staging, struct hdr_fr
             return cache_publish(c->cache, su, nu, NULL);
         }
     }
-    int err = read_compressed(c, staging, i);
-    uint8_t *scratch = err ? NULL : pool_take_scratch(&c->client, (size_t)nu);
-    if (!err && scratch) {
-        if ((err = decode_frame(c, dec, staging, scratch, i)) == 0)
-            err = publish_staged(c, j, scratch, su, nu);
-        pool_give_scratch(&c->client, scratch);
-    } else if (!err) { /* every scratch buffer in use: decode into the mapping */
-        (void)madvise(dst, (size_t)nu, FR_POPULATE_WRITE);
-        if ((err = decode_frame(c, dec, staging, dst, i)) == 0)
-            err = cache_publish(c->cache, su, nu, NULL);
-    }
+    struct fr_decode d = {.c = c, .dec = dec, .dst = dst, .i = i};
+    int err = read_frame(c, staging, &d);
+    if (!err)
+        err = d.scratch ? publish_staged(c, j, d.scratch, su, nu) : cache_publish(c->cache, su, nu, NULL);
+    if (d.scratch)
+        pool_give_scratch(&c->client, d.scratch);
     if (!err)
         atomic_fetch_add_explicit(&c->stats.bytes_decoded, nu, memory_order_relaxed);
     return err;

@@ -40,6 +40,7 @@
 #include "base/util.h"
 #include "crypto/sha256.h"
 
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -134,9 +135,14 @@ static void cc_warn(struct chunkcache *cc, const char *what, int e)
 
 /* ---- names ---- */
 
-/* "{12 digits}-{length}.bin" (followed by `tail`) -> length, or 0 when the name is something else. */
+static uint64_t cc_frame_name_len(const char *name, size_t n);
+
+/* "{12 digits}-{length}.bin" or a frame's "{16 hex}-{hex length}.frm" (followed by `tail`) ->
+ * length, or 0 when the name is something else. */
 static uint64_t cc_chunk_name_len(const char *name, size_t n)
 {
+    if (n > 4 && memcmp(name + n - 4, ".frm", 4) == 0)
+        return cc_frame_name_len(name, n);
     if (n < 18 || name[12] != '-' || memcmp(name + n - 4, ".bin", 4) != 0)
         return 0;
     for (int i = 0; i < 12; i++)
@@ -147,6 +153,23 @@ static uint64_t cc_chunk_name_len(const char *name, size_t n)
         if (*p < '0' || *p > '9' || len > UINT64_MAX / 10)
             return 0;
         len = len * 10 + (uint64_t)(*p - '0');
+    }
+    return len;
+}
+
+/* "{16 hex digits}-{hex length}.frm" -> length, or 0. */
+static uint64_t cc_frame_name_len(const char *name, size_t n)
+{
+    if (n < 22 || name[16] != '-')
+        return 0;
+    for (int i = 0; i < 16; i++)
+        if (!isxdigit((unsigned char)name[i]))
+            return 0;
+    uint64_t len = 0;
+    for (const char *p = name + 17; p < name + n - 4; p++) {
+        if (!isxdigit((unsigned char)*p) || len > UINT64_MAX / 16)
+            return 0;
+        len = len * 16 + (uint64_t)(isdigit((unsigned char)*p) ? *p - '0' : (*p | 0x20) - 'a' + 10);
     }
     return len;
 }
@@ -578,6 +601,17 @@ static int cc_fwd_progress(void *p, uint64_t done)
     return f->fn ? f->fn(f->ctx, f->base + done) : 0;
 }
 
+/* The LRU clock, best effort (another user's file may refuse); not on every hit, as a chunker
+ * without a copy of its own reads every hit from here. */
+static void cc_touch(int fd, const struct stat *st)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    int64_t age_ns = ((int64_t)now.tv_sec - (int64_t)st->st_mtim.tv_sec) * 1000000000 + (now.tv_nsec - st->st_mtim.tv_nsec);
+    if (age_ns >= CC_TOUCH_NS || age_ns < 0)
+        futimens(fd, NULL);
+}
+
 /* Serve [off, end) of chunk k from its file into dst; false (nothing reported) on a miss. */
 static bool cc_hit(struct chunkcache *cc, const char *key, uint64_t size, uint64_t k, uint64_t off, uint64_t end,
                    uint8_t *dst, struct cc_fwd *fwd, int *err)
@@ -594,13 +628,7 @@ static bool cc_hit(struct chunkcache *cc, const char *key, uint64_t size, uint64
         close(fd); /* a file of the wrong length: never served; the fill replaces it */
         return false;
     }
-    /* The LRU clock, best effort (another user's file may refuse); not on every hit, as a chunker
-     * without a copy of its own reads every hit from here. */
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
-    int64_t age_ns = ((int64_t)now.tv_sec - (int64_t)st.st_mtim.tv_sec) * 1000000000 + (now.tv_nsec - st.st_mtim.tv_nsec);
-    if (age_ns >= CC_TOUCH_NS || age_ns < 0)
-        futimens(fd, NULL);
+    cc_touch(fd, &st);
     for (uint64_t pos = off; pos < end && !*err;) {
         uint64_t step = snap_min_u64(CC_READ_STEP, end - pos);
         *err = snap_pread_full(fd, dst + (pos - off), (size_t)step, pos - clo, path);
@@ -1026,6 +1054,137 @@ static int cc_read(struct store *s, const char *key, uint64_t off, uint64_t len,
         again = got ? 0 : again + 1;
     }
     return 0;
+}
+
+/* ---- compressed frames (.frm) ---- */
+
+/* {root}/{key less .lz4/.zstd}/{off %016x}-{len %x}.frm + tail, and that directory in dir. */
+static int cc_frame_paths(struct chunkcache *cc, const char *key, uint64_t off, uint64_t len, char *path, char *lock,
+                          char *dir)
+{
+    char name[CC_NAME];
+    if (cc_name(cc, key, name))
+        return -1;
+    size_t n = strlen(name);
+    if (n > 4 && !strcmp(name + n - 4, ".lz4"))
+        name[n - 4] = '\0';
+    else if (n > 5 && !strcmp(name + n - 5, ".zstd"))
+        name[n - 5] = '\0';
+    if (cc_path(path, CC_PATH, "%s/%s/%016" PRIx64 "-%" PRIx64 ".frm", cc->root, name, off, len) ||
+        cc_path(lock, CC_PATH, "%s.lock", path))
+        return -1;
+    return cc->usage_fd >= 0 && cc_mkdirs(cc, name, dir) == 0 ? 0 : -1;
+}
+
+/* A whole frame file of len bytes into dst, checked by verify; a file that fails it is removed. */
+static bool cc_frame_hit(struct chunkcache *cc, const char *path, uint64_t len, uint8_t *dst,
+                         store_verify_fn verify, void *vctx)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    struct stat st;
+    bool ok = fstat(fd, &st) == 0 && (uint64_t)st.st_size == len && snap_pread_full(fd, dst, len, 0, path) == 0;
+    if (ok)
+        cc_touch(fd, &st);
+    close(fd);
+    int verr = ok && verify ? verify(vctx, dst, len) : 0;
+    if (verr) {
+        snap_warn("chunk cache %s: %s does not check (%s); removed, fetching the frame again", cc->root, path,
+                  snap_errmsg(verr));
+        unlink(path);
+        ok = false;
+    }
+    if (ok)
+        cc_count(cc, &cc->st.hits, 1);
+    return ok;
+}
+
+/* Store a fetched and checked frame (its lock held): temp file, fdatasync, rename. */
+static void cc_frame_put(struct chunkcache *cc, const char *path, const uint8_t *p, uint64_t len)
+{
+    char tmp[CC_PATH + 48];
+    snprintf(tmp, sizeof tmp, "%s" CC_TMP_TAG "%ld.%u", path, (long)getpid(), atomic_fetch_add(&cc->seq, 1));
+    cc_acct_lock(cc);
+    cc_reserve_locked(cc, len);
+    int fd = snap_tmp_open(tmp, O_WRONLY | O_EXCL, 0644), e = errno;
+    cc_acct_unlock(cc);
+    if (fd >= 0) {
+        ssize_t w = pwrite(fd, p, (size_t)len, 0);
+        e = w == (ssize_t)len ? 0 : w < 0 ? errno : ENOSPC;
+        if (!e && fdatasync(fd) < 0)
+            e = errno;
+        close(fd);
+        if (!e && rename(tmp, path) < 0) /* only the lock's holder writes the name */
+            e = errno;
+    }
+    if (!e) {
+        cc_count(cc, &cc->st.files_written, 1);
+        return;
+    }
+    unlink(tmp);
+    cc_unreserve(cc, len);
+    cc_warn(cc, "writing a frame", e);
+    if (e == ENOSPC || e == EDQUOT)
+        cc_shrink(cc);
+}
+
+/* Wait for a frame's lock as cc_lock_wait does for a chunk: 1 locked, 0 give up (read it
+ * uncached), or a snap_err (canceled). */
+static int cc_frame_lock(struct chunkcache *cc, const char *lock, const char *key, int *fd, store_progress_fn progress,
+                         void *ctx)
+{
+    uint64_t start = snap_now_ns(), last = start;
+    unsigned sleep_us = 1000;
+    for (bool waited = false;; waited = true) {
+        int r = cc_lock_try(lock, fd);
+        if (r != 0)
+            return r > 0;
+        if (!waited)
+            cc_count(cc, &cc->st.waits, 1);
+        uint64_t now = snap_now_ns();
+        if (now - start >= (uint64_t)cc->wait_ms * 1000000u)
+            return 0;
+        if (now - last >= 100000000u) {
+            last = now;
+            if (progress && progress(ctx, 0) != 0)
+                return snap_fail(SNAP_ECANCELED, "%s/%s: read canceled", cc->base.url, key);
+        }
+        usleep(sleep_us);
+        sleep_us = sleep_us < 16000 ? sleep_us * 2 : 16000;
+    }
+}
+
+int store_chunkcache_read_frame(struct store *s, const char *key, uint64_t off, uint64_t len, void *dst,
+                                store_verify_fn verify, void *vctx, store_progress_fn progress, void *ctx,
+                                struct store_read_result *res)
+{
+    struct chunkcache *cc = (struct chunkcache *)s;
+    char path[CC_PATH], lock[CC_PATH], dir[CC_PATH];
+    int fd = -1, err = 0;
+    bool cached = store_is_chunkcache(s) && cc_frame_paths(cc, key, off, len, path, lock, dir) == 0;
+    if (cached && cc_frame_hit(cc, path, len, dst, verify, vctx)) {
+        res->bytes = len;
+        return 0;
+    }
+    if (cached && (err = cc_frame_lock(cc, lock, key, &fd, progress, ctx)) < 0)
+        return err;
+    if (fd >= 0 && cc_frame_hit(cc, path, len, dst, verify, vctx)) { /* made while we waited */
+        cc_lock_release(lock, fd);
+        res->bytes = len;
+        return 0;
+    }
+    struct store *from = store_is_chunkcache(s) ? cc->inner : s;
+    if (store_is_chunkcache(s))
+        cc_count(cc, &cc->st.inner_reads, 1);
+    err = store_read(from, key, off, len, dst, progress, ctx, res);
+    if (!err && res->bytes == len && verify)
+        err = verify(vctx, dst, len);
+    if (!err && res->bytes == len && fd >= 0)
+        cc_frame_put(cc, path, dst, len);
+    if (fd >= 0)
+        cc_lock_release(lock, fd);
+    return err;
 }
 
 static const struct store_ops chunkcache_ops = {

@@ -60,5 +60,16 @@ bool store_is_chunkcache(const struct store *s);
 int store_chunkcache_read_hit(struct store *s, const char *key, uint64_t off, uint64_t len, void *dst);
 /* Are all the chunks holding [off, off+len) of key in the directory (whole)? */
 bool store_chunkcache_has(struct store *s, const char *key, uint64_t off, uint64_t len);
+/* One compressed frame, [off, off+len) of key (an .lz4 / .zstd object), through its own file
+ * {root}/{key less the suffix}/{off %016x}-{len %x}.frm (docs/formats.md section 9): a hit is read
+ * whole; a miss is read from the inner store by one process of the host at a time (the others
+ * wait on its lock file and then hit), and kept only when verify(vctx, bytes, len) says 0 (the
+ * caller decodes and checks the frame there); a file that fails verify is removed and fetched
+ * again.  verify runs once per call that returns 0 with all len bytes.  On a store that is not a
+ * chunk cache: store_read, then verify.  res as store_read's. */
+typedef int (*store_verify_fn)(void *vctx, const uint8_t *p, uint64_t len);
+int store_chunkcache_read_frame(struct store *s, const char *key, uint64_t off, uint64_t len, void *dst,
+                                store_verify_fn verify, void *vctx, store_progress_fn progress, void *ctx,
+                                struct store_read_result *res);
 
 #endif

@@ -9,6 +9,9 @@
 #   repaired the next read succeeds with the right bytes; a truncated frame, a frame table past
 #   the object's end and a frame whose decompressed size differs from sizeU each fail with a
 #   clear message while the other frames read fine.
+#   Through `--chunk-cache`: every compressed chain reads back, its frames are kept as
+#   {build}/rootfs.ext4/{offset}-{length}.frm files, and a second process reads the chain right
+#   while the store's compressed objects are zeros (every frame from the .frm files).
 . tests/integration/functions.sh
 . tests/integration/functions-nbd.sh
 requires nbdcopy nbdsh
@@ -64,6 +67,36 @@ EOF
     n=$((n + 1))
 done <"$T/gen/chains.txt"
 [ "$n" -ge 6 ] || die "only $n chains were compared"
+
+# --- through a host chunk cache: frames kept as .frm files, then served from them alone ---
+cc_chains=0
+while read -r name kind file leaf size sum; do
+    [ "$kind" = good ] && grep -q ' lz4 \| zstd ' "$T/gen/$name.frames" 2>/dev/null || continue
+    for pass in fill offline; do
+        port=$(free_port)
+        rm -f "$T/pid"
+        start_server "$T/pid" "$SNAPCTL" serve-nbd --header "file://$S/$leaf/$file.header" --chunk-cache "$T/cc" \
+            -l "127.0.0.1:$port" --pid-file "$T/pid" 2>"$T/$name.cc.log"
+        SPID=$_spid
+        rm -f "$T/copy"
+        nbdcopy "nbd://127.0.0.1:$port" "$T/copy" || { cat "$T/$name.cc.log" >&2; die "$name: nbdcopy ($pass) failed"; }
+        [ "$(sha256 "$T/copy")" = "$sum" ] || die "$name: the image through the chunk cache ($pass) differs"
+        stop
+        # The second process must take every frame from the chunk cache: the store's compressed
+        # objects are zeros meanwhile (a frame read from there would not decode: EIO).
+        if [ "$pass" = fill ]; then
+            find "$S" \( -name '*.lz4' -o -name '*.zstd' \) -exec cp {} {}.good \; \
+                -exec sh -c 'dd if=/dev/zero of="$1" bs=65536 count=$(( $(stat -c %s "$1") / 65536 + 1 )) conv=notrunc status=none; truncate -s $(stat -c %s "$1.good") "$1"' _ {} \;
+        fi
+    done
+    find "$S" -name '*.good' -exec sh -c 'mv "$1" "${1%.good}"' _ {} \;
+    cc_chains=$((cc_chains + 1))
+done <"$T/gen/chains.txt"
+frm=$(find "$T/cc" -name '*.frm' | wc -l)
+[ "$cc_chains" -ge 2 ] && [ "$frm" -gt 0 ] || die "chunk cache: $cc_chains compressed chains, $frm .frm files"
+find "$T/cc" -name '*.frm' | grep -q '/rootfs.ext4/[0-9a-f]\{16\}-[0-9a-f]*\.frm$' ||
+    die "chunk cache: .frm files are not named {root}/{build}/rootfs.ext4/{offset}-{length}.frm"
+echo "chunk cache: $cc_chains compressed chains read back from $frm .frm files with the objects zeroed"
 
 # frame NAME K FIELD: a field of frame K of chain NAME's (single) build: id comp k su sc nu nc.
 frame() { awk -v k="$2" -v f="$3" '$3 == k { print $f }' "$T/gen/$1.frames"; }

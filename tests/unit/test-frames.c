@@ -8,12 +8,16 @@
 #include "chunker/frames.h"
 #include "header/internal.h"
 #include "bench/simstore.h"
+#include "store/chunkcache.h"
 #include "store/store.h"
 
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <unistd.h>
 
 #define FR (2u << 20)
 #define NFR 3u
@@ -269,5 +273,75 @@ TEST(frames_staged_and_unstaged_decodes_give_the_same_bytes)
     CHECK(memcmp(all, x.data, (size_t)FR * 2) == 0);
     CHECK_EQ(sim_reads(&x), 2);
     snap_free(all);
+    ffx_close(&x);
+}
+
+/* The path of the one file under dir whose name ends with suffix (recursive), or "" . */
+static void find_suffix(const char *dir, const char *suffix, char *out, size_t n)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    while (d && (e = readdir(d)) != NULL) {
+        char p[1024];
+        size_t l = strlen(e->d_name), sl = strlen(suffix);
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+        struct stat st;
+        if (stat(p, &st) == 0 && S_ISDIR(st.st_mode))
+            find_suffix(p, suffix, out, n);
+        else if (l > sl && !strcmp(e->d_name + l - sl, suffix))
+            snprintf(out, n, "%s", p);
+    }
+    if (d)
+        closedir(d);
+}
+
+/* Through a chunk cache a frame is kept as its own .frm file, named by its compressed range:
+ * another chunker then reads it without the store; a file that does not decode is removed and
+ * the frame fetched again. */
+TEST(frames_through_a_chunk_cache_keep_frm_files)
+{
+    struct ffx x;
+    CHECK_EQ(ffx_open(&x, "frm", 0, NFR, NULL, 0), 0);
+    char root[700], path[1024] = "", want_name[64];
+    snprintf(root, sizeof root, "%s/cc", x.dir);
+    struct store *cc;
+    CHECK_EQ(store_chunkcache_open(x.sim, root, &(struct chunkcache_opts){0}, &cc), 0);
+    uint8_t b[4096];
+    for (int round = 0; round < 3; round++) {
+        char cache[800];
+        snprintf(cache, sizeof cache, "%s/cache%d", x.dir, round);
+        struct chunker_frames *c;
+        struct chunker_frames_opts o = {.h = &x.h, .build = &x.b, .size = (uint64_t)FR * NFR, .cache_path = cache};
+        CHECK_EQ(chunker_frames_open(cc, "b/rootfs.ext4.lz4", &o, &c), 0);
+        uint64_t before = sim_reads(&x);
+        CHECK_EQ(chunker_frames_read(c, FR + 8192, sizeof b, b), 0);
+        CHECK_MEM(b, x.data + FR + 8192, sizeof b);
+        CHECK_EQ(sim_reads(&x) - before, round == 1 ? 0u : 1u); /* 0: cold; 1: a hit; 2: after damage */
+        chunker_frames_close(c);
+        if (round == 0) {
+            find_suffix(root, ".frm", path, sizeof path);
+            snprintf(want_name, sizeof want_name, "/%016llx-%llx.frm", (unsigned long long)x.f[1].start_c,
+                     (unsigned long long)x.f[1].size_c);
+            CHECK(strstr(path, "/b/rootfs.ext4/") != NULL);          /* the plain name's directory */
+            CHECK(strlen(path) > strlen(want_name) && !strcmp(path + strlen(path) - strlen(want_name), want_name));
+        } else if (round == 1) { /* damage the file: it must not be served */
+            int fd = open(path, O_RDWR);
+            uint8_t v;
+            CHECK(fd >= 0 && pread(fd, &v, 1, x.f[1].size_c / 2) == 1);
+            v ^= 0x40;
+            CHECK(pwrite(fd, &v, 1, x.f[1].size_c / 2) == 1);
+            close(fd);
+        }
+    }
+    struct stat st;
+    CHECK_EQ(stat(path, &st), 0);                               /* fetched again and kept, whole */
+    CHECK_EQ((uint64_t)st.st_size, (uint64_t)x.f[1].size_c);
+    store_close(cc);                                            /* not its inner store: ffx_close's */
+    /* The directory's byte limit counts and evicts .frm files as it does chunks. */
+    CHECK_EQ(store_chunkcache_open(x.sim, root, &(struct chunkcache_opts){.limit = 4096}, &cc), 0);
+    CHECK(stat(path, &st) != 0);
+    store_close(cc);
     ffx_close(&x);
 }
