@@ -234,18 +234,69 @@ static uint64_t cb_next(uint64_t *s)
     return z ^ (z >> 31);
 }
 
-/* The floor of a read at off of build b (ms). */
-static double cb_floor(const struct cb_build *b, const struct compbench_profile *p, uint64_t off, double *dec)
+static uint32_t cb_frame_at(const struct cb_build *b, uint64_t off)
 {
-    double ttfb = p->ttfb_us / 1000.0, bw = p->bytes_per_sec ? (double)p->bytes_per_sec / 1000.0 : 0;
-    *dec = 0;
-    if (!b->comp)
-        return ttfb + (bw ? COMPBENCH_READ / bw : 0);
     uint32_t k = 0;
     while (k + 1 < b->nframes && (uint64_t)b->frames[k + 1].start_u <= off)
         k++;
-    *dec = b->decode_ms[k];
-    return ttfb + (bw ? b->frames[k].size_c / bw : 0) + *dec;
+    return k;
+}
+
+/* What re-times a frame's decode right after each read, in the same conditions (cb_redecode). */
+struct cb_timer {
+    int fd;                           /* the compressed object in the file store */
+    uint8_t *src, *dst;
+    struct hdr_frame_dec *dec;
+};
+
+static int cb_timer_open(struct compbench *cb, const struct cb_build *b, struct cb_timer *t)
+{
+    char path[PATH_MAX + 128], u[37];
+    snap_uuid_format(&b->id, u);
+    snprintf(path, sizeof path, "%s/%s/" FILE_NAME ".%s", cb->dir, u, hdr_comp_name(b->comp));
+    *t = (struct cb_timer){.fd = open(path, O_RDONLY | O_CLOEXEC), .src = snap_malloc(HDR_FRAME_MAX),
+                           .dst = snap_malloc(HDR_FRAME_MAX)};
+    if (t->fd < 0)
+        return snap_fail_errno("%s", path);
+    if (!t->src || !t->dst || hdr_frame_dec_new(&t->dec) != 0)
+        return snap_fail(SNAP_ENOMEM, "bench: out of memory");
+    return 0;
+}
+
+static void cb_timer_close(struct cb_timer *t)
+{
+    if (t->fd >= 0)
+        close(t->fd);
+    snap_free(t->src);
+    snap_free(t->dst);
+    hdr_frame_dec_free(t->dec);
+}
+
+/* Decode frame k twice into a warm buffer, the faster in ms (the floor's decode term); falls back
+ * to the time measured at prepare when the object cannot be read. */
+static double cb_redecode(const struct cb_build *b, struct cb_timer *t, uint32_t k)
+{
+    const struct hdr_frame *f = &b->frames[k];
+    if (snap_pread_full(t->fd, t->src, (size_t)f->size_c, (uint64_t)f->start_c, "compressed object") != 0)
+        return b->decode_ms[k];
+    double best = 0;
+    for (int rep = 0; rep < 2; rep++) {
+        uint64_t t0 = snap_now_ns();
+        if (hdr_frame_decode(t->dec, (enum hdr_comp)b->comp, t->src, (size_t)f->size_c, t->dst, (size_t)f->size_u))
+            return b->decode_ms[k];
+        double ms = (double)(snap_now_ns() - t0) / 1e6;
+        best = rep == 0 || ms < best ? ms : best;
+    }
+    return best;
+}
+
+/* The floor of a read at off of build b (ms), with its frame's decode time dec. */
+static double cb_floor(const struct cb_build *b, const struct compbench_profile *p, uint64_t off, double dec)
+{
+    double ttfb = p->ttfb_us / 1000.0, bw = p->bytes_per_sec ? (double)p->bytes_per_sec / 1000.0 : 0;
+    if (!b->comp)
+        return ttfb + (bw ? COMPBENCH_READ / bw : 0);
+    return ttfb + (bw ? b->frames[cb_frame_at(b, off)].size_c / bw : 0) + dec;
 }
 
 /* The offsets: one 4 KiB page in each of n distinct 4 MiB units (a plain chunk, two frames), so
@@ -273,9 +324,12 @@ static int cb_run_build(struct compbench *cb, const struct cb_build *b, const st
                         const uint64_t *off, unsigned n, double *lat, uint8_t *buf, struct compbench_result *x)
 {
     struct builddev *d = NULL;
-    int err = cb_open(cb, b, p, buf, &d);
-    if (err)
+    struct cb_timer tm = {.fd = -1};
+    int err = b->comp ? cb_timer_open(cb, b, &tm) : 0;
+    if (err || (err = cb_open(cb, b, p, buf, &d)) != 0) {
+        cb_timer_close(&tm);
         return err;
+    }
     double sum = 0, fsum = 0, dsum = 0;
     for (unsigned it = 0; !err && it < n; it++) {
         if (p->gap_ms)
@@ -287,12 +341,14 @@ static int cb_run_build(struct compbench *cb, const struct cb_build *b, const st
             err = snap_pread_full(cb->img_fd, buf + COMPBENCH_READ, COMPBENCH_READ, off[it], "image");
         x->mismatches += !err && memcmp(buf, buf + COMPBENCH_READ, COMPBENCH_READ) != 0;
         x->reads += !err;
-        double dec;
+        /* The decode term now, after the read, in the conditions it ran in (not at prepare). */
+        double dec = b->comp ? cb_redecode(b, &tm, cb_frame_at(b, off[it])) : 0;
         sum += lat[it];
-        fsum += cb_floor(b, p, off[it], &dec);
+        fsum += cb_floor(b, p, off[it], dec);
         dsum += dec;
     }
     builddev_close(d);
+    cb_timer_close(&tm);
     if (err || !n)
         return err;
     bench_sort(lat, n);
