@@ -274,6 +274,17 @@ fail:
     return err;
 }
 
+int cache_open_unlinked(struct cache_file *f, const char *path, uint64_t size, uint32_t block_size,
+                        struct cache **out)
+{
+    if (f)
+        return cache_open_in(f, size, block_size, out);
+    int err = cache_open(path, size, block_size, out);
+    if (!err)
+        unlink(path);
+    return err;
+}
+
 int cache_file_open(const char *path, struct cache_file **out)
 {
     struct cache_file *f = snap_calloc(1, sizeof *f);

@@ -65,6 +65,10 @@ struct cache_file;
 int cache_file_open(const char *path, struct cache_file **out);
 void cache_file_put(struct cache_file *f);
 int cache_open_in(struct cache_file *f, uint64_t size, uint32_t block_size, struct cache **out);
+/* A cache nobody else opens by name: a region of f, or with f NULL a file of its own at path,
+ * unlinked at once (the mapping keeps it). */
+int cache_open_unlinked(struct cache_file *f, const char *path, uint64_t size, uint32_t block_size,
+                        struct cache **out);
 
 uint64_t cache_size(const struct cache *c);
 uint32_t cache_block_size(const struct cache *c);

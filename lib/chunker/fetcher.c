@@ -41,11 +41,9 @@ int chunker_learn_size_locked(struct chunker *ch, uint64_t size)
         return 0;
     }
     struct cache *c;
-    int err = ch->cache_file ? cache_open_in(ch->cache_file, size, ch->bs, &c) : cache_open(ch->cache_path, size, ch->bs, &c);
+    int err = cache_open_unlinked(ch->cache_file, ch->cache_path, size, ch->bs, &c);
     if (err)
         return snap_fail_ctx(err, "%s/%s: cache", ch->store->url, ch->key);
-    if (!ch->cache_file)
-        unlink(ch->cache_path); /* the mapping keeps it; nothing else needs the name */
     atomic_store(&ch->cache, c);
     atomic_store(&ch->size, size);
     return 0;

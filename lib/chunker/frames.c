@@ -149,12 +149,9 @@ int chunker_frames_open(struct store *s, const char *key, const struct chunker_f
     if (!err && (!(c->key = snap_strdup(key)) || !(c->job_of = snap_calloc(c->nfr ? c->nfr : 1, sizeof *c->job_of)) ||
                  !(c->jobs = snap_calloc_lazy(FR_JOBS, sizeof *c->jobs))))
         err = snap_fail(SNAP_ENOMEM, "%s: out of memory", c->name);
-    if (!err && (err = o->cache_file ? cache_open_in(o->cache_file, c->size, HDR_PAGE, &c->cache)
-                                     : cache_open(o->cache_path, c->size, HDR_PAGE, &c->cache)) != 0)
+    if (!err && (err = cache_open_unlinked(o->cache_file, o->cache_path, c->size, HDR_PAGE, &c->cache)) != 0)
         snap_fail_ctx(err, "%s: the cache of %s", c->name, key);
     if (!err) {
-        if (!o->cache_file)
-            unlink(o->cache_path);
         err = pool_attach(pool, &c->client, o->fetchers ? o->fetchers : FR_FETCHERS_DEFAULT, fr_pool_run);
         c->attached = !err;
     }
@@ -409,7 +406,7 @@ static int ensure_frame(struct chunker_frames *c, size_t i, uint64_t deadline, u
         }
         j->waiters++;
         while (j->state != FR_DONE && j->state != FR_FREE && !atomic_load(&c->closing) && !err && !*copied) {
-            if (j->state == FR_STAGED && j->staged) {
+            if (j->state == FR_STAGED) { /* staged is set exactly then */
                 copy_staged_locked(c, j, i, off, n, dst);
                 *copied = true;
             } else if (pthread_cond_timedwait(&c->done_cv, &c->mu, &dl) != 0 && snap_now_ns() >= deadline)

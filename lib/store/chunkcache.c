@@ -822,12 +822,12 @@ static void cc_fill_end(struct cc_fill *f, int err)
     f->n = 0;
 }
 
-/* Wait for chunk k0's lock: 0 with *fd the lock, or -1 when giving up (a timeout or an error:
- * read uncached); or a snap_err (canceled by the caller's progress). */
-static int cc_lock_wait(struct cc_fill *f, uint64_t done, int *fd)
+/* Wait for the lock file `lock` of `what` (a chunk or a frame of key): 0 with *fd the lock, or 0
+ * with *fd -1 when giving up (a timeout or an error: read uncached); or a snap_err (canceled by
+ * the caller's progress, reported as `done` bytes every 100 ms). */
+static int cc_lock_wait(struct chunkcache *cc, const char *lock, const char *what, const char *key,
+                        struct cc_fwd *fwd, uint64_t done, int *fd)
 {
-    char lock[CC_PATH];
-    cc_slot_name(f, 0, "lock", lock);
     uint64_t start = snap_now_ns(), last = start;
     unsigned sleep_us = 1000;
     bool waited = false;
@@ -835,22 +835,22 @@ static int cc_lock_wait(struct cc_fill *f, uint64_t done, int *fd)
     for (;;) {
         int r = cc_lock_try(lock, fd);
         if (r < 0)
-            cc_warn(f->cc, "a lock file", errno);
+            cc_warn(cc, "a lock file", errno);
         if (r != 0)
             return 0;
         if (!waited)
-            cc_count(f->cc, &f->cc->st.waits, 1);
+            cc_count(cc, &cc->st.waits, 1);
         waited = true;
         uint64_t now = snap_now_ns();
-        if (now - start >= (uint64_t)f->cc->wait_ms * 1000000u) {
-            snap_info("chunk cache %s: chunk %" PRIu64 " of %s still being fetched by another after %u ms; "
-                      "reading it from the store", f->cc->root, f->k0, f->key, f->cc->wait_ms);
+        if (now - start >= (uint64_t)cc->wait_ms * 1000000u) {
+            snap_info("chunk cache %s: %s of %s still being fetched by another after %u ms; reading it from the "
+                      "store", cc->root, what, key, cc->wait_ms);
             return 0;
         }
         if (now - last >= 100000000u) {
             last = now;
-            if (cc_fwd_progress(&f->fwd, done) != 0)
-                return snap_fail(SNAP_ECANCELED, "%s/%s: read canceled", f->cc->base.url, f->key);
+            if (cc_fwd_progress(fwd, done) != 0)
+                return snap_fail(SNAP_ECANCELED, "%s/%s: read canceled", cc->base.url, key);
         }
         usleep(sleep_us);
         sleep_us = sleep_us < 16000 ? sleep_us * 2 : 16000;
@@ -939,7 +939,10 @@ static int cc_fill_run(struct cc_fill *f, uint64_t pos, uint64_t end, uint64_t *
             cc_warn(cc, "making the object's directory", errno);
         return cc_uncached(f, pos, piece_end, got);
     }
-    int fd, err = cc_lock_wait(f, pos - f->dlo, &fd);
+    char lock[CC_PATH], what[40];
+    cc_slot_name(f, 0, "lock", lock);
+    snprintf(what, sizeof what, "chunk %" PRIu64, f->k0);
+    int fd, err = cc_lock_wait(cc, lock, what, f->key, &f->fwd, pos - f->dlo, &fd);
     if (err)
         return err;
     if (fd < 0)
@@ -1129,32 +1132,6 @@ static void cc_frame_put(struct chunkcache *cc, const char *path, const uint8_t 
         cc_shrink(cc);
 }
 
-/* Wait for a frame's lock as cc_lock_wait does for a chunk: 1 locked, 0 give up (read it
- * uncached), or a snap_err (canceled). */
-static int cc_frame_lock(struct chunkcache *cc, const char *lock, const char *key, int *fd, store_progress_fn progress,
-                         void *ctx)
-{
-    uint64_t start = snap_now_ns(), last = start;
-    unsigned sleep_us = 1000;
-    for (bool waited = false;; waited = true) {
-        int r = cc_lock_try(lock, fd);
-        if (r != 0)
-            return r > 0;
-        if (!waited)
-            cc_count(cc, &cc->st.waits, 1);
-        uint64_t now = snap_now_ns();
-        if (now - start >= (uint64_t)cc->wait_ms * 1000000u)
-            return 0;
-        if (now - last >= 100000000u) {
-            last = now;
-            if (progress && progress(ctx, 0) != 0)
-                return snap_fail(SNAP_ECANCELED, "%s/%s: read canceled", cc->base.url, key);
-        }
-        usleep(sleep_us);
-        sleep_us = sleep_us < 16000 ? sleep_us * 2 : 16000;
-    }
-}
-
 int store_chunkcache_read_frame(struct store *s, const char *key, uint64_t off, uint64_t len, void *dst,
                                 store_verify_fn verify, void *vctx, store_progress_fn progress, void *ctx,
                                 struct store_read_result *res)
@@ -1162,20 +1139,21 @@ int store_chunkcache_read_frame(struct store *s, const char *key, uint64_t off, 
     struct chunkcache *cc = (struct chunkcache *)s;
     char path[CC_PATH], lock[CC_PATH], dir[CC_PATH];
     int fd = -1, err = 0;
-    bool cached = store_is_chunkcache(s) && cc_frame_paths(cc, key, off, len, path, lock, dir) == 0;
+    bool is_cc = store_is_chunkcache(s), cached = is_cc && cc_frame_paths(cc, key, off, len, path, lock, dir) == 0;
     if (cached && cc_frame_hit(cc, path, len, dst, verify, vctx)) {
         res->bytes = len;
         return 0;
     }
-    if (cached && (err = cc_frame_lock(cc, lock, key, &fd, progress, ctx)) < 0)
+    struct cc_fwd fwd = {progress, ctx, 0};
+    if (cached && (err = cc_lock_wait(cc, lock, "a frame", key, &fwd, 0, &fd)) != 0)
         return err;
     if (fd >= 0 && cc_frame_hit(cc, path, len, dst, verify, vctx)) { /* made while we waited */
         cc_lock_release(lock, fd);
         res->bytes = len;
         return 0;
     }
-    struct store *from = store_is_chunkcache(s) ? cc->inner : s;
-    if (store_is_chunkcache(s))
+    struct store *from = is_cc ? cc->inner : s;
+    if (is_cc)
         cc_count(cc, &cc->st.inner_reads, 1);
     err = store_read(from, key, off, len, dst, progress, ctx, res);
     if (!err && res->bytes == len && verify)
