@@ -30,7 +30,33 @@ struct filedev {
     _Atomic int nowait;           /* enum nowait_mode */
     bool read_only;
     pthread_rwlock_t stripe[FD_STRIPES]; /* writable: see "Range locks" */
+    pthread_mutex_t known_mu;     /* see "Known data" */
+    uint64_t known_lo, known_hi;  /* [lo, hi): all data, by the last SEEK_HOLE (hi 0: none) */
 };
+
+/* Known data.  SEEK_HOLE has no upper bound: on a file without holes it walks the page cache to
+ * the end of the file, 5-10 ms per GiB on tmpfs, however short the block-status request was.  So
+ * the data range the last walk found is kept and later requests inside it are answered without a
+ * system call.  Saying "data" of a range is always allowed (a hole reported as data reads as its
+ * zeros), and writes only ever turn holes into data, so a kept range can only be stale after a
+ * trim or zero punched a hole into it: those forget it (one racing a walk may leave it stale,
+ * which is allowed for the same reason). */
+static bool known_data(struct filedev *d, uint64_t off, uint64_t *hi)
+{
+    pthread_mutex_lock(&d->known_mu);
+    bool in = off >= d->known_lo && off < d->known_hi;
+    *hi = d->known_hi;
+    pthread_mutex_unlock(&d->known_mu);
+    return in;
+}
+
+static void known_set(struct filedev *d, uint64_t lo, uint64_t hi)
+{
+    pthread_mutex_lock(&d->known_mu);
+    d->known_lo = lo;
+    d->known_hi = hi;
+    pthread_mutex_unlock(&d->known_mu);
+}
 
 /* Range locks (writable devices).  A pread racing a pwrite of the same page can copy half of the
  * old bytes and half of the new (the kernel holds no page lock across the copy), so a reader could
@@ -98,6 +124,7 @@ int filedev_open(const char *path, bool read_only, struct filedev **out)
     d->read_only = read_only;
     for (unsigned i = 0; i < FD_STRIPES; i++)
         pthread_rwlock_init(&d->stripe[i], NULL);
+    pthread_mutex_init(&d->known_mu, NULL);
     *out = d;
     return 0;
 }
@@ -109,6 +136,7 @@ void filedev_close(struct filedev *d)
     close(d->fd);
     for (unsigned i = 0; i < FD_STRIPES; i++)
         pthread_rwlock_destroy(&d->stripe[i]);
+    pthread_mutex_destroy(&d->known_mu);
     snap_free(d->path);
     snap_free(d);
 }
@@ -196,6 +224,7 @@ static int fd_trim(void *ctx, uint32_t len, uint64_t off, bool fua)
     range_lock(d, off, len, true);
     int err = snap_punch_hole(d->fd, off, len, d->path);
     range_unlock(d, off, len);
+    known_set(d, 0, 0);
     if (err && err != SNAP_ENOTSUP) /* a trim is advice: a file system that cannot punch keeps the bytes */
         return err;
     return fua ? fd_flush(d) : 0;
@@ -211,6 +240,7 @@ static int fd_zero(void *ctx, uint32_t len, uint64_t off, bool may_trim, bool fu
     if (err)
         err = write_zeros(d, len, off);
     range_unlock(d, off, len);
+    known_set(d, 0, 0);
     return (!err && fua) ? fd_flush(d) : err;
 }
 
@@ -218,6 +248,13 @@ static int fd_extents(void *ctx, uint32_t len, uint64_t off, struct dev_extents 
 {
     struct filedev *d = ctx;
     uint64_t end = off + len;
+    uint64_t known;
+    if (known_data(d, off, &known)) {
+        uint64_t n = (known < end ? known : end) - off;
+        if (!dev_extents_append(x, off, n, false))
+            return 0;
+        off += n;
+    }
     while (off < end) {
         off_t data = lseek(d->fd, (off_t)off, SEEK_DATA);
         if (data < 0 && errno == ENXIO) /* only a hole up to the end of the file */
@@ -235,6 +272,8 @@ static int fd_extents(void *ctx, uint32_t len, uint64_t off, struct dev_extents 
         }
         off_t hole = lseek(d->fd, (off_t)off, SEEK_HOLE);
         uint64_t h = hole < 0 ? end : (uint64_t)hole;
+        if (hole > 0 && h > off)
+            known_set(d, off, h);
         uint64_t n = (h < end ? h : end) - off;
         if (n == 0)
             n = end - off;

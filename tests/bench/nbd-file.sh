@@ -48,15 +48,18 @@ declare -A uri=(
     [s_unix]="nbd+unix:///?socket=$T/s.sock" [k_unix]="nbd+unix:///?socket=$T/k.sock"
 )
 bytes=$(stat -c %s "$T/img")
+# Each client prints "VALUE CLIENT_CPU_SECONDS": the client's own CPU (user + system) tells
+# whether the client or the server was the limit.
 seq_mibs() { # URI -> MiB/s
-    local t0 t1
-    t0=$(date +%s.%N); nbdcopy "$1" null:; t1=$(date +%s.%N)
-    python3 -c "print($bytes / 1048576 / ($t1 - $t0))"
+    local t0 t1 TIMEFORMAT='%U %S'
+    t0=$(date +%s.%N); { time nbdcopy "$1" null: 2>/dev/null; } 2>"$T/time"; t1=$(date +%s.%N)
+    python3 -c "import sys; u, s = open(sys.argv[1]).read().split(); print($bytes / 1048576 / ($t1 - $t0), float(u) + float(s))" "$T/time"
 }
 fio_iops() { # URI DEPTH -> IOPS
     fio --name=r --ioengine=nbd --uri="$1" --rw=randread --bs=4k --iodepth="$2" --runtime="$secs" \
         --time_based --size="$bytes" --output-format=json --output="$T/fio.json" >/dev/null 2>&1
-    python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["jobs"][0]["read"]["iops"])' "$T/fio.json"
+    python3 -c 'import json,sys; j = json.load(open(sys.argv[1]))["jobs"][0]
+print(j["read"]["iops"], (j["usr_cpu"] + j["sys_cpu"]) / 100 * j["job_runtime"] / 1000)' "$T/fio.json"
 }
 
 # cpu PID: the process's CPU time so far, in clock ticks (user + system).
@@ -68,7 +71,7 @@ measure() {
     shift 3
     c0=$(cpu "${spid[${srv}_$tr]}")
     v=$("$@")
-    echo "$srv $what $v $(($(cpu "${spid[${srv}_$tr]}") - c0))" >>"$results"
+    echo "$srv $what $v $(($(cpu "${spid[${srv}_$tr]}") - c0))" >>"$results" # v is "VALUE CLIENT_CPU"
 }
 results="$T/results"
 : >"$results"
@@ -82,31 +85,46 @@ for r in $(seq "$rounds"); do
     echo "round $r of $rounds done" >&2
 done
 
-python3 - "$results" "$json" "$size" "$rounds" <<'PY'
+python3 - "$results" "$json" "$size" "$rounds" "$secs" <<'PY'
 import json, statistics, sys
 import os
 rows = [l.split() for l in open(sys.argv[1])]
-med, cpu = {}, {}
+med, cpu, ccpu = {}, {}, {}
 tick = os.sysconf("SC_CLK_TCK")
-for srv, what, v, ticks in rows:
+for srv, what, v, client, ticks in rows:
     med.setdefault((srv, what), []).append(float(v))
     cpu.setdefault((srv, what), []).append(int(ticks) / tick)
+    ccpu.setdefault((srv, what), []).append(float(client))
 names = {"seq_tcp": ("sequential read, nbdcopy, TCP", "MiB/s"),
          "seq_unix": ("sequential read, nbdcopy, Unix", "MiB/s"),
          "rand_qd1": ("4 KiB random read, fio qd1", "IOPS"),
          "rand_qd32": ("4 KiB random read, fio qd32", "IOPS")}
 out = {"size": sys.argv[3], "rounds": int(sys.argv[4]), "peer": "nbdkit file", "results": []}
 print(f"serve-nbd --file vs nbdkit file, {sys.argv[3]} on tmpfs, median of {sys.argv[4]} interleaved rounds")
-print(f"{'measurement':34} {'snapctl':>10} {'nbdkit':>10} {'ratio':>7}   server CPU s: {'snapctl':>7} {'nbdkit':>7}")
+print(f"{'measurement':34} {'snapctl':>10} {'nbdkit':>10} {'ratio':>7}          "
+      f"server CPU s: {'snapctl':>7} {'nbdkit':>7}   client CPU s: {'snapctl':>7} {'nbdkit':>7}")
+secs = float(sys.argv[5])
 for k, (label, unit) in names.items():
     s, n = statistics.median(med[("s", k)]), statistics.median(med[("k", k)])
     cs, cn = statistics.median(cpu[("s", k)]), statistics.median(cpu[("k", k)])
-    print(f"{label:34} {s:10.0f} {n:10.0f} {s / n:6.2f}x  ({unit:5}) {cs:20.2f} {cn:7.2f}")
-    out["results"].append({"what": k, "unit": unit, "snapctl": s, "nbdkit": n, "ratio": s / n,
-                           "raw_snapctl": med[("s", k)], "raw_nbdkit": med[("k", k)],
-                           "server_cpu_s_snapctl": cs, "server_cpu_s_nbdkit": cn})
-print("(server CPU: seconds the server process spent during the measurement, median; the rest of")
-print(" the two cores went to the client and the kernel's loopback path)")
+    ks, kn = statistics.median(ccpu[("s", k)]), statistics.median(ccpu[("k", k)])
+    print(f"{label:34} {s:10.0f} {n:10.0f} {s / n:6.2f}x  ({unit:5}) {cs:21.2f} {cn:7.2f} {ks:23.2f} {kn:7.2f}")
+    row = {"what": k, "unit": unit, "snapctl": s, "nbdkit": n, "ratio": s / n,
+           "raw_snapctl": med[("s", k)], "raw_nbdkit": med[("k", k)],
+           "server_cpu_s_snapctl": cs, "server_cpu_s_nbdkit": cn,
+           "client_cpu_s_snapctl": ks, "client_cpu_s_nbdkit": kn}
+    if unit == "IOPS": # the one fio thread's CPU per request, and how busy it was
+        row["client_us_per_io_snapctl"] = ks / (s * secs) * 1e6
+        row["client_us_per_io_nbdkit"] = kn / (n * secs) * 1e6
+        row["client_busy_snapctl"], row["client_busy_nbdkit"] = ks / secs, kn / secs
+    out["results"].append(row)
+print("(server CPU: seconds the server process spent during the measurement, median; client CPU:")
+print(" the same for nbdcopy or fio; the rest of the two cores went to the kernel's loopback path)")
+for r in out["results"]:
+    if "client_busy_snapctl" in r:
+        print(f"{r['what']}: fio's one thread was {r['client_busy_snapctl']:.0%} busy with snapctl and "
+              f"{r['client_busy_nbdkit']:.0%} with nbdkit, spending {r['client_us_per_io_snapctl']:.1f} us "
+              f"and {r['client_us_per_io_nbdkit']:.1f} us of CPU per request")
 if sys.argv[2]:
     json.dump(out, open(sys.argv[2], "w"), indent=1)
 PY

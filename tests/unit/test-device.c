@@ -156,6 +156,53 @@ TEST(device_open_file_serves_through_its_ops)
     CHECK(device_open(&(struct device_opts){.kind = DEVICE_FILE, .path = path}, &d) != 0);
 }
 
+/* The extents of [off, off+len) as "D" (data) and "H" (hole) letters, one per 256 KiB. */
+static void extents_of(struct device *d, uint64_t off, uint32_t len, char *out)
+{
+    struct dev_extent e[16];
+    struct dev_extents x = {e, 0, 16, off};
+    CHECK_EQ(d->ops->extents(d->ctx, len, off, &x), 0);
+    for (uint32_t i = 0; i < x.n; i++) {
+        CHECK_EQ(e[i].length % (256 * KiB), 0);
+        for (uint32_t k = 0; k < e[i].length / (256 * KiB); k++)
+            *out++ = (e[i].flags & DEV_STATE_HOLE) ? 'H' : 'D';
+    }
+    *out = 0;
+}
+
+/* A file's data range found by SEEK_HOLE is kept (the walk to the end of the file is what costs);
+ * what a trim or zero punches must still show as a hole, and a write into a hole as data. */
+TEST(device_file_extents_keep_data_and_see_punched_holes)
+{
+    char path[512], got[64];
+    snprintf(path, sizeof path, "%s/device-extents.img", test_tmpdir());
+    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+    CHECK(fd >= 0);
+    static uint8_t data[1024 * KiB];
+    memset(data, 0x33, sizeof data);
+    CHECK_EQ(snap_pwrite_full(fd, data, sizeof data, 0, path), 0);
+    CHECK_EQ(ftruncate(fd, 2048 * KiB), 0);
+    close(fd);
+    struct device *d;
+    CHECK_EQ(device_open(&(struct device_opts){.kind = DEVICE_FILE, .path = path}, &d), 0);
+    extents_of(d, 0, 2048 * KiB, got);
+    CHECK_STR(got, "DDDDHHHH");
+    extents_of(d, 256 * KiB, 512 * KiB, got); /* inside the kept range */
+    CHECK_STR(got, "DD");
+    extents_of(d, 512 * KiB, 1024 * KiB, got); /* across its end */
+    CHECK_STR(got, "DDHH");
+    CHECK_EQ(d->ops->trim(d->ctx, 256 * KiB, 256 * KiB, false), 0);
+    extents_of(d, 0, 1024 * KiB, got);
+    CHECK_STR(got, "DHDD");
+    CHECK_EQ(d->ops->zero(d->ctx, 256 * KiB, 512 * KiB, true, false), 0);
+    extents_of(d, 0, 1024 * KiB, got);
+    CHECK_STR(got, "DHHD");
+    CHECK_EQ(d->ops->pwrite(d->ctx, data, 256 * KiB, 1536 * KiB, false), 0);
+    extents_of(d, 1024 * KiB, 1024 * KiB, got);
+    CHECK_STR(got, "HHDH");
+    device_close(d);
+}
+
 TEST(device_open_empty_is_a_build)
 {
     struct device *d;
