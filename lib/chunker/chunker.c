@@ -47,6 +47,13 @@
  * store sends about what was asked for plus what the fetch threads can stream meanwhile (bounded
  * by their count), instead of a whole chunk per read; a later miss in the chunk that finds a
  * thread free starts its fill then.  Queued jobs are at most 2 x fetchers + 2.
+ *
+ * A far reader whose range is too large for a direct read and finds every fetch thread taken
+ * waits for the chunk's stream instead of queueing a range job: the range job would wait for a
+ * thread as well, and then fetch bytes the stream brings anyway.  A deep sequential reader
+ * (nbdcopy: 64 MiB in flight, 256 KiB requests) otherwise queued a range job for every request
+ * ahead of each stream; the store sent 1.29x the object, and the range jobs held the threads new
+ * chunks' streams needed (512 MiB at 20 ms + 100 MB/s: 178-210 MiB/s, now 262-303, store 1.07x).
  */
 #include "chunker/chunker-int.h"
 
@@ -192,6 +199,19 @@ static bool queued_starts_now(struct chunker *ch)
     return fetchers_taken(ch) <= ch->nfetchers && pool_has_free_thread(&ch->client);
 }
 
+/* Would a job queued now start at once (a fetch thread of ours and of the pool free)? */
+static bool thread_free_now(struct chunker *ch)
+{
+    return fetchers_taken(ch) < ch->nfetchers && pool_has_free_thread(&ch->client);
+}
+
+/* Will the chunk's stream j still bring block x: ahead of it in this pass, or in the part before
+ * its start that it fills after the wrap? */
+static bool stream_brings(const struct chunker *ch, const struct job *j, uint64_t x)
+{
+    return (x >= j->pos && x < j->hi) || (ch->mode == CHUNKER_DEMAND && !j->wrapped && x >= j->lo && x < j->start);
+}
+
 /* Take a direct slot and a job for the reader's range request [lo, hi) in chunk k, marked running
  * at once so no fetch thread picks it up; NULL when none is free or the range is too large. */
 static struct fetcher *start_direct(struct chunker *ch, uint64_t k, uint64_t lo, uint64_t hi)
@@ -284,6 +304,8 @@ static struct fetcher *ensure_fetches_locked(struct chunker *ch, struct waiter *
              * the chunk's background fill waits for a later reader that finds a fetch thread free. */
             if (!direct && c && (direct = start_direct(ch, k, first, hi)) != NULL)
                 continue;
+            if (j && !thread_free_now(ch) && stream_brings(ch, j, first))
+                continue; /* a range job would queue for a thread too, then fetch what the stream brings */
             started = (j ? start_job(ch, k, true, first, hi, first, false)
                          : start_job(ch, k, false, clo, chi, first, false)) != NULL;
         }

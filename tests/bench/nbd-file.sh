@@ -8,7 +8,10 @@
 # snapctl/nbdkit (> 1 means snapctl is faster), and the CPU time each server process spent
 # during each measurement (from /proc/PID/stat).  serve-nbd runs with its defaults.  Measurements: sequential read with
 # `nbdcopy URI null:` over TCP and over a Unix socket; fio's nbd engine, 4 KiB random reads at
-# queue depth 1 and 32 (Unix socket).  Exits 1 when a peer program is missing.
+# queue depth 1 and 32 (Unix socket), and the same 32 requests in flight from two fio processes
+# (qd16 each, a connection each): one fio process is at a full core at qd32, so that row measures
+# the client as much as the server (docs/design.md, "Where the warm numbers stop").  Exits 1 when
+# a peer program is missing.
 set -euo pipefail
 SNAPCTL=${SNAPCTL:-./snapctl}
 size=1G rounds=5 secs=5 json=""
@@ -48,18 +51,23 @@ declare -A uri=(
     [s_unix]="nbd+unix:///?socket=$T/s.sock" [k_unix]="nbd+unix:///?socket=$T/k.sock"
 )
 bytes=$(stat -c %s "$T/img")
-# Each client prints "VALUE CLIENT_CPU_SECONDS": the client's own CPU (user + system) tells
-# whether the client or the server was the limit.
-seq_mibs() { # URI -> MiB/s
-    local t0 t1 TIMEFORMAT='%U %S'
-    t0=$(date +%s.%N); { time nbdcopy "$1" null: 2>/dev/null; } 2>"$T/time"; t1=$(date +%s.%N)
-    python3 -c "import sys; u, s = open(sys.argv[1]).read().split(); print($bytes / 1048576 / ($t1 - $t0), float(u) + float(s))" "$T/time"
+# Each client prints "VALUE CLIENT_CPU_SECONDS": the client's own CPU (user + system, its
+# processes and threads) tells whether the client or the server was the limit.
+timed() { # CMD... -> the command's CPU seconds on stdout; its own output goes away
+    local TIMEFORMAT='%U %S'
+    { time "$@" >/dev/null 2>&1; } 2>"$T/time"
+    python3 -c "import sys; u, s = open(sys.argv[1]).read().split(); print(float(u) + float(s))" "$T/time"
 }
-fio_iops() { # URI DEPTH -> IOPS
-    fio --name=r --ioengine=nbd --uri="$1" --rw=randread --bs=4k --iodepth="$2" --runtime="$secs" \
-        --time_based --size="$bytes" --output-format=json --output="$T/fio.json" >/dev/null 2>&1
-    python3 -c 'import json,sys; j = json.load(open(sys.argv[1]))["jobs"][0]
-print(j["read"]["iops"], (j["usr_cpu"] + j["sys_cpu"]) / 100 * j["job_runtime"] / 1000)' "$T/fio.json"
+seq_mibs() { # URI -> MiB/s
+    local t0 t1 c
+    t0=$(date +%s.%N); c=$(timed nbdcopy "$1" null:); t1=$(date +%s.%N)
+    echo "$(python3 -c "print($bytes / 1048576 / ($t1 - $t0))") $c"
+}
+fio_iops() { # URI DEPTH [JOBS] -> IOPS (JOBS client processes, one connection each)
+    local c
+    c=$(timed fio --name=r --ioengine=nbd --uri="$1" --rw=randread --bs=4k --iodepth="$2" --numjobs="${3:-1}" \
+        --group_reporting --runtime="$secs" --time_based --size="$bytes" --output-format=json --output="$T/fio.json")
+    echo "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["jobs"][0]["read"]["iops"])' "$T/fio.json") $c"
 }
 
 # cpu PID: the process's CPU time so far, in clock ticks (user + system).
@@ -81,6 +89,7 @@ for r in $(seq "$rounds"); do
         measure $srv seq_unix unix seq_mibs "${uri[${srv}_unix]}"
         measure $srv rand_qd1 unix fio_iops "${uri[${srv}_unix]}" 1
         measure $srv rand_qd32 unix fio_iops "${uri[${srv}_unix]}" 32
+        measure $srv rand_2x16 unix fio_iops "${uri[${srv}_unix]}" 16 2
     done
     echo "round $r of $rounds done" >&2
 done
@@ -98,22 +107,23 @@ for srv, what, v, client, ticks in rows:
 names = {"seq_tcp": ("sequential read, nbdcopy, TCP", "MiB/s"),
          "seq_unix": ("sequential read, nbdcopy, Unix", "MiB/s"),
          "rand_qd1": ("4 KiB random read, fio qd1", "IOPS"),
-         "rand_qd32": ("4 KiB random read, fio qd32", "IOPS")}
+         "rand_qd32": ("4 KiB random read, fio qd32", "IOPS"),
+         "rand_2x16": ("4 KiB random read, fio 2 jobs x qd16", "IOPS")}
 out = {"size": sys.argv[3], "rounds": int(sys.argv[4]), "peer": "nbdkit file", "results": []}
 print(f"serve-nbd --file vs nbdkit file, {sys.argv[3]} on tmpfs, median of {sys.argv[4]} interleaved rounds")
-print(f"{'measurement':34} {'snapctl':>10} {'nbdkit':>10} {'ratio':>7}          "
+print(f"{'measurement':37} {'snapctl':>10} {'nbdkit':>10} {'ratio':>7}          "
       f"server CPU s: {'snapctl':>7} {'nbdkit':>7}   client CPU s: {'snapctl':>7} {'nbdkit':>7}")
 secs = float(sys.argv[5])
 for k, (label, unit) in names.items():
     s, n = statistics.median(med[("s", k)]), statistics.median(med[("k", k)])
     cs, cn = statistics.median(cpu[("s", k)]), statistics.median(cpu[("k", k)])
     ks, kn = statistics.median(ccpu[("s", k)]), statistics.median(ccpu[("k", k)])
-    print(f"{label:34} {s:10.0f} {n:10.0f} {s / n:6.2f}x  ({unit:5}) {cs:21.2f} {cn:7.2f} {ks:23.2f} {kn:7.2f}")
+    print(f"{label:37} {s:10.0f} {n:10.0f} {s / n:6.2f}x  ({unit:5}) {cs:21.2f} {cn:7.2f} {ks:23.2f} {kn:7.2f}")
     row = {"what": k, "unit": unit, "snapctl": s, "nbdkit": n, "ratio": s / n,
            "raw_snapctl": med[("s", k)], "raw_nbdkit": med[("k", k)],
            "server_cpu_s_snapctl": cs, "server_cpu_s_nbdkit": cn,
            "client_cpu_s_snapctl": ks, "client_cpu_s_nbdkit": kn}
-    if unit == "IOPS": # the one fio thread's CPU per request, and how busy it was
+    if unit == "IOPS": # fio's CPU per request, and how busy its processes were (1.0: a core)
         row["client_us_per_io_snapctl"] = ks / (s * secs) * 1e6
         row["client_us_per_io_nbdkit"] = kn / (n * secs) * 1e6
         row["client_busy_snapctl"], row["client_busy_nbdkit"] = ks / secs, kn / secs
@@ -122,8 +132,8 @@ print("(server CPU: seconds the server process spent during the measurement, med
 print(" the same for nbdcopy or fio; the rest of the two cores went to the kernel's loopback path)")
 for r in out["results"]:
     if "client_busy_snapctl" in r:
-        print(f"{r['what']}: fio's one thread was {r['client_busy_snapctl']:.0%} busy with snapctl and "
-              f"{r['client_busy_nbdkit']:.0%} with nbdkit, spending {r['client_us_per_io_snapctl']:.1f} us "
+        print(f"{r['what']}: fio used {r['client_busy_snapctl']:.2f} cores with snapctl and "
+              f"{r['client_busy_nbdkit']:.2f} with nbdkit, {r['client_us_per_io_snapctl']:.1f} us "
               f"and {r['client_us_per_io_nbdkit']:.1f} us of CPU per request")
 if sys.argv[2]:
     json.dump(out, open(sys.argv[2], "w"), indent=1)
