@@ -51,6 +51,8 @@ void pool_give_scratch(struct pool_client *c, uint8_t *buf);
 /* A direct slot (CHUNKER_DIRECT_MAX buffer) when fewer than cap are *used by the client and one is
  * free, else NULL; counted in *used (under the pool's mutex). */
 struct fetcher *pool_take_direct(struct pool_client *c, unsigned *used, unsigned cap);
+/* *used (a count pool_take_direct keeps), read under the pool's mutex. */
+unsigned pool_directs_in_use(struct pool_client *c, const unsigned *used);
 void pool_give_direct(struct pool_client *c, struct fetcher *f, unsigned *used);
 
 enum job_state { JOB_FREE, JOB_QUEUED, JOB_RUNNING };

@@ -359,6 +359,15 @@ struct fetcher *pool_take_direct(struct pool_client *c, unsigned *used, unsigned
     return f;
 }
 
+unsigned pool_directs_in_use(struct pool_client *c, const unsigned *used)
+{
+    struct chunker_pool *p = c->pool;
+    pthread_mutex_lock(&p->mu);
+    unsigned n = *used;
+    pthread_mutex_unlock(&p->mu);
+    return n;
+}
+
 void pool_give_direct(struct pool_client *c, struct fetcher *f, unsigned *used)
 {
     struct chunker_pool *p = c->pool;
