@@ -53,7 +53,7 @@
  * thread as well, and then fetch bytes the stream brings anyway.  A deep sequential reader
  * (nbdcopy: 64 MiB in flight, 256 KiB requests) otherwise queued a range job for every request
  * ahead of each stream; the store sent 1.29x the object, and the range jobs held the threads new
- * chunks' streams needed (512 MiB at 20 ms + 100 MB/s: 178-210 MiB/s, now 262-303, store 1.07x).
+ * chunks' streams needed (512 MiB at 20 ms + 100 MB/s: 178-210 MiB/s, now 262-385, store 1.07x).
  */
 #include "chunker/chunker-int.h"
 
@@ -197,18 +197,13 @@ static bool may_start_stream(struct chunker *ch, const struct cache *c, uint64_t
            (taken < CHUNKER_RANDOM_STREAMS && pool_directs_in_use(&ch->client, &ch->ndirects_used) < ch->ndirects / 2);
 }
 
-/* A queued job of this chunker starts as soon as a pool thread wakes for it: the chunker is within
- * its thread count and the pool has a thread free.  (Its readers then wait for it rather than
- * fetch the same bytes with a range request.) */
-static bool queued_starts_now(struct chunker *ch)
+/* Does a job start as soon as a pool thread wakes for it: the chunker within its thread count
+ * (counting the job itself when it is already queued) and the pool with a thread free?  A queued
+ * chunk job that does makes its readers wait for it rather than fetch the same bytes with a range
+ * request; a job about to be queued that would not is better not queued (ensure_fetches_locked). */
+static bool starts_now(struct chunker *ch, bool queued)
 {
-    return fetchers_taken(ch) <= ch->nfetchers && pool_has_free_thread(&ch->client);
-}
-
-/* Would a job queued now start at once (a fetch thread of ours and of the pool free)? */
-static bool thread_free_now(struct chunker *ch)
-{
-    return fetchers_taken(ch) < ch->nfetchers && pool_has_free_thread(&ch->client);
+    return fetchers_taken(ch) < ch->nfetchers + queued && pool_has_free_thread(&ch->client);
 }
 
 /* Will the chunk's stream j still bring block x: ahead of it in this pass, or in the part before
@@ -304,13 +299,13 @@ static struct fetcher *ensure_fetches_locked(struct chunker *ch, struct waiter *
             /* a range request already brings it */
         } else if (!j && may_start_stream(ch, c, clo, first, hi)) {
             started = start_job(ch, k, false, clo, chi, first, false) != NULL; /* the stream starts at our block */
-        } else if (!j || (j->state == JOB_QUEUED && !queued_starts_now(ch)) || stream_far(ch, j, first)) {
+        } else if (!j || (j->state == JOB_QUEUED && !starts_now(ch, true)) || stream_far(ch, j, first)) {
             /* No fetch thread for this chunk soon, or its stream is far: our own range request, on
              * this thread when a slot is free and the range small; queued otherwise.  Under pressure
              * the chunk's background fill waits for a later reader that finds a fetch thread free. */
             if (!direct && c && (direct = start_direct(ch, k, first, hi)) != NULL)
                 continue;
-            if (j && !thread_free_now(ch) && stream_brings(ch, j, first))
+            if (j && !starts_now(ch, false) && stream_brings(ch, j, first))
                 continue; /* a range job would queue for a thread too, then fetch what the stream brings */
             started = (j ? start_job(ch, k, true, first, hi, first, false)
                          : start_job(ch, k, false, clo, chi, first, false)) != NULL;
